@@ -1,0 +1,67 @@
+// `mcp-relay serve`: run the gateway from relay.yaml, or host one command quickly: `serve -- node server.js`.
+
+import { existsSync } from 'node:fs';
+import { defineCommand } from 'citty';
+import { buildConfig, loadConfigFile } from '../../config/load.ts';
+import type { RelayConfig } from '../../config/schema.ts';
+import { createGateway } from '../../http/gateway.ts';
+import { createLogger } from '../../log.ts';
+import { RelayError } from '../../protocol/errors.ts';
+import { untilSignal } from '../signals.ts';
+
+export const serveCommand = defineCommand({
+  meta: {
+    name: 'serve',
+    description: 'Run the gateway. `serve --config relay.yaml`, or `serve [--port N] -- <command> [args…]` for one server.',
+  },
+  args: {
+    config: { type: 'string', description: 'config file', default: 'relay.yaml', valueHint: 'FILE' },
+    port: { type: 'string', description: 'port (overrides listen.port)', valueHint: 'N' },
+    host: { type: 'string', description: 'address to bind (overrides listen.host)', valueHint: 'ADDR' },
+    isolation: { type: 'string', description: 'isolation of the quick-form server', valueHint: 'MODE' },
+  },
+  async run({ args, rawArgs }) {
+    const dashDash = rawArgs.indexOf('--');
+    const command = dashDash === -1 ? [] : rawArgs.slice(dashDash + 1);
+    const config = command.length > 0 ? quickConfig(command, args.isolation) : fileConfig(args.config);
+    const listen = {
+      ...config.listen,
+      ...(args.host ? { host: args.host } : {}),
+      ...(args.port ? { port: parsePort(args.port) } : {}),
+    };
+    const final = buildConfig({ ...config, listen });
+    const log = createLogger(final.logLevel);
+    const gateway = createGateway({ config: final, log });
+    await gateway.listen();
+    process.stderr.write(`mcp-relay gateway at ${gateway.url} (servers: ${Object.keys(final.servers).join(', ')})\n`);
+    const signal = await untilSignal();
+    log.info({ signal }, 'stopping');
+    await gateway.close();
+    return 0;
+  },
+});
+
+function fileConfig(path: string): RelayConfig {
+  if (!existsSync(path)) {
+    throw new RelayError(
+      'CONFIG_NOT_FOUND',
+      `no config at ${path}: pass --config FILE, or host one command with \`mcp-relay serve -- <command> [args…]\``,
+    );
+  }
+  return loadConfigFile(path).config;
+}
+
+function quickConfig(command: string[], isolation: string | undefined): RelayConfig {
+  const [program, ...args] = command as [string, ...string[]];
+  return buildConfig({
+    servers: { default: { command: program, args, ...(isolation ? { isolation } : {}) } },
+  });
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new RelayError('USAGE', `--port must be a number from 0 to 65535, not "${text}"`);
+  }
+  return port;
+}

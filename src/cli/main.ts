@@ -1,0 +1,82 @@
+// The CLI: commands are data (citty); each `run` calls library code and returns an exit code.
+// main(argv) never calls process.exit, so tests can drive it; bin/mcp-relay.js owns the exit.
+
+import { type CommandDef, renderUsage, runCommand } from 'citty';
+import { RelayError } from '../protocol/errors.ts';
+import { VERSION } from '../version.ts';
+import { claudeCommand } from './commands/claude.ts';
+import { connectCommand } from './commands/connect.ts';
+import { demoCommand } from './commands/demo.ts';
+import { keysCommand } from './commands/keys.ts';
+import { serveCommand } from './commands/serve.ts';
+
+const root: CommandDef = {
+  meta: {
+    name: 'mcp-relay',
+    version: VERSION,
+    description: 'Share stdio MCP servers from one office server (network gateway, local bridge, SSH mode).',
+  },
+  subCommands: {
+    serve: serveCommand,
+    connect: connectCommand,
+    keys: keysCommand,
+    claude: claudeCommand,
+    demo: demoCommand,
+  },
+};
+
+/** Runs the CLI with `argv` (without node and script) and resolves to the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
+    process.stdout.write(`${await renderUsage(root)}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version' || argv[0] === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const help = await helpFor(argv);
+  if (help !== undefined) {
+    process.stdout.write(`${help}\n`);
+    return 0;
+  }
+  try {
+    const { result } = await runCommand(root, { rawArgs: [...argv] });
+    return typeof result === 'number' ? result : 0;
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+/** Usage text when argv asks for help (`cmd --help`, `cmd sub -h`), else undefined. */
+async function helpFor(argv: readonly string[]): Promise<string | undefined> {
+  const dashDash = argv.indexOf('--');
+  const ours = dashDash === -1 ? argv : argv.slice(0, dashDash);
+  if (!ours.includes('--help') && !ours.includes('-h')) return undefined;
+  let command: CommandDef = root;
+  let parent: CommandDef | undefined;
+  for (const word of ours) {
+    const subs = (await resolve(command.subCommands)) as Record<string, CommandDef> | undefined;
+    const next = subs?.[word];
+    if (!next) break;
+    parent = command;
+    command = await resolve(next);
+  }
+  return renderUsage(command, parent);
+}
+
+async function resolve<T>(value: T | Promise<T> | (() => T) | (() => Promise<T>)): Promise<T> {
+  return typeof value === 'function' ? await (value as () => T | Promise<T>)() : await value;
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof RelayError) {
+    process.stderr.write(`mcp-relay: ${error.message}\n`);
+    return error.code === 'USAGE' || error.code === 'CONFIG_INVALID' || error.code === 'CONFIG_NOT_FOUND' ? 2 : 1;
+  }
+  // citty's own argument errors (unknown command, missing positional) arrive as plain errors.
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`mcp-relay: ${message}\n`);
+  if (process.env.MCP_RELAY_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  return 1;
+}

@@ -1,0 +1,150 @@
+// Reads relay.yaml once at the edge: YAML → ${VAR} substitution → schema → absolute paths → frozen value.
+// Every error names the key and its line so the user can fix the file without guessing.
+
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
+import type { z } from 'zod';
+import { RelayError } from '../protocol/errors.ts';
+import { configSchema, type RelayConfig } from './schema.ts';
+
+export interface LoadedConfig {
+  config: RelayConfig;
+  /** Absolute path of the file, or undefined for a config built in memory. */
+  path: string | undefined;
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (cause) {
+    throw new RelayError('CONFIG_NOT_FOUND', `cannot read config ${absolute}: ${(cause as Error).message}`);
+  }
+  return { config: parseConfigText(text, absolute, env), path: absolute };
+}
+
+/** Parses config text; relative paths inside it are resolved against the file's folder. */
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined) =>
+    offset === undefined ? file : `${file}:${lineCounter.linePos(offset).line}`;
+  const firstError = doc.errors[0];
+  if (firstError) {
+    throw new RelayError('CONFIG_INVALID', `${where(firstError.pos[0])}: invalid YAML: ${firstError.message}`);
+  }
+  substituteEnv(doc, env, where);
+  const result = configSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    throw new RelayError('CONFIG_INVALID', describeIssues(result.error.issues, doc, where));
+  }
+  return deepFreeze(resolvePaths(result.data, dirname(file)));
+}
+
+/** Builds a config from a plain object (the quick `serve -- cmd` form and tests) through the same schema. */
+export function buildConfig(input: unknown, baseDir: string = process.cwd()): RelayConfig {
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new RelayError('CONFIG_INVALID', describeIssues(result.error.issues, undefined, () => 'config'));
+  }
+  return deepFreeze(resolvePaths(result.data, baseDir));
+}
+
+const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+function substituteEnv(
+  doc: ReturnType<typeof parseDocument>,
+  env: NodeJS.ProcessEnv,
+  where: (offset: number | undefined) => string,
+): void {
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      node.value = node.value.replace(ENV_REFERENCE, (_match, name: string, fallback: string | undefined) => {
+        const value = env[name];
+        if (value !== undefined && value !== '') return value;
+        if (fallback !== undefined) return fallback;
+        throw new RelayError(
+          'CONFIG_INVALID',
+          `${where(node.range?.[0])}: environment variable ${name} is not set (write \${${name}:-default} for a default)`,
+        );
+      });
+    },
+  });
+}
+
+function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  doc: ReturnType<typeof parseDocument> | undefined,
+  where: (offset: number | undefined) => string,
+): string {
+  const lines = issues.slice(0, 10).map((issue) => {
+    const path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys
+        .map((key) => {
+          const offset = doc ? keyOffset(doc, path, key) : undefined;
+          const dotted = [...path, key].join('.');
+          return `${where(offset)}: unknown key "${dotted}"`;
+        })
+        .join('\n');
+    }
+    const offset = doc ? nodeOffset(doc, path) : undefined;
+    const dotted = path.length > 0 ? path.join('.') : '(top level)';
+    return `${where(offset)}: ${dotted}: ${issue.message}`;
+  });
+  return `invalid config:\n  ${lines.join('\n  ')}`;
+}
+
+function nodeOffset(doc: ReturnType<typeof parseDocument>, path: string[]): number | undefined {
+  // A missing key has no node: fall back to the nearest ancestor that exists.
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth), true) as Node | undefined;
+    if (node && typeof node === 'object' && 'range' in node && node.range) return node.range[0];
+  }
+  return undefined;
+}
+
+function keyOffset(doc: ReturnType<typeof parseDocument>, path: string[], key: string): number | undefined {
+  const parent = path.length === 0 ? doc.contents : doc.getIn(path, true);
+  if (isMap(parent)) {
+    for (const pair of parent.items) {
+      if (isScalar(pair.key) && String(pair.key.value) === key) return pair.key.range?.[0];
+    }
+  }
+  return nodeOffset(doc, path);
+}
+
+function resolvePaths(config: RelayConfig, baseDir: string): RelayConfig {
+  const absolute = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
+  const servers = Object.fromEntries(
+    Object.entries(config.servers).map(([name, server]) => [
+      name,
+      { ...server, cwd: absolute(server.cwd ?? '.') },
+    ]),
+  );
+  const tls = config.listen.tls;
+  return {
+    ...config,
+    listen: {
+      ...config.listen,
+      tls: tls && {
+        cert: absolute(tls.cert),
+        key: absolute(tls.key),
+        ...(tls.clientCa ? { clientCa: absolute(tls.clientCa) } : {}),
+      },
+    },
+    servers,
+    auth: { ...config.auth, apiKeys: config.auth.apiKeys && { file: absolute(config.auth.apiKeys.file) } },
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

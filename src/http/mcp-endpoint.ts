@@ -1,0 +1,248 @@
+// The Streamable HTTP endpoint of one gateway (spec 2025-11-25, also serving 2025-06-18 and 2025-03-26
+// clients): header and body rules, session lookup bound to the user, and the POST/GET/DELETE semantics.
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RelayConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import {
+  ErrorCode,
+  isInvalid,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  validateMessage,
+} from '../protocol/jsonrpc.ts';
+import { isSupportedProtocolVersion } from '../protocol/versions.ts';
+import type { SessionManager } from '../sessions/manager.ts';
+import type { Session } from '../sessions/session.ts';
+import type { Identity } from '../sessions/types.ts';
+import { readBody } from './body.ts';
+import { PostReply } from './post-reply.ts';
+import { sendRpcError } from './replies.ts';
+import { EventStream } from './sse.ts';
+
+const SESSION_HEADER = 'mcp-session-id';
+const VERSION_HEADER = 'mcp-protocol-version';
+/** Detached streams kept per session for resumption before the oldest is forgotten. */
+const MAX_STREAMS_PER_SESSION = 64;
+
+export class McpEndpoint {
+  readonly #config: RelayConfig;
+  readonly #sessions: SessionManager;
+  readonly #log: Logger;
+  /** Resumable SSE streams of each session, by stream id. */
+  readonly #streams = new Map<string, Map<string, EventStream>>();
+
+  constructor(config: RelayConfig, sessions: SessionManager, log: Logger) {
+    this.#config = config;
+    this.#sessions = sessions;
+    this.#log = log;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    switch (req.method) {
+      case 'POST':
+        return this.#post(req, res, server, identity);
+      case 'GET':
+        return this.#get(req, res, server, identity);
+      case 'DELETE':
+        return this.#delete(req, res, server, identity);
+      default:
+        sendRpcError(res, 405, ErrorCode.InvalidRequest, 'method not allowed; use POST, GET or DELETE', {
+          headers: { allow: 'GET, POST, DELETE' },
+        });
+    }
+  }
+
+  async #post(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
+      sendRpcError(res, 406, ErrorCode.InvalidRequest, 'Accept must list application/json and text/event-stream');
+      return;
+    }
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (contentType !== 'application/json') {
+      sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
+      return;
+    }
+    if (!this.#checkVersionHeader(req, res)) return;
+    const body = await readBody(req, this.#config.limits.maxBodyBytes);
+    if (!body.ok) {
+      if (body.reason === 'too-large') {
+        sendRpcError(res, 413, ErrorCode.InvalidRequest, `body exceeds ${this.#config.limits.maxBodyBytes} bytes`, {
+          headers: { connection: 'close' },
+        });
+      }
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.body.toString('utf8'));
+    } catch {
+      sendRpcError(res, 400, ErrorCode.ParseError, 'body is not valid JSON');
+      return;
+    }
+    if (Array.isArray(parsed)) {
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, 'batches are not supported; send one JSON-RPC message per POST');
+      return;
+    }
+    const message = validateMessage(parsed);
+    if (isInvalid(message)) {
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, `invalid JSON-RPC message: ${message.reason}`, { id: message.id });
+      return;
+    }
+    if (isRequest(message) && message.method === 'initialize') {
+      await this.#initialize(message, res, server, identity);
+      return;
+    }
+    const session = this.#findSession(req, res, server, identity, isRequest(message) ? message.id : null);
+    if (!session) return;
+    if (isRequest(message)) {
+      session.request(message, this.#replyFor(res, session));
+      return;
+    }
+    session.post(message as Exclude<JsonRpcMessage, JsonRpcRequest>);
+    res.writeHead(202).end();
+  }
+
+  async #initialize(message: JsonRpcRequest, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    let created: Awaited<ReturnType<SessionManager['create']>>;
+    try {
+      created = await this.#sessions.create(server, identity);
+    } catch (error) {
+      this.#log.error({ err: (error as Error).message, server }, 'could not start a session');
+      sendRpcError(res, 503, ErrorCode.BackendUnavailable, 'the server could not be started; see the gateway log', {
+        id: message.id,
+      });
+      return;
+    }
+    if (!created.ok) {
+      sendRpcError(res, 429, ErrorCode.Refused, `too many sessions: at most ${created.limit} per user`, {
+        id: message.id,
+        headers: { 'retry-after': '60' },
+      });
+      return;
+    }
+    const { session } = created;
+    this.#streams.set(session.id, new Map());
+    session.onClose(() => this.#dropStreams(session.id));
+    session.request(message, this.#replyFor(res, session));
+  }
+
+  async #get(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    if (!accepts(req, 'text/event-stream')) {
+      sendRpcError(res, 406, ErrorCode.InvalidRequest, 'Accept must list text/event-stream');
+      return;
+    }
+    if (!this.#checkVersionHeader(req, res)) return;
+    const session = this.#findSession(req, res, server, identity, null);
+    if (!session) return;
+    const streams = this.#streams.get(session.id);
+    if (!streams) return;
+    const lastEventId = header(req, 'last-event-id');
+    const resume = lastEventId ? EventStream.parseEventId(lastEventId) : undefined;
+    const resumed = resume ? streams.get(resume.stream) : undefined;
+    if (resume && resumed) {
+      resumed.attach(res, resume.seq);
+      if (resumed.id === standaloneId(session)) session.setStandalone(resumed);
+      return;
+    }
+    const existing = streams.get(standaloneId(session));
+    if (existing?.attached) {
+      sendRpcError(res, 409, ErrorCode.InvalidRequest, 'this session already has an open GET stream');
+      return;
+    }
+    const stream = existing ?? this.#openStream(session, standaloneId(session));
+    stream.ondetach = () => session.setStandalone(undefined);
+    stream.attach(res);
+    session.setStandalone(stream);
+  }
+
+  async #delete(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    const session = this.#findSession(req, res, server, identity, null);
+    if (!session) return;
+    await session.close('deleted by the client');
+    res.writeHead(204).end();
+  }
+
+  #replyFor(res: ServerResponse, session: Session): PostReply {
+    const headers = { [SESSION_HEADER]: session.id };
+    return new PostReply(res, headers, () => this.#openStream(session, randomBytes(6).toString('hex')));
+  }
+
+  #openStream(session: Session, id: string): EventStream {
+    const streams = this.#streams.get(session.id);
+    const stream = new EventStream({
+      id,
+      keepAliveMs: this.#config.sse.keepAlive,
+      replayEvents: this.#config.sse.replayEvents,
+      headers: { [SESSION_HEADER]: session.id },
+      prime: (session.protocolVersion ?? '') >= '2025-11-25',
+    });
+    if (streams) {
+      if (streams.size >= MAX_STREAMS_PER_SESSION) {
+        for (const [key, old] of streams) {
+          if (old.ended || !old.attached) {
+            streams.delete(key);
+            break;
+          }
+        }
+      }
+      streams.set(id, stream);
+    }
+    return stream;
+  }
+
+  #dropStreams(sessionId: string): void {
+    const streams = this.#streams.get(sessionId);
+    this.#streams.delete(sessionId);
+    for (const stream of streams?.values() ?? []) stream.close();
+  }
+
+  #findSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: string,
+    identity: Identity,
+    id: JsonRpcRequest['id'] | null,
+  ): Session | undefined {
+    const sessionId = header(req, SESSION_HEADER);
+    if (!sessionId) {
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, 'Mcp-Session-Id header is required (initialize first)', { id });
+      return undefined;
+    }
+    const session = this.#sessions.get(sessionId, identity, server);
+    if (!session) {
+      sendRpcError(res, 404, ErrorCode.SessionNotFound, 'session not found; initialize a new session', { id });
+      return undefined;
+    }
+    return session;
+  }
+
+  #checkVersionHeader(req: IncomingMessage, res: ServerResponse): boolean {
+    const version = header(req, VERSION_HEADER);
+    if (version === undefined || isSupportedProtocolVersion(version)) return true;
+    sendRpcError(res, 400, ErrorCode.InvalidRequest, 'unsupported MCP-Protocol-Version');
+    return false;
+  }
+}
+
+function standaloneId(session: Session): string {
+  return `g${session.id.slice(0, 8)}`;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Whether the Accept header lists `type` (or a wildcard that covers it). */
+function accepts(req: IncomingMessage, type: string): boolean {
+  const accept = req.headers.accept;
+  if (!accept) return false;
+  const [major] = type.split('/');
+  return accept.split(',').some((part) => {
+    const media = part.split(';')[0]?.trim().toLowerCase();
+    return media === type || media === '*/*' || media === `${major}/*`;
+  });
+}

@@ -1,0 +1,54 @@
+// The reply to one POSTed request: plain JSON when the response comes quickly and alone, upgraded to
+// an SSE stream as soon as anything else must go first (progress, sampling) or the answer takes a while.
+
+import type { ServerResponse } from 'node:http';
+import type { JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import type { ReplyTarget } from '../sessions/types.ts';
+import { sendJson } from './replies.ts';
+import type { EventStream } from './sse.ts';
+
+/**
+ * How long a reply may stay silent before it becomes an SSE stream: long enough that ordinary calls
+ * are answered as cheap JSON, short enough that slow calls get keep-alives and become resumable.
+ */
+export const JSON_REPLY_WINDOW_MS = 1_000;
+
+export class PostReply implements ReplyTarget {
+  readonly #res: ServerResponse;
+  readonly #headers: Readonly<Record<string, string>>;
+  readonly #openStream: () => EventStream;
+  #stream: EventStream | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #done = false;
+
+  /** `openStream` creates (and registers for resumption) the SSE stream when one is needed. */
+  constructor(res: ServerResponse, headers: Readonly<Record<string, string>>, openStream: () => EventStream) {
+    this.#res = res;
+    this.#headers = headers;
+    this.#openStream = openStream;
+    this.#timer = setTimeout(() => this.#upgrade(), JSON_REPLY_WINDOW_MS);
+    this.#timer.unref();
+  }
+
+  send(message: JsonRpcMessage): void {
+    if (this.#done) return;
+    this.#upgrade().send(message);
+  }
+
+  finish(response: JsonRpcResponse): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    if (this.#stream) this.#stream.finish(response);
+    else if (!this.#res.writableEnded && !this.#res.destroyed) sendJson(this.#res, 200, response, this.#headers);
+  }
+
+  #upgrade(): EventStream {
+    clearTimeout(this.#timer);
+    if (!this.#stream) {
+      this.#stream = this.#openStream();
+      if (!this.#res.destroyed) this.#stream.attach(this.#res);
+    }
+    return this.#stream;
+  }
+}

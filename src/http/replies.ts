@@ -1,0 +1,34 @@
+// Small writers for HTTP answers that carry a JSON-RPC error body, so every refusal looks the same.
+
+import type { ServerResponse } from 'node:http';
+import { errorResponse, type JsonRpcId } from '../protocol/jsonrpc.ts';
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** An HTTP refusal with a JSON-RPC error body (what MCP clients parse to show the user). */
+export function sendRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  options: { id?: JsonRpcId | null; headers?: Readonly<Record<string, string>> } = {},
+): void {
+  sendJson(res, status, errorResponse(options.id ?? null, code, message), options.headers);
+}

@@ -1,0 +1,21 @@
+// Local (non-wire) errors: a typed code the CLI and callers can branch on; never sent as JSON-RPC.
+
+export type RelayErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'LISTEN_REFUSED'
+  | 'KEYS_FILE'
+  | 'KEY_NOT_FOUND'
+  | 'USAGE'
+  | 'BACKEND_SPAWN'
+  | 'CLAUDE_CONFIG';
+
+export class RelayError extends Error {
+  readonly code: RelayErrorCode;
+
+  constructor(code: RelayErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RelayError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,99 @@
+// Creates, finds and ends sessions: binds each to its user, enforces per-user session caps, reaps idle
+// sessions, and asks the router for the upstream that serves it.
+
+import { randomUUID } from 'node:crypto';
+import type { RelayConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { Session } from './session.ts';
+import type { Downstream, Identity, Upstream } from './types.ts';
+
+/** Connects a new session to a backend according to the server's isolation mode. */
+export type UpstreamFactory = (server: string, session: Session, downstream: Downstream) => Promise<Upstream>;
+
+export type CreateResult = { ok: true; session: Session } | { ok: false; reason: 'too-many-sessions'; limit: number };
+
+export class SessionManager {
+  readonly #config: RelayConfig;
+  readonly #log: Logger;
+  readonly #connect: UpstreamFactory;
+  readonly #sessions = new Map<string, Session>();
+  readonly #perUser = new Map<string, number>();
+  readonly #reaper: NodeJS.Timeout;
+
+  constructor(config: RelayConfig, log: Logger, connect: UpstreamFactory) {
+    this.#config = config;
+    this.#log = log;
+    this.#connect = connect;
+    const shortestIdle = Math.min(...Object.values(config.servers).map((server) => server.idleTimeout));
+    this.#reaper = setInterval(() => this.#reapIdle(), Math.max(250, Math.min(shortestIdle / 4, 30_000)));
+    this.#reaper.unref();
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Sessions per server, for health and metrics. */
+  countsByServer(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const session of this.#sessions.values()) counts[session.server] = (counts[session.server] ?? 0) + 1;
+    return counts;
+  }
+
+  async create(server: string, identity: Identity): Promise<CreateResult> {
+    const limit = this.#config.limits.sessionsPerUser;
+    const current = this.#perUser.get(identity.user) ?? 0;
+    if (current >= limit) return { ok: false, reason: 'too-many-sessions', limit };
+    const serverConfig = this.#config.servers[server];
+    if (!serverConfig) throw new Error(`unknown server ${server}`);
+    const session = new Session({
+      id: randomUUID(),
+      identity,
+      server,
+      requestTimeoutMs: serverConfig.requestTimeout,
+      log: this.#log,
+    });
+    this.#sessions.set(session.id, session);
+    this.#perUser.set(identity.user, current + 1);
+    session.onClose(() => this.#forget(session));
+    try {
+      session.attach(await this.#connect(server, session, session));
+    } catch (error) {
+      await session.close('backend could not be attached');
+      throw error;
+    }
+    this.#log.info({ session: session.id, user: identity.user, server }, 'session started');
+    return { ok: true, session };
+  }
+
+  /** The session with this id if it belongs to `identity.user`; another user's id is as unknown as a made-up one. */
+  get(id: string, identity: Identity, server: string): Session | undefined {
+    const session = this.#sessions.get(id);
+    if (!session || session.closed || session.identity.user !== identity.user || session.server !== server) {
+      return undefined;
+    }
+    return session;
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    clearInterval(this.#reaper);
+    await Promise.all([...this.#sessions.values()].map((session) => session.close(reason)));
+  }
+
+  #forget(session: Session): void {
+    if (!this.#sessions.delete(session.id)) return;
+    const remaining = (this.#perUser.get(session.identity.user) ?? 1) - 1;
+    if (remaining > 0) this.#perUser.set(session.identity.user, remaining);
+    else this.#perUser.delete(session.identity.user);
+  }
+
+  #reapIdle(): void {
+    const now = Date.now();
+    for (const session of this.#sessions.values()) {
+      const idleTimeout = this.#config.servers[session.server]?.idleTimeout ?? Number.POSITIVE_INFINITY;
+      // An open GET stream or a request in flight means the client is still there.
+      if (session.hasStandaloneStream || session.inFlightCount > 0) continue;
+      if (now - session.lastActivity > idleTimeout) void session.close('idle timeout');
+    }
+  }
+}

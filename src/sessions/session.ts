@@ -1,0 +1,280 @@
+// One MCP session of one authenticated user: tracks the client's requests in flight, routes each
+// backend message to the reply or stream it belongs to, and never to another session.
+
+import type { Logger } from '../log.ts';
+import {
+  ErrorCode,
+  errorResponse,
+  isRequest,
+  isResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../protocol/jsonrpc.ts';
+import type { Downstream, Identity, MessageSink, ReplyTarget, Upstream } from './types.ts';
+
+export interface SessionOptions {
+  id: string;
+  identity: Identity;
+  server: string;
+  requestTimeoutMs: number;
+  log: Logger;
+}
+
+interface InFlight {
+  id: JsonRpcId;
+  reply: ReplyTarget;
+  timer: NodeJS.Timeout;
+  progressToken: string | number | undefined;
+  isInitialize: boolean;
+}
+
+/** Unsolicited messages kept for a GET stream that is not open yet. */
+const MAX_QUEUED = 256;
+/** The LSP code for a cancelled request; MCP clients drop such responses anyway. */
+const REQUEST_CANCELLED = -32800;
+
+/** Map key that keeps `1` and `"1"` apart. */
+export function idKey(id: JsonRpcId): string {
+  return typeof id === 'number' ? `n${id}` : `s${id}`;
+}
+
+export class Session implements Downstream {
+  readonly id: string;
+  readonly identity: Identity;
+  readonly server: string;
+  readonly createdAt = Date.now();
+  lastActivity = Date.now();
+  /** The protocol version agreed at initialize; undefined until the initialize result arrived. */
+  protocolVersion: string | undefined;
+
+  readonly #log: Logger;
+  readonly #requestTimeoutMs: number;
+  readonly #inFlight = new Map<string, InFlight>();
+  /** Server→client requests not answered yet, and where they were sent (their cancellation follows). */
+  readonly #serverRequests = new Map<string, MessageSink | ReplyTarget>();
+  readonly #queued: JsonRpcMessage[] = [];
+  readonly #onclose: Array<(session: Session) => void> = [];
+  #upstream: Upstream | undefined;
+  #standalone: MessageSink | undefined;
+  #closed = false;
+
+  constructor(options: SessionOptions) {
+    this.id = options.id;
+    this.identity = options.identity;
+    this.server = options.server;
+    this.#requestTimeoutMs = options.requestTimeoutMs;
+    this.#log = options.log.child({ session: options.id, user: options.identity.user, server: options.server });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get inFlightCount(): number {
+    return this.#inFlight.size;
+  }
+
+  get hasStandaloneStream(): boolean {
+    return this.#standalone !== undefined;
+  }
+
+  attach(upstream: Upstream): void {
+    this.#upstream = upstream;
+  }
+
+  onClose(listener: (session: Session) => void): void {
+    this.#onclose.push(listener);
+  }
+
+  /** A client request; its response (or an error) will finish `reply`. */
+  request(message: JsonRpcRequest, reply: ReplyTarget): void {
+    this.lastActivity = Date.now();
+    if (this.#closed) {
+      reply.finish(errorResponse(message.id, ErrorCode.SessionNotFound, 'session ended'));
+      return;
+    }
+    const key = idKey(message.id);
+    if (this.#inFlight.has(key)) {
+      reply.finish(errorResponse(message.id, ErrorCode.InvalidRequest, 'a request with this id is already in flight'));
+      return;
+    }
+    const meta = message.params?._meta as { progressToken?: unknown } | undefined;
+    const token = meta?.progressToken;
+    this.#inFlight.set(key, {
+      id: message.id,
+      reply,
+      timer: this.#startTimer(message.id),
+      progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
+      isInitialize: message.method === 'initialize',
+    });
+    this.#upstream?.send(message);
+  }
+
+  /** A client notification, or the client's response to a server→client request. */
+  post(message: JsonRpcNotification | JsonRpcResponse): void {
+    this.lastActivity = Date.now();
+    if (this.#closed) return;
+    if (isResponse(message)) {
+      if (message.id !== null) this.#serverRequests.delete(idKey(message.id));
+    } else if (message.method === 'notifications/cancelled') {
+      this.#cancelledByClient(message);
+    }
+    this.#upstream?.send(message);
+  }
+
+  /** The client's GET stream opened (or resumed): queued unsolicited messages go out now. */
+  setStandalone(sink: MessageSink | undefined): void {
+    this.#standalone = sink;
+    if (sink) for (const message of this.#queued.splice(0)) sink.send(message);
+  }
+
+  /** A message from the backend for this session. */
+  deliver(message: JsonRpcMessage): void {
+    if (this.#closed) return;
+    if (isResponse(message)) {
+      this.#deliverResponse(message);
+      return;
+    }
+    const method = message.method;
+    if (method === 'notifications/progress') {
+      const entry = this.#findByProgressToken(message.params?.progressToken);
+      if (!entry) {
+        this.#log.debug('progress for a request no longer in flight; dropped');
+        return;
+      }
+      entry.timer.refresh();
+      entry.reply.send(message);
+      return;
+    }
+    if (method === 'notifications/cancelled') {
+      const requestId = message.params?.requestId;
+      const target =
+        typeof requestId === 'string' || typeof requestId === 'number'
+          ? this.#serverRequests.get(idKey(requestId))
+          : undefined;
+      if (target && typeof requestId !== 'undefined') {
+        this.#serverRequests.delete(idKey(requestId as JsonRpcId));
+        target.send(message);
+      }
+      return;
+    }
+    if (isRequest(message) || method === 'notifications/message') {
+      const target = this.#requestScopedTarget();
+      if (isRequest(message) && target) this.#serverRequests.set(idKey(message.id), target);
+      if (target) target.send(message);
+      else this.#queue(message);
+      return;
+    }
+    if (this.#standalone) this.#standalone.send(message);
+    else this.#queue(message);
+  }
+
+  /** The backend is gone; requests in flight fail now and the session ends. */
+  lost(reason: string): void {
+    if (this.#closed) return;
+    this.#log.warn({ reason }, 'backend lost; ending session');
+    this.#failAll(ErrorCode.BackendUnavailable, reason);
+    void this.close('backend lost');
+  }
+
+  /** Ends the session: requests in flight get an error, the upstream is released. Idempotent. */
+  async close(reason = 'session closed'): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#failAll(ErrorCode.SessionNotFound, `session ended (${reason})`);
+    this.#queued.length = 0;
+    for (const listener of this.#onclose) listener(this);
+    this.#log.info({ reason, ageMs: Date.now() - this.createdAt }, 'session ended');
+    await this.#upstream?.close();
+  }
+
+  #deliverResponse(message: JsonRpcResponse): void {
+    if (message.id === null) {
+      this.#log.warn({ error: 'error' in message ? message.error : undefined }, 'backend sent an error without id');
+      return;
+    }
+    const key = idKey(message.id);
+    const entry = this.#inFlight.get(key);
+    if (!entry) {
+      this.#log.debug({ id: message.id }, 'response for a request no longer in flight; dropped');
+      return;
+    }
+    this.#inFlight.delete(key);
+    clearTimeout(entry.timer);
+    if (entry.isInitialize && 'result' in message) {
+      const version = message.result.protocolVersion;
+      if (typeof version === 'string') this.protocolVersion = version;
+    }
+    entry.reply.finish(message);
+    if (entry.isInitialize && 'error' in message) void this.close('initialize failed');
+  }
+
+  #cancelledByClient(message: JsonRpcNotification): void {
+    const requestId = message.params?.requestId;
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    const entry = this.#inFlight.get(idKey(requestId));
+    if (!entry) return;
+    this.#inFlight.delete(idKey(requestId));
+    clearTimeout(entry.timer);
+    entry.reply.finish(errorResponse(entry.id, REQUEST_CANCELLED, 'request cancelled by the client'));
+  }
+
+  /**
+   * Where a server→client request or a log message goes. With exactly one request in flight it is
+   * almost surely caused by that request, so it rides on that request's stream; otherwise the GET stream.
+   */
+  #requestScopedTarget(): MessageSink | ReplyTarget | undefined {
+    if (this.#inFlight.size === 1) return this.#inFlight.values().next().value?.reply;
+    if (this.#standalone) return this.#standalone;
+    let latest: InFlight | undefined;
+    for (const entry of this.#inFlight.values()) latest = entry;
+    return latest?.reply;
+  }
+
+  #findByProgressToken(token: unknown): InFlight | undefined {
+    if (typeof token !== 'string' && typeof token !== 'number') return undefined;
+    for (const entry of this.#inFlight.values()) if (entry.progressToken === token) return entry;
+    return undefined;
+  }
+
+  #queue(message: JsonRpcMessage): void {
+    if (this.#queued.length >= MAX_QUEUED) {
+      this.#queued.shift();
+      this.#log.warn('no GET stream open; oldest queued message dropped');
+    }
+    this.#queued.push(message);
+  }
+
+  #startTimer(id: JsonRpcId): NodeJS.Timeout {
+    const timer = setTimeout(() => this.#timedOut(id), this.#requestTimeoutMs);
+    timer.unref();
+    return timer;
+  }
+
+  #timedOut(id: JsonRpcId): void {
+    const key = idKey(id);
+    const entry = this.#inFlight.get(key);
+    if (!entry) return;
+    this.#inFlight.delete(key);
+    this.#log.warn({ id, timeoutMs: this.#requestTimeoutMs }, 'request timed out');
+    entry.reply.finish(
+      errorResponse(id, ErrorCode.RequestTimeout, `request timed out after ${this.#requestTimeoutMs} ms`),
+    );
+    this.#upstream?.send({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: id, reason: 'timed out at the gateway' },
+    });
+  }
+
+  #failAll(code: number, message: string): void {
+    for (const entry of this.#inFlight.values()) {
+      clearTimeout(entry.timer);
+      entry.reply.finish(errorResponse(entry.id, code, message));
+    }
+    this.#inFlight.clear();
+  }
+}

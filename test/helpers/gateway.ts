@@ -1,0 +1,110 @@
+// Test helpers: an in-process gateway on 127.0.0.1:0, fixture backends, API keys, SDK clients.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { createKey } from '../../src/auth/key-admin.ts';
+import { buildConfig } from '../../src/config/load.ts';
+import { createGateway, type Gateway } from '../../src/http/gateway.ts';
+import { createLogger, silentLogger } from '../../src/log.ts';
+
+export const FIXTURE_SERVER = fileURLToPath(new URL('../fixtures/stdio-server.mjs', import.meta.url));
+
+/** The server config entry for the hand-written fixture backend in `mode`. */
+export function fixtureServer(mode = 'well', extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { command: process.execPath, args: [FIXTURE_SERVER, mode], ...extra };
+}
+
+export interface TestGateway {
+  gateway: Gateway;
+  url: string;
+  dir: string;
+  keysFile: string;
+  /** API keys of the users named in `options.users`, created before the gateway started. */
+  keys: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** Starts a gateway with API-key auth (unless `auth: false`) from a partial config object. */
+export async function startGateway(
+  input: Record<string, unknown>,
+  options: { auth?: boolean; users?: string[] } = {},
+): Promise<TestGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-test-'));
+  const keysFile = join(dir, 'keys.yaml');
+  const keys: Record<string, string> = {};
+  for (const user of options.users ?? []) keys[user] = (await createKey(keysFile, { user })).key;
+  const config = buildConfig(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      ...(options.auth === false ? {} : { auth: { apiKeys: { file: keysFile } } }),
+      ...input,
+    },
+    dir,
+  );
+  const log = process.env.MCP_RELAY_TEST_LOG ? createLogger('debug') : silentLogger;
+  const gateway = createGateway({ config, log });
+  await gateway.listen();
+  return {
+    gateway,
+    url: gateway.url,
+    dir,
+    keysFile,
+    keys,
+    async close() {
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An official SDK client connected over Streamable HTTP with a bearer key. */
+export async function connectClient(
+  url: string,
+  key: string | undefined,
+  capabilities: Record<string, unknown> = {},
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: key ? { headers: { authorization: `Bearer ${key}` } } : {},
+  });
+  const client = new Client({ name: 'test-client', version: '1.0.0' }, { capabilities });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+/** The first text content of a tools/call result. */
+export function textOf(result: unknown): string {
+  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
+  return content.find((item) => item.type === 'text')?.text ?? '';
+}
+
+/** Raw POST with MCP headers, for bad-input tests. */
+export async function rawPost(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; json: unknown; text: string }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json', ...headers },
+    body,
+  });
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, json, text };
+}
+
+export const INITIALIZE = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+});
