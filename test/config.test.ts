@@ -45,9 +45,11 @@ describe('config', () => {
     assert.ok(Object.isFrozen(config.servers));
   });
 
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's ${VAR} syntax, not a template
   it('substitutes ${VAR} from the environment and names a missing one with its line', () => {
     const config = parseConfigText(VALID, '/etc/relay/relay.yaml', { TITLE: 'Studio' });
     assert.equal(config.servers['3d']?.env.SCENE_TITLE, 'Studio');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's ${VAR} syntax, not a template
     const message = configError('servers:\n  a:\n    command: "${NOPE}"\n');
     assert.match(message, /relay\.yaml:3: environment variable NOPE is not set/);
   });
@@ -58,9 +60,18 @@ describe('config', () => {
   });
 
   it('names a wrong value and its line', () => {
-    assert.match(configError('servers:\n  a:\n    command: node\n    idleTimeout: soon\n'), /relay\.yaml:4: servers\.a\.idleTimeout: "soon" is not a duration/);
-    assert.match(configError('listen: { port: 99999 }\nservers: { a: { command: x } }\n'), /relay\.yaml:1: listen\.port/);
-    assert.match(configError('servers:\n  a:\n    command: node\n    isolation: everyone\n'), /relay\.yaml:4: servers\.a\.isolation/);
+    assert.match(
+      configError('servers:\n  a:\n    command: node\n    idleTimeout: soon\n'),
+      /relay\.yaml:4: servers\.a\.idleTimeout: "soon" is not a duration/,
+    );
+    assert.match(
+      configError('listen: { port: 99999 }\nservers: { a: { command: x } }\n'),
+      /relay\.yaml:1: listen\.port/,
+    );
+    assert.match(
+      configError('servers:\n  a:\n    command: node\n    isolation: everyone\n'),
+      /relay\.yaml:4: servers\.a\.isolation/,
+    );
     assert.match(configError('servers: {}\n'), /at least one server/);
     assert.match(configError('servers: [\n'), /invalid YAML/);
   });
@@ -76,6 +87,9 @@ describe('config', () => {
 
   it('refuses to listen beyond loopback without authentication', () => {
     const config = buildConfig({ listen: { host: '0.0.0.0', port: 0 }, servers: { a: { command: 'node' } } });
-    assert.throws(() => createGateway({ config, log: silentLogger }), /refusing to listen on 0\.0\.0\.0 without authentication/);
+    assert.throws(
+      () => createGateway({ config, log: silentLogger }),
+      /refusing to listen on 0\.0\.0\.0 without authentication/,
+    );
   });
 });

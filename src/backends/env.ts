@@ -35,7 +35,12 @@ export interface BackendEnvInput {
   relay: Readonly<Record<string, string>>;
 }
 
-export function backendEnv({ parent, passthrough, configured, relay }: BackendEnvInput): Record<string, string> {
+export function backendEnv({
+  parent,
+  passthrough,
+  configured,
+  relay,
+}: BackendEnvInput): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of [...INHERITED, ...passthrough]) {
     const value = parent[name];

@@ -25,7 +25,11 @@ export class BackendPool {
   readonly #parentEnv: NodeJS.ProcessEnv;
   readonly #running = new Set<PooledBackend>();
 
-  constructor(servers: Readonly<Record<string, ServerConfig>>, log: Logger, parentEnv: NodeJS.ProcessEnv = process.env) {
+  constructor(
+    servers: Readonly<Record<string, ServerConfig>>,
+    log: Logger,
+    parentEnv: NodeJS.ProcessEnv = process.env,
+  ) {
     this.#servers = servers;
     this.#log = log;
     this.#parentEnv = parentEnv;

@@ -54,7 +54,13 @@ export class BackendProcess {
   start(): void {
     if (this.#child) throw new Error('backend already started');
     const { command, args, cwd, env } = this.spec;
-    const child = spawn(command, args, { cwd, env, shell: false, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(command, args, {
+      cwd,
+      env,
+      shell: false,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
     this.#child = child;
     this.#exited = new Promise((resolve) => {
       let settled = false;
@@ -88,7 +94,7 @@ export class BackendProcess {
   /** Writes one message; returns false when the process is not there to take it. */
   send(message: JsonRpcMessage): boolean {
     const stdin = this.#child?.stdin;
-    if (!stdin || !stdin.writable || !this.running) return false;
+    if (!stdin?.writable || !this.running) return false;
     stdin.write(`${JSON.stringify(message)}\n`);
     return true;
   }
@@ -155,7 +161,10 @@ export class BackendProcess {
     }
     const message = validateMessage(value);
     if (isInvalid(message)) {
-      this.#log.warn({ reason: message.reason, line: text.slice(0, 200) }, 'backend wrote an invalid message; ignored');
+      this.#log.warn(
+        { reason: message.reason, line: text.slice(0, 200) },
+        'backend wrote an invalid message; ignored',
+      );
       return;
     }
     this.onmessage(message);

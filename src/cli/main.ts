@@ -40,8 +40,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${help}\n`);
     return 0;
   }
+  const subCommands = (await resolve(root.subCommands)) as Record<string, CommandDef>;
+  const [name, ...rest] = argv as [string, ...string[]];
+  const command = subCommands[name];
+  if (!command) {
+    process.stderr.write(`mcp-relay: unknown command "${name}"; see mcp-relay --help\n`);
+    return 2;
+  }
   try {
-    const { result } = await runCommand(root, { rawArgs: [...argv] });
+    // Run the command itself (not through root): citty drops the return value of subcommands.
+    const { result } = await runCommand(await resolve(command), { rawArgs: rest });
     return typeof result === 'number' ? result : 0;
   } catch (error) {
     return reportError(error);
@@ -72,11 +80,14 @@ async function resolve<T>(value: T | Promise<T> | (() => T) | (() => Promise<T>)
 function reportError(error: unknown): number {
   if (error instanceof RelayError) {
     process.stderr.write(`mcp-relay: ${error.message}\n`);
-    return error.code === 'USAGE' || error.code === 'CONFIG_INVALID' || error.code === 'CONFIG_NOT_FOUND' ? 2 : 1;
+    return error.code === 'USAGE' || error.code === 'CONFIG_INVALID' || error.code === 'CONFIG_NOT_FOUND'
+      ? 2
+      : 1;
   }
   // citty's own argument errors (unknown command, missing positional) arrive as plain errors.
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`mcp-relay: ${message}\n`);
-  if (process.env.MCP_RELAY_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  if (process.env.MCP_RELAY_DEBUG && error instanceof Error && error.stack)
+    process.stderr.write(`${error.stack}\n`);
   return 1;
 }

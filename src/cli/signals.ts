@@ -1,6 +1,8 @@
 // Long-running commands wait here until the user or the service manager asks them to stop.
 
-export function untilSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<NodeJS.Signals> {
+export function untilSignal(
+  signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
+): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       for (const name of signals) process.off(name, onSignal);

@@ -83,7 +83,10 @@ export interface InvalidMessage {
 }
 
 function isValidId(value: unknown): value is JsonRpcId {
-  return (typeof value === 'string' && value.length <= 512) || (typeof value === 'number' && Number.isSafeInteger(value));
+  return (
+    (typeof value === 'string' && value.length <= 512) ||
+    (typeof value === 'number' && Number.isSafeInteger(value))
+  );
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -108,7 +111,8 @@ export function validateMessage(value: unknown): JsonRpcMessage | InvalidMessage
     if ('params' in value && value.params !== undefined && !isPlainObject(value.params)) {
       return { reason: 'params must be an object', id };
     }
-    if ('result' in value || 'error' in value) return { reason: 'a request cannot carry result or error', id };
+    if ('result' in value || 'error' in value)
+      return { reason: 'a request cannot carry result or error', id };
     return value as unknown as JsonRpcRequest | JsonRpcNotification;
   }
   if (!('id' in value)) return { reason: 'a message needs a method or an id', id: null };

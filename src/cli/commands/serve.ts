@@ -12,7 +12,8 @@ import { untilSignal } from '../signals.ts';
 export const serveCommand = defineCommand({
   meta: {
     name: 'serve',
-    description: 'Run the gateway. `serve --config relay.yaml`, or `serve [--port N] -- <command> [args…]` for one server.',
+    description:
+      'Run the gateway. `serve --config relay.yaml`, or `serve [--port N] -- <command> [args…]` for one server.',
   },
   args: {
     config: { type: 'string', description: 'config file', default: 'relay.yaml', valueHint: 'FILE' },
@@ -33,7 +34,9 @@ export const serveCommand = defineCommand({
     const log = createLogger(final.logLevel);
     const gateway = createGateway({ config: final, log });
     await gateway.listen();
-    process.stderr.write(`mcp-relay gateway at ${gateway.url} (servers: ${Object.keys(final.servers).join(', ')})\n`);
+    process.stderr.write(
+      `mcp-relay gateway at ${gateway.url} (servers: ${Object.keys(final.servers).join(', ')})\n`,
+    );
     const signal = await untilSignal();
     log.info({ signal }, 'stopping');
     await gateway.close();

@@ -1,0 +1,128 @@
+// The gateway's view of the API-key file: O(1) authentication by key hash, reloaded when
+// `mcp-relay keys create|revoke` rewrites the file, so keys change without a restart.
+
+import { unwatchFile, watchFile } from 'node:fs';
+import type { Logger } from '../log.ts';
+import { type KeyRecord, readKeysFile } from './key-file.ts';
+import { hashApiKey, looksLikeApiKey } from './key-material.ts';
+
+/** Who a valid key belongs to. */
+export interface KeyPrincipal {
+  readonly user: string;
+  readonly keyId: string;
+  readonly groups: readonly string[];
+}
+
+export interface KeyStoreOptions {
+  /** How often the file is stat'ed for changes (ms). Default 500: changes apply within about a second. */
+  pollIntervalMs?: number;
+  /** The clock used for expiry, for tests. */
+  now?: () => number;
+}
+
+interface Entry {
+  readonly principal: KeyPrincipal;
+  /** Epoch ms; undefined = never expires. */
+  readonly expiresAt: number | undefined;
+}
+
+export class KeyStore {
+  readonly file: string;
+  #log: Logger;
+  #now: () => number;
+  #byHash: ReadonlyMap<string, Entry> = new Map();
+  #reloads: Promise<void> = Promise.resolve();
+  #closed = false;
+  // Polling (stat every interval) rather than fs.watch: it survives the atomic rename that replaces
+  // the file's inode, a file that does not exist yet, and network filesystems where fs.watch is silent.
+  #onStat = (): void => {
+    void this.reload();
+  };
+
+  private constructor(file: string, log: Logger, options: KeyStoreOptions) {
+    this.file = file;
+    this.#log = log;
+    this.#now = options.now ?? Date.now;
+    // Watch before the first read, so a change that lands in between is not missed.
+    watchFile(file, { interval: options.pollIntervalMs ?? 500, persistent: false }, this.#onStat);
+  }
+
+  /**
+   * Loads `file` (absolute) and starts watching it. A missing file means no keys yet; a malformed
+   * one rejects with a RelayError('KEYS_FILE') naming the line.
+   */
+  static async open(file: string, log: Logger, options: KeyStoreOptions = {}): Promise<KeyStore> {
+    const store = new KeyStore(file, log, options);
+    try {
+      store.#install(await readKeysFile(file));
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+    return store;
+  }
+
+  /** The key's owner, or undefined for an unknown, revoked or expired key. */
+  authenticate(token: string): KeyPrincipal | undefined {
+    if (!looksLikeApiKey(token)) return undefined;
+    const entry = this.#byHash.get(hashApiKey(token));
+    if (!entry) return undefined;
+    if (entry.expiresAt !== undefined && entry.expiresAt <= this.#now()) return undefined;
+    return entry.principal;
+  }
+
+  /** How many keys are loaded (expired ones included). */
+  get size(): number {
+    return this.#byHash.size;
+  }
+
+  /**
+   * Re-reads the file now (the watcher calls this; so may a SIGHUP handler). Never rejects: a
+   * malformed file keeps the last good keys and logs an error. Reloads run one at a time, in order.
+   */
+  reload(): Promise<void> {
+    this.#reloads = this.#reloads.then(() => this.#reloadOnce());
+    return this.#reloads;
+  }
+
+  /** Stops watching. Idempotent; leaves no timers behind. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    unwatchFile(this.file, this.#onStat);
+  }
+
+  async #reloadOnce(): Promise<void> {
+    if (this.#closed) return;
+    let records: readonly KeyRecord[];
+    try {
+      records = await readKeysFile(this.file);
+    } catch (error) {
+      // The message names the file and line only; it never carries key material.
+      this.#log.error(
+        { file: this.file, err: (error as Error).message },
+        'API keys file is invalid; keeping the last good keys',
+      );
+      return;
+    }
+    if (this.#closed) return;
+    const before = this.#byHash.size;
+    this.#install(records);
+    this.#log.info({ file: this.file, keys: records.length, before }, 'API keys reloaded');
+  }
+
+  #install(records: readonly KeyRecord[]): void {
+    const byHash = new Map<string, Entry>();
+    for (const record of records) {
+      byHash.set(record.sha256, {
+        principal: Object.freeze({
+          user: record.user,
+          keyId: record.id,
+          groups: Object.freeze([...record.groups]),
+        }),
+        expiresAt: record.expires === undefined ? undefined : Date.parse(record.expires),
+      });
+    }
+    this.#byHash = byHash;
+  }
+}

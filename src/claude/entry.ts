@@ -1,0 +1,134 @@
+// Claude Desktop `mcpServers` entries, as pure functions: the relay bridge (`connect <url>`) run by
+// node or npx, or SSH into the office. `claude config`, `claude install`, `demo` and the gateway share them.
+
+import { RelayError } from '../protocol/errors.ts';
+
+/** One value of `mcpServers` in claude_desktop_config.json. */
+export interface ClaudeServerEntry {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** How Claude Desktop starts mcp-relay on the user's machine. */
+export type RelayLauncher =
+  /** This machine's node and this package's bin script, by absolute path: works without a global install. */
+  | { readonly kind: 'node'; readonly nodePath: string; readonly binPath: string }
+  /** `npx -y mcp-relay`: works on any machine with Node, fetches the package on first start. */
+  | { readonly kind: 'npx' };
+
+export const TOKEN_ENV = 'MCP_RELAY_TOKEN';
+export const TOKEN_PLACEHOLDER = '<paste your key from "mcp-relay keys create" here>';
+
+/** Entry names: what Claude Desktop shows; kept to characters that need no quoting anywhere. */
+export const ENTRY_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
+
+export interface UrlEntryOptions {
+  /** The gateway's MCP endpoint, e.g. https://mcp.example.com/mcp/3d. */
+  readonly url: string;
+  /** The user's API key; omitted = a placeholder the user replaces. */
+  readonly token?: string | undefined;
+  readonly launcher: RelayLauncher;
+}
+
+export function claudeEntryForUrl(options: UrlEntryOptions): ClaudeServerEntry {
+  const url = checkGatewayUrl(options.url);
+  const relay =
+    options.launcher.kind === 'node'
+      ? { command: options.launcher.nodePath, args: [options.launcher.binPath] }
+      : { command: 'npx', args: ['-y', 'mcp-relay'] };
+  return {
+    command: relay.command,
+    args: [...relay.args, 'connect', url],
+    env: { [TOKEN_ENV]: options.token ?? TOKEN_PLACEHOLDER },
+  };
+}
+
+export interface SshEntryOptions {
+  /** `user@host` (or a Host alias from ~/.ssh/config). */
+  readonly target: string;
+  /** The configured server name the forced command runs. */
+  readonly server: string;
+  /** Private key file; ssh itself expands a leading `~`. */
+  readonly identity?: string | undefined;
+}
+
+/**
+ * SSH mode: sshd's forced command picks the server. BatchMode makes a missing key fail at once
+ * instead of waiting on a password prompt nobody can see; the keep-alives end a dead link in ~45 s.
+ */
+export function claudeEntryForSsh(options: SshEntryOptions): ClaudeServerEntry {
+  if (!/^[A-Za-z0-9._@-]+$/.test(options.target) || options.target.startsWith('-')) {
+    throw new RelayError('USAGE', 'the ssh target must look like user@host (letters, digits, ._@-)');
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(options.server)) {
+    throw new RelayError('USAGE', 'the server name must be letters, digits, . _ - (as in relay.yaml)');
+  }
+  if (options.identity !== undefined && (options.identity === '' || options.identity.startsWith('-'))) {
+    throw new RelayError('USAGE', 'the identity must be a path to a private key file');
+  }
+  return {
+    command: 'ssh',
+    args: [
+      ...(options.identity === undefined ? [] : ['-i', options.identity]),
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ServerAliveInterval=15',
+      '-o',
+      'ServerAliveCountMax=3',
+      '-T',
+      options.target,
+      options.server,
+    ],
+  };
+}
+
+/** The ready-to-paste document: `{ "mcpServers": { "<name>": entry } }`. */
+export function mcpServersSnippet(
+  name: string,
+  entry: ClaudeServerEntry,
+): { mcpServers: Record<string, ClaudeServerEntry> } {
+  checkEntryName(name);
+  return { mcpServers: { [name]: entry } };
+}
+
+/** A default entry name from the URL's last path segment (`…/mcp/3d` → `3d`). */
+export function entryNameFromUrl(url: string): string {
+  const segment = new URL(checkGatewayUrl(url)).pathname.split('/').filter(Boolean).at(-1);
+  return segment !== undefined && ENTRY_NAME.test(segment) ? segment : 'mcp-relay';
+}
+
+export function checkEntryName(name: string): void {
+  if (!ENTRY_NAME.test(name)) {
+    throw new RelayError(
+      'USAGE',
+      'the entry name must be 1-64 letters, digits, spaces or ._- (starting with a letter or digit)',
+    );
+  }
+}
+
+/** The URL, normalized; only http(s) without credentials (a key belongs in MCP_RELAY_TOKEN, not the URL). */
+export function checkGatewayUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new RelayError('USAGE', 'the gateway URL is not a valid URL (e.g. https://mcp.example.com/mcp/3d)');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new RelayError('USAGE', 'the gateway URL must start with https:// or http://');
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new RelayError('USAGE', 'the gateway URL must not carry credentials; pass the key with --token');
+  }
+  return url.href;
+}
+
+/** True when a key sent to this URL would cross the network unencrypted. */
+export function isCleartextRemote(url: string): boolean {
+  const parsed = new URL(url);
+  const loopback =
+    ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname) || parsed.hostname.startsWith('127.');
+  return parsed.protocol === 'http:' && !loopback;
+}

@@ -1,0 +1,150 @@
+// `mcp-relay claude config|install`: the Claude Desktop entry that starts the relay bridge (or ssh),
+// printed as ready-to-paste JSON or merged into the user's claude_desktop_config.json.
+
+import { resolve } from 'node:path';
+import { type ArgsDef, defineCommand } from 'citty';
+import { claudeDesktopConfigPath, installClaudeEntry } from '../../claude/desktop-config.ts';
+import {
+  type ClaudeServerEntry,
+  checkEntryName,
+  claudeEntryForSsh,
+  claudeEntryForUrl,
+  entryNameFromUrl,
+  isCleartextRemote,
+  mcpServersSnippet,
+} from '../../claude/entry.ts';
+import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
+import { RelayError } from '../../protocol/errors.ts';
+
+const entryArgs = {
+  url: {
+    type: 'string',
+    description: "the gateway's MCP URL, e.g. https://mcp.example.com/mcp/3d",
+    valueHint: 'URL',
+  },
+  name: {
+    type: 'string',
+    description: 'the entry name Claude Desktop shows (default: from the URL or server)',
+  },
+  token: { type: 'string', description: 'the API key (default: a placeholder to replace)', valueHint: 'KEY' },
+  command: {
+    type: 'enum',
+    options: ['default', 'npx'],
+    default: 'default',
+    description: 'default: this machine\'s node + this install; npx: "npx -y mcp-relay"',
+  },
+  ssh: {
+    type: 'string',
+    description: 'SSH mode instead of --url: the office login, e.g. mcp@office',
+    valueHint: 'USER@HOST',
+  },
+  server: { type: 'string', description: 'SSH mode: the server name in relay.yaml' },
+  identity: { type: 'string', description: 'SSH mode: private key file', valueHint: 'FILE' },
+} satisfies ArgsDef;
+
+interface EntryArgs {
+  url?: string | undefined;
+  name?: string | undefined;
+  token?: string | undefined;
+  command: string;
+  ssh?: string | undefined;
+  server?: string | undefined;
+  identity?: string | undefined;
+}
+
+const configCommand = defineCommand({
+  meta: { name: 'config', description: 'Print a ready-to-paste Claude Desktop config for a gateway URL' },
+  args: entryArgs,
+  run({ args }) {
+    const { name, entry } = entryFromArgs(args);
+    process.stdout.write(`${JSON.stringify(mcpServersSnippet(name, entry), null, 2)}\n`);
+    warnAbout(args);
+    return 0;
+  },
+});
+
+const installCommand = defineCommand({
+  meta: {
+    name: 'install',
+    description: "Add the entry to this user's claude_desktop_config.json (with a backup)",
+  },
+  args: {
+    ...entryArgs,
+    'config-path': {
+      type: 'string',
+      description: "Claude Desktop's config file (default: this platform's usual place)",
+      valueHint: 'PATH',
+    },
+  },
+  async run({ args }) {
+    const { name, entry } = entryFromArgs(args);
+    const given = args['config-path'];
+    const path = given !== undefined && given !== '' ? resolve(given) : claudeDesktopConfigPath();
+    const result = await installClaudeEntry(path, name, entry);
+    if (result.unchanged) {
+      process.stdout.write(`"${name}" is already in ${path} as given; nothing to do.\n`);
+      return 0;
+    }
+    const verb = result.replaced ? 'replaced' : 'added';
+    process.stdout.write(`${verb} "${name}" in ${path}${result.created ? ' (new file)' : ''}\n`);
+    if (result.backup) process.stdout.write(`previous file saved as ${result.backup}\n`);
+    process.stdout.write('Restart Claude Desktop (quit it fully, then open it again) to load the change.\n');
+    warnAbout(args);
+    return 0;
+  },
+});
+
+export const claudeCommand = defineCommand({
+  meta: { name: 'claude', description: 'Claude Desktop: print or install the config entry for mcp-relay' },
+  subCommands: { config: configCommand, install: installCommand },
+});
+
+function entryFromArgs(args: EntryArgs): { name: string; entry: ClaudeServerEntry } {
+  if (args.ssh !== undefined && args.url !== undefined)
+    throw new RelayError('USAGE', 'give either --url or --ssh, not both');
+  let name: string;
+  let entry: ClaudeServerEntry;
+  if (args.ssh !== undefined) {
+    if (args.server === undefined)
+      throw new RelayError('USAGE', '--ssh needs --server NAME (the server in relay.yaml)');
+    if (args.command !== 'default' || args.token !== undefined) {
+      throw new RelayError(
+        'USAGE',
+        '--command and --token apply to --url entries; SSH mode authenticates with the ssh key',
+      );
+    }
+    entry = claudeEntryForSsh({ target: args.ssh, server: args.server, identity: args.identity });
+    name = args.name ?? args.server;
+  } else {
+    if (args.url === undefined)
+      throw new RelayError('USAGE', '--url is required (or --ssh USER@HOST --server NAME)');
+    if (args.server !== undefined || args.identity !== undefined) {
+      throw new RelayError('USAGE', '--server and --identity apply to --ssh entries');
+    }
+    const launcher = args.command === 'npx' ? ({ kind: 'npx' } as const) : thisMachineLauncher();
+    entry = claudeEntryForUrl({ url: args.url, token: args.token, launcher });
+    name = args.name ?? entryNameFromUrl(args.url);
+  }
+  checkEntryName(name);
+  return { name, entry };
+}
+
+/** Hints on stderr, so stdout stays pure JSON for `claude config > file`. */
+function warnAbout(args: EntryArgs): void {
+  if (args.url === undefined) return;
+  if (args.token === undefined) {
+    process.stderr.write(
+      'note: MCP_RELAY_TOKEN holds a placeholder; replace it with a key from "mcp-relay keys create <user>".\n',
+    );
+  }
+  if (isCleartextRemote(args.url)) {
+    process.stderr.write(
+      'warning: the URL is plain http to another machine; the key would travel unencrypted.\n',
+    );
+  }
+  if (args.command === 'default' && !isBuilt()) {
+    process.stderr.write(
+      'warning: this checkout is not built; run "npm run build" or the entry will not start.\n',
+    );
+  }
+}

@@ -1,0 +1,184 @@
+// `mcp-relay keys create|list|revoke`: manages the API-key file named by relay.yaml (or --keys-file).
+// The key is printed once, to stdout only; everything else goes to stderr.
+
+import { resolve } from 'node:path';
+import { type ArgsDef, defineCommand } from 'citty';
+import { createKey, type KeySummary, listKeys, revokeKey } from '../../auth/key-admin.ts';
+import { type LoadedConfig, loadConfigFile } from '../../config/load.ts';
+import { formatDuration, parseDuration } from '../../config/units.ts';
+import { RelayError } from '../../protocol/errors.ts';
+
+const fileArgs = {
+  config: {
+    type: 'string',
+    description: 'relay config whose auth.apiKeys.file names the keys file',
+    default: './relay.yaml',
+    valueHint: 'FILE',
+  },
+  'keys-file': {
+    type: 'string',
+    description: 'the keys file itself (instead of reading its path from --config)',
+    valueHint: 'FILE',
+  },
+} satisfies ArgsDef;
+
+const createCommand = defineCommand({
+  meta: { name: 'create', description: 'Create an API key for a user and print it once' },
+  args: {
+    user: { type: 'positional', description: 'user name (letters, digits, ._@-; up to 64)', required: true },
+    expires: {
+      type: 'string',
+      description: 'lifetime, e.g. 90d or 12h (default: never expires)',
+      valueHint: 'DURATION',
+    },
+    group: { type: 'string', description: 'a group the user belongs to (repeatable)', valueHint: 'NAME' },
+    ...fileArgs,
+  },
+  async run({ args, rawArgs }) {
+    const file = keysFileFrom(args);
+    const expiresInMs = args.expires === undefined ? undefined : parseLifetime(args.expires);
+    const { key, record } = await createKey(file, {
+      user: args.user,
+      groups: repeatedOption(rawArgs, 'group'),
+      ...(expiresInMs === undefined ? {} : { expiresInMs }),
+    });
+    process.stdout.write(`${key}\n`);
+    const groups = record.groups.length > 0 ? `, groups ${record.groups.join(',')}` : '';
+    const expiry =
+      record.expires && expiresInMs !== undefined
+        ? `expires ${record.expires} (in ${formatDuration(expiresInMs)})`
+        : 'never expires';
+    process.stderr.write(
+      `created key ${record.id} for ${record.user}${groups}; ${expiry}.\n` +
+        'The key above is shown only this once: give it to the user now (their MCP_RELAY_TOKEN).\n',
+    );
+    return 0;
+  },
+});
+
+const listCommand = defineCommand({
+  meta: { name: 'list', description: 'List API keys (never the keys or their hashes)' },
+  args: {
+    json: { type: 'boolean', description: 'print JSON instead of a table', default: false },
+    ...fileArgs,
+  },
+  async run({ args }) {
+    const file = keysFileFrom(args);
+    const keys = await listKeys(file);
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
+    } else if (keys.length === 0) {
+      process.stderr.write(`no API keys in ${file}\n`);
+    } else {
+      process.stdout.write(`${formatTable(keys)}\n`);
+    }
+    return 0;
+  },
+});
+
+const revokeCommand = defineCommand({
+  meta: { name: 'revoke', description: 'Revoke (delete) an API key by id' },
+  args: {
+    id: { type: 'positional', description: 'the key id shown by "keys list"', required: true },
+    ...fileArgs,
+  },
+  async run({ args }) {
+    const record = await revokeKey(keysFileFrom(args), args.id);
+    process.stderr.write(
+      `revoked key ${record.id} of ${record.user}; a running gateway stops accepting it within 2 seconds.\n`,
+    );
+    return 0;
+  },
+});
+
+export const keysCommand = defineCommand({
+  meta: { name: 'keys', description: 'Manage API keys (the file holds only hashes)' },
+  subCommands: { create: createCommand, list: listCommand, revoke: revokeCommand },
+});
+
+function keysFileFrom(args: { config: string; 'keys-file'?: string | undefined }): string {
+  const direct = args['keys-file'];
+  if (direct !== undefined && direct !== '') return resolve(direct);
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfigFile(args.config);
+  } catch (error) {
+    if (error instanceof RelayError && error.code === 'CONFIG_NOT_FOUND') {
+      throw new RelayError('CONFIG_NOT_FOUND', `${error.message} (pass --config FILE or --keys-file FILE)`);
+    }
+    throw error;
+  }
+  const { config, path } = loaded;
+  const file = config.auth.apiKeys?.file;
+  if (file === undefined) {
+    throw new RelayError(
+      'USAGE',
+      `${path} has no auth.apiKeys.file; add "auth: { apiKeys: { file: keys.yaml } }" to it or pass --keys-file FILE`,
+    );
+  }
+  return file;
+}
+
+/** A bare number would mean milliseconds to parseDuration; for a key's lifetime that is never meant. */
+function parseLifetime(text: string): number {
+  const ms = /[a-z]\s*$/i.test(text) ? parseDuration(text) : undefined;
+  if (ms === undefined || ms <= 0) {
+    throw new RelayError(
+      'USAGE',
+      `--expires wants a duration with a unit, e.g. 90d, 12h, 30m (got "${printable(text)}")`,
+    );
+  }
+  return ms;
+}
+
+/** citty keeps only the last value of a repeated option, so `--group a --group b` is read from argv. */
+function repeatedOption(rawArgs: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let index = 0; index < rawArgs.length; index++) {
+    const word = rawArgs[index];
+    if (word === '--') break;
+    if (word === `--${name}`) {
+      const value = rawArgs[index + 1];
+      if (value === undefined || value.startsWith('--'))
+        throw new RelayError('USAGE', `--${name} needs a value`);
+      values.push(value);
+      index++;
+    } else if (word?.startsWith(`--${name}=`)) {
+      values.push(word.slice(name.length + 3));
+    }
+  }
+  return values;
+}
+
+function formatTable(keys: readonly KeySummary[]): string {
+  const rows = [
+    ['ID', 'USER', 'GROUPS', 'CREATED', 'EXPIRES', 'EXPIRED'],
+    ...keys.map((key) => [
+      key.id,
+      key.user,
+      key.groups.join(',') || '-',
+      shortTime(key.created),
+      key.expires ? shortTime(key.expires) : 'never',
+      key.expired ? 'yes' : 'no',
+    ]),
+  ];
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** "2025-11-24T20:03:00.000Z" → "2025-11-24 20:03Z": minutes are enough for a list. */
+function shortTime(iso: string): string {
+  return `${iso.slice(0, 10)} ${iso.slice(11, 16)}Z`;
+}
+
+/** User input shown back in an error: control characters escaped, length bounded. */
+function printable(text: string): string {
+  return JSON.stringify(text.slice(0, 40)).slice(1, -1);
+}

@@ -1,0 +1,61 @@
+// An advisory lock file (`<file>.lock`, created exclusively) so two CLI runs that read-modify-write
+// the same file do not lose each other's change. Readers never need it: writes are atomic renames.
+
+import { open, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RelayError } from '../protocol/errors.ts';
+
+export interface FileLockOptions {
+  /** Give up after this long (ms). */
+  timeoutMs?: number;
+  /** A lock older than this (ms) was left by a crashed run and is taken over. */
+  staleMs?: number;
+}
+
+export async function withFileLock<T>(
+  file: string,
+  work: () => Promise<T>,
+  options: FileLockOptions = {},
+): Promise<T> {
+  const lockPath = `${file}.lock`;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const staleMs = options.staleMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const handle = await open(lockPath, 'wx', 0o600);
+      try {
+        await handle.writeFile(`${process.pid}\n`);
+      } finally {
+        await handle.close();
+      }
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (await isStale(lockPath, staleMs)) {
+        await rm(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new RelayError(
+          'KEYS_FILE',
+          `${lockPath} is held by another run; if none is running, delete that file and try again`,
+        );
+      }
+      await sleep(50);
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
+
+async function isStale(lockPath: string, staleMs: number): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(lockPath)).mtimeMs > staleMs;
+  } catch {
+    return false; // gone already: the next attempt takes it
+  }
+}

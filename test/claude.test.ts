@@ -1,0 +1,275 @@
+// Claude Desktop: the printed entries (node, npx, ssh), install merging into an existing config with
+// a backup, refusing a broken file, and the default entry really starting this installation.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { claudeDesktopConfigPath } from '../src/claude/desktop-config.ts';
+import {
+  type ClaudeServerEntry,
+  claudeEntryForSsh,
+  claudeEntryForUrl,
+  TOKEN_PLACEHOLDER,
+} from '../src/claude/entry.ts';
+import { VERSION } from '../src/version.ts';
+import { runCli, runProcess } from './helpers/cli.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const URL_3D = 'https://mcp.example.com/mcp/3d';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mcp-relay-claude-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+type Snippet = { mcpServers: Record<string, ClaudeServerEntry> };
+
+describe('claude entries (pure)', () => {
+  it('runs the given node and bin script, or npx, with connect <url> and the token', () => {
+    const launcher = {
+      kind: 'node',
+      nodePath: '/opt/node/bin/node',
+      binPath: '/opt/relay/bin/mcp-relay.js',
+    } as const;
+    assert.deepEqual(claudeEntryForUrl({ url: URL_3D, token: 'mcpr_k', launcher }), {
+      command: '/opt/node/bin/node',
+      args: ['/opt/relay/bin/mcp-relay.js', 'connect', URL_3D],
+      env: { MCP_RELAY_TOKEN: 'mcpr_k' },
+    });
+    assert.deepEqual(claudeEntryForUrl({ url: URL_3D, launcher: { kind: 'npx' } }), {
+      command: 'npx',
+      args: ['-y', 'mcp-relay', 'connect', URL_3D],
+      env: { MCP_RELAY_TOKEN: TOKEN_PLACEHOLDER },
+    });
+    assert.throws(() => claudeEntryForUrl({ url: 'ftp://x/mcp', launcher }), { code: 'USAGE' });
+    assert.throws(() => claudeEntryForUrl({ url: 'https://u:p@x/mcp', launcher }), { code: 'USAGE' });
+  });
+
+  it('builds the SSH variant with batch mode and keep-alives, refusing option-like targets', () => {
+    assert.deepEqual(claudeEntryForSsh({ target: 'mcp@office', identity: '~/.ssh/key', server: '3d' }), {
+      command: 'ssh',
+      args: [
+        '-i',
+        '~/.ssh/key',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'ServerAliveInterval=15',
+        '-o',
+        'ServerAliveCountMax=3',
+        '-T',
+        'mcp@office',
+        '3d',
+      ],
+    });
+    assert.throws(() => claudeEntryForSsh({ target: '-oProxyCommand=x', server: '3d' }), { code: 'USAGE' });
+    assert.throws(() => claudeEntryForSsh({ target: 'mcp@office', server: '3d; rm -rf /' }), {
+      code: 'USAGE',
+    });
+  });
+
+  it('knows where Claude Desktop keeps its config on each platform', () => {
+    assert.equal(
+      claudeDesktopConfigPath('darwin', {}, '/Users/a'),
+      '/Users/a/Library/Application Support/Claude/claude_desktop_config.json',
+    );
+    assert.equal(
+      claudeDesktopConfigPath('win32', { APPDATA: 'C:\\Users\\a\\AppData\\Roaming' }, 'C:\\Users\\a'),
+      'C:\\Users\\a\\AppData\\Roaming\\Claude\\claude_desktop_config.json',
+    );
+    assert.equal(
+      claudeDesktopConfigPath('linux', {}, '/home/a'),
+      '/home/a/.config/Claude/claude_desktop_config.json',
+    );
+  });
+});
+
+describe('mcp-relay claude config', () => {
+  it('prints a ready-to-paste entry that runs this node and this install', async () => {
+    const result = await runCli([
+      'claude',
+      'config',
+      '--url',
+      URL_3D,
+      '--name',
+      'office-3d',
+      '--token',
+      'mcpr_t',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const snippet = JSON.parse(result.stdout) as Snippet;
+    assert.deepEqual(Object.keys(snippet.mcpServers), ['office-3d']);
+    const entry = snippet.mcpServers['office-3d'];
+    assert.ok(entry);
+    assert.equal(entry.command, process.execPath);
+    assert.ok(isAbsolute(entry.args[0] ?? ''), 'the bin script is an absolute path');
+    assert.equal(entry.args[0], join(ROOT, 'bin', 'mcp-relay.js'));
+    assert.deepEqual(entry.args.slice(1), ['connect', URL_3D]);
+    assert.deepEqual(entry.env, { MCP_RELAY_TOKEN: 'mcpr_t' });
+  });
+
+  it('prints the npx form, with a placeholder token and a note on stderr', async () => {
+    const result = await runCli(['claude', 'config', '--url', URL_3D, '--name', '3d', '--command', 'npx']);
+    assert.equal(result.code, 0, result.stderr);
+    const entry = (JSON.parse(result.stdout) as Snippet).mcpServers['3d'];
+    assert.deepEqual(entry, {
+      command: 'npx',
+      args: ['-y', 'mcp-relay', 'connect', URL_3D],
+      env: { MCP_RELAY_TOKEN: TOKEN_PLACEHOLDER },
+    });
+    assert.match(result.stderr, /placeholder/);
+  });
+
+  it('prints the SSH form and refuses mixed or missing targets', async () => {
+    const ssh = await runCli([
+      'claude',
+      'config',
+      '--ssh',
+      'mcp@office',
+      '--server',
+      '3d',
+      '--identity',
+      '/k',
+    ]);
+    assert.equal(ssh.code, 0, ssh.stderr);
+    assert.equal((JSON.parse(ssh.stdout) as Snippet).mcpServers['3d']?.command, 'ssh');
+    const both = await runCli(['claude', 'config', '--ssh', 'mcp@office', '--server', '3d', '--url', URL_3D]);
+    assert.equal(both.code, 2);
+    const none = await runCli(['claude', 'config', '--name', 'x']);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--url is required/);
+  });
+});
+
+describe('mcp-relay claude install', () => {
+  it('merges into an existing config, keeping every other key and entry, after a backup', async () => {
+    const home = mkdtempSync(join(dir, 'install-'));
+    const path = join(home, 'claude_desktop_config.json');
+    const before = {
+      globalShortcut: 'Ctrl+Space',
+      mcpServers: {
+        filesystem: { command: 'npx', args: ['-y', '@modelcontextprotocol/server-filesystem', '/tmp'] },
+      },
+      preferences: { theme: 'dark' },
+    };
+    const beforeText = JSON.stringify(before, null, 4);
+    writeFileSync(path, beforeText);
+
+    const result = await runCli([
+      'claude',
+      'install',
+      '--url',
+      URL_3D,
+      '--name',
+      '3d',
+      '--token',
+      'mcpr_t',
+      '--config-path',
+      path,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /added "3d"/);
+    assert.match(result.stdout, /Restart Claude Desktop/);
+
+    const after = JSON.parse(readFileSync(path, 'utf8')) as typeof before & Snippet;
+    assert.equal(after.globalShortcut, before.globalShortcut);
+    assert.deepEqual(after.preferences, before.preferences);
+    assert.deepEqual(after.mcpServers.filesystem, before.mcpServers.filesystem);
+    assert.deepEqual(after.mcpServers['3d']?.args.slice(-2), ['connect', URL_3D]);
+    assert.deepEqual(after.mcpServers['3d']?.env, { MCP_RELAY_TOKEN: 'mcpr_t' });
+
+    const backups = readdirSync(home).filter((name) => name.startsWith('claude_desktop_config.json.bak-'));
+    assert.equal(backups.length, 1);
+    assert.equal(
+      readFileSync(join(home, backups[0] ?? ''), 'utf8'),
+      beforeText,
+      'the backup is the previous file',
+    );
+
+    const again = await runCli([
+      'claude',
+      'install',
+      '--url',
+      URL_3D,
+      '--name',
+      '3d',
+      '--token',
+      'mcpr_u',
+      '--config-path',
+      path,
+    ]);
+    assert.match(again.stdout, /replaced "3d"/);
+    const replaced = JSON.parse(readFileSync(path, 'utf8')) as Snippet;
+    assert.deepEqual(Object.keys(replaced.mcpServers), ['filesystem', '3d']);
+    assert.deepEqual(replaced.mcpServers['3d']?.env, { MCP_RELAY_TOKEN: 'mcpr_u' });
+  });
+
+  it('creates the file (and its folder) when missing', async () => {
+    const path = join(dir, 'fresh', 'Claude', 'claude_desktop_config.json');
+    const result = await runCli([
+      'claude',
+      'install',
+      '--url',
+      URL_3D,
+      '--token',
+      'mcpr_t',
+      '--config-path',
+      path,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(Object.keys((JSON.parse(readFileSync(path, 'utf8')) as Snippet).mcpServers), ['3d']);
+  });
+
+  it('refuses to touch a file it cannot parse', async () => {
+    const home = mkdtempSync(join(dir, 'broken-'));
+    const path = join(home, 'claude_desktop_config.json');
+    const broken = '{ "mcpServers": { "a": { "command": "x", } ';
+    writeFileSync(path, broken);
+    const result = await runCli([
+      'claude',
+      'install',
+      '--url',
+      URL_3D,
+      '--name',
+      '3d',
+      '--config-path',
+      path,
+    ]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /is not valid JSON.*left untouched/);
+    assert.equal(readFileSync(path, 'utf8'), broken);
+    assert.deepEqual(readdirSync(home), ['claude_desktop_config.json'], 'no backup, no temp file left');
+  });
+});
+
+describe('the printed default entry', () => {
+  before(async () => {
+    // bin/mcp-relay.js runs dist/; build once if this checkout has not been built.
+    if (existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) return;
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT }).catch(
+      () => {
+        // Type errors elsewhere still emit JavaScript; the check below decides.
+      },
+    );
+    assert.ok(existsSync(join(ROOT, 'dist', 'cli', 'main.js')), 'npm run build failed to produce dist/');
+  });
+
+  it('starts this installation exactly as Claude Desktop would', async () => {
+    const printed = await runCli(['claude', 'config', '--url', URL_3D, '--name', '3d']);
+    const entry = (JSON.parse(printed.stdout) as Snippet).mcpServers['3d'];
+    assert.ok(entry);
+    const connectAt = entry.args.indexOf('connect');
+    assert.ok(connectAt > 0);
+    const args = [...entry.args.slice(0, connectAt), '--version'];
+    const started = await runProcess(entry.command, args, { cwd: tmpdir() });
+    assert.equal(started.code, 0, started.stderr);
+    assert.equal(started.stdout.trim(), VERSION);
+  });
+});
