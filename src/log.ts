@@ -1,6 +1,6 @@
 // Structured JSON logs to stderr. stdout stays free for protocol (the connect bridge, ssh-entry).
 
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
@@ -18,7 +18,10 @@ const REDACT = [
 ];
 
 export function createLogger(level = 'info', name = 'mcp-relay'): Logger {
-  return pino({ name, level, redact: { paths: REDACT, censor: '[redacted]' } }, pino.destination({ fd: 2, sync: false }));
+  return pino(
+    { name, level, redact: { paths: REDACT, censor: '[redacted]' } },
+    pino.destination({ fd: 2, sync: false }),
+  );
 }
 
 /** A logger that writes nothing: for library callers and tests that do not care. */

@@ -3,7 +3,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { connectClient, fixtureServer, INITIALIZE, rawPost, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import {
+  connectClient,
+  fixtureServer,
+  INITIALIZE,
+  rawPost,
+  startGateway,
+  type TestGateway,
+  textOf,
+} from './helpers/gateway.ts';
 
 describe('gateway with the SDK client', () => {
   let gw: TestGateway;
@@ -111,14 +119,17 @@ describe('misbehaving backends', () => {
   let key: string;
 
   before(async () => {
-    gw = await startGateway({
-      servers: {
-        crash: fixtureServer('crash-on-call'),
-        hang: fixtureServer('hang', { requestTimeout: '700ms' }),
-        garbage: fixtureServer('garbage', { requestTimeout: '700ms' }),
-        missing: { command: '/nonexistent/binary' },
+    gw = await startGateway(
+      {
+        servers: {
+          crash: fixtureServer('crash-on-call'),
+          hang: fixtureServer('hang', { requestTimeout: '700ms' }),
+          garbage: fixtureServer('garbage', { requestTimeout: '700ms' }),
+          missing: { command: '/nonexistent/binary' },
+        },
       },
-    }, { users: ['carol'] });
+      { users: ['carol'] },
+    );
     key = gw.keys.carol as string;
   });
   after(() => gw.close());
@@ -133,7 +144,10 @@ describe('misbehaving backends', () => {
 
   it('answers a call the backend never answers with a timeout error', async () => {
     const { client } = await connectClient(`${gw.url}/mcp/hang`, key);
-    await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 'x' } }), /timed out after 700 ms/);
+    await assert.rejects(
+      client.callTool({ name: 'echo', arguments: { text: 'x' } }),
+      /timed out after 700 ms/,
+    );
     // The session is still usable afterwards.
     assert.ok((await client.listTools()).tools.length > 0);
     await client.close();

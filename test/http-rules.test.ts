@@ -40,18 +40,31 @@ describe('Streamable HTTP rules', () => {
   });
 
   it('406 when Accept does not list both JSON and SSE', async () => {
-    const reply = await rawPost(endpoint, listTools, { ...auth, 'mcp-session-id': session, accept: 'application/json' });
+    const reply = await rawPost(endpoint, listTools, {
+      ...auth,
+      'mcp-session-id': session,
+      accept: 'application/json',
+    });
     assert.equal(reply.status, 406);
     assert.equal(errorOf(reply.json).code, -32600);
   });
 
   it('415 when Content-Type is not JSON', async () => {
-    const reply = await rawPost(endpoint, listTools, { ...auth, 'mcp-session-id': session, 'content-type': 'text/plain' });
+    const reply = await rawPost(endpoint, listTools, {
+      ...auth,
+      'mcp-session-id': session,
+      'content-type': 'text/plain',
+    });
     assert.equal(reply.status, 415);
   });
 
   it('413 when the body is too large, declared or streamed', async () => {
-    const big = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { pad: 'x'.repeat(5_000) } });
+    const big = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { pad: 'x'.repeat(5_000) },
+    });
     const reply = await rawPost(endpoint, big, { ...auth, 'mcp-session-id': session });
     assert.equal(reply.status, 413);
     assert.match(errorOf(reply.json).message, /exceeds 2048 bytes/);
@@ -84,7 +97,10 @@ describe('Streamable HTTP rules', () => {
   });
 
   it('400 with -32700 for malformed JSON', async () => {
-    const reply = await rawPost(endpoint, '{"jsonrpc": "2.0", "id": 1, "method": ', { ...auth, 'mcp-session-id': session });
+    const reply = await rawPost(endpoint, '{"jsonrpc": "2.0", "id": 1, "method": ', {
+      ...auth,
+      'mcp-session-id': session,
+    });
     assert.equal(reply.status, 400);
     assert.equal(errorOf(reply.json).code, -32700);
   });
@@ -122,16 +138,28 @@ describe('Streamable HTTP rules', () => {
   });
 
   it('400 for an unsupported MCP-Protocol-Version; absent is fine', async () => {
-    const bad = await rawPost(endpoint, listTools, { ...auth, 'mcp-session-id': session, 'mcp-protocol-version': '1999-01-01' });
+    const bad = await rawPost(endpoint, listTools, {
+      ...auth,
+      'mcp-session-id': session,
+      'mcp-protocol-version': '1999-01-01',
+    });
     assert.equal(bad.status, 400);
     const absent = await rawPost(endpoint, listTools, { ...auth, 'mcp-session-id': session });
     assert.equal(absent.status, 200);
-    const known = await rawPost(endpoint, listTools, { ...auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' });
+    const known = await rawPost(endpoint, listTools, {
+      ...auth,
+      'mcp-session-id': session,
+      'mcp-protocol-version': '2025-06-18',
+    });
     assert.equal(known.status, 200);
   });
 
   it('403 for a foreign Origin, fine without one or from the same origin', async () => {
-    const foreign = await rawPost(endpoint, listTools, { ...auth, 'mcp-session-id': session, origin: 'https://evil.example' });
+    const foreign = await rawPost(endpoint, listTools, {
+      ...auth,
+      'mcp-session-id': session,
+      origin: 'https://evil.example',
+    });
     assert.equal(foreign.status, 403);
     const same = await rawPost(endpoint, listTools, { ...auth, 'mcp-session-id': session, origin: gw.url });
     assert.equal(same.status, 200);
@@ -140,10 +168,13 @@ describe('Streamable HTTP rules', () => {
   it('421 for a Host that is not loopback while bound to loopback (DNS rebinding)', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const url = new URL(endpoint);
-      const req = request({ host: url.hostname, port: url.port, path: '/healthz', headers: { host: 'attacker.example' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        { host: url.hostname, port: url.port, path: '/healthz', headers: { host: 'attacker.example' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -157,10 +188,14 @@ describe('Streamable HTTP rules', () => {
   });
 
   it('202 for notifications and responses', async () => {
-    const note = await rawPost(endpoint, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), {
-      ...auth,
-      'mcp-session-id': session,
-    });
+    const note = await rawPost(
+      endpoint,
+      JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+      {
+        ...auth,
+        'mcp-session-id': session,
+      },
+    );
     assert.equal(note.status, 202);
     assert.equal(note.text, '');
     const response = await rawPost(endpoint, JSON.stringify({ jsonrpc: '2.0', id: 'srv-1', result: {} }), {
@@ -171,7 +206,9 @@ describe('Streamable HTTP rules', () => {
   });
 
   it('GET: 406 without text/event-stream, 409 for a second stream, keep-alive comments', async () => {
-    const wrong = await fetch(endpoint, { headers: { ...auth, 'mcp-session-id': session, accept: 'application/json' } });
+    const wrong = await fetch(endpoint, {
+      headers: { ...auth, 'mcp-session-id': session, accept: 'application/json' },
+    });
     assert.equal(wrong.status, 406);
     await wrong.text();
     const controller = new AbortController();
@@ -181,7 +218,9 @@ describe('Streamable HTTP rules', () => {
     });
     assert.equal(first.status, 200);
     assert.equal(first.headers.get('content-type'), 'text/event-stream');
-    const second = await fetch(endpoint, { headers: { ...auth, 'mcp-session-id': session, accept: 'text/event-stream' } });
+    const second = await fetch(endpoint, {
+      headers: { ...auth, 'mcp-session-id': session, accept: 'text/event-stream' },
+    });
     assert.equal(second.status, 409);
     await second.text();
     controller.abort();

@@ -26,14 +26,21 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
 }
 
 /** Parses config text; relative paths inside it are resolved against the file's folder. */
-export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
+export function parseConfigText(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): RelayConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const where = (offset: number | undefined) =>
     offset === undefined ? file : `${file}:${lineCounter.linePos(offset).line}`;
   const firstError = doc.errors[0];
   if (firstError) {
-    throw new RelayError('CONFIG_INVALID', `${where(firstError.pos[0])}: invalid YAML: ${firstError.message}`);
+    throw new RelayError(
+      'CONFIG_INVALID',
+      `${where(firstError.pos[0])}: invalid YAML: ${firstError.message}`,
+    );
   }
   substituteEnv(doc, env, where);
   const result = configSchema.safeParse(doc.toJS() ?? {});
@@ -47,7 +54,10 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
 export function buildConfig(input: unknown, baseDir: string = process.cwd()): RelayConfig {
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new RelayError('CONFIG_INVALID', describeIssues(result.error.issues, undefined, () => 'config'));
+    throw new RelayError(
+      'CONFIG_INVALID',
+      describeIssues(result.error.issues, undefined, () => 'config'),
+    );
   }
   return deepFreeze(resolvePaths(result.data, baseDir));
 }

@@ -6,7 +6,10 @@ import { parseDuration, parseSize } from './units.ts';
 const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${String(value)}" is not a duration (use e.g. 500ms, 30s, 10m, 2h)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${String(value)}" is not a duration (use e.g. 500ms, 30s, 10m, 2h)`,
+    });
     return z.NEVER;
   }
   return ms;
@@ -15,7 +18,10 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
 const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const bytes = parseSize(value);
   if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${String(value)}" is not a size (use e.g. 4MiB, 512KiB, 1000000)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${String(value)}" is not a size (use e.g. 4MiB, 512KiB, 1000000)`,
+    });
     return z.NEVER;
   }
   return bytes;
@@ -56,7 +62,10 @@ export const configSchema = z.strictObject({
   /** Browser origins allowed to call the MCP endpoints; requests with any other Origin get 403. */
   allowedOrigins: z.array(z.string()).default([]),
   servers: z
-    .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'server names are letters, digits, . _ -'), serverSchema)
+    .record(
+      z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'server names are letters, digits, . _ -'),
+      serverSchema,
+    )
     .refine((servers) => Object.keys(servers).length > 0, 'at least one server is needed'),
   auth: z
     .strictObject({

@@ -30,7 +30,9 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRe
       }
       chunks.push(chunk);
     });
-    req.once('end', () => finish({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) }));
+    req.once('end', () =>
+      finish({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) }),
+    );
     req.once('aborted', () => finish({ ok: false, reason: 'aborted' }));
     req.once('error', () => finish({ ok: false, reason: 'aborted' }));
   });

@@ -2,7 +2,12 @@
 // (host → origin → auth → route), /healthz, and an orderly shutdown.
 
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { authenticate, bearerChallenge, type TokenVerifier } from '../auth/authenticate.ts';
@@ -89,15 +94,28 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       return;
     }
     const origin = req.headers.origin;
-    if (!originAllowed(origin, `${scheme}://${req.headers.host ?? ''}`, config.allowedOrigins, publicUrl?.origin)) {
+    if (
+      !originAllowed(
+        origin,
+        `${scheme}://${req.headers.host ?? ''}`,
+        config.allowedOrigins,
+        publicUrl?.origin,
+      )
+    ) {
       sendRpcError(res, 403, ErrorCode.Refused, 'Origin not allowed');
       return;
     }
     const auth = authenticate(req.headers.authorization, authConfigured ? (keys ?? NO_KEYS) : undefined);
     if (!auth.ok) {
-      sendRpcError(res, 401, ErrorCode.Refused, 'authentication required: send Authorization: Bearer <API key>', {
-        headers: { 'www-authenticate': bearerChallenge(auth.reason) },
-      });
+      sendRpcError(
+        res,
+        401,
+        ErrorCode.Refused,
+        'authentication required: send Authorization: Bearer <API key>',
+        {
+          headers: { 'www-authenticate': bearerChallenge(auth.reason) },
+        },
+      );
       return;
     }
     if (server === null || !config.servers[server]) {
@@ -109,7 +127,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
 
   /** "/mcp/<name>" → name; "/mcp" → the only server; null for an /mcp path naming nothing; undefined elsewhere. */
   function routeServer(path: string): string | null | undefined {
-    if (path === '/mcp' || path === '/mcp/') return serverNames.length === 1 ? (serverNames[0] ?? null) : null;
+    if (path === '/mcp' || path === '/mcp/')
+      return serverNames.length === 1 ? (serverNames[0] ?? null) : null;
     if (!path.startsWith('/mcp/')) return undefined;
     const name = decodeURIComponent(path.slice('/mcp/'.length).replace(/\/$/, ''));
     return config.servers[name] ? name : null;
@@ -142,7 +161,10 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         server.listen(port, host, () => {
           server.off('error', reject);
           address = server.address() as AddressInfo;
-          log.info({ url: gatewayUrl(), servers: serverNames, auth: authConfigured ? 'api-keys' : 'none' }, 'gateway listening');
+          log.info(
+            { url: gatewayUrl(), servers: serverNames, auth: authConfigured ? 'api-keys' : 'none' },
+            'gateway listening',
+          );
           resolve(address);
         });
       });

@@ -57,7 +57,12 @@ export class McpEndpoint {
 
   async #post(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
     if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
-      sendRpcError(res, 406, ErrorCode.InvalidRequest, 'Accept must list application/json and text/event-stream');
+      sendRpcError(
+        res,
+        406,
+        ErrorCode.InvalidRequest,
+        'Accept must list application/json and text/event-stream',
+      );
       return;
     }
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
@@ -69,9 +74,15 @@ export class McpEndpoint {
     const body = await readBody(req, this.#config.limits.maxBodyBytes);
     if (!body.ok) {
       if (body.reason === 'too-large') {
-        sendRpcError(res, 413, ErrorCode.InvalidRequest, `body exceeds ${this.#config.limits.maxBodyBytes} bytes`, {
-          headers: { connection: 'close' },
-        });
+        sendRpcError(
+          res,
+          413,
+          ErrorCode.InvalidRequest,
+          `body exceeds ${this.#config.limits.maxBodyBytes} bytes`,
+          {
+            headers: { connection: 'close' },
+          },
+        );
       }
       return;
     }
@@ -83,12 +94,19 @@ export class McpEndpoint {
       return;
     }
     if (Array.isArray(parsed)) {
-      sendRpcError(res, 400, ErrorCode.InvalidRequest, 'batches are not supported; send one JSON-RPC message per POST');
+      sendRpcError(
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        'batches are not supported; send one JSON-RPC message per POST',
+      );
       return;
     }
     const message = validateMessage(parsed);
     if (isInvalid(message)) {
-      sendRpcError(res, 400, ErrorCode.InvalidRequest, `invalid JSON-RPC message: ${message.reason}`, { id: message.id });
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, `invalid JSON-RPC message: ${message.reason}`, {
+        id: message.id,
+      });
       return;
     }
     if (isRequest(message) && message.method === 'initialize') {
@@ -105,15 +123,26 @@ export class McpEndpoint {
     res.writeHead(202).end();
   }
 
-  async #initialize(message: JsonRpcRequest, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+  async #initialize(
+    message: JsonRpcRequest,
+    res: ServerResponse,
+    server: string,
+    identity: Identity,
+  ): Promise<void> {
     let created: Awaited<ReturnType<SessionManager['create']>>;
     try {
       created = await this.#sessions.create(server, identity);
     } catch (error) {
       this.#log.error({ err: (error as Error).message, server }, 'could not start a session');
-      sendRpcError(res, 503, ErrorCode.BackendUnavailable, 'the server could not be started; see the gateway log', {
-        id: message.id,
-      });
+      sendRpcError(
+        res,
+        503,
+        ErrorCode.BackendUnavailable,
+        'the server could not be started; see the gateway log',
+        {
+          id: message.id,
+        },
+      );
       return;
     }
     if (!created.ok) {
@@ -158,7 +187,12 @@ export class McpEndpoint {
     session.setStandalone(stream);
   }
 
-  async #delete(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+  async #delete(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: string,
+    identity: Identity,
+  ): Promise<void> {
     const session = this.#findSession(req, res, server, identity, null);
     if (!session) return;
     await session.close('deleted by the client');
@@ -208,12 +242,20 @@ export class McpEndpoint {
   ): Session | undefined {
     const sessionId = header(req, SESSION_HEADER);
     if (!sessionId) {
-      sendRpcError(res, 400, ErrorCode.InvalidRequest, 'Mcp-Session-Id header is required (initialize first)', { id });
+      sendRpcError(
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        'Mcp-Session-Id header is required (initialize first)',
+        { id },
+      );
       return undefined;
     }
     const session = this.#sessions.get(sessionId, identity, server);
     if (!session) {
-      sendRpcError(res, 404, ErrorCode.SessionNotFound, 'session not found; initialize a new session', { id });
+      sendRpcError(res, 404, ErrorCode.SessionNotFound, 'session not found; initialize a new session', {
+        id,
+      });
       return undefined;
     }
     return session;

@@ -40,7 +40,8 @@ export class PostReply implements ReplyTarget {
     this.#done = true;
     clearTimeout(this.#timer);
     if (this.#stream) this.#stream.finish(response);
-    else if (!this.#res.writableEnded && !this.#res.destroyed) sendJson(this.#res, 200, response, this.#headers);
+    else if (!this.#res.writableEnded && !this.#res.destroyed)
+      sendJson(this.#res, 200, response, this.#headers);
   }
 
   #upgrade(): EventStream {

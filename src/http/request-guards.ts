@@ -16,11 +16,17 @@ function hostname(hostHeader: string): string {
  * A gateway bound to loopback only answers requests addressed to loopback names (or its public URL),
  * so a web page on another domain cannot reach it through DNS rebinding.
  */
-export function hostAllowed(hostHeader: string | undefined, boundToLoopback: boolean, publicHost?: string): boolean {
+export function hostAllowed(
+  hostHeader: string | undefined,
+  boundToLoopback: boolean,
+  publicHost?: string,
+): boolean {
   if (!boundToLoopback) return true;
   if (!hostHeader) return false;
   const name = hostname(hostHeader);
-  return LOOPBACK_HOSTS.has(name) || name.startsWith('127.') || (publicHost !== undefined && name === publicHost);
+  return (
+    LOOPBACK_HOSTS.has(name) || name.startsWith('127.') || (publicHost !== undefined && name === publicHost)
+  );
 }
 
 /** No Origin (not a browser) is fine; otherwise it must be the gateway's own origin or on the allowlist. */

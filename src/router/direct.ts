@@ -11,7 +11,11 @@ export class DirectLink implements Upstream {
   readonly #release: (backend: PooledBackend) => Promise<void>;
   #closing: Promise<void> | undefined;
 
-  constructor(backend: PooledBackend, downstream: Downstream, release: (backend: PooledBackend) => Promise<void>) {
+  constructor(
+    backend: PooledBackend,
+    downstream: Downstream,
+    release: (backend: PooledBackend) => Promise<void>,
+  ) {
     this.#backend = backend;
     this.#downstream = downstream;
     this.#release = release;
@@ -28,7 +32,9 @@ export class DirectLink implements Upstream {
   send(message: JsonRpcMessage): void {
     if (this.#closing) return;
     if (!this.#backend.process.send(message) && isRequest(message)) {
-      this.#downstream.deliver(errorResponse(message.id, ErrorCode.BackendUnavailable, 'backend is not running'));
+      this.#downstream.deliver(
+        errorResponse(message.id, ErrorCode.BackendUnavailable, 'backend is not running'),
+      );
     }
   }
 

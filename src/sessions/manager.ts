@@ -10,7 +10,9 @@ import type { Downstream, Identity, Upstream } from './types.ts';
 /** Connects a new session to a backend according to the server's isolation mode. */
 export type UpstreamFactory = (server: string, session: Session, downstream: Downstream) => Promise<Upstream>;
 
-export type CreateResult = { ok: true; session: Session } | { ok: false; reason: 'too-many-sessions'; limit: number };
+export type CreateResult =
+  | { ok: true; session: Session }
+  | { ok: false; reason: 'too-many-sessions'; limit: number };
 
 export class SessionManager {
   readonly #config: RelayConfig;

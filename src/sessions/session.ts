@@ -66,7 +66,11 @@ export class Session implements Downstream {
     this.identity = options.identity;
     this.server = options.server;
     this.#requestTimeoutMs = options.requestTimeoutMs;
-    this.#log = options.log.child({ session: options.id, user: options.identity.user, server: options.server });
+    this.#log = options.log.child({
+      session: options.id,
+      user: options.identity.user,
+      server: options.server,
+    });
   }
 
   get closed(): boolean {
@@ -98,7 +102,9 @@ export class Session implements Downstream {
     }
     const key = idKey(message.id);
     if (this.#inFlight.has(key)) {
-      reply.finish(errorResponse(message.id, ErrorCode.InvalidRequest, 'a request with this id is already in flight'));
+      reply.finish(
+        errorResponse(message.id, ErrorCode.InvalidRequest, 'a request with this id is already in flight'),
+      );
       return;
     }
     const meta = message.params?._meta as { progressToken?: unknown } | undefined;
@@ -193,7 +199,10 @@ export class Session implements Downstream {
 
   #deliverResponse(message: JsonRpcResponse): void {
     if (message.id === null) {
-      this.#log.warn({ error: 'error' in message ? message.error : undefined }, 'backend sent an error without id');
+      this.#log.warn(
+        { error: 'error' in message ? message.error : undefined },
+        'backend sent an error without id',
+      );
       return;
     }
     const key = idKey(message.id);

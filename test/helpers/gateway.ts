@@ -89,7 +89,11 @@ export async function rawPost(
 ): Promise<{ status: number; headers: Headers; json: unknown; text: string }> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json', ...headers },
+    headers: {
+      accept: 'application/json, text/event-stream',
+      'content-type': 'application/json',
+      ...headers,
+    },
     body,
   });
   const text = await response.text();
