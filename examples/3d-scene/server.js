@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Entry point: the 3D scene MCP server on stdio, with its live browser viewer; owns startup and shutdown.
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { createSceneMcpServer } from './mcp.js';
+import { Scene } from './scene.js';
+import { startViewer } from './viewer-server.js';
+
+// stdout carries only MCP messages: everything else goes to stderr.
+const log = (line) => process.stderr.write(`3d-scene ${line}\n`);
+// A parent that stops reading stderr must not crash the server; the log is best effort.
+process.stderr.on('error', () => undefined);
+
+const scene = new Scene(process.env.SCENE_TITLE || '3D Scene');
+
+/** @type {{ url: string, close: () => Promise<void> } | undefined} */
+let viewer;
+let viewerError = 'it has not started';
+try {
+  viewer = await startViewer(scene, {
+    host: '127.0.0.1',
+    port: parsePort(process.env.APP_PORT),
+    title: scene.title,
+    user: process.env.MCP_RELAY_USER || undefined,
+    log,
+  });
+  log(`viewer at ${viewer.url}`);
+} catch (error) {
+  viewerError = error instanceof Error ? error.message : String(error);
+  log(`viewer unavailable, MCP tools still work: ${viewerError}`);
+}
+
+const viewerUrl = process.env.APP_PUBLIC_URL || viewer?.url;
+const mcp = createSceneMcpServer(scene, {
+  viewerStatus: () => (viewerUrl ? { url: viewerUrl } : { error: viewerError }),
+  log,
+});
+
+let shuttingDown = false;
+async function shutdown(reason) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  log(`shutting down: ${reason}`);
+  await Promise.allSettled([viewer?.close(), mcp.close()]);
+  // Nothing should be left holding the event loop; if something is, it must not keep a finished server alive.
+  setTimeout(() => process.exit(0), 1000).unref();
+}
+
+process.stdin.on('end', () => void shutdown('stdin closed'));
+process.stdout.on('error', (error) => void shutdown(`stdout: ${error.message}`));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+mcp.server.onclose = () => void shutdown('MCP connection closed');
+
+await mcp.connect(new StdioServerTransport());
+
+/** APP_PORT: unset, empty or 0 picks a free port. */
+function parsePort(value) {
+  const port = Number(value || 0);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new Error(`APP_PORT must be a port number from 0 to 65535, not ${JSON.stringify(value)}`);
+  }
+  return port;
+}

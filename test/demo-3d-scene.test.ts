@@ -1,0 +1,466 @@
+// The bundled 3d-scene demo end to end: its MCP tools and resource over real stdio, its viewer over
+// HTTP and WebSocket, its lifecycle, and the page in a real Chromium.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import {
+  type CallToolResult,
+  CallToolResultSchema,
+  McpError,
+  ResourceUpdatedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Browser } from 'playwright-core';
+import { WebSocket } from 'ws';
+import { z } from 'zod';
+import { launchChromium, startPrefixProxy } from './helpers/browser.ts';
+
+const SERVER = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
+const TIMEOUT = { timeout: 20_000 };
+
+const SceneObject = z.object({
+  id: z.string(),
+  name: z.string(),
+  shape: z.enum(['box', 'sphere', 'cylinder', 'cone', 'torus', 'plane']),
+  position: z.array(z.number()).length(3),
+  rotation: z.array(z.number()).length(3),
+  scale: z.array(z.number()).length(3),
+  color: z.string().regex(/^#[0-9a-f]{6}$/),
+});
+const SceneState = z.object({
+  title: z.string(),
+  version: z.number(),
+  count: z.number(),
+  objects: z.array(SceneObject),
+});
+const ObjectResult = z.object({ object: SceneObject });
+const SceneMessage = z.object({ type: z.literal('scene'), scene: SceneState });
+
+interface SceneServer {
+  client: Client;
+  stderr(): string;
+  close(): Promise<void>;
+}
+
+/** Spawns the demo with the official SDK client, as Claude Desktop would. */
+async function startScene(env: Record<string, string> = {}): Promise<SceneServer> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [SERVER],
+    env: { ...getDefaultEnvironment(), APP_PORT: '0', ...env },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const client = new Client({ name: 'demo-3d-scene-test', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, stderr: () => stderr, close: () => client.close() };
+}
+
+async function call(
+  client: Client,
+  name: string,
+  args: Record<string, unknown> = {},
+): Promise<CallToolResult> {
+  return CallToolResultSchema.parse(await client.callTool({ name, arguments: args }));
+}
+
+function textOf(result: CallToolResult): string {
+  return result.content.map((part) => (part.type === 'text' ? part.text : '')).join('\n');
+}
+
+/** Calls a tool that must succeed, and returns the object it reports. */
+async function objectCall(client: Client, name: string, args: Record<string, unknown>) {
+  const result = await call(client, name, args);
+  assert.notEqual(result.isError, true, textOf(result));
+  return ObjectResult.parse(result.structuredContent).object;
+}
+
+async function viewerUrl(client: Client): Promise<string> {
+  const result = await call(client, 'get_viewer_url');
+  assert.notEqual(result.isError, true, textOf(result));
+  return z.object({ url: z.string() }).parse(result.structuredContent).url;
+}
+
+/** Hands out a WebSocket's scene messages in order, waiting for the next one when none is queued. */
+function sceneMessages(ws: WebSocket): () => Promise<z.infer<typeof SceneState>> {
+  const queued: z.infer<typeof SceneState>[] = [];
+  const waiting: ((state: z.infer<typeof SceneState>) => void)[] = [];
+  ws.on('message', (data) => {
+    const { scene } = SceneMessage.parse(JSON.parse(String(data)));
+    const waiter = waiting.shift();
+    if (waiter) waiter(scene);
+    else queued.push(scene);
+  });
+  return () => {
+    const next = queued.shift();
+    return next ? Promise.resolve(next) : new Promise((resolve) => waiting.push(resolve));
+  };
+}
+
+describe('3d-scene: MCP tools and the scene resource', () => {
+  let server: SceneServer;
+  before(async () => {
+    server = await startScene();
+  });
+  after(() => server.close());
+
+  it('offers the six tools and resource subscriptions', TIMEOUT, async () => {
+    const { tools } = await server.client.listTools();
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), [
+      'add_object',
+      'clear_scene',
+      'get_viewer_url',
+      'list_objects',
+      'remove_object',
+      'update_object',
+    ]);
+    assert.equal(server.client.getServerCapabilities()?.resources?.subscribe, true);
+    assert.match(server.stderr(), /3d-scene viewer at http:\/\/127\.0\.0\.1:\d+\//);
+  });
+
+  it('adds objects with defaults or with every field, and returns their ids', TIMEOUT, async () => {
+    await call(server.client, 'clear_scene');
+    const plain = await objectCall(server.client, 'add_object', {});
+    assert.equal(plain.shape, 'box');
+    assert.deepEqual(
+      [plain.position, plain.rotation, plain.scale],
+      [
+        [0, 0, 0],
+        [0, 0, 0],
+        [1, 1, 1],
+      ],
+    );
+    assert.ok(plain.id && plain.name);
+
+    const full = {
+      shape: 'torus',
+      name: 'ring',
+      position: [1, 2, 3],
+      rotation: [90, 0, 45],
+      scale: [2, 2, 0.5],
+    };
+    const ring = await objectCall(server.client, 'add_object', { ...full, color: '#F80' });
+    assert.deepEqual({ ...ring, id: undefined }, { ...full, color: '#ff8800', id: undefined });
+    assert.notEqual(ring.id, plain.id);
+  });
+
+  it('updates by id or name, renames, removes, lists and clears', TIMEOUT, async () => {
+    await call(server.client, 'clear_scene');
+    const cone = await objectCall(server.client, 'add_object', { shape: 'cone', name: 'tree' });
+    await objectCall(server.client, 'add_object', { shape: 'sphere', name: 'ball' });
+
+    const moved = await objectCall(server.client, 'update_object', { id: cone.id, position: [4, 0, -1] });
+    assert.deepEqual(moved, { ...cone, position: [4, 0, -1] });
+    const renamed = await objectCall(server.client, 'update_object', {
+      name: 'tree',
+      newName: 'pine',
+      color: '#00aa00',
+    });
+    assert.deepEqual(renamed, { ...moved, name: 'pine', color: '#00aa00' });
+
+    const removed = await objectCall(server.client, 'remove_object', { name: 'ball' });
+    assert.equal(removed.shape, 'sphere');
+    const listed = z
+      .object({ count: z.number(), objects: z.array(SceneObject) })
+      .parse((await call(server.client, 'list_objects')).structuredContent);
+    assert.deepEqual(listed, { count: 1, objects: [renamed] });
+
+    const cleared = await call(server.client, 'clear_scene');
+    assert.deepEqual(cleared.structuredContent, { removed: 1 });
+    assert.deepEqual((await call(server.client, 'list_objects')).structuredContent, {
+      count: 0,
+      objects: [],
+    });
+  });
+
+  it('serves the whole scene as JSON at scene://current', TIMEOUT, async () => {
+    await call(server.client, 'clear_scene');
+    const box = await objectCall(server.client, 'add_object', { name: 'crate', color: '#123456' });
+    const { resources } = await server.client.listResources();
+    assert.deepEqual(
+      resources.map((resource) => [resource.uri, resource.mimeType]),
+      [['scene://current', 'application/json']],
+    );
+    const { contents } = await server.client.readResource({ uri: 'scene://current' });
+    const [content] = contents;
+    assert.ok(content && 'text' in content, 'the resource has text content');
+    assert.equal(content.mimeType, 'application/json');
+    const state = SceneState.parse(JSON.parse(content.text));
+    assert.deepEqual([state.title, state.count, state.objects], ['3D Scene', 1, [box]]);
+  });
+
+  it(
+    'sends resources/updated to a subscriber after each change, and stops after unsubscribe',
+    TIMEOUT,
+    async () => {
+      const updates: string[] = [];
+      server.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (notification) => {
+        updates.push(notification.params.uri);
+      });
+      await server.client.subscribeResource({ uri: 'scene://current' });
+      // The server writes the notification before the tool's response, on the same stream: no waiting needed.
+      await objectCall(server.client, 'add_object', { shape: 'cylinder' });
+      assert.deepEqual(updates, ['scene://current']);
+      await call(server.client, 'clear_scene');
+      assert.deepEqual(updates, ['scene://current', 'scene://current']);
+
+      await server.client.unsubscribeResource({ uri: 'scene://current' });
+      await objectCall(server.client, 'add_object', { shape: 'cylinder' });
+      assert.equal(updates.length, 2);
+
+      await assert.rejects(server.client.subscribeResource({ uri: 'scene://other' }), (error: unknown) => {
+        assert.ok(error instanceof McpError);
+        assert.equal(error.code, -32002);
+        return true;
+      });
+    },
+  );
+
+  it('answers bad input with a tool error that says what is wrong', TIMEOUT, async () => {
+    await call(server.client, 'clear_scene');
+    await objectCall(server.client, 'add_object', { name: 'taken' });
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['add_object', { color: 'orange' }, /CSS hex color like "#ff8800"/],
+      ['add_object', { shape: 'teapot' }, /shape/],
+      ['add_object', { scale: [1, 0, 1] }, /scale/],
+      ['add_object', { position: [1, 2] }, /position/],
+      ['add_object', { colour: '#ff0000' }, /colour/],
+      ['add_object', { name: 'taken' }, /already exists/],
+      ['update_object', { id: 'obj-999', color: '#ffffff' }, /No object with id "obj-999"/],
+      ['update_object', { name: 'taken' }, /Nothing to update/],
+      ['remove_object', {}, /id or its name/],
+      ['remove_object', { name: 'ghost' }, /No object named "ghost"/],
+    ];
+    for (const [tool, args, message] of cases) {
+      const result = await call(server.client, tool, args);
+      assert.equal(result.isError, true, `${tool} ${JSON.stringify(args)} should fail`);
+      assert.match(textOf(result), message);
+    }
+    // Nothing above changed the scene.
+    assert.equal((await call(server.client, 'list_objects')).structuredContent?.count, 1);
+  });
+});
+
+describe('3d-scene: the viewer over HTTP and WebSocket', () => {
+  let server: SceneServer;
+  let base: string;
+  before(async () => {
+    server = await startScene();
+    base = await viewerUrl(server.client);
+  });
+  after(() => server.close());
+
+  it('serves a page with only relative URLs, and three.js from node_modules', TIMEOUT, async () => {
+    const page = await fetch(base);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /<title>3D Scene<\/title>/);
+    assert.match(html, /"three": "\.\/vendor\/three\/three\.module\.js"/);
+    assert.match(html, /<script type="module" src="\.\/viewer\.js">/);
+    assert.doesNotMatch(html, /(src|href)="\/|https?:\/\//, 'no absolute URL in the page');
+
+    for (const path of ['viewer.js', 'vendor/three/three.module.js', 'vendor/three/three.core.js']) {
+      const response = await fetch(new URL(path, base));
+      assert.equal(response.status, 200, path);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/javascript/, path);
+      await response.arrayBuffer();
+    }
+    const viewerJs = await (await fetch(new URL('viewer.js', base))).text();
+    assert.match(viewerJs, /new URL\('ws', window\.location\.href\)/);
+    assert.equal((await fetch(new URL('vendor/three/package.json', base))).status, 404);
+    assert.equal((await fetch(base, { method: 'POST' })).status, 405);
+  });
+
+  it('pushes the scene on connect and after every change', TIMEOUT, async () => {
+    await call(server.client, 'clear_scene');
+    await objectCall(server.client, 'add_object', { name: 'first' });
+    const ws = new WebSocket(new URL('ws', base.replace(/^http/, 'ws')));
+    try {
+      const next = sceneMessages(ws);
+      assert.deepEqual(
+        (await next()).objects.map((object) => object.name),
+        ['first'],
+      );
+      const added = await objectCall(server.client, 'add_object', { name: 'second', shape: 'cone' });
+      assert.deepEqual((await next()).objects.at(-1), added);
+      await objectCall(server.client, 'update_object', { id: added.id, color: '#abcdef' });
+      assert.equal((await next()).objects.at(-1)?.color, '#abcdef');
+      await call(server.client, 'clear_scene');
+      assert.equal((await next()).count, 0);
+    } finally {
+      ws.close();
+    }
+  });
+});
+
+describe('3d-scene: configuration and lifecycle', () => {
+  it('shows SCENE_TITLE and MCP_RELAY_USER on the page, HTML-escaped', TIMEOUT, async () => {
+    const server = await startScene({ SCENE_TITLE: 'Office <lab>', MCP_RELAY_USER: 'alice' });
+    try {
+      const html = await (await fetch(await viewerUrl(server.client))).text();
+      assert.match(html, /<title>Office &lt;lab&gt;<\/title>/);
+      assert.match(html, /<p id="user">user: alice<\/p>/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('keeps serving MCP when the viewer port is taken', TIMEOUT, async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const address = blocker.address();
+    assert.ok(address && typeof address === 'object');
+    const server = await startScene({ APP_PORT: String(address.port) });
+    try {
+      const result = await call(server.client, 'get_viewer_url');
+      assert.equal(result.isError, true);
+      assert.match(textOf(result), /viewer is unavailable: .*EADDRINUSE/);
+      await objectCall(server.client, 'add_object', { shape: 'sphere' });
+      assert.match(server.stderr(), /viewer unavailable/);
+    } finally {
+      await server.close();
+      blocker.close();
+    }
+  });
+
+  for (const stop of ['stdin closes', 'SIGTERM'] as const) {
+    it(`exits with code 0 and frees its port when ${stop}`, TIMEOUT, async () => {
+      const child = spawn(process.execPath, [SERVER], {
+        env: { ...getDefaultEnvironment(), APP_PORT: '0' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      try {
+        const url = await viewerUrlFromStderr(child);
+        const ws = new WebSocket(new URL('ws', url.replace(/^http/, 'ws')));
+        await once(ws, 'open');
+        const exited = once(child, 'exit');
+        const wsClosed = once(ws, 'close');
+        if (stop === 'stdin closes') child.stdin?.end();
+        else child.kill('SIGTERM');
+        assert.deepEqual(await exited, [0, null]);
+        await wsClosed;
+        await assert.rejects(fetch(url), 'the viewer port is closed');
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+    });
+  }
+});
+
+describe('3d-scene: the viewer in a real browser', () => {
+  let browser: Browser;
+  let server: SceneServer;
+  before(async () => {
+    browser = await launchChromium();
+    server = await startScene({ SCENE_TITLE: 'Browser test', MCP_RELAY_USER: 'bob' });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('renders objects added over MCP, live, under a gateway-style path prefix', {
+    timeout: 60_000,
+  }, async () => {
+    // Served under /apps/3d/ as the gateway will: this only works if every URL in the page is relative.
+    const proxy = await startPrefixProxy('/apps/3d/', new URL(await viewerUrl(server.client)));
+    const page = await browser.newPage({ viewport: { width: 1024, height: 640 } });
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+    });
+    try {
+      await page.goto(proxy.url);
+      await page.locator('#status[data-state="live"]').waitFor();
+      assert.equal(await page.locator('#user').textContent(), 'user: bob');
+
+      await objectCall(server.client, 'add_object', {
+        name: 'crate',
+        position: [0, 1.5, 0],
+        scale: [3, 3, 3],
+        color: '#ff8800',
+      });
+      await objectCall(server.client, 'add_object', {
+        name: 'ball',
+        shape: 'sphere',
+        position: [-3, 1, 2],
+        scale: [2, 2, 2],
+        color: '#2f7bff',
+      });
+      await page.locator('#object-count', { hasText: /^2$/ }).waitFor();
+      assert.deepEqual(await page.locator('#objects li').allTextContents(), ['crate (box)', 'ball (sphere)']);
+      assert.equal(await page.locator('canvas').count(), 1);
+
+      // Let a few frames render, then check the picture shows lit orange, not a black or empty canvas.
+      await page.waitForTimeout(300);
+      const png = await page.screenshot({ path: '/tmp/3d-scene.png' });
+      const orange = await countPixels(browser, png, 'r > 140 && g > 40 && g < 200 && b < 90');
+      const blue = await countPixels(browser, png, 'b > 140 && r < 120');
+      assert.ok(orange.share > 0.02, `the orange box covers ${orange.share} of the picture`);
+      assert.ok(orange.shades > 5, `the box is shaded (${orange.shades} shades), so the lights work`);
+      assert.ok(blue.share > 0.01, `the blue sphere covers ${blue.share} of the picture`);
+
+      await call(server.client, 'remove_object', { name: 'ball' });
+      await page.locator('#object-count', { hasText: /^1$/ }).waitFor();
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+      await proxy.close();
+    }
+  });
+});
+
+/** Reads the viewer URL from the demo's startup line on stderr, and keeps draining stderr afterwards. */
+async function viewerUrlFromStderr(child: ChildProcess): Promise<string> {
+  let text = '';
+  return new Promise((resolve, reject) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const match = /viewer at (http:\/\/\S+)/.exec(text);
+      if (match?.[1]) resolve(match[1]);
+    });
+    child.once('exit', () => reject(new Error(`the demo exited before starting its viewer: ${text}`)));
+  });
+}
+
+/**
+ * Share of a PNG's pixels matching a condition on r, g, b, and how many distinct colors those pixels have.
+ * The PNG is decoded in a blank browser page, which saves a PNG decoder dependency.
+ */
+async function countPixels(browser: Browser, png: Buffer, condition: string) {
+  const page = await browser.newPage();
+  try {
+    // A string, not a function, because this test's tsconfig has no DOM types.
+    const measure = `(async (base64) => {
+      const image = new Image();
+      image.src = 'data:image/png;base64,' + base64;
+      await image.decode();
+      const canvas = new OffscreenCanvas(image.width, image.height);
+      const context = canvas.getContext('2d');
+      context.drawImage(image, 0, 0);
+      const data = context.getImageData(0, 0, image.width, image.height).data;
+      let matching = 0;
+      const shades = new Set();
+      for (let i = 0; i < data.length; i += 4) {
+        const r = data[i], g = data[i + 1], b = data[i + 2];
+        if (${condition}) {
+          matching++;
+          shades.add((r << 16) | (g << 8) | b);
+        }
+      }
+      return { share: matching / (image.width * image.height), shades: shades.size };
+    })(${JSON.stringify(png.toString('base64'))})`;
+    return z.object({ share: z.number(), shades: z.number() }).parse(await page.evaluate(measure));
+  } finally {
+    await page.close();
+  }
+}
