@@ -38,7 +38,9 @@ const serverSchema = z.strictObject({
   /** Extra variables copied from the gateway's own environment (on top of the built-in allowlist). */
   envPassthrough: z.array(envName).default([]),
   cwd: z.string().optional(),
-  isolation: z.enum(ISOLATION_MODES).default('per-session'),
+  isolation: z.enum(ISOLATION_MODES).default('per-user'),
+  /** Processes this server may run at once (per-user: users, per-session: sessions). */
+  maxInstances: z.number().int().positive().default(100),
   idleTimeout: duration.default(600_000),
   requestTimeout: duration.default(300_000),
   app: z.strictObject({ portEnv: envName }).optional(),
@@ -76,8 +78,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       sessionsPerUser: z.number().int().positive().default(10),
       maxBodyBytes: size.default(4 * 1_048_576),
+      /** Backend processes of all servers together. */
+      maxBackends: z.number().int().positive().default(200),
     })
-    .default({ sessionsPerUser: 10, maxBodyBytes: 4 * 1_048_576 }),
+    .default({ sessionsPerUser: 10, maxBodyBytes: 4 * 1_048_576, maxBackends: 200 }),
   sse: z
     .strictObject({
       /** Interval of the comment lines that keep idle proxies from cutting a stream. */

@@ -12,12 +12,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { authenticate, bearerChallenge, type TokenVerifier } from '../auth/authenticate.ts';
 import { KeyStore } from '../auth/keys.ts';
-import { BackendPool } from '../backends/pool.ts';
+import { BackendLauncher } from '../backends/launcher.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
-import { createUpstreamFactory } from '../router/factory.ts';
+import { Router } from '../router/router.ts';
 import { SessionManager } from '../sessions/manager.ts';
 import { VERSION } from '../version.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
@@ -55,8 +55,10 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   }
   // Opened by listen(): reading the keys file is async, and nothing authenticates before then.
   let keys: KeyStore | undefined;
-  const pool = new BackendPool(config.servers, log, env);
-  const sessions = new SessionManager(config, log, createUpstreamFactory(config, pool));
+  const router = new Router(config, new BackendLauncher(config.servers, log, env), log);
+  const sessions = new SessionManager(config, log, (server, session) =>
+    router.attach(server, session, session),
+  );
   const endpoint = new McpEndpoint(config, sessions, log);
   const serverNames = Object.keys(config.servers);
   const publicUrl = config.publicUrl ? new URL(config.publicUrl) : undefined;
@@ -83,8 +85,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         version: VERSION,
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
         sessions: sessions.size,
-        backends: pool.size,
-        servers: Object.fromEntries(serverNames.map((name) => [name, { backends: pool.countFor(name) }])),
+        backends: router.size,
+        servers: router.stats(),
       });
       return;
     }
@@ -173,7 +175,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         await sessions.closeAll('gateway shutting down');
-        await pool.stopAll();
+        await router.stopAll();
         server.closeAllConnections();
         await stopped;
         keys?.close();

@@ -14,6 +14,7 @@ import {
   validateMessage,
 } from '../protocol/jsonrpc.ts';
 import { isSupportedProtocolVersion } from '../protocol/versions.ts';
+import { CapacityError } from '../router/router.ts';
 import type { SessionManager } from '../sessions/manager.ts';
 import type { Session } from '../sessions/session.ts';
 import type { Identity } from '../sessions/types.ts';

@@ -5,10 +5,10 @@ import { randomUUID } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { Session } from './session.ts';
-import type { Downstream, Identity, Upstream } from './types.ts';
+import type { Identity, Upstream } from './types.ts';
 
 /** Connects a new session to a backend according to the server's isolation mode. */
-export type UpstreamFactory = (server: string, session: Session, downstream: Downstream) => Promise<Upstream>;
+export type UpstreamFactory = (server: string, session: Session) => Promise<Upstream>;
 
 export type CreateResult =
   | { ok: true; session: Session }
@@ -59,7 +59,7 @@ export class SessionManager {
     this.#perUser.set(identity.user, current + 1);
     session.onClose(() => this.#forget(session));
     try {
-      session.attach(await this.#connect(server, session, session));
+      session.attach(await this.#connect(server, session));
     } catch (error) {
       await session.close('backend could not be attached');
       throw error;

@@ -178,14 +178,6 @@ export class Session implements Downstream {
     else this.#queue(message);
   }
 
-  /** The backend is gone; requests in flight fail now and the session ends. */
-  lost(reason: string): void {
-    if (this.#closed) return;
-    this.#log.warn({ reason }, 'backend lost; ending session');
-    this.#failAll(ErrorCode.BackendUnavailable, reason);
-    void this.close('backend lost');
-  }
-
   /** Ends the session: requests in flight get an error, the upstream is released. Idempotent. */
   async close(reason = 'session closed'): Promise<void> {
     if (this.#closed) return;

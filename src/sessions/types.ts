@@ -24,8 +24,8 @@ export interface MessageSink {
 }
 
 /**
- * The session's view of its backend. The per-session link passes messages straight through;
- * the multiplexer (shared and per-user isolation) rewrites ids so several sessions share one process.
+ * The session's view of its backend: a link into the multiplexer that owns the backend process
+ * (in every isolation mode; per-session is the case of a single link).
  */
 export interface Upstream {
   /** Forwards one client message. Failures come back as error responses through the session. */
@@ -37,6 +37,4 @@ export interface Upstream {
 /** What an upstream calls on the session it serves. */
 export interface Downstream {
   deliver(message: JsonRpcMessage): void;
-  /** The backend is gone for good (per-session: the process exited); the session ends. */
-  lost(reason: string): void;
 }

@@ -1,4 +1,4 @@
-// Starts and tracks the backend processes of every configured server, and stops them all on shutdown.
+// Starts backend processes with the environment and app port their config asks for.
 
 import { createServer } from 'node:net';
 import type { ServerConfig } from '../config/schema.ts';
@@ -8,22 +8,16 @@ import { BackendProcess } from './process.ts';
 
 export interface BackendOwner {
   server: string;
-  user: string;
+  /** The user a per-user or per-session backend serves; undefined for a shared one. */
+  user: string | undefined;
   session?: string;
 }
 
-export interface PooledBackend {
-  process: BackendProcess;
-  owner: BackendOwner;
-  /** The port of the backend's browser app, when the server config names `app.portEnv`. */
-  appPort: number | undefined;
-}
-
-export class BackendPool {
+/** Prepares backend processes of the configured servers; their supervisors start and stop them. */
+export class BackendLauncher {
   readonly #servers: Readonly<Record<string, ServerConfig>>;
   readonly #log: Logger;
   readonly #parentEnv: NodeJS.ProcessEnv;
-  readonly #running = new Set<PooledBackend>();
 
   constructor(
     servers: Readonly<Record<string, ServerConfig>>,
@@ -35,26 +29,15 @@ export class BackendPool {
     this.#parentEnv = parentEnv;
   }
 
-  get size(): number {
-    return this.#running.size;
-  }
-
-  /** Backends of one server, for health reporting. */
-  countFor(server: string): number {
-    let count = 0;
-    for (const backend of this.#running) if (backend.owner.server === server) count++;
-    return count;
-  }
-
-  /** Spawns a backend for `owner`; the caller wires its messages and exit. */
-  async spawn(owner: BackendOwner): Promise<PooledBackend> {
+  /** Prepares (does not start) a process for `owner`, with its environment and app port. */
+  async launch(owner: BackendOwner): Promise<BackendProcess> {
     const config = this.#servers[owner.server];
     if (!config) throw new Error(`unknown server ${owner.server}`);
-    const appPort = config.app ? await freePort() : undefined;
-    const relay: Record<string, string> = { MCP_RELAY_USER: owner.user, MCP_RELAY_SERVER: owner.server };
+    const relay: Record<string, string> = { MCP_RELAY_SERVER: owner.server };
+    if (owner.user !== undefined) relay.MCP_RELAY_USER = owner.user;
     if (owner.session) relay.MCP_RELAY_SESSION = owner.session;
-    if (config.app && appPort !== undefined) relay[config.app.portEnv] = String(appPort);
-    const process = new BackendProcess(
+    if (config.app) relay[config.app.portEnv] = String(await freePort());
+    return new BackendProcess(
       {
         server: owner.server,
         command: config.command,
@@ -69,22 +52,6 @@ export class BackendPool {
       },
       this.#log.child({ user: owner.user }),
     );
-    const pooled: PooledBackend = { process, owner, appPort };
-    this.#running.add(pooled);
-    return pooled;
-  }
-
-  /** Stops one backend and forgets it. */
-  async release(backend: PooledBackend): Promise<void> {
-    this.#running.delete(backend);
-    await backend.process.stop();
-  }
-
-  /** Stops every backend (gateway shutdown). */
-  async stopAll(): Promise<void> {
-    const all = [...this.#running];
-    this.#running.clear();
-    await Promise.all(all.map((backend) => backend.process.stop()));
   }
 }
 

@@ -1,0 +1,161 @@
+// Keeps one backend alive: restarts it with exponential backoff when it dies, and gives up for a
+// cool-down when it crashes in a loop, so clients get a clear error instead of endless restarts.
+
+import type { Logger } from '../log.ts';
+import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import type { BackendExit, BackendProcess } from './process.ts';
+
+export interface RestartPolicy {
+  /** First restart delay; doubled for each crash inside the window. */
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** This many exits within `crashWindowMs` mark the backend unhealthy. */
+  crashLimit: number;
+  crashWindowMs: number;
+  /** How long an unhealthy backend is left alone before the next attempt. */
+  cooldownMs: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  initialDelayMs: 200,
+  maxDelayMs: 30_000,
+  crashLimit: 5,
+  crashWindowMs: 60_000,
+  cooldownMs: 60_000,
+};
+
+export type SupervisorState = 'idle' | 'running' | 'restarting' | 'unhealthy' | 'stopped';
+
+export interface SupervisorEvents {
+  /** A process is up (first start or restart) and must be initialized. */
+  started(restart: boolean): void;
+  message(message: JsonRpcMessage): void;
+  /** The running process died; what it had in flight is lost. */
+  down(reason: string): void;
+  /** Too many crashes: no restart until the cool-down ends. */
+  unhealthy(reason: string): void;
+}
+
+export class Supervisor {
+  readonly #spawn: () => Promise<BackendProcess>;
+  readonly #events: SupervisorEvents;
+  readonly #policy: RestartPolicy;
+  readonly #log: Logger;
+  #process: BackendProcess | undefined;
+  #state: SupervisorState = 'idle';
+  #crashes: number[] = [];
+  #restartTimer: NodeJS.Timeout | undefined;
+  #unhealthyUntil = 0;
+  #unhealthyReason = '';
+  #everStarted = false;
+
+  constructor(
+    spawn: () => Promise<BackendProcess>,
+    events: SupervisorEvents,
+    log: Logger,
+    policy = DEFAULT_RESTART_POLICY,
+  ) {
+    this.#spawn = spawn;
+    this.#events = events;
+    this.#log = log;
+    this.#policy = policy;
+  }
+
+  get state(): SupervisorState {
+    return this.#state;
+  }
+
+  get pid(): number | undefined {
+    return this.#process?.pid;
+  }
+
+  /** Why the backend is unhealthy and when it will be tried again, for error messages. */
+  get unhealthyReason(): string | undefined {
+    if (this.#state !== 'unhealthy') return undefined;
+    const seconds = Math.max(0, Math.ceil((this.#unhealthyUntil - Date.now()) / 1000));
+    return `${this.#unhealthyReason}; next attempt in ${seconds}s`;
+  }
+
+  /** Starts the process; after an unhealthy cool-down has passed, tries again. */
+  async start(): Promise<void> {
+    if (this.#state === 'running' || this.#state === 'restarting' || this.#state === 'stopped') return;
+    if (this.#state === 'unhealthy' && Date.now() < this.#unhealthyUntil) return;
+    if (this.#state === 'unhealthy') this.#crashes = [];
+    await this.#launch();
+  }
+
+  send(message: JsonRpcMessage): boolean {
+    return this.#state === 'running' && (this.#process?.send(message) ?? false);
+  }
+
+  /** Stops for good (no restart). Idempotent. */
+  async stop(): Promise<void> {
+    this.#state = 'stopped';
+    clearTimeout(this.#restartTimer);
+    const process = this.#process;
+    this.#process = undefined;
+    await process?.stop();
+  }
+
+  async #launch(): Promise<void> {
+    this.#state = 'running';
+    let process: BackendProcess;
+    try {
+      process = await this.#spawn();
+    } catch (error) {
+      this.#exited({ code: null, signal: null, error: error as Error });
+      return;
+    }
+    if (this.#state !== 'running') {
+      await process.stop();
+      return;
+    }
+    this.#process = process;
+    process.onmessage = (message) => this.#events.message(message);
+    process.onexit = (exit) => {
+      if (this.#process === process) this.#exited(exit);
+    };
+    process.start();
+    const restart = this.#everStarted;
+    this.#everStarted = true;
+    if (this.#state === 'running' && this.#process === process) this.#events.started(restart);
+  }
+
+  #exited(exit: BackendExit): void {
+    this.#process = undefined;
+    if (this.#state === 'stopped') return;
+    const reason = exit.error
+      ? `backend could not be started: ${exit.error.message}`
+      : `backend exited (${exit.signal ?? `code ${exit.code}`})`;
+    const now = Date.now();
+    this.#crashes = [...this.#crashes.filter((time) => now - time < this.#policy.crashWindowMs), now];
+    this.#events.down(reason);
+    // A command that cannot be started at all (missing, not executable) will not start on a retry either.
+    if (exit.error) this.#crashes = Array.from({ length: this.#policy.crashLimit }, () => now);
+    if (this.#crashes.length >= this.#policy.crashLimit) {
+      this.#state = 'unhealthy';
+      this.#unhealthyUntil = now + this.#policy.cooldownMs;
+      this.#unhealthyReason = exit.error
+        ? reason
+        : `crashed ${this.#crashes.length} times within ${Math.round(this.#policy.crashWindowMs / 1000)}s (last: ${reason})`;
+      this.#log.error(
+        { crashes: this.#crashes.length, reason },
+        'backend is crash-looping; marked unhealthy',
+      );
+      this.#events.unhealthy(this.#unhealthyReason);
+      return;
+    }
+    const delay = Math.min(
+      this.#policy.maxDelayMs,
+      this.#policy.initialDelayMs * 2 ** (this.#crashes.length - 1),
+    );
+    this.#state = 'restarting';
+    this.#log.warn({ reason, delayMs: delay }, 'backend down; restarting');
+    this.#restartTimer = setTimeout(() => {
+      if (this.#state !== 'restarting') return;
+      this.#state = 'idle';
+      void this.#launch();
+    }, delay);
+    this.#restartTimer.unref();
+  }
+}

@@ -1,0 +1,55 @@
+// One session's attachment to a multiplexed backend: what the multiplexer must remember per session
+// (its ids in flight, subscriptions, log level, capabilities) to route without guessing.
+
+import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import type { Downstream, Upstream } from '../sessions/types.ts';
+import type { Multiplexer } from './multiplexer.ts';
+
+/** RFC 5424 severities as MCP names them, most verbose first. */
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+export function logLevelRank(level: unknown): number | undefined {
+  const rank = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
+  return rank === -1 ? undefined : rank;
+}
+
+export class MuxLink implements Upstream {
+  readonly #mux: Multiplexer;
+  readonly #downstream: Downstream;
+  /** The session's request ids in flight (by idKey) → the id the backend saw. */
+  readonly backendIds = new Map<string, number>();
+  readonly subscriptions = new Set<string>();
+  /** The level this session asked for with logging/setLevel; undefined = everything the backend sends. */
+  logLevel: string | undefined;
+  /** The params of this session's initialize (its capabilities and protocol version). */
+  clientInit: Record<string, unknown> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(mux: Multiplexer, downstream: Downstream) {
+    this.#mux = mux;
+    this.#downstream = downstream;
+  }
+
+  send(message: JsonRpcMessage): void {
+    if (!this.#closing) this.#mux.fromClient(this, message);
+  }
+
+  deliver(message: JsonRpcMessage): void {
+    this.#downstream.deliver(message);
+  }
+
+  hasCapability(name: string): boolean {
+    const capabilities = this.clientInit?.capabilities as Record<string, unknown> | undefined;
+    return capabilities?.[name] !== undefined;
+  }
+
+  wantsLog(level: unknown): boolean {
+    if (this.logLevel === undefined) return true;
+    return (logLevelRank(level) ?? Number.POSITIVE_INFINITY) >= (logLevelRank(this.logLevel) ?? 0);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#mux.detach(this);
+    return this.#closing;
+  }
+}

@@ -1,0 +1,525 @@
+// Many sessions, one backend: the gateway is the backend's only client. It initializes the backend once,
+// rewrites every id and progress token so replies find their own session, and sends a message to a
+// session only when it is certain the message is that session's (DESIGN.md, "the multiplexer").
+
+import type { Supervisor } from '../backends/supervisor.ts';
+import type { IsolationMode } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import {
+  ErrorCode,
+  errorResponse,
+  isRequest,
+  isResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../protocol/jsonrpc.ts';
+import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
+import { idKey } from '../sessions/session.ts';
+import { logLevelRank, type MuxLink } from './link.ts';
+
+/** A request the gateway forwarded; the key of `#pending` is the id the backend saw. */
+type Pending =
+  | {
+      kind: 'client';
+      link: MuxLink;
+      clientId: JsonRpcId;
+      progressKey: string | undefined;
+      subscribeUri?: string;
+    }
+  | { kind: 'internal'; onResponse: (response: JsonRpcResponse) => void };
+
+/** Capabilities the gateway can route for a shared backend: it answers with an error where a session lacks one. */
+const ROUTABLE_CLIENT_CAPABILITIES = { roots: { listChanged: true }, sampling: {}, elicitation: {} };
+const MAX_QUEUED = 1_000;
+const CAPABILITY_OF: Record<string, string> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+export interface MultiplexerOptions {
+  server: string;
+  mode: IsolationMode;
+  log: Logger;
+  /** Called when the last session detaches. */
+  onEmpty: () => void;
+}
+
+export class Multiplexer {
+  readonly server: string;
+  readonly #mode: IsolationMode;
+  readonly #log: Logger;
+  readonly #onEmpty: () => void;
+  readonly #links = new Set<MuxLink>();
+  readonly #pending = new Map<number, Pending>();
+  /** Backend progress token → the session and the token it chose. */
+  readonly #progress = new Map<string, { link: MuxLink; token: string | number }>();
+  /** Id the session saw for a server→client request → the backend's id and the session. */
+  readonly #serverRequests = new Map<number, { backendId: JsonRpcId; link: MuxLink }>();
+  readonly #subscriptions = new Map<string, Set<MuxLink>>();
+  /** Client requests waiting for the backend to be (re)initialized. */
+  #queued: Array<{ link: MuxLink; message: JsonRpcRequest }> = [];
+  #supervisor: Supervisor | undefined;
+  #nextBackendId = 1;
+  #nextServerRequestId = 1;
+  #initParams: Record<string, unknown> | undefined;
+  #initResult: Record<string, unknown> | undefined;
+  #initializing = false;
+  #initWaiters: Array<{ link: MuxLink; request: JsonRpcRequest }> = [];
+  #backendLogLevel: string | undefined;
+
+  constructor(options: MultiplexerOptions) {
+    this.server = options.server;
+    this.#mode = options.mode;
+    this.#log = options.log.child({ server: options.server, isolation: options.mode });
+    this.#onEmpty = options.onEmpty;
+  }
+
+  get sessionCount(): number {
+    return this.#links.size;
+  }
+
+  get pid(): number | undefined {
+    return this.#supervisor?.pid;
+  }
+
+  get healthy(): boolean {
+    return this.#supervisor?.state !== 'unhealthy';
+  }
+
+  /** Wires the supervisor's events here; called once, before the first attach. */
+  bind(supervisor: Supervisor): void {
+    this.#supervisor = supervisor;
+  }
+
+  attach(link: MuxLink): void {
+    this.#links.add(link);
+  }
+
+  // --- Supervisor events --------------------------------------------------------------------------
+
+  backendStarted(restart: boolean): void {
+    if (this.#initParams) this.#initialize(restart);
+  }
+
+  backendDown(reason: string): void {
+    this.#initResult = undefined;
+    this.#initializing = false;
+    for (const [backendId, pending] of this.#pending) {
+      this.#pending.delete(backendId);
+      if (pending.kind === 'client')
+        this.#finishClient(
+          pending,
+          errorResponse(pending.clientId, ErrorCode.BackendUnavailable, `${reason}; it is being restarted`),
+        );
+    }
+    this.#progress.clear();
+    this.#serverRequests.clear();
+    this.#backendLogLevel = undefined;
+  }
+
+  backendUnhealthy(reason: string): void {
+    const message = `server "${this.server}" is unavailable: ${reason}`;
+    for (const { link, request } of this.#initWaiters.splice(0)) {
+      link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, message));
+    }
+    for (const { link, message: request } of this.#queued.splice(0)) {
+      link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, message));
+    }
+  }
+
+  // --- From sessions ------------------------------------------------------------------------------
+
+  fromClient(link: MuxLink, message: JsonRpcMessage): void {
+    if (isRequest(message)) this.#clientRequest(link, message);
+    else if (isResponse(message)) this.#clientResponse(message);
+    else this.#clientNotification(link, message);
+  }
+
+  async detach(link: MuxLink): Promise<void> {
+    if (!this.#links.delete(link)) return;
+    // What the session still had in flight is cancelled at the backend, so no work runs for nobody.
+    for (const [backendId, pending] of this.#pending) {
+      if (pending.kind !== 'client' || pending.link !== link) continue;
+      this.#dropPending(backendId, pending);
+      this.#toBackend({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: backendId, reason: 'the client session ended' },
+      });
+    }
+    for (const [id, entry] of this.#serverRequests) if (entry.link === link) this.#serverRequests.delete(id);
+    for (const uri of link.subscriptions) this.#unsubscribe(link, uri, undefined);
+    this.#queued = this.#queued.filter((entry) => entry.link !== link);
+    this.#initWaiters = this.#initWaiters.filter((entry) => entry.link !== link);
+    if (link.logLevel !== undefined) this.#applyLogLevel();
+    if (this.#links.size === 0) this.#onEmpty();
+  }
+
+  async stop(): Promise<void> {
+    await this.#supervisor?.stop();
+  }
+
+  #clientRequest(link: MuxLink, request: JsonRpcRequest): void {
+    switch (request.method) {
+      case 'initialize':
+        link.clientInit = request.params ?? {};
+        this.#clientInitialize(link, request);
+        return;
+      case 'ping':
+        link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
+        return;
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const uri = request.params?.uri;
+        if (typeof uri !== 'string') break;
+        if (request.method === 'resources/subscribe') this.#subscribe(link, uri, request);
+        else this.#unsubscribe(link, uri, request);
+        return;
+      }
+      case 'logging/setLevel': {
+        const level = request.params?.level;
+        if (typeof level !== 'string' || logLevelRank(level) === undefined || !this.#capability('logging'))
+          break;
+        link.logLevel = level;
+        this.#applyLogLevel();
+        link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
+        return;
+      }
+    }
+    this.#forward(link, request);
+  }
+
+  #clientNotification(link: MuxLink, notification: JsonRpcNotification): void {
+    if (notification.method === 'notifications/initialized') return;
+    if (notification.method === 'notifications/cancelled') {
+      const requestId = notification.params?.requestId;
+      if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+      const backendId = link.backendIds.get(idKey(requestId));
+      const pending = backendId === undefined ? undefined : this.#pending.get(backendId);
+      if (backendId === undefined || !pending) return;
+      this.#dropPending(backendId, pending);
+      this.#toBackend({ ...notification, params: { ...notification.params, requestId: backendId } });
+      return;
+    }
+    this.#toBackend(notification);
+  }
+
+  #clientResponse(response: JsonRpcResponse): void {
+    if (typeof response.id !== 'number') return;
+    const entry = this.#serverRequests.get(response.id);
+    if (!entry) return;
+    this.#serverRequests.delete(response.id);
+    this.#toBackend({ ...response, id: entry.backendId });
+  }
+
+  #clientInitialize(link: MuxLink, request: JsonRpcRequest): void {
+    if (this.#initResult) {
+      link.deliver({ jsonrpc: '2.0', id: request.id, result: this.#initializeResultFor(link) });
+      return;
+    }
+    const unavailable = this.#supervisor?.unhealthyReason;
+    if (unavailable) {
+      link.deliver(
+        errorResponse(
+          request.id,
+          ErrorCode.BackendUnavailable,
+          `server "${this.server}" is unavailable: ${unavailable}`,
+        ),
+      );
+      return;
+    }
+    this.#initWaiters.push({ link, request });
+    if (!this.#initParams) {
+      const params = request.params ?? {};
+      // A backend of one session sees that client exactly; a shared one sees what the gateway can route.
+      this.#initParams =
+        this.#mode === 'per-session'
+          ? params
+          : {
+              ...params,
+              capabilities: { ...(params.capabilities as object), ...ROUTABLE_CLIENT_CAPABILITIES },
+            };
+    }
+    if (this.#supervisor?.state === 'running') this.#initialize(false);
+    else void this.#supervisor?.start();
+  }
+
+  #initialize(restart: boolean): void {
+    if (this.#initializing || !this.#initParams) return;
+    this.#initializing = true;
+    this.#internalRequest('initialize', this.#initParams, (response) => {
+      this.#initializing = false;
+      if ('error' in response) {
+        this.#log.error({ error: response.error }, 'backend refused initialize');
+        for (const { link, request } of this.#initWaiters.splice(0)) {
+          link.deliver(
+            errorResponse(request.id, response.error.code, response.error.message, response.error.data),
+          );
+        }
+        return;
+      }
+      this.#initResult = response.result;
+      this.#toBackend({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      for (const { link, request } of this.#initWaiters.splice(0)) {
+        link.deliver({ jsonrpc: '2.0', id: request.id, result: this.#initializeResultFor(link) });
+      }
+      if (restart) this.#afterRestart();
+      for (const { link, message } of this.#queued.splice(0)) this.#forward(link, message);
+    });
+  }
+
+  /** Restores what the new process does not know (subscriptions, log level) and tells sessions lists may differ. */
+  #afterRestart(): void {
+    for (const uri of this.#subscriptions.keys())
+      this.#internalRequest('resources/subscribe', { uri }, () => {});
+    this.#applyLogLevel();
+    const changed = ['notifications/tools/list_changed'];
+    if (this.#capability('resources')) changed.push('notifications/resources/list_changed');
+    if (this.#capability('prompts')) changed.push('notifications/prompts/list_changed');
+    for (const link of this.#links) for (const method of changed) link.deliver({ jsonrpc: '2.0', method });
+  }
+
+  /** The backend's initialize result, with the protocol version agreed with this client. */
+  #initializeResultFor(link: MuxLink): Record<string, unknown> {
+    const result = this.#initResult ?? {};
+    const backendVersion =
+      typeof result.protocolVersion === 'string' ? result.protocolVersion : LATEST_PROTOCOL_VERSION;
+    const requested = link.clientInit?.protocolVersion;
+    const version =
+      typeof requested === 'string' && isSupportedProtocolVersion(requested) && requested <= backendVersion
+        ? requested
+        : backendVersion;
+    return { ...result, protocolVersion: version };
+  }
+
+  #forward(link: MuxLink, request: JsonRpcRequest): void {
+    if (!this.#initResult) {
+      const unavailable = this.#supervisor?.unhealthyReason;
+      if (unavailable) {
+        link.deliver(
+          errorResponse(
+            request.id,
+            ErrorCode.BackendUnavailable,
+            `server "${this.server}" is unavailable: ${unavailable}`,
+          ),
+        );
+        return;
+      }
+      if (this.#queued.length >= MAX_QUEUED) {
+        link.deliver(
+          errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is restarting; try again shortly'),
+        );
+        return;
+      }
+      this.#queued.push({ link, message: request });
+      void this.#supervisor?.start();
+      return;
+    }
+    const backendId = this.#nextBackendId++;
+    let params = request.params;
+    let progressKey: string | undefined;
+    const meta = params?._meta as Record<string, unknown> | undefined;
+    const token = meta?.progressToken;
+    if (typeof token === 'string' || typeof token === 'number') {
+      progressKey = `p${backendId}`;
+      this.#progress.set(progressKey, { link, token });
+      params = { ...params, _meta: { ...meta, progressToken: progressKey } };
+    }
+    const pending: Pending = { kind: 'client', link, clientId: request.id, progressKey };
+    if (request.method === 'resources/subscribe' && typeof request.params?.uri === 'string') {
+      pending.subscribeUri = request.params.uri;
+    }
+    this.#pending.set(backendId, pending);
+    link.backendIds.set(idKey(request.id), backendId);
+    const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: backendId, method: request.method };
+    if (params !== undefined) forwarded.params = params;
+    if (!this.#toBackend(forwarded)) {
+      this.#dropPending(backendId, pending);
+      link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is not running'));
+    }
+  }
+
+  // --- From the backend ---------------------------------------------------------------------------
+
+  fromBackend(message: JsonRpcMessage): void {
+    if (isResponse(message)) this.#backendResponse(message);
+    else if (isRequest(message)) this.#backendRequest(message);
+    else this.#backendNotification(message);
+  }
+
+  #backendResponse(response: JsonRpcResponse): void {
+    if (typeof response.id !== 'number') return;
+    const pending = this.#pending.get(response.id);
+    if (!pending) return;
+    this.#pending.delete(response.id);
+    if (pending.kind === 'internal') {
+      pending.onResponse(response);
+      return;
+    }
+    if (pending.subscribeUri && 'error' in response) {
+      this.#subscriptions.get(pending.subscribeUri)?.delete(pending.link);
+      pending.link.subscriptions.delete(pending.subscribeUri);
+    }
+    this.#finishClient(pending, { ...response, id: pending.clientId });
+  }
+
+  #backendRequest(request: JsonRpcRequest): void {
+    const link = this.#certainTarget();
+    const capability = CAPABILITY_OF[request.method];
+    if (!link) {
+      this.#log.warn(
+        { method: request.method, sessions: this.#links.size },
+        'server→client request with no certain target session; answered with an error',
+      );
+      this.#toBackend(
+        errorResponse(
+          request.id,
+          ErrorCode.InternalError,
+          `mcp-relay cannot tell which of ${this.#links.size} sessions this ${request.method} is for; use isolation per-user or per-session for servers that call back`,
+        ),
+      );
+      return;
+    }
+    if (capability && this.#mode !== 'per-session' && !link.hasCapability(capability)) {
+      this.#toBackend(
+        errorResponse(request.id, ErrorCode.MethodNotFound, `the client does not support ${capability}`),
+      );
+      return;
+    }
+    const id = this.#nextServerRequestId++;
+    this.#serverRequests.set(id, { backendId: request.id, link });
+    link.deliver({ ...request, id });
+  }
+
+  #backendNotification(notification: JsonRpcNotification): void {
+    const method = notification.method;
+    if (method === 'notifications/progress') {
+      const token = notification.params?.progressToken;
+      const entry = typeof token === 'string' ? this.#progress.get(token) : undefined;
+      if (entry)
+        entry.link.deliver({
+          ...notification,
+          params: { ...notification.params, progressToken: entry.token },
+        });
+      return;
+    }
+    if (method === 'notifications/cancelled') {
+      const requestId = notification.params?.requestId;
+      for (const [id, entry] of this.#serverRequests) {
+        if (entry.backendId !== requestId) continue;
+        this.#serverRequests.delete(id);
+        entry.link.deliver({ ...notification, params: { ...notification.params, requestId: id } });
+      }
+      return;
+    }
+    if (method.endsWith('/list_changed')) {
+      for (const link of this.#links) link.deliver(notification);
+      return;
+    }
+    if (method === 'notifications/resources/updated') {
+      const uri = notification.params?.uri;
+      for (const link of (typeof uri === 'string' && this.#subscriptions.get(uri)) || [])
+        link.deliver(notification);
+      return;
+    }
+    // Log messages and anything else may carry one user's data: deliver only when the target is certain.
+    const link = this.#certainTarget();
+    if (!link) {
+      this.#log.debug(
+        { method, sessions: this.#links.size },
+        'notification with no certain target session; dropped',
+      );
+      return;
+    }
+    if (method === 'notifications/message' && !link.wantsLog(notification.params?.level)) return;
+    link.deliver(notification);
+  }
+
+  // --- Helpers ------------------------------------------------------------------------------------
+
+  /** The one session with requests in flight; or, when none has any, the only session attached. */
+  #certainTarget(): MuxLink | undefined {
+    let busy: MuxLink | undefined;
+    for (const link of this.#links) {
+      if (link.backendIds.size === 0) continue;
+      if (busy) return undefined;
+      busy = link;
+    }
+    if (busy) return busy;
+    return this.#links.size === 1 ? this.#links.values().next().value : undefined;
+  }
+
+  #subscribe(link: MuxLink, uri: string, request: JsonRpcRequest): void {
+    let subscribers = this.#subscriptions.get(uri);
+    if (!subscribers) {
+      subscribers = new Set();
+      this.#subscriptions.set(uri, subscribers);
+    }
+    const first = subscribers.size === 0;
+    subscribers.add(link);
+    link.subscriptions.add(uri);
+    if (first) this.#forward(link, request);
+    else link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
+  }
+
+  /** Drops one session's subscription; the backend is unsubscribed when the last one goes. */
+  #unsubscribe(link: MuxLink, uri: string, request: JsonRpcRequest | undefined): void {
+    const subscribers = this.#subscriptions.get(uri);
+    subscribers?.delete(link);
+    link.subscriptions.delete(uri);
+    const last = subscribers !== undefined && subscribers.size === 0;
+    if (last) this.#subscriptions.delete(uri);
+    if (request && last) this.#forward(link, request);
+    else if (request) link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
+    else if (last && this.#initResult) this.#internalRequest('resources/unsubscribe', { uri }, () => {});
+  }
+
+  /** The backend logs at the most verbose level any session asked for; each session filters its own. */
+  #applyLogLevel(): void {
+    let wanted: string | undefined;
+    for (const link of this.#links) {
+      if (link.logLevel === undefined) continue;
+      if (wanted === undefined || (logLevelRank(link.logLevel) ?? 0) < (logLevelRank(wanted) ?? 0))
+        wanted = link.logLevel;
+    }
+    if (wanted === undefined || wanted === this.#backendLogLevel || !this.#initResult) return;
+    this.#backendLogLevel = wanted;
+    this.#internalRequest('logging/setLevel', { level: wanted }, () => {});
+  }
+
+  #capability(name: string): boolean {
+    const capabilities = this.#initResult?.capabilities as Record<string, unknown> | undefined;
+    return capabilities?.[name] !== undefined;
+  }
+
+  #internalRequest(
+    method: string,
+    params: Record<string, unknown>,
+    onResponse: (response: JsonRpcResponse) => void,
+  ): void {
+    const id = this.#nextBackendId++;
+    this.#pending.set(id, { kind: 'internal', onResponse });
+    if (!this.#toBackend({ jsonrpc: '2.0', id, method, params })) this.#pending.delete(id);
+  }
+
+  #finishClient(pending: Extract<Pending, { kind: 'client' }>, response: JsonRpcResponse): void {
+    pending.link.backendIds.delete(idKey(pending.clientId));
+    if (pending.progressKey) this.#progress.delete(pending.progressKey);
+    pending.link.deliver(response);
+  }
+
+  #dropPending(backendId: number, pending: Pending): void {
+    this.#pending.delete(backendId);
+    if (pending.kind !== 'client') return;
+    pending.link.backendIds.delete(idKey(pending.clientId));
+    if (pending.progressKey) this.#progress.delete(pending.progressKey);
+  }
+
+  #toBackend(message: JsonRpcMessage): boolean {
+    return this.#supervisor?.send(message) ?? false;
+  }
+}

@@ -1,0 +1,161 @@
+// Finds or creates the backend a new session belongs to, by the server's isolation mode
+// (shared: one for all; per-user: one per user; per-session: one each), within the instance caps.
+
+import type { BackendLauncher } from '../backends/launcher.ts';
+import { Supervisor } from '../backends/supervisor.ts';
+import type { RelayConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import type { Downstream, Identity, Upstream } from '../sessions/types.ts';
+import { MuxLink } from './link.ts';
+import { Multiplexer } from './multiplexer.ts';
+
+/** No room for another backend process (per-server or total cap). */
+export class CapacityError extends Error {
+  override readonly name = 'CapacityError';
+}
+
+export interface ServerStats {
+  backends: number;
+  sessions: number;
+  healthy: boolean;
+}
+
+interface Instance {
+  mux: Multiplexer;
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
+export class Router {
+  readonly #config: RelayConfig;
+  readonly #launcher: BackendLauncher;
+  readonly #log: Logger;
+  readonly #instances = new Map<string, Instance>();
+
+  constructor(config: RelayConfig, launcher: BackendLauncher, log: Logger) {
+    this.#config = config;
+    this.#launcher = launcher;
+    this.#log = log;
+  }
+
+  /** Backends (running or being restarted) right now. */
+  get size(): number {
+    return this.#instances.size;
+  }
+
+  async attach(
+    server: string,
+    session: { id: string; identity: Identity },
+    downstream: Downstream,
+  ): Promise<Upstream> {
+    const config = this.#config.servers[server];
+    if (!config) throw new Error(`unknown server ${server}`);
+    const mode = config.isolation;
+    const key =
+      mode === 'shared'
+        ? `${server}\0*`
+        : mode === 'per-user'
+          ? `${server}\0u\0${session.identity.user}`
+          : `${server}\0s\0${session.id}`;
+    let instance = this.#instances.get(key);
+    if (!instance) {
+      if (this.#countFor(server) >= config.maxInstances) {
+        throw new CapacityError(
+          `server "${server}" already runs its maximum of ${config.maxInstances} instances`,
+        );
+      }
+      if (this.#instances.size >= this.#config.limits.maxBackends) {
+        throw new CapacityError(
+          `the gateway already runs its maximum of ${this.#config.limits.maxBackends} backends`,
+        );
+      }
+      instance = this.#create(
+        key,
+        server,
+        mode === 'shared' ? undefined : session.identity.user,
+        mode === 'per-session' ? session.id : undefined,
+      );
+    }
+    clearTimeout(instance.idleTimer);
+    instance.idleTimer = undefined;
+    const link = new MuxLink(instance.mux, downstream);
+    instance.mux.attach(link);
+    return link;
+  }
+
+  stats(): Record<string, ServerStats> {
+    const stats: Record<string, ServerStats> = {};
+    for (const name of Object.keys(this.#config.servers))
+      stats[name] = { backends: 0, sessions: 0, healthy: true };
+    for (const { mux } of this.#instances.values()) {
+      const entry = stats[mux.server];
+      if (!entry) continue;
+      entry.backends++;
+      entry.sessions += mux.sessionCount;
+      entry.healthy &&= mux.healthy;
+    }
+    return stats;
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.#instances.values()];
+    this.#instances.clear();
+    await Promise.all(
+      all.map(({ mux, idleTimer }) => {
+        clearTimeout(idleTimer);
+        return mux.stop();
+      }),
+    );
+  }
+
+  #create(key: string, server: string, user: string | undefined, sessionId: string | undefined): Instance {
+    const config = this.#config.servers[server];
+    if (!config) throw new Error(`unknown server ${server}`);
+    const instance: Instance = {
+      mux: new Multiplexer({
+        server,
+        mode: config.isolation,
+        log: this.#log,
+        onEmpty: () => this.#emptied(key, instance),
+      }),
+      idleTimer: undefined,
+    };
+    const { mux } = instance;
+    const owner = { server, user, ...(sessionId ? { session: sessionId } : {}) };
+    const supervisor = new Supervisor(
+      () => this.#launcher.launch(owner),
+      {
+        started: (restart) => mux.backendStarted(restart),
+        message: (message) => mux.fromBackend(message),
+        down: (reason) => mux.backendDown(reason),
+        unhealthy: (reason) => mux.backendUnhealthy(reason),
+      },
+      this.#log.child({ server, user }),
+    );
+    mux.bind(supervisor);
+    this.#instances.set(key, instance);
+    return instance;
+  }
+
+  /** The last session left: a per-session backend stops now, others after the server's idleTimeout. */
+  #emptied(key: string, instance: Instance): void {
+    const config = this.#config.servers[instance.mux.server];
+    const stop = () => {
+      if (this.#instances.get(key) !== instance || instance.mux.sessionCount > 0) return;
+      this.#instances.delete(key);
+      this.#log.info({ server: instance.mux.server }, 'stopping unused backend');
+      void instance.mux.stop();
+    };
+    if (!config || config.isolation === 'per-session') {
+      stop();
+      return;
+    }
+    instance.idleTimer = setTimeout(stop, config.idleTimeout);
+    instance.idleTimer.unref();
+  }
+
+  #countFor(server: string): number {
+    let count = 0;
+    for (const { mux } of this.#instances.values()) if (mux.server === server) count++;
+    return count;
+  }
+}
