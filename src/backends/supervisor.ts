@@ -142,7 +142,7 @@ export class Supervisor {
         { crashes: this.#crashes.length, reason },
         'backend is crash-looping; marked unhealthy',
       );
-      this.#events.unhealthy(this.#unhealthyReason);
+      this.#events.unhealthy(this.unhealthyReason ?? this.#unhealthyReason);
       return;
     }
     const delay = Math.min(

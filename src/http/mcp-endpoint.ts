@@ -134,16 +134,16 @@ export class McpEndpoint {
     try {
       created = await this.#sessions.create(server, identity);
     } catch (error) {
+      // Capacity is the expected refusal; anything else is our fault and stays in the log.
+      const capacity = error instanceof CapacityError;
       this.#log.error({ err: (error as Error).message, server }, 'could not start a session');
-      sendRpcError(
-        res,
-        503,
-        ErrorCode.BackendUnavailable,
-        'the server could not be started; see the gateway log',
-        {
-          id: message.id,
-        },
-      );
+      const text = capacity
+        ? (error as Error).message
+        : 'the session could not be started; see the gateway log';
+      sendRpcError(res, 503, ErrorCode.BackendUnavailable, text, {
+        id: message.id,
+        headers: { 'retry-after': '30' },
+      });
       return;
     }
     if (!created.ok) {
