@@ -122,13 +122,11 @@ export class Multiplexer {
   }
 
   backendUnhealthy(reason: string): void {
-    const message = `server "${this.server}" is unavailable: ${reason}`;
-    for (const { link, request } of this.#initWaiters.splice(0)) {
-      link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, message));
-    }
-    for (const { link, message: request } of this.#queued.splice(0)) {
-      link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, message));
-    }
+    const waiting = [
+      ...this.#initWaiters.splice(0),
+      ...this.#queued.splice(0).map(({ link, message }) => ({ link, request: message })),
+    ];
+    for (const { link, request } of waiting) link.deliver(this.#unavailable(request.id, reason));
   }
 
   // --- From sessions ------------------------------------------------------------------------------
@@ -221,17 +219,7 @@ export class Multiplexer {
       link.deliver({ jsonrpc: '2.0', id: request.id, result: this.#initializeResultFor(link) });
       return;
     }
-    const unavailable = this.#supervisor?.unhealthyReason;
-    if (unavailable) {
-      link.deliver(
-        errorResponse(
-          request.id,
-          ErrorCode.BackendUnavailable,
-          `server "${this.server}" is unavailable: ${unavailable}`,
-        ),
-      );
-      return;
-    }
+    if (this.#refusedAsUnhealthy(link, request)) return;
     this.#initWaiters.push({ link, request });
     if (!this.#initParams) {
       const params = request.params ?? {};
@@ -298,17 +286,7 @@ export class Multiplexer {
 
   #forward(link: MuxLink, request: JsonRpcRequest): void {
     if (!this.#initResult) {
-      const unavailable = this.#supervisor?.unhealthyReason;
-      if (unavailable) {
-        link.deliver(
-          errorResponse(
-            request.id,
-            ErrorCode.BackendUnavailable,
-            `server "${this.server}" is unavailable: ${unavailable}`,
-          ),
-        );
-        return;
-      }
+      if (this.#refusedAsUnhealthy(link, request)) return;
       if (this.#queued.length >= MAX_QUEUED) {
         link.deliver(
           errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is restarting; try again shortly'),
@@ -489,6 +467,22 @@ export class Multiplexer {
     if (wanted === undefined || wanted === this.#backendLogLevel || !this.#initResult) return;
     this.#backendLogLevel = wanted;
     this.#internalRequest('logging/setLevel', { level: wanted }, () => {});
+  }
+
+  /** Answers `request` with an error while the backend sits out its crash-loop cool-down. */
+  #refusedAsUnhealthy(link: MuxLink, request: JsonRpcRequest): boolean {
+    const reason = this.#supervisor?.unhealthyReason;
+    if (!reason) return false;
+    link.deliver(this.#unavailable(request.id, reason));
+    return true;
+  }
+
+  #unavailable(id: JsonRpcId, reason: string): JsonRpcResponse {
+    return errorResponse(
+      id,
+      ErrorCode.BackendUnavailable,
+      `server "${this.server}" is unavailable: ${reason}`,
+    );
   }
 
   #capability(name: string): boolean {
