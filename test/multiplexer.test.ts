@@ -159,11 +159,9 @@ describe('multiplexer (shared backend)', () => {
       id: 10,
       result: {},
     });
-    // Below the session's level: not delivered on the reply stream; at or above: delivered.
-    const quiet = messagesOf(await a.call(11, 'log', { level: 'info', text: 'hidden' }));
-    assert.equal(quiet.filter((m) => m.method === 'notifications/message').length, 0);
-    const loud = messagesOf(await a.call(12, 'log', { level: 'error', text: 'shown' }));
-    assert.equal(loud.filter((m) => m.method === 'notifications/message').length, 1);
+    // Several users share this backend: a log message is tied to no request, so nobody gets it.
+    const shared = messagesOf(await a.call(12, 'log', { level: 'error', text: 'whose?' }));
+    assert.equal(shared.filter((m) => m.method === 'notifications/message').length, 0);
   });
 
   it('never guesses: a sampling request while two sessions have calls in flight is refused', async () => {
@@ -310,6 +308,27 @@ describe('supervision', () => {
         backends = ((await (await fetch(`${gw.url}/healthz`)).json()) as { backends: number }).backends;
       }
       assert.equal(backends, 0);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('per-user: log messages reach the user at the level each session set', async () => {
+    const gw = await startGateway(
+      { servers: { u: fixtureServer('well', { isolation: 'per-user' }) } },
+      { users: ['alice'] },
+    );
+    try {
+      const a = await rawSession(`${gw.url}/mcp/u`, gw.keys.alice as string);
+      await a.request(1, 'logging/setLevel', { level: 'error' });
+      const quiet = messagesOf(await a.call(2, 'log', { level: 'info', text: 'hidden' }));
+      assert.equal(quiet.filter((m) => m.method === 'notifications/message').length, 0);
+      const loud = messagesOf(await a.call(3, 'log', { level: 'error', text: 'shown' }));
+      const logs = loud.filter((m) => m.method === 'notifications/message');
+      assert.deepEqual(
+        logs.map((m) => (m.params as { data: string }).data),
+        ['shown'],
+      );
     } finally {
       await gw.close();
     }

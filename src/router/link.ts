@@ -25,8 +25,12 @@ export class MuxLink implements Upstream {
   clientInit: Record<string, unknown> | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(mux: Multiplexer, downstream: Downstream) {
+  /** The authenticated user of the session. */
+  readonly user: string;
+
+  constructor(mux: Multiplexer, downstream: Downstream, user: string) {
     this.#mux = mux;
+    this.user = user;
     this.#downstream = downstream;
   }
 

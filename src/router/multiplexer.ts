@@ -404,8 +404,9 @@ export class Multiplexer {
         link.deliver(notification);
       return;
     }
-    // Log messages and anything else may carry one user's data: deliver only when the target is certain.
-    const link = this.#certainTarget();
+    // Log messages and anything else may carry one user's data and are tied to no request: being busy
+    // does not make a session their target, so they reach only a backend that serves one user.
+    const link = this.#singleUser() ? this.#certainTarget() : undefined;
     if (!link) {
       this.#log.debug(
         { method, sessions: this.#links.size },
@@ -429,6 +430,16 @@ export class Multiplexer {
     }
     if (busy) return busy;
     return this.#links.size === 1 ? this.#links.values().next().value : undefined;
+  }
+
+  /** Whether every attached session belongs to the same user (always so for per-user and per-session). */
+  #singleUser(): boolean {
+    let user: string | undefined;
+    for (const link of this.#links) {
+      if (user !== undefined && link.user !== user) return false;
+      user = link.user;
+    }
+    return true;
   }
 
   #subscribe(link: MuxLink, uri: string, request: JsonRpcRequest): void {

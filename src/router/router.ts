@@ -77,7 +77,7 @@ export class Router {
     }
     clearTimeout(instance.idleTimer);
     instance.idleTimer = undefined;
-    const link = new MuxLink(instance.mux, downstream);
+    const link = new MuxLink(instance.mux, downstream, session.identity.user);
     instance.mux.attach(link);
     return link;
   }
