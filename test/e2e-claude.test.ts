@@ -32,7 +32,9 @@ function freePort(): Promise<number> {
 
 /** Starts `mcp-relay serve` and resolves once /healthz answers. */
 async function startServe(config: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -109,13 +111,21 @@ describe('Claude Desktop → connect → serve → 3D scene', () => {
   it('calls the 3D tools and reads the scene resource', async () => {
     const tools = await client.listTools();
     assert.ok(tools.tools.some((tool) => tool.name === 'add_object'));
-    await client.callTool({ name: 'add_object', arguments: { shape: 'box', name: 'red-cube', color: '#ff0000' } });
-    await client.callTool({ name: 'add_object', arguments: { shape: 'sphere', name: 'blue-ball', color: '#0000ff' } });
+    await client.callTool({
+      name: 'add_object',
+      arguments: { shape: 'box', name: 'red-cube', color: '#ff0000' },
+    });
+    await client.callTool({
+      name: 'add_object',
+      arguments: { shape: 'sphere', name: 'blue-ball', color: '#0000ff' },
+    });
     const listed = textOf(await client.callTool({ name: 'list_objects', arguments: {} }));
     assert.match(listed, /red-cube/);
     assert.match(listed, /blue-ball/);
     const resource = await client.readResource({ uri: 'scene://current' });
-    const scene = JSON.parse((resource.contents[0] as { text: string }).text) as { objects: Array<{ name: string }> };
+    const scene = JSON.parse((resource.contents[0] as { text: string }).text) as {
+      objects: Array<{ name: string }>;
+    };
     assert.deepEqual(scene.objects.map((object) => object.name).sort(), ['blue-ball', 'red-cube']);
   });
 
@@ -124,7 +134,10 @@ describe('Claude Desktop → connect → serve → 3D scene', () => {
     await stopServe(gateway);
     gateway = await startServe(configPath, port);
     // The gateway forgot the session (404); the bridge re-initializes and this call just works.
-    const after = await client.callTool({ name: 'add_object', arguments: { shape: 'cone', name: 'after-restart' } });
+    const after = await client.callTool({
+      name: 'add_object',
+      arguments: { shape: 'cone', name: 'after-restart' },
+    });
     assert.notEqual(after.isError, true);
     assert.match(textOf(await client.callTool({ name: 'list_objects', arguments: {} })), /after-restart/);
   });

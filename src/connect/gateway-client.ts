@@ -1,0 +1,338 @@
+// The HTTP side of the bridge: one Streamable HTTP endpoint, spoken with undici. Holds the session
+// id and protocol version, and maps every HTTP outcome to a reply or a typed GatewayError.
+
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
+import { isInvalid, isRequest, type JsonRpcMessage, validateMessage } from '../protocol/jsonrpc.ts';
+import type { AuthProvider } from './auth.ts';
+import { GatewayError, sanitize } from './errors.ts';
+import { parseSse, type SseEvent } from './sse.ts';
+
+export interface GatewayClientOptions {
+  url: URL;
+  /** Extra headers for every request (from --header); they win over the auth provider's. */
+  headers: Readonly<Record<string, string>>;
+  auth: AuthProvider | undefined;
+  /** PEM text of CA certificates to trust in addition to the system's. */
+  ca: string | undefined;
+  userAgent: string;
+}
+
+/** What the gateway sent back for one POST. */
+export type Reply =
+  | { kind: 'accepted' }
+  | { kind: 'json'; messages: JsonRpcMessage[] }
+  | { kind: 'stream'; events: AsyncGenerator<SseEvent> };
+
+/** A JSON body larger than this is not an MCP answer we can hand to Claude Desktop anyway. */
+const MAX_JSON_BODY_CHARS = 64 * 1024 * 1024;
+
+const TLS_TRUST_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+]);
+
+export class GatewayClient {
+  readonly #url: URL;
+  readonly #headers: Readonly<Record<string, string>>;
+  readonly #auth: AuthProvider | undefined;
+  readonly #userAgent: string;
+  readonly #agent: Agent;
+  #sessionId: string | undefined;
+  #protocolVersion: string | undefined;
+
+  constructor(options: GatewayClientOptions) {
+    this.#url = options.url;
+    this.#headers = options.headers;
+    this.#auth = options.auth;
+    this.#userAgent = options.userAgent;
+    // Streams stay open for as long as a tool runs; the bridge owns request timeouts, not undici.
+    this.#agent = new Agent({
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      ...(options.ca === undefined ? {} : { connect: { ca: [...rootCertificates, options.ca] } }),
+    });
+  }
+
+  /** The endpoint without credentials or query, safe to show in messages. */
+  get displayUrl(): string {
+    return `${this.#url.origin}${this.#url.pathname}`;
+  }
+
+  get sessionId(): string | undefined {
+    return this.#sessionId;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion;
+  }
+
+  /** Sent as MCP-Protocol-Version on every request after initialize, as the spec requires. */
+  setProtocolVersion(version: string): void {
+    this.#protocolVersion = version;
+  }
+
+  /** Forgets the session so the next initialize starts a new one. */
+  resetSession(): void {
+    this.#sessionId = undefined;
+    this.#protocolVersion = undefined;
+  }
+
+  /** POSTs one JSON-RPC message. Resolves once the response headers are in; a stream is read by the caller. */
+  async post(message: JsonRpcMessage, signal: AbortSignal): Promise<Reply> {
+    const response = await this.#request(
+      'POST',
+      { accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
+      JSON.stringify(message),
+      signal,
+    );
+    if (response.statusCode === 202 || response.statusCode === 204) {
+      await discard(response);
+      return { kind: 'accepted' };
+    }
+    const type = mediaType(response.headers['content-type']);
+    if (type === 'text/event-stream') return { kind: 'stream', events: parseSse(response.body) };
+    // Older servers answer a notification with 200 and an empty or arbitrary body: that is a yes.
+    if (!isRequest(message)) {
+      await discard(response);
+      return { kind: 'accepted' };
+    }
+    if (type === 'application/json') return { kind: 'json', messages: await readJsonMessages(response) };
+    await discard(response);
+    throw new GatewayError(
+      'protocol',
+      `gateway answered with unexpected content type "${sanitize(type, 60)}"`,
+      {
+        status: response.statusCode,
+      },
+    );
+  }
+
+  /** Opens a GET event stream: the standalone one, or a resumed one when `lastEventId` is set. */
+  async listen(lastEventId: string | undefined, signal: AbortSignal): Promise<AsyncGenerator<SseEvent>> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+    const response = await this.#request('GET', headers, undefined, signal);
+    if (mediaType(response.headers['content-type']) !== 'text/event-stream') {
+      await discard(response);
+      throw new GatewayError('protocol', 'gateway answered a GET without an event stream', {
+        status: response.statusCode,
+      });
+    }
+    return parseSse(response.body);
+  }
+
+  /** Ends the session at the server (DELETE), best-effort and bounded; never throws. */
+  async terminate(timeoutMs: number): Promise<void> {
+    if (this.#sessionId === undefined) return;
+    try {
+      const response = await this.#request('DELETE', {}, undefined, AbortSignal.timeout(timeoutMs));
+      await discard(response);
+    } catch {
+      // 405 (server keeps sessions) or the gateway is gone: nothing more to do on the way out.
+    }
+    this.#sessionId = undefined;
+  }
+
+  /** Drops every connection; idempotent. */
+  async close(): Promise<void> {
+    if (!this.#agent.destroyed) await this.#agent.destroy();
+  }
+
+  async #request(
+    method: 'GET' | 'POST' | 'DELETE',
+    extra: Record<string, string>,
+    body: string | undefined,
+    signal: AbortSignal,
+    authRetried = false,
+  ): Promise<Dispatcher.ResponseData> {
+    const headers = await this.#headersFor(extra);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.#agent.request({
+        origin: this.#url.origin,
+        path: `${this.#url.pathname}${this.#url.search}`,
+        method,
+        headers,
+        body,
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason ?? error;
+      throw this.#networkError(error);
+    }
+    const status = response.statusCode;
+    const sessionId = headerValue(response.headers['mcp-session-id']);
+    if (sessionId !== undefined && status < 300) this.#sessionId = sessionId;
+    if (status >= 200 && status < 300) return response;
+    if (status === 401 && this.#auth) {
+      await discard(response);
+      const outcome = await this.#auth.unauthorized({
+        wwwAuthenticate: headerValue(response.headers['www-authenticate']),
+        url: this.#url,
+      });
+      if (outcome.retry && !authRetried) return this.#request(method, extra, body, signal, true);
+      throw new GatewayError(
+        'unauthorized',
+        outcome.retry ? 'the gateway refused the refreshed credentials (401)' : outcome.hint,
+        {
+          status,
+        },
+      );
+    }
+    throw await this.#statusError(response, method);
+  }
+
+  async #headersFor(extra: Record<string, string>): Promise<Record<string, string>> {
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...extra };
+    if (this.#sessionId !== undefined) headers['mcp-session-id'] = this.#sessionId;
+    if (this.#protocolVersion !== undefined) headers['mcp-protocol-version'] = this.#protocolVersion;
+    if (this.#auth) Object.assign(headers, await this.#auth.headers());
+    return Object.assign(headers, this.#headers);
+  }
+
+  #networkError(error: unknown): GatewayError {
+    const code = errorCode(error);
+    if (
+      code !== undefined &&
+      (TLS_TRUST_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('CERT_'))
+    ) {
+      return new GatewayError(
+        'unreachable',
+        `gateway at ${this.displayUrl}: TLS certificate not trusted (${code}); pass --ca FILE with the CA that signed it`,
+        { cause: error },
+      );
+    }
+    const reason = code ?? (error instanceof Error ? sanitize(error.message, 120) : 'network error');
+    return new GatewayError('unreachable', `gateway at ${this.displayUrl} unreachable: ${reason}`, {
+      retryable: true,
+      cause: error,
+    });
+  }
+
+  async #statusError(response: Dispatcher.ResponseData, method: string): Promise<GatewayError> {
+    const status = response.statusCode;
+    const detail = await errorDetail(response);
+    const suffix = detail ? `: ${detail}` : '';
+    if (status >= 300 && status < 400) {
+      const location = headerValue(response.headers.location);
+      const where = location ? ` to ${sanitize(location, 120)}` : '';
+      return new GatewayError(
+        'rejected',
+        `the gateway redirects${where} (${status}): connect to that URL instead`,
+        {
+          status,
+        },
+      );
+    }
+    if (status === 401)
+      return new GatewayError('unauthorized', `the gateway requires authentication (401)${suffix}`, {
+        status,
+      });
+    if (status === 403)
+      return new GatewayError('forbidden', `the gateway refused access (403)${suffix}`, { status });
+    if (status === 404 && this.#sessionId !== undefined) {
+      return new GatewayError('session-expired', 'the gateway no longer knows this session (404)', {
+        status,
+      });
+    }
+    if (status === 404) {
+      return new GatewayError('rejected', `no MCP endpoint at ${this.displayUrl} (404): check the URL`, {
+        status,
+      });
+    }
+    if (status === 405 && method === 'GET') {
+      return new GatewayError('not-supported', 'the gateway offers no event stream (405)', { status });
+    }
+    if (status === 429 || status >= 500) {
+      const retryAfterMs = parseRetryAfter(headerValue(response.headers['retry-after']));
+      const what = status === 429 ? 'is rate limiting this client' : 'failed';
+      return new GatewayError('unavailable', `gateway at ${this.displayUrl} ${what} (${status})${suffix}`, {
+        status,
+        retryable: true,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      });
+    }
+    return new GatewayError('rejected', `the gateway refused the request (${status})${suffix}`, { status });
+  }
+}
+
+async function discard(response: Dispatcher.ResponseData): Promise<void> {
+  try {
+    await response.body.dump();
+  } catch {
+    // The connection is going away anyway.
+  }
+}
+
+async function readJsonMessages(response: Dispatcher.ResponseData): Promise<JsonRpcMessage[]> {
+  const text = await response.body.text();
+  if (text.length > MAX_JSON_BODY_CHARS) throw new GatewayError('protocol', 'gateway answer too large');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new GatewayError('protocol', 'gateway answered with invalid JSON', { status: response.statusCode });
+  }
+  const messages: JsonRpcMessage[] = [];
+  for (const item of Array.isArray(value) ? value : [value]) {
+    const checked = validateMessage(item);
+    if (isInvalid(checked))
+      throw new GatewayError('protocol', `gateway sent an invalid message: ${checked.reason}`);
+    messages.push(checked);
+  }
+  return messages;
+}
+
+/** A short reason from an error body: a JSON-RPC error message if there is one, else the text. */
+async function errorDetail(response: Dispatcher.ResponseData): Promise<string> {
+  let text: string;
+  try {
+    text = (await response.body.text()).slice(0, 4096);
+  } catch {
+    return '';
+  }
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
+    const message =
+      typeof parsed.error === 'object' && typeof parsed.error?.message === 'string'
+        ? parsed.error.message
+        : typeof parsed.error === 'string'
+          ? parsed.error
+          : typeof parsed.message === 'string'
+            ? parsed.message
+            : undefined;
+    if (message !== undefined) return sanitize(message);
+  } catch {
+    // Not JSON: fall through to the plain text.
+  }
+  return /^\s*</.test(text) ? '' : sanitize(text);
+}
+
+function mediaType(header: string | string[] | undefined): string {
+  const value = headerValue(header) ?? '';
+  return (value.split(';')[0] ?? '').trim().toLowerCase();
+}
+
+function headerValue(header: string | string[] | undefined): string | undefined {
+  return Array.isArray(header) ? header[0] : header;
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: unknown }).cause;
+  return cause === undefined || cause === error ? undefined : errorCode(cause);
+}
+
+function parseRetryAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}

@@ -1,0 +1,153 @@
+// Turns `mcp-relay connect` flags and the environment into a checked, read-only bridge setup:
+// URL, extra headers (with ${ENV} expansion), the token's source, CA file and timeout.
+
+import { readFileSync } from 'node:fs';
+import { parseDuration } from '../config/units.ts';
+import { RelayError } from '../protocol/errors.ts';
+import { type AuthProvider, staticTokenAuth } from './auth.ts';
+
+export const DEFAULT_TOKEN_ENV = 'MCP_RELAY_TOKEN';
+
+export interface ConnectFlags {
+  url: string;
+  /** Every `--header` value, in order. */
+  headers: readonly string[];
+  tokenEnv: string;
+  caFile: string | undefined;
+  timeout: string;
+}
+
+export interface ConnectSetup {
+  readonly url: URL;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly auth: AuthProvider;
+  readonly ca: string | undefined;
+  readonly requestTimeoutMs: number;
+}
+
+/** Headers the transport sets itself; letting a flag override them would break the protocol. */
+const MANAGED_HEADERS = new Set([
+  'accept',
+  'content-type',
+  'content-length',
+  'host',
+  'connection',
+  'transfer-encoding',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+]);
+
+const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+export function resolveConnectSetup(flags: ConnectFlags, env: NodeJS.ProcessEnv): ConnectSetup {
+  const url = parseUrl(flags.url);
+  const headers = parseHeaderFlags(flags.headers, env);
+  if (!ENV_NAME.test(flags.tokenEnv))
+    throw usage(`--token-env needs a variable name, not "${flags.tokenEnv}"`);
+  const token = env[flags.tokenEnv]?.trim() || undefined;
+  // An Authorization header given explicitly wins over the token variable; 401 hints then name the flag.
+  const auth =
+    headers.authorization !== undefined
+      ? staticTokenAuth({ token: headers.authorization, origin: '--header Authorization', rawHeader: true })
+      : staticTokenAuth({ token, origin: flags.tokenEnv });
+  const { authorization: _fromAuth, ...otherHeaders } = headers;
+  const requestTimeoutMs = parseDuration(flags.timeout);
+  if (requestTimeoutMs === undefined || requestTimeoutMs <= 0) {
+    throw usage(`--timeout "${flags.timeout}" is not a duration (use e.g. 30s, 5m)`);
+  }
+  return Object.freeze({
+    url,
+    headers: Object.freeze(otherHeaders),
+    auth,
+    ca: flags.caFile === undefined ? undefined : readCa(flags.caFile),
+    requestTimeoutMs,
+  });
+}
+
+function parseUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw usage(`"${text}" is not a URL (expected e.g. https://mcp.example.com/mcp/3d)`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw usage(`${url.protocol} URLs are not supported`);
+  if (url.username || url.password)
+    throw usage('put credentials in MCP_RELAY_TOKEN or --header, not in the URL');
+  return url;
+}
+
+/** `Name: Value` flags → a header record with lower-case names; `${VAR}` and `${VAR:-default}` expand. */
+export function parseHeaderFlags(values: readonly string[], env: NodeJS.ProcessEnv): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const flag of values) {
+    const colon = flag.indexOf(':');
+    const name = (colon === -1 ? flag : flag.slice(0, colon)).trim();
+    if (colon === -1 || !TOKEN_CHARS.test(name)) {
+      // The value is not echoed: it is likely a secret.
+      const named = colon !== -1 && name ? ` "${safe(name)}"` : '';
+      throw usage(`--header needs "Name: Value" (got a value without a valid header name${named})`);
+    }
+    const lower = name.toLowerCase();
+    if (MANAGED_HEADERS.has(lower)) throw usage(`--header ${name}: mcp-relay sets this header itself`);
+    const value = expandEnv(flag.slice(colon + 1).trim(), env, name);
+    if (/[\r\n\0]/.test(value)) throw usage(`--header ${name}: the value may not contain line breaks`);
+    headers[lower] = headers[lower] === undefined ? value : `${headers[lower]}, ${value}`;
+  }
+  return headers;
+}
+
+function expandEnv(value: string, env: NodeJS.ProcessEnv, header: string): string {
+  return value.replace(ENV_REFERENCE, (_match, name: string, fallback: string | undefined) => {
+    const found = env[name];
+    if (found !== undefined && found !== '') return found;
+    if (fallback !== undefined) return fallback;
+    throw usage(
+      `--header ${header}: environment variable ${name} is not set (write \${${name}:-default} for a default)`,
+    );
+  });
+}
+
+/**
+ * The values of a repeatable flag (`--header v`, `--header=v`, `-H v`) from raw argv, since the CLI
+ * parser keeps only the last one. Stops at `--`.
+ */
+export function collectRepeatedFlag(rawArgs: readonly string[], long: string, short?: string): string[] {
+  const values: string[] = [];
+  for (let index = 0; index < rawArgs.length; index++) {
+    const arg = rawArgs[index] ?? '';
+    if (arg === '--') break;
+    if (arg === long || (short !== undefined && arg === short)) {
+      const next = rawArgs[index + 1];
+      if (next === undefined) throw usage(`${arg} needs a value`);
+      values.push(next);
+      index++;
+    } else if (arg.startsWith(`${long}=`)) {
+      values.push(arg.slice(long.length + 1));
+    }
+  }
+  return values;
+}
+
+function readCa(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw usage(`--ca: cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw usage(`--ca: ${file} holds no PEM certificate`);
+  return text;
+}
+
+function safe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 60);
+}
+
+function usage(message: string): RelayError {
+  return new RelayError('USAGE', message);
+}

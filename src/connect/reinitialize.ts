@@ -1,0 +1,65 @@
+// Starts a fresh gateway session behind the client's back after the old one ended (404): replays
+// the client's original initialize, keeps its answer (the client already has one), then sends
+// notifications/initialized. The client never notices, apart from state the server lost.
+
+import {
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../protocol/jsonrpc.ts';
+import { deliver } from './delivery.ts';
+import type { BridgeLog } from './diagnostics.ts';
+import { GatewayError, sanitize } from './errors.ts';
+import type { GatewayClient } from './gateway-client.ts';
+
+export interface ReinitializeOptions {
+  client: GatewayClient;
+  /** The client's initialize request, exactly as it first sent it. */
+  initialize: JsonRpcRequest;
+  /** Protocol version of the session being replaced, to warn when the server now picks another. */
+  previousVersion: string | undefined;
+  /** Anything else the gateway sends meanwhile (logging, list_changed) still goes to the client. */
+  forward(message: JsonRpcMessage): void;
+  signal: AbortSignal;
+  log: BridgeLog;
+  retryDelaysMs: readonly number[];
+}
+
+/** Resolves with the new session's protocol version; throws a GatewayError when the gateway refuses. */
+export async function reinitialize(options: ReinitializeOptions): Promise<string | undefined> {
+  const { client, initialize, signal, log, retryDelaysMs } = options;
+  client.resetSession();
+  let answer: JsonRpcResponse | undefined;
+  await deliver(client, initialize, {
+    onMessage: (message) => {
+      if (isResponse(message) && message.id === initialize.id) answer = message;
+      else options.forward(message);
+    },
+    answered: () => answer !== undefined,
+    signal,
+    log,
+    retryDelaysMs,
+  });
+  if (answer === undefined) throw new GatewayError('protocol', 'the gateway did not answer initialize');
+  if ('error' in answer) {
+    throw new GatewayError(
+      'rejected',
+      `the gateway refused to re-initialize: ${sanitize(answer.error.message)}`,
+    );
+  }
+  const version =
+    typeof answer.result.protocolVersion === 'string' ? answer.result.protocolVersion : undefined;
+  if (version !== undefined) client.setProtocolVersion(version);
+  if (options.previousVersion !== undefined && version !== options.previousVersion) {
+    log.warn(
+      `the new session speaks protocol ${sanitize(version ?? 'unknown', 40)} instead of ${options.previousVersion}`,
+    );
+  }
+  await deliver(
+    client,
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { onMessage: options.forward, answered: () => true, signal, log, retryDelaysMs },
+  );
+  return version;
+}
