@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
   connectClient,
+  FIXTURE_SERVER,
   fixtureServer,
   INITIALIZE,
   rawPost,
@@ -99,6 +100,38 @@ describe('multiplexer (shared backend)', () => {
       (await rawSession(url, gw.keys.bob as string)).call(1, 'pid'),
     ]);
     assert.equal(resultText(pidA), resultText(pidB));
+  });
+
+  it('accepts the protocol version a session agreed with an old backend in later headers', async () => {
+    const old = await startGateway(
+      {
+        servers: {
+          legacy: fixtureServer('well', {
+            isolation: 'per-session',
+            args: [FIXTURE_SERVER, 'well', '2024-11-05'],
+          }),
+        },
+      },
+      { users: ['alice'] },
+    );
+    try {
+      const session = await rawSession(`${old.url}/mcp/legacy`, old.keys.alice as string);
+      assert.equal(session.init.result.protocolVersion, '2024-11-05');
+      const listed = await rawPost(
+        `${old.url}/mcp/legacy`,
+        JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+        { ...session.headers, 'mcp-protocol-version': '2024-11-05' },
+      );
+      assert.equal(listed.status, 200);
+      const other = await rawPost(
+        `${old.url}/mcp/legacy`,
+        JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }),
+        { ...session.headers, 'mcp-protocol-version': '2024-01-01' },
+      );
+      assert.equal(other.status, 400);
+    } finally {
+      await old.close();
+    }
   });
 
   it('restores colliding ids exactly: two sessions, id 1 and "1", at once', async () => {

@@ -71,7 +71,7 @@ export class McpEndpoint {
       sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
       return;
     }
-    if (!this.#checkVersionHeader(req, res)) return;
+    if (!this.#checkVersionHeader(req, res, server, identity)) return;
     const body = await readBody(req, this.#config.limits.maxBodyBytes);
     if (!body.ok) {
       if (body.reason === 'too-large') {
@@ -164,7 +164,7 @@ export class McpEndpoint {
       sendRpcError(res, 406, ErrorCode.InvalidRequest, 'Accept must list text/event-stream');
       return;
     }
-    if (!this.#checkVersionHeader(req, res)) return;
+    if (!this.#checkVersionHeader(req, res, server, identity)) return;
     const session = this.#findSession(req, res, server, identity, null);
     if (!session) return;
     const streams = this.#streams.get(session.id);
@@ -262,9 +262,18 @@ export class McpEndpoint {
     return session;
   }
 
-  #checkVersionHeader(req: IncomingMessage, res: ServerResponse): boolean {
+  /** A version is fine when the gateway speaks it, or when it is the one this session agreed on (an old backend's). */
+  #checkVersionHeader(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: string,
+    identity: Identity,
+  ): boolean {
     const version = header(req, VERSION_HEADER);
     if (version === undefined || isSupportedProtocolVersion(version)) return true;
+    const sessionId = header(req, SESSION_HEADER);
+    if (sessionId && this.#sessions.get(sessionId, identity, server)?.protocolVersion === version)
+      return true;
     sendRpcError(res, 400, ErrorCode.InvalidRequest, 'unsupported MCP-Protocol-Version');
     return false;
   }
