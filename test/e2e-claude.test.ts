@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { createKey } from '../src/auth/key-admin.ts';
+import { freePort } from '../src/backends/launcher.ts';
 import { claudeEntryForUrl } from '../src/claude/entry.ts';
 import { thisMachineLauncher } from '../src/claude/launcher.ts';
 import { textOf } from './helpers/gateway.ts';
@@ -19,16 +19,6 @@ import { textOf } from './helpers/gateway.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'mcp-relay.js');
 const SCENE = join(ROOT, 'examples', '3d-scene', 'server.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-    server.on('error', reject);
-  });
-}
 
 /** Starts `mcp-relay serve` and resolves once /healthz answers. */
 async function startServe(config: string, port: number): Promise<ChildProcess> {

@@ -56,7 +56,7 @@ export class BackendLauncher {
 }
 
 /** Asks the OS for a free loopback port. Another process could take it before the backend binds; rare and retried by restarts. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -71,7 +71,10 @@ export class Supervisor {
 
   /** Why the backend is unhealthy and when it will be tried again, for error messages. */
   get unhealthyReason(): string | undefined {
-    if (this.#state !== 'unhealthy') return undefined;
+    return this.#state === 'unhealthy' ? this.#describeUnhealthy() : undefined;
+  }
+
+  #describeUnhealthy(): string {
     const seconds = Math.max(0, Math.ceil((this.#unhealthyUntil - Date.now()) / 1000));
     return `${this.#unhealthyReason}; next attempt in ${seconds}s`;
   }
@@ -131,8 +134,7 @@ export class Supervisor {
     this.#crashes = [...this.#crashes.filter((time) => now - time < this.#policy.crashWindowMs), now];
     this.#events.down(reason);
     // A command that cannot be started at all (missing, not executable) will not start on a retry either.
-    if (exit.error) this.#crashes = Array.from({ length: this.#policy.crashLimit }, () => now);
-    if (this.#crashes.length >= this.#policy.crashLimit) {
+    if (exit.error || this.#crashes.length >= this.#policy.crashLimit) {
       this.#state = 'unhealthy';
       this.#unhealthyUntil = now + this.#policy.cooldownMs;
       this.#unhealthyReason = exit.error
@@ -140,9 +142,9 @@ export class Supervisor {
         : `crashed ${this.#crashes.length} times within ${Math.round(this.#policy.crashWindowMs / 1000)}s (last: ${reason})`;
       this.#log.error(
         { crashes: this.#crashes.length, reason },
-        'backend is crash-looping; marked unhealthy',
+        'backend cannot be kept running; marked unhealthy',
       );
-      this.#events.unhealthy(this.unhealthyReason ?? this.#unhealthyReason);
+      this.#events.unhealthy(this.#describeUnhealthy());
       return;
     }
     const delay = Math.min(
