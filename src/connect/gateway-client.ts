@@ -184,7 +184,7 @@ export class GatewayClient {
         },
       );
     }
-    throw await this.#statusError(response, method);
+    throw await this.#statusError(response, method, headers['mcp-session-id'] !== undefined);
   }
 
   async #headersFor(extra: Record<string, string>): Promise<Record<string, string>> {
@@ -214,7 +214,15 @@ export class GatewayClient {
     });
   }
 
-  async #statusError(response: Dispatcher.ResponseData, method: string): Promise<GatewayError> {
+  /**
+   * `carriedSession` is whether this request sent a session id: a recovery running concurrently may
+   * already have dropped the client's session, and that must not turn "session expired" into "no endpoint".
+   */
+  async #statusError(
+    response: Dispatcher.ResponseData,
+    method: string,
+    carriedSession: boolean,
+  ): Promise<GatewayError> {
     const status = response.statusCode;
     const detail = await errorDetail(response);
     const suffix = detail ? `: ${detail}` : '';
@@ -235,7 +243,7 @@ export class GatewayClient {
       });
     if (status === 403)
       return new GatewayError('forbidden', `the gateway refused access (403)${suffix}`, { status });
-    if (status === 404 && this.#sessionId !== undefined) {
+    if (status === 404 && carriedSession) {
       return new GatewayError('session-expired', 'the gateway no longer knows this session (404)', {
         status,
       });
