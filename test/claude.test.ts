@@ -58,6 +58,8 @@ describe('claude entries (pure)', () => {
         '-i',
         '~/.ssh/key',
         '-o',
+        'IdentitiesOnly=yes',
+        '-o',
         'BatchMode=yes',
         '-o',
         'ServerAliveInterval=15',
@@ -124,6 +126,24 @@ describe('mcp-relay claude config', () => {
       env: { MCP_RELAY_TOKEN: TOKEN_PLACEHOLDER },
     });
     assert.match(result.stderr, /placeholder/);
+  });
+
+  it('prints an OAuth entry without a token variable, and refuses --oauth with --token', async () => {
+    const result = await runCli(['claude', 'config', '--url', URL_3D, '--name', '3d', '--oauth']);
+    assert.equal(result.code, 0, result.stderr);
+    const entry = (JSON.parse(result.stdout) as Snippet).mcpServers['3d'];
+    assert.deepEqual(entry?.args.slice(1), ['connect', URL_3D]);
+    assert.equal(entry?.env, undefined);
+    assert.doesNotMatch(result.stderr, /placeholder/);
+    const both = await runCli(['claude', 'config', '--url', URL_3D, '--oauth', '--token', 'mcpr_x']);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /either --token or --oauth/);
+  });
+
+  it('connect refuses a token variable that still holds the placeholder, naming the fix', async () => {
+    const result = await runCli(['connect', URL_3D], { env: { MCP_RELAY_TOKEN: TOKEN_PLACEHOLDER } });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /still holds the placeholder/);
   });
 
   it('prints the SSH form and refuses mixed or missing targets', async () => {

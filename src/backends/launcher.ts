@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { backendEnv } from './env.ts';
-import { BackendProcess } from './process.ts';
+import { BackendProcess, type BackendSpec } from './process.ts';
 
 export interface BackendOwner {
   server: string;
@@ -31,27 +31,29 @@ export class BackendLauncher {
 
   /** Prepares (does not start) a process for `owner`, with its environment and app port. */
   async launch(owner: BackendOwner): Promise<BackendProcess> {
+    return new BackendProcess(await this.spec(owner), this.#log.child({ user: owner.user }));
+  }
+
+  /** What to run for `owner`: command, cwd and allow-listed environment (SSH standalone mode spawns it itself). */
+  async spec(owner: BackendOwner): Promise<BackendSpec> {
     const config = this.#servers[owner.server];
     if (!config) throw new Error(`unknown server ${owner.server}`);
     const relay: Record<string, string> = { MCP_RELAY_SERVER: owner.server };
     if (owner.user !== undefined) relay.MCP_RELAY_USER = owner.user;
     if (owner.session) relay.MCP_RELAY_SESSION = owner.session;
     if (config.app) relay[config.app.portEnv] = String(await freePort());
-    return new BackendProcess(
-      {
-        server: owner.server,
-        command: config.command,
-        args: config.args,
-        cwd: config.cwd ?? '.',
-        env: backendEnv({
-          parent: this.#parentEnv,
-          passthrough: config.envPassthrough,
-          configured: config.env,
-          relay,
-        }),
-      },
-      this.#log.child({ user: owner.user }),
-    );
+    return {
+      server: owner.server,
+      command: config.command,
+      args: config.args,
+      cwd: config.cwd ?? '.',
+      env: backendEnv({
+        parent: this.#parentEnv,
+        passthrough: config.envPassthrough,
+        configured: config.env,
+        relay,
+      }),
+    };
   }
 }
 

@@ -28,6 +28,8 @@ export interface UrlEntryOptions {
   readonly url: string;
   /** The user's API key; omitted = a placeholder the user replaces. */
   readonly token?: string | undefined;
+  /** Sign in through the browser (OAuth) instead of an API key: the entry carries no token variable. */
+  readonly oauth?: boolean | undefined;
   readonly launcher: RelayLauncher;
 }
 
@@ -37,11 +39,9 @@ export function claudeEntryForUrl(options: UrlEntryOptions): ClaudeServerEntry {
     options.launcher.kind === 'node'
       ? { command: options.launcher.nodePath, args: [options.launcher.binPath] }
       : { command: 'npx', args: ['-y', 'mcp-relay'] };
-  return {
-    command: relay.command,
-    args: [...relay.args, 'connect', url],
-    env: { [TOKEN_ENV]: options.token ?? TOKEN_PLACEHOLDER },
-  };
+  const args = [...relay.args, 'connect', url];
+  if (options.oauth) return { command: relay.command, args };
+  return { command: relay.command, args, env: { [TOKEN_ENV]: options.token ?? TOKEN_PLACEHOLDER } };
 }
 
 export interface SshEntryOptions {
@@ -51,7 +51,15 @@ export interface SshEntryOptions {
   readonly server: string;
   /** Private key file; ssh itself expands a leading `~`. */
   readonly identity?: string | undefined;
+  /** The SSH port when it is not 22. */
+  readonly port?: number | undefined;
+  /** Extra `-o Name=value` options (e.g. UserKnownHostsFile=…); they come first, so they win over the defaults. */
+  readonly options?: readonly string[] | undefined;
 }
+
+/** `Name=value` (or `Name value`) as ssh's -o takes it; the name is letters and digits only. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused.
+const SSH_OPTION = /^[A-Za-z][A-Za-z0-9]*(=|\s+)[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$/;
 
 /**
  * SSH mode: sshd's forced command picks the server. BatchMode makes a missing key fail at once
@@ -67,10 +75,25 @@ export function claudeEntryForSsh(options: SshEntryOptions): ClaudeServerEntry {
   if (options.identity !== undefined && (options.identity === '' || options.identity.startsWith('-'))) {
     throw new RelayError('USAGE', 'the identity must be a path to a private key file');
   }
+  const { port } = options;
+  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65_536)) {
+    throw new RelayError('USAGE', 'the ssh port must be a number from 1 to 65535');
+  }
+  for (const option of options.options ?? []) {
+    if (!SSH_OPTION.test(option)) {
+      throw new RelayError(
+        'USAGE',
+        'an ssh option must look like Name=value (e.g. UserKnownHostsFile=~/.ssh/office)',
+      );
+    }
+  }
   return {
     command: 'ssh',
     args: [
-      ...(options.identity === undefined ? [] : ['-i', options.identity]),
+      // With a key named, offering only that key keeps agent keys from using up sshd's MaxAuthTries.
+      ...(options.identity === undefined ? [] : ['-i', options.identity, '-o', 'IdentitiesOnly=yes']),
+      ...(port === undefined ? [] : ['-p', String(port)]),
+      ...(options.options ?? []).flatMap((option) => ['-o', option]),
       '-o',
       'BatchMode=yes',
       '-o',

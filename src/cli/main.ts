@@ -9,6 +9,7 @@ import { connectCommand } from './commands/connect.ts';
 import { demoCommand } from './commands/demo.ts';
 import { keysCommand } from './commands/keys.ts';
 import { serveCommand } from './commands/serve.ts';
+import { sshCommand, sshEntryCommand } from './commands/ssh.ts';
 
 const root: CommandDef = {
   meta: {
@@ -22,6 +23,8 @@ const root: CommandDef = {
     keys: keysCommand,
     claude: claudeCommand,
     demo: demoCommand,
+    ssh: sshCommand,
+    'ssh-entry': sshEntryCommand,
   },
 };
 

@@ -6,7 +6,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { RelayError } from '../protocol/errors.ts';
-import { configSchema, type RelayConfig } from './schema.ts';
+import { configSchema, type RelayConfig, type SshConfig } from './schema.ts';
 
 export interface LoadedConfig {
   config: RelayConfig;
@@ -141,13 +141,30 @@ function resolvePaths(config: RelayConfig, baseDir: string): RelayConfig {
     listen: {
       ...config.listen,
       tls: tls && {
+        ...tls,
         cert: absolute(tls.cert),
         key: absolute(tls.key),
         ...(tls.clientCa ? { clientCa: absolute(tls.clientCa) } : {}),
+        ...(tls.crl ? { crl: typeof tls.crl === 'string' ? absolute(tls.crl) : tls.crl.map(absolute) } : {}),
       },
     },
     servers,
+    ssh: config.ssh && resolveSshPaths(config.ssh, absolute),
+    audit:
+      config.audit?.file && config.audit.file !== '-'
+        ? { ...config.audit, file: absolute(config.audit.file) }
+        : config.audit,
     auth: { ...config.auth, apiKeys: config.auth.apiKeys && { file: absolute(config.auth.apiKeys.file) } },
+  };
+}
+
+/** SSH mode's socket, log file and state folder, relative to the config's folder like every path. */
+function resolveSshPaths(ssh: SshConfig, absolute: (path: string) => string): SshConfig {
+  return {
+    ...ssh,
+    ...(ssh.socket ? { socket: absolute(ssh.socket) } : {}),
+    ...(ssh.logFile ? { logFile: absolute(ssh.logFile) } : {}),
+    ...(ssh.stateDir ? { stateDir: absolute(ssh.stateDir) } : {}),
   };
 }
 

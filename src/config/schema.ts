@@ -1,6 +1,7 @@
 // The one schema for relay.yaml. Inner code receives the parsed, defaulted, read-only result.
 
 import { z } from 'zod';
+import { allowedOrigin, auditSchema, limitPolicyKeys, serverPolicyKeys } from './policy-schema.ts';
 import { parseDuration, parseSize } from './units.ts';
 
 const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -31,6 +32,53 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environ
 
 export const ISOLATION_MODES = ['shared', 'per-user', 'per-session'] as const;
 
+/** An OAuth scope token (RFC 6749 §3.3: printable ASCII without space, quote or backslash). */
+const oauthScope = z
+  .string()
+  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be one OAuth scope (no spaces or quotes)');
+
+export const SSH_MODES = ['standalone', 'attached'] as const;
+
+/** A socket's permission bits: 0600 (the gateway's account only) or 0660 (and its group). YAML reads 0600 as 600. */
+const socketMode = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const text = String(value)
+    .replace(/^0o/, '')
+    .replace(/^0(?=\d{3}$)/, '');
+  const mode =
+    text === '600' || value === 0o600 ? 0o600 : text === '660' || value === 0o660 ? 0o660 : undefined;
+  if (mode === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${String(value)}" is not a socket mode (use '0600' or '0660')`,
+    });
+    return z.NEVER;
+  }
+  return mode;
+});
+
+/** SSH mode: how `mcp-relay ssh-entry` (sshd's forced command) serves a connection. */
+const sshSchema = z
+  .strictObject({
+    /** standalone: a server process per connection; attached: a session of the running gateway. */
+    mode: z.enum(SSH_MODES).default('standalone'),
+    /** The gateway's Unix socket for attached mode (the gateway listens there when mode is attached). */
+    socket: z.string().min(1).optional(),
+    socketMode: socketMode.default(0o600),
+    /** JSON lines of connection start/end; default: stderr (which ssh hands to the client). */
+    logFile: z.string().min(1).optional(),
+    /** Where standalone mode counts live connections per user (default ~/.mcp-relay/ssh). */
+    stateDir: z.string().min(1).optional(),
+  })
+  .superRefine((ssh, ctx) => {
+    if (ssh.mode === 'attached' && ssh.socket === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['socket'],
+        message: "attached mode needs ssh.socket (the gateway's socket path)",
+      });
+    }
+  });
+
 const serverSchema = z.strictObject({
   command: z.string().min(1),
   args: z.array(z.string()).default([]),
@@ -44,12 +92,71 @@ const serverSchema = z.strictObject({
   idleTimeout: duration.default(600_000),
   requestTimeout: duration.default(300_000),
   app: z.strictObject({ portEnv: envName }).optional(),
+  /** OAuth scopes a token must carry to use this server; replaces auth.oidc.scopes for it. */
+  scopes: z.array(oauthScope).optional(),
+  /** allow, tools, prompts, resources, requestsPerMinute: see policy-schema.ts. */
+  ...serverPolicyKeys,
 });
 
-const tlsSchema = z.strictObject({
-  cert: z.string(),
-  key: z.string(),
-  clientCa: z.string().optional(),
+export const CLIENT_CERT_MODES = ['required', 'optional'] as const;
+export const CLIENT_CERT_USER_FROM = ['cn', 'san-email', 'san-dns', 'san-uri'] as const;
+
+const tlsSchema = z
+  .strictObject({
+    cert: z.string(),
+    key: z.string(),
+    /** CA certificate(s) (PEM) that sign client certificates: setting it turns on mTLS. */
+    clientCa: z.string().optional(),
+    /** Revocation lists (PEM) of the client CAs: a revoked client certificate fails the handshake. */
+    crl: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    /** required: no valid client certificate, no connection. Default: required unless auth has keys or OIDC. */
+    clientCert: z.enum(CLIENT_CERT_MODES).optional(),
+  })
+  .superRefine((tls, ctx) => {
+    for (const key of ['crl', 'clientCert'] as const) {
+      if (tls[key] !== undefined && tls.clientCa === undefined) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'needs listen.tls.clientCa (the client CA)' });
+      }
+    }
+  });
+
+const clientCertAuthSchema = z
+  .strictObject({
+    /** Which part of the certificate names the user. */
+    userFrom: z.enum(CLIENT_CERT_USER_FROM).default('cn'),
+    /** With san-uri: only URIs starting with this count, and the rest is the user name. */
+    uriPrefix: z.string().min(1).optional(),
+    /** ou: each OU of the subject is a group; none: no groups from certificates. */
+    groupsFrom: z.enum(['ou', 'none']).default('ou'),
+  })
+  .superRefine((cert, ctx) => {
+    if (cert.userFrom === 'san-uri' && cert.uriPrefix === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['uriPrefix'],
+        message: 'userFrom san-uri needs uriPrefix (e.g. spiffe://example.org/user/)',
+      });
+    }
+  });
+
+/** OAuth 2.1 resource server: JWT access tokens from one issuer (see README "OAuth"). */
+const oidcSchema = z.strictObject({
+  /** The issuer exactly as in its tokens' `iss` and its discovery document. */
+  issuer: z.url(),
+  /** Accepted `aud` values instead of the endpoint's resource URL (for IdPs that ignore RFC 8707). */
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /** Where the signing keys are; default: `jwks_uri` from the issuer's discovery document. */
+  jwksUri: z.url().optional(),
+  /** Scopes every token must carry (servers.<name>.scopes overrides per server). */
+  scopes: z.array(oauthScope).default([]),
+  /** The claim naming the user. */
+  userClaim: z.string().min(1).default('sub'),
+  /** The claim listing the user's groups (an array, or a space/comma separated string; a.b reads nested claims). */
+  groupsClaim: z.string().min(1).default('groups'),
+  /** Allowed clock difference with the issuer for exp/nbf/iat. */
+  clockTolerance: duration.default(30_000),
+  /** After fetching the keys, wait this long before fetching again for an unknown key id. */
+  jwksCooldown: duration.default(30_000),
 });
 
 export const configSchema = z.strictObject({
@@ -62,7 +169,7 @@ export const configSchema = z.strictObject({
     .default({ host: '127.0.0.1', port: 8787 }),
   publicUrl: z.url().optional(),
   /** Browser origins allowed to call the MCP endpoints; requests with any other Origin get 403. */
-  allowedOrigins: z.array(z.string()).default([]),
+  allowedOrigins: z.array(allowedOrigin).default([]),
   servers: z
     .record(
       z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'server names are letters, digits, . _ -'),
@@ -72,6 +179,10 @@ export const configSchema = z.strictObject({
   auth: z
     .strictObject({
       apiKeys: z.strictObject({ file: z.string() }).optional(),
+      /** OAuth 2.1: accept JWT access tokens from an OpenID provider. */
+      oidc: oidcSchema.optional(),
+      /** How a client certificate (listen.tls.clientCa) becomes a user and groups. */
+      clientCert: clientCertAuthSchema.optional(),
     })
     .default({}),
   limits: z
@@ -80,8 +191,19 @@ export const configSchema = z.strictObject({
       maxBodyBytes: size.default(4 * 1_048_576),
       /** Backend processes of all servers together. */
       maxBackends: z.number().int().positive().default(200),
+      ...limitPolicyKeys,
+      /** A client must send its request headers within this (slowloris guard); then 408 and close. */
+      headersTimeout: duration.default(20_000),
+      /** A client must send its whole request, headers and body, within this (SSE replies are not limited). */
+      receiveTimeout: duration.default(60_000),
     })
-    .default({ sessionsPerUser: 10, maxBodyBytes: 4 * 1_048_576, maxBackends: 200 }),
+    .default({
+      sessionsPerUser: 10,
+      maxBodyBytes: 4 * 1_048_576,
+      maxBackends: 200,
+      headersTimeout: 20_000,
+      receiveTimeout: 60_000,
+    }),
   sse: z
     .strictObject({
       /** Interval of the comment lines that keep idle proxies from cutting a stream. */
@@ -90,9 +212,12 @@ export const configSchema = z.strictObject({
       replayEvents: z.number().int().min(0).max(100_000).default(512),
     })
     .default({ keepAlive: 15_000, replayEvents: 512 }),
+  ssh: sshSchema.optional(),
+  audit: auditSchema.optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
 export type RelayConfig = z.output<typeof configSchema>;
 export type ServerConfig = RelayConfig['servers'][string];
 export type IsolationMode = (typeof ISOLATION_MODES)[number];
+export type SshConfig = NonNullable<RelayConfig['ssh']>;

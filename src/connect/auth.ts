@@ -1,11 +1,13 @@
-// How the bridge proves who the user is. Today a static bearer token (API key); the interface is
-// the seam where an OAuth provider plugs in later (refresh on 401, then retry once).
+// How the bridge proves who the user is: a static bearer token (API key) here, or OAuth sign-in
+// (oauth/provider.ts) behind the same interface (refresh or sign in on 401, then retry once).
 
 /** What a 401 said, for a provider to decide whether fresh credentials could help. */
 export interface AuthChallenge {
   /** The WWW-Authenticate header, if any. */
   wwwAuthenticate: string | undefined;
   url: URL;
+  /** 401, or 403 for a token that lacks a scope (insufficient_scope). Default 401. */
+  status?: number;
 }
 
 export type UnauthorizedOutcome = { retry: true } | { retry: false; hint: string };
@@ -15,6 +17,8 @@ export interface AuthProvider {
   headers(): Promise<Readonly<Record<string, string>>>;
   /** Called on a 401: `retry` when credentials changed and the request should be sent once more. */
   unauthorized(challenge: AuthChallenge): Promise<UnauthorizedOutcome>;
+  /** Releases connections the provider holds (OAuth's HTTP client). */
+  close?(): Promise<void>;
 }
 
 /** Where a static token came from, so the hint on a 401 tells the user what to change. */
@@ -35,12 +39,13 @@ export function staticTokenAuth(source: StaticTokenSource): AuthProvider {
   return {
     headers: () => Promise.resolve(headers),
     unauthorized: (challenge) => {
+      const status = challenge.status ?? 401;
       const detail = describeChallenge(challenge.wwwAuthenticate);
       const hint =
         source.token === undefined
-          ? `the gateway requires a token (401${detail}) and ${source.origin} is not set: ` +
+          ? `the gateway requires a token (${status}${detail}) and ${source.origin} is not set: ` +
             `set ${source.origin} to your API key (in Claude Desktop: the "env" of this server's entry)`
-          : `the gateway rejected the token in ${source.origin} (401${detail}): ` +
+          : `the gateway rejected the token in ${source.origin} (${status}${detail}): ` +
             `check that ${source.origin} holds a current API key`;
       return Promise.resolve({ retry: false, hint });
     },

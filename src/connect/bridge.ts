@@ -20,6 +20,7 @@ import { VERSION } from '../version.ts';
 import type { AuthProvider } from './auth.ts';
 import { type DeliveryHooks, deliver, describe } from './delivery.ts';
 import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
+import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
 import { GatewayError, jsonRpcCodeFor, sanitize } from './errors.ts';
 import { runEventStream } from './event-stream.ts';
 import { GatewayClient } from './gateway-client.ts';
@@ -34,6 +35,12 @@ export interface BridgeOptions {
   auth?: AuthProvider;
   /** PEM text of CA certificates to trust besides the system's. */
   ca?: string;
+  /** Reach the gateway through this Unix socket (SSH attached mode); the URL then only names the path. */
+  socketPath?: string;
+  /** Client certificate and key (PEM text) for gateways that require mTLS. */
+  clientCert?: ClientCertificate | undefined;
+  /** Proxy settings; without them the bridge connects directly (it never reads the environment itself). */
+  proxy?: ProxySettings | undefined;
   input: Readable;
   output: Writable;
   log?: BridgeLog;
@@ -100,6 +107,9 @@ class StdioHttpBridge implements Bridge {
       headers: options.headers ?? {},
       auth: options.auth,
       ca: options.ca,
+      socketPath: options.socketPath,
+      clientCert: options.clientCert,
+      proxy: options.proxy,
       userAgent: `mcp-relay/${VERSION} (connect)`,
     });
     this.#pending = new PendingRequests(this.#requestTimeoutMs, (request) => this.#onTimeout(request));

@@ -1,10 +1,10 @@
 // The HTTP side of the bridge: one Streamable HTTP endpoint, spoken with undici. Holds the session
 // id and protocol version, and maps every HTTP outcome to a reply or a typed GatewayError.
 
-import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { isInvalid, isRequest, type JsonRpcMessage, validateMessage } from '../protocol/jsonrpc.ts';
 import type { AuthProvider } from './auth.ts';
+import { type ClientCertificate, createDispatcher, type ProxySettings } from './dispatcher.ts';
 import { GatewayError, sanitize } from './errors.ts';
 import { parseSse, type SseEvent } from './sse.ts';
 
@@ -16,6 +16,12 @@ export interface GatewayClientOptions {
   /** PEM text of CA certificates to trust in addition to the system's. */
   ca: string | undefined;
   userAgent: string;
+  /** Reach the gateway through this Unix socket instead of the URL's host (SSH attached mode). */
+  socketPath?: string | undefined;
+  /** The client certificate for gateways that require mTLS (--cert/--key). */
+  clientCert?: ClientCertificate | undefined;
+  /** HTTP(S) proxy settings (--proxy, HTTPS_PROXY/HTTP_PROXY/NO_PROXY). */
+  proxy?: ProxySettings | undefined;
 }
 
 /** What the gateway sent back for one POST. */
@@ -41,7 +47,9 @@ export class GatewayClient {
   readonly #headers: Readonly<Record<string, string>>;
   readonly #auth: AuthProvider | undefined;
   readonly #userAgent: string;
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
+  readonly #closedHint: string;
+  readonly #socketPath: string | undefined;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
 
@@ -50,16 +58,19 @@ export class GatewayClient {
     this.#headers = options.headers;
     this.#auth = options.auth;
     this.#userAgent = options.userAgent;
-    // Streams stay open for as long as a tool runs; the bridge owns request timeouts, not undici.
-    this.#agent = new Agent({
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      ...(options.ca === undefined ? {} : { connect: { ca: [...rootCertificates, options.ca] } }),
-    });
+    this.#agent = createDispatcher(options);
+    this.#closedHint =
+      options.url.protocol !== 'https:'
+        ? ''
+        : options.clientCert
+          ? ' (the gateway may have refused the client certificate: expired, revoked or from another CA)'
+          : ' (if the gateway requires a client certificate, pass --cert FILE --key FILE)';
+    this.#socketPath = options.socketPath;
   }
 
   /** The endpoint without credentials or query, safe to show in messages. */
   get displayUrl(): string {
+    if (this.#socketPath !== undefined) return `${this.#url.pathname} on socket ${this.#socketPath}`;
     return `${this.#url.origin}${this.#url.pathname}`;
   }
 
@@ -140,7 +151,8 @@ export class GatewayClient {
 
   /** Drops every connection; idempotent. */
   async close(): Promise<void> {
-    if (!this.#agent.destroyed) await this.#agent.destroy();
+    // undici's destroy() is idempotent: a second call resolves at once.
+    await this.#agent.destroy();
   }
 
   async #request(
@@ -148,7 +160,8 @@ export class GatewayClient {
     extra: Record<string, string>,
     body: string | undefined,
     signal: AbortSignal,
-    authRetried = false,
+    /** Sends with new credentials so far: a sign-in, then at most one step-up for more scopes. */
+    authRetries = 0,
   ): Promise<Dispatcher.ResponseData> {
     const headers = await this.#headersFor(extra);
     let response: Dispatcher.ResponseData;
@@ -169,19 +182,18 @@ export class GatewayClient {
     const sessionId = headerValue(response.headers['mcp-session-id']);
     if (sessionId !== undefined && status < 300) this.#sessionId = sessionId;
     if (status >= 200 && status < 300) return response;
-    if (status === 401 && this.#auth) {
+    const challenge = headerValue(response.headers['www-authenticate']);
+    // A 403 insufficient_scope asks for a token with more scopes (MCP step-up authorization).
+    const stepUp = status === 403 && /\berror="?insufficient_scope\b/.test(challenge ?? '');
+    if ((status === 401 || stepUp) && this.#auth) {
       await discard(response);
-      const outcome = await this.#auth.unauthorized({
-        wwwAuthenticate: headerValue(response.headers['www-authenticate']),
-        url: this.#url,
-      });
-      if (outcome.retry && !authRetried) return this.#request(method, extra, body, signal, true);
+      const outcome = await this.#auth.unauthorized({ wwwAuthenticate: challenge, url: this.#url, status });
+      if (outcome.retry && authRetries < 2)
+        return this.#request(method, extra, body, signal, authRetries + 1);
       throw new GatewayError(
-        'unauthorized',
-        outcome.retry ? 'the gateway refused the refreshed credentials (401)' : outcome.hint,
-        {
-          status,
-        },
+        stepUp ? 'forbidden' : 'unauthorized',
+        outcome.retry ? `the gateway refused the new credentials (${status})` : outcome.hint,
+        { status },
       );
     }
     throw await this.#statusError(response, method, headers['mcp-session-id'] !== undefined);
@@ -207,8 +219,13 @@ export class GatewayClient {
         { cause: error },
       );
     }
-    const reason = code ?? (error instanceof Error ? sanitize(error.message, 120) : 'network error');
-    return new GatewayError('unreachable', `gateway at ${this.displayUrl} unreachable: ${reason}`, {
+    const reason =
+      proxyRefusal(error) ??
+      code ??
+      (error instanceof Error ? sanitize(error.message, 120) : 'network error');
+    // A gateway that requires client certificates closes the connection right after the handshake.
+    const hint = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' ? this.#closedHint : '';
+    return new GatewayError('unreachable', `gateway at ${this.displayUrl} unreachable: ${reason}${hint}`, {
       retryable: true,
       cause: error,
     });
@@ -328,6 +345,13 @@ function mediaType(header: string | string[] | undefined): string {
 
 function headerValue(header: string | string[] | undefined): string | undefined {
   return Array.isArray(header) ? header[0] : header;
+}
+
+/** undici's "Proxy response (407) !== 200 when HTTP Tunneling", said plainly. */
+function proxyRefusal(error: unknown): string | undefined {
+  const message = error instanceof Error ? error.message : '';
+  const status = /^Proxy response \((\d{3})\)/.exec(message)?.[1];
+  return status === undefined ? undefined : `the proxy refused the tunnel (${status})`;
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -1,10 +1,14 @@
 // Turns `mcp-relay connect` flags and the environment into a checked, read-only bridge setup:
-// URL, extra headers (with ${ENV} expansion), the token's source, CA file and timeout.
+// URL, extra headers (with ${ENV} expansion), the token's source or OAuth sign-in, CA file and timeout.
 
 import { readFileSync } from 'node:fs';
+import { TOKEN_PLACEHOLDER } from '../claude/entry.ts';
 import { parseDuration } from '../config/units.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { type AuthProvider, staticTokenAuth } from './auth.ts';
+import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
+import { type ClientCertificate, type ProxySettings, proxySettings } from './dispatcher.ts';
+import { type OAuthFlags, oauthProvider } from './oauth/options.ts';
 
 export const DEFAULT_TOKEN_ENV = 'MCP_RELAY_TOKEN';
 
@@ -14,7 +18,14 @@ export interface ConnectFlags {
   headers: readonly string[];
   tokenEnv: string;
   caFile: string | undefined;
+  /** Client certificate and key (PEM files) for gateways that require mTLS. */
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  /** Proxy URL; otherwise HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment. */
+  proxy?: string | undefined;
   timeout: string;
+  /** OAuth sign-in, used when neither the token variable nor an Authorization header is set. */
+  oauth?: OAuthFlags | undefined;
 }
 
 export interface ConnectSetup {
@@ -22,6 +33,8 @@ export interface ConnectSetup {
   readonly headers: Readonly<Record<string, string>>;
   readonly auth: AuthProvider;
   readonly ca: string | undefined;
+  readonly clientCert: ClientCertificate | undefined;
+  readonly proxy: ProxySettings;
   readonly requestTimeoutMs: number;
 }
 
@@ -42,17 +55,39 @@ const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-export function resolveConnectSetup(flags: ConnectFlags, env: NodeJS.ProcessEnv): ConnectSetup {
+/** `log` is where an OAuth sign-in speaks (the sign-in URL, progress). */
+export function resolveConnectSetup(
+  flags: ConnectFlags,
+  env: NodeJS.ProcessEnv,
+  log: BridgeLog = silentBridgeLog,
+): ConnectSetup {
   const url = parseUrl(flags.url);
   const headers = parseHeaderFlags(flags.headers, env);
   if (!ENV_NAME.test(flags.tokenEnv))
     throw usage(`--token-env needs a variable name, not "${flags.tokenEnv}"`);
   const token = env[flags.tokenEnv]?.trim() || undefined;
-  // An Authorization header given explicitly wins over the token variable; 401 hints then name the flag.
+  if (token === TOKEN_PLACEHOLDER)
+    throw usage(
+      `${flags.tokenEnv} still holds the placeholder; put your key from "mcp-relay keys create" there, or remove it to sign in with OAuth`,
+    );
+  const ca = flags.caFile === undefined ? undefined : readCa(flags.caFile);
+  const clientCert = readClientCert(flags.certFile, flags.keyFile);
+  const proxy = checkedProxy(proxySettings(flags.proxy, env), flags.proxy !== undefined);
+  // An Authorization header given explicitly wins over the token variable; 401 hints then name the
+  // flag. With neither, a server that asks for OAuth gets it (a browser sign-in).
   const auth =
     headers.authorization !== undefined
       ? staticTokenAuth({ token: headers.authorization, origin: '--header Authorization', rawHeader: true })
-      : staticTokenAuth({ token, origin: flags.tokenEnv });
+      : token !== undefined
+        ? staticTokenAuth({ token, origin: flags.tokenEnv })
+        : oauthProvider(
+            url,
+            flags.oauth ?? {},
+            env,
+            { ca, clientCert, proxy },
+            staticTokenAuth({ token, origin: flags.tokenEnv }),
+            log,
+          );
   const { authorization: _fromAuth, ...otherHeaders } = headers;
   const requestTimeoutMs = parseDuration(flags.timeout);
   if (requestTimeoutMs === undefined || requestTimeoutMs <= 0) {
@@ -62,7 +97,9 @@ export function resolveConnectSetup(flags: ConnectFlags, env: NodeJS.ProcessEnv)
     url,
     headers: Object.freeze(otherHeaders),
     auth,
-    ca: flags.caFile === undefined ? undefined : readCa(flags.caFile),
+    ca,
+    clientCert,
+    proxy,
     requestTimeoutMs,
   });
 }
@@ -142,6 +179,49 @@ function readCa(file: string): string {
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----')) throw usage(`--ca: ${file} holds no PEM certificate`);
   return text;
+}
+
+function readClientCert(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): ClientCertificate | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) throw usage('--cert and --key go together');
+  const cert = readPem(certFile, '--cert');
+  const key = readPem(keyFile, '--key');
+  if (!cert.includes('-----BEGIN CERTIFICATE-----'))
+    throw usage(`--cert: ${certFile} holds no PEM certificate`);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+    throw usage(`--key: ${keyFile} holds no PEM private key`);
+  if (key.includes('ENCRYPTED')) throw usage(`--key: ${keyFile} is encrypted; give an unencrypted key file`);
+  return { cert, key };
+}
+
+function readPem(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw usage(`${flag}: cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** Proxy URLs must be http(s) URLs; the message never shows them (they may carry a password). */
+function checkedProxy(settings: ProxySettings, fromFlag: boolean): ProxySettings {
+  const check = (value: string | undefined, source: string) => {
+    if (value === undefined) return;
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+      throw usage(`${source} is not an http:// or https:// proxy URL`);
+    }
+  };
+  check(settings.httpProxy, fromFlag ? '--proxy' : 'HTTP_PROXY');
+  check(settings.httpsProxy, fromFlag ? '--proxy' : 'HTTPS_PROXY');
+  return Object.freeze(settings);
 }
 
 function safe(text: string): string {

@@ -1,7 +1,6 @@
 // `mcp-relay serve`: the HTTP(S) listener, the order of checks on every request
 // (host → origin → auth → route), /healthz, and an orderly shutdown.
 
-import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -10,11 +9,12 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { authenticate, bearerChallenge, type TokenVerifier } from '../auth/authenticate.ts';
-import { KeyStore } from '../auth/keys.ts';
+import { GatewayAuth } from '../auth/gateway-auth.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
+import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { Router } from '../router/router.ts';
@@ -22,10 +22,10 @@ import { SessionManager } from '../sessions/manager.ts';
 import { VERSION } from '../version.ts';
 import { McpEndpoint } from './mcp-endpoint.ts';
 import { sendJson, sendRpcError } from './replies.ts';
-import { hostAllowed, isLoopbackAddress, originAllowed } from './request-guards.ts';
-
-/** Refuses every token: auth is configured but the store is not open (never reached after listen()). */
-const NO_KEYS: TokenVerifier = { authenticate: () => undefined };
+import { duplicatedHeader, hostAllowed, isLoopbackAddress, originAllowed } from './request-guards.ts';
+import { CLIENT_CERT_CHALLENGE, ClientCertificates, serverOptions, superviseTls } from './server-options.ts';
+import { openSshSocket, socketCaller } from './ssh-socket.ts';
+import { serveResourceMetadata } from './well-known.ts';
 
 export interface GatewayOptions {
   config: RelayConfig;
@@ -41,25 +41,36 @@ export interface Gateway {
   readonly url: string;
   /** Stops accepting, ends every session and backend. Idempotent. */
   close(): Promise<void>;
+  /** Applies a new config to the running gateway: what may change live at once, the rest after a restart. */
+  reload(next: RelayConfig): ConfigChange;
 }
 
 export function createGateway({ config, log, env = process.env }: GatewayOptions): Gateway {
   const { host, port, tls } = config.listen;
   const loopback = isLoopbackAddress(host);
-  const authConfigured = config.auth.apiKeys !== undefined;
+  // Client certificates (listen.tls.clientCa) count as authentication too.
+  const clientCerts = ClientCertificates.enabled(config) ? new ClientCertificates(config) : undefined;
+  // API keys and OAuth; its base URL for OAuth resource identifiers is publicUrl, else where we listen.
+  const gatewayAuth = new GatewayAuth(config, log, () => config.publicUrl ?? gatewayUrl());
+  const authConfigured = gatewayAuth.configured || clientCerts !== undefined;
   if (!loopback && !authConfigured) {
     throw new RelayError(
       'LISTEN_REFUSED',
-      `refusing to listen on ${host} without authentication: configure auth.apiKeys, or listen on 127.0.0.1`,
+      `refusing to listen on ${host} without authentication: configure auth.apiKeys, auth.oidc or listen.tls.clientCa, or listen on 127.0.0.1`,
     );
   }
-  // Opened by listen(): reading the keys file is async, and nothing authenticates before then.
-  let keys: KeyStore | undefined;
+  // Policy, limits, origins and audit are read per request from `live`, so a reload applies at once.
+  const live = new LiveConfig(config);
+  const gatekeeper = new Gatekeeper(config, log);
+  live.onChange((next) => gatekeeper.update(next));
   const router = new Router(config, new BackendLauncher(config.servers, log, env), log);
-  const sessions = new SessionManager(config, log, (server, session) =>
-    router.attach(server, session, session),
+  const sessions = new SessionManager(
+    live.view,
+    log,
+    (server, session) => router.attach(server, session, session),
+    gatekeeper,
   );
-  const endpoint = new McpEndpoint(config, sessions, log);
+  const endpoint = new McpEndpoint(live.view, sessions, log);
   const serverNames = Object.keys(config.servers);
   const publicUrl = config.publicUrl ? new URL(config.publicUrl) : undefined;
   const scheme = tls ? 'https' : 'http';
@@ -75,6 +86,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const duplicate = duplicatedHeader(req.rawHeaders);
+    if (duplicate !== undefined) {
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, `the ${duplicate} header may appear only once`);
+      return;
+    }
     if (!hostAllowed(req.headers.host, loopback, publicUrl?.hostname)) {
       sendRpcError(res, 421, ErrorCode.Refused, 'Host header does not name this gateway');
       return;
@@ -90,6 +106,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       });
       return;
     }
+    if (serveResourceMetadata(req, res, path, gatewayAuth.resource)) return;
     const server = routeServer(path);
     if (server === undefined) {
       sendJson(res, 404, { error: 'not found' });
@@ -100,27 +117,35 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       !originAllowed(
         origin,
         `${scheme}://${req.headers.host ?? ''}`,
-        config.allowedOrigins,
+        live.current.allowedOrigins,
         publicUrl?.origin,
       )
     ) {
       sendRpcError(res, 403, ErrorCode.Refused, 'Origin not allowed');
       return;
     }
-    const auth = authenticate(req.headers.authorization, authConfigured ? (keys ?? NO_KEYS) : undefined);
-    if (!auth.ok) {
-      sendRpcError(
-        res,
-        401,
-        ErrorCode.Refused,
-        'authentication required: send Authorization: Bearer <API key>',
-        {
-          headers: { 'www-authenticate': bearerChallenge(auth.reason) },
-        },
-      );
+    // SSH attached mode: on the gateway's Unix socket, ssh-entry names the user (see ssh-socket.ts).
+    const viaSocket = socketCaller(req);
+    if (viaSocket?.ok === false) {
+      sendRpcError(res, 401, ErrorCode.Refused, viaSocket.message);
       return;
     }
-    if (server === null || !config.servers[server]) {
+    const viaCert = viaSocket ? undefined : clientCerts?.identify(req.socket, req.headers.authorization);
+    if (viaCert?.ok === false) {
+      sendRpcError(res, 401, ErrorCode.Refused, viaCert.message, {
+        headers: { 'www-authenticate': CLIENT_CERT_CHALLENGE },
+      });
+      return;
+    }
+    const auth =
+      viaSocket ??
+      viaCert ??
+      (await gatewayAuth.authenticate({ authorization: req.headers.authorization, server, path }));
+    if (!auth.ok) {
+      sendRpcError(res, auth.status, ErrorCode.Refused, auth.message, { headers: auth.headers });
+      return;
+    }
+    if (server === null || !Object.hasOwn(config.servers, server)) {
       sendRpcError(res, 404, ErrorCode.InvalidRequest, 'no such MCP server on this gateway');
       return;
     }
@@ -132,19 +157,24 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     if (path === '/mcp' || path === '/mcp/')
       return serverNames.length === 1 ? (serverNames[0] ?? null) : null;
     if (!path.startsWith('/mcp/')) return undefined;
-    const name = decodeURIComponent(path.slice('/mcp/'.length).replace(/\/$/, ''));
-    return config.servers[name] ? name : null;
+    let name: string;
+    try {
+      name = decodeURIComponent(path.slice('/mcp/'.length).replace(/\/$/, ''));
+    } catch {
+      return null; // malformed %-escapes name no server
+    }
+    // Own keys only: "constructor" or "__proto__" must not name a server.
+    return Object.hasOwn(config.servers, name) ? name : null;
   }
 
-  const server: Server = tls
-    ? createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
-    : createHttpServer(handler);
-  // Slow-body (slowloris) clients are cut off; long SSE responses are not affected by these.
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 60_000;
+  // Slow (slowloris) clients are cut off by limits.headersTimeout/receiveTimeout; SSE responses are not.
+  const httpsServer = tls ? createHttpsServer(serverOptions(config), handler) : undefined;
+  const server: Server = httpsServer ?? createHttpServer(serverOptions(config), handler);
+  const tlsFiles = httpsServer ? superviseTls(httpsServer, config, log) : undefined;
 
   let address: AddressInfo | undefined;
   let closing: Promise<void> | undefined;
+  let sshSocket: Awaited<ReturnType<typeof openSshSocket>>;
 
   function gatewayUrl(): string {
     if (!address) throw new Error('gateway is not listening');
@@ -156,15 +186,19 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     get url() {
       return gatewayUrl();
     },
+    reload(next) {
+      return live.apply(next);
+    },
     async listen() {
-      if (config.auth.apiKeys) keys = await KeyStore.open(config.auth.apiKeys.file, log);
+      await gatewayAuth.open();
+      sshSocket = await openSshSocket(config, handler, log);
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
           server.off('error', reject);
           address = server.address() as AddressInfo;
           log.info(
-            { url: gatewayUrl(), servers: serverNames, auth: authConfigured ? 'api-keys' : 'none' },
+            { url: gatewayUrl(), servers: serverNames, auth: gatewayAuth.describe },
             'gateway listening',
           );
           resolve(address);
@@ -174,11 +208,16 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        // At once: an ssh-entry bridge would otherwise re-initialize here while sessions are closing.
+        const socketClosed = sshSocket?.close();
         await sessions.closeAll('gateway shutting down');
         await router.stopAll();
         server.closeAllConnections();
         await stopped;
-        keys?.close();
+        await socketClosed;
+        gatewayAuth.close();
+        tlsFiles?.close();
+        gatekeeper.close();
         log.info('gateway stopped');
       })();
       return closing;

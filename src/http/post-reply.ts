@@ -3,7 +3,7 @@
 
 import type { ServerResponse } from 'node:http';
 import type { JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.ts';
-import type { ReplyTarget } from '../sessions/types.ts';
+import type { Refusal, ReplyTarget } from '../sessions/types.ts';
 import { sendJson } from './replies.ts';
 import type { EventStream } from './sse.ts';
 
@@ -42,6 +42,20 @@ export class PostReply implements ReplyTarget {
     if (this.#stream) this.#stream.finish(response);
     else if (!this.#res.writableEnded && !this.#res.destroyed)
       sendJson(this.#res, 200, response, this.#headers);
+  }
+
+  /** A request the gateway refused (policy 403, rate limit 429): the status says so while it still can. */
+  refuse(refusal: Refusal, response: JsonRpcResponse): void {
+    if (this.#done || this.#stream || refusal.status === undefined) {
+      this.finish(response);
+      return;
+    }
+    this.#done = true;
+    clearTimeout(this.#timer);
+    if (this.#res.writableEnded || this.#res.destroyed) return;
+    const retryAfter: Record<string, string> =
+      refusal.retryAfterSeconds === undefined ? {} : { 'retry-after': String(refusal.retryAfterSeconds) };
+    sendJson(this.#res, refusal.status, response, { ...this.#headers, ...retryAfter });
   }
 
   #upgrade(): EventStream {

@@ -1,9 +1,14 @@
 // Checks that run before authentication: Host (DNS rebinding) and Origin (browsers), pure over headers.
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+/**
+ * An IPv4 literal in 127.0.0.0/8. A mere "127." prefix is not enough: "127.attacker.example" is a
+ * name its owner can point anywhere, which is exactly what DNS rebinding needs.
+ */
+const LOOPBACK_IPV4 = /^127(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export function isLoopbackAddress(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
+  return LOOPBACK_HOSTS.has(host) || LOOPBACK_IPV4.test(host);
 }
 
 /** The hostname part of a Host header ("[::1]:8787" → "[::1]", "a.b:80" → "a.b"). */
@@ -25,7 +30,7 @@ export function hostAllowed(
   if (!hostHeader) return false;
   const name = hostname(hostHeader);
   return (
-    LOOPBACK_HOSTS.has(name) || name.startsWith('127.') || (publicHost !== undefined && name === publicHost)
+    LOOPBACK_HOSTS.has(name) || LOOPBACK_IPV4.test(name) || (publicHost !== undefined && name === publicHost)
   );
 }
 
@@ -43,4 +48,33 @@ export function originAllowed(
     (publicOrigin !== undefined && normalized === publicOrigin.toLowerCase()) ||
     allowed.some((entry) => entry.toLowerCase() === normalized || entry === '*')
   );
+}
+
+/**
+ * Headers that must come once. node keeps only the first Authorization, Host or Content-Type and joins
+ * other repeats with commas, so a second copy means different things to different hops (a proxy may
+ * check the last one): such requests are refused rather than guessed.
+ */
+const SINGLE_HEADERS = new Set([
+  'authorization',
+  'host',
+  'origin',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+]);
+
+/** The first header of SINGLE_HEADERS that `rawHeaders` (name, value, name, value, …) repeats. */
+export function duplicatedHeader(rawHeaders: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    const name = (rawHeaders[index] ?? '').toLowerCase();
+    if (!SINGLE_HEADERS.has(name)) continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
 }

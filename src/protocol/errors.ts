@@ -8,7 +8,11 @@ export type RelayErrorCode =
   | 'KEY_NOT_FOUND'
   | 'USAGE'
   | 'BACKEND_SPAWN'
-  | 'CLAUDE_CONFIG';
+  | 'CLAUDE_CONFIG'
+  /** ssh-entry refused a connection (unknown server, not allowed, over the limit). */
+  | 'SSH_REFUSED'
+  /** authorized_keys could not be read or a key given to `ssh authorize` is malformed. */
+  | 'AUTHORIZED_KEYS';
 
 export class RelayError extends Error {
   readonly code: RelayErrorCode;

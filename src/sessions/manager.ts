@@ -5,27 +5,31 @@ import { randomUUID } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { Session } from './session.ts';
-import type { Identity, Upstream } from './types.ts';
+import type { Identity, Refusal, SessionGates, Upstream } from './types.ts';
 
 /** Connects a new session to a backend according to the server's isolation mode. */
 export type UpstreamFactory = (server: string, session: Session) => Promise<Upstream>;
 
 export type CreateResult =
   | { ok: true; session: Session }
-  | { ok: false; reason: 'too-many-sessions'; limit: number };
+  | { ok: false; reason: 'too-many-sessions'; limit: number }
+  | { ok: false; reason: 'refused'; refusal: Refusal };
 
 export class SessionManager {
   readonly #config: RelayConfig;
   readonly #log: Logger;
   readonly #connect: UpstreamFactory;
+  readonly #gates: SessionGates | undefined;
   readonly #sessions = new Map<string, Session>();
   readonly #perUser = new Map<string, number>();
   readonly #reaper: NodeJS.Timeout;
 
-  constructor(config: RelayConfig, log: Logger, connect: UpstreamFactory) {
+  /** `gates` (policy, limits, audit) sees every session and request, whichever front (HTTP, SSH) made it. */
+  constructor(config: RelayConfig, log: Logger, connect: UpstreamFactory, gates?: SessionGates) {
     this.#config = config;
     this.#log = log;
     this.#connect = connect;
+    this.#gates = gates;
     const shortestIdle = Math.min(...Object.values(config.servers).map((server) => server.idleTimeout));
     this.#reaper = setInterval(() => this.#reapIdle(), Math.max(250, Math.min(shortestIdle / 4, 30_000)));
     this.#reaper.unref();
@@ -43,6 +47,8 @@ export class SessionManager {
   }
 
   async create(server: string, identity: Identity): Promise<CreateResult> {
+    const refusal = await this.#gates?.admitSession(server, identity);
+    if (refusal) return { ok: false, reason: 'refused', refusal };
     const limit = this.#config.limits.sessionsPerUser;
     const current = this.#perUser.get(identity.user) ?? 0;
     if (current >= limit) return { ok: false, reason: 'too-many-sessions', limit };
@@ -64,6 +70,7 @@ export class SessionManager {
       await session.close('backend could not be attached');
       throw error;
     }
+    if (this.#gates) session.guard(this.#gates.open(session));
     this.#log.info({ session: session.id, user: identity.user, server }, 'session started');
     return { ok: true, session };
   }

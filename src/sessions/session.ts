@@ -13,7 +13,16 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
-import type { Downstream, Identity, MessageSink, ReplyTarget, Upstream } from './types.ts';
+import type {
+  Admission,
+  Downstream,
+  Identity,
+  MessageSink,
+  ReplyTarget,
+  RequestGate,
+  RequestTrack,
+  Upstream,
+} from './types.ts';
 
 export interface SessionOptions {
   id: string;
@@ -29,6 +38,8 @@ interface InFlight {
   timer: NodeJS.Timeout;
   progressToken: string | number | undefined;
   isInitialize: boolean;
+  /** Set by the gate when it wants to see (and may rewrite) the response. */
+  track?: RequestTrack | undefined;
 }
 
 /** Unsolicited messages kept for a GET stream that is not open yet. */
@@ -56,8 +67,12 @@ export class Session implements Downstream {
   /** Server→client requests not answered yet, and where they were sent (their cancellation follows). */
   readonly #serverRequests = new Map<string, MessageSink | ReplyTarget>();
   readonly #queued: JsonRpcMessage[] = [];
-  readonly #onclose: Array<(session: Session) => void> = [];
+  readonly #onclose: Array<(session: Session, reason: string) => void> = [];
   #upstream: Upstream | undefined;
+  #gate: RequestGate | undefined;
+  /** Admissions still being decided; while any is, later requests queue behind it to keep their order. */
+  #admitting = 0;
+  #admissions: Promise<void> = Promise.resolve();
   #standalone: MessageSink | undefined;
   #closed = false;
 
@@ -89,8 +104,13 @@ export class Session implements Downstream {
     this.#upstream = upstream;
   }
 
-  onClose(listener: (session: Session) => void): void {
+  onClose(listener: (session: Session, reason: string) => void): void {
     this.#onclose.push(listener);
+  }
+
+  /** Puts policy, limits and audit (a `RequestGate`) in front of this session's requests. */
+  guard(gate: RequestGate): void {
+    this.#gate = gate;
   }
 
   /** A client request; its response (or an error) will finish `reply`. */
@@ -109,14 +129,71 @@ export class Session implements Downstream {
     }
     const meta = message.params?._meta as { progressToken?: unknown } | undefined;
     const token = meta?.progressToken;
-    this.#inFlight.set(key, {
+    const entry: InFlight = {
       id: message.id,
       reply,
       timer: this.#startTimer(message.id),
       progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
       isInitialize: message.method === 'initialize',
-    });
-    this.#upstream?.send(message);
+    };
+    this.#inFlight.set(key, entry);
+    if (!this.#gate) {
+      this.#forward(key, entry, message);
+      return;
+    }
+    const admission = this.#gate.admit(message);
+    if (this.#admitting === 0 && !(admission instanceof Promise)) {
+      this.#admitted(key, entry, message, admission);
+      return;
+    }
+    this.#admitting++;
+    this.#admissions = this.#admissions
+      .then(() => admission)
+      .catch((error: unknown): Admission => {
+        this.#log.error({ err: (error as Error).message }, 'request admission failed');
+        return { refusal: { code: ErrorCode.InternalError, message: 'internal error' } };
+      })
+      .then((result) => this.#admitted(key, entry, message, result))
+      .catch((error: unknown) =>
+        this.#log.error({ err: (error as Error).message }, 'request admission failed'),
+      )
+      .finally(() => {
+        this.#admitting--;
+      });
+  }
+
+  /** Forwards an admitted request, or answers a refused one (with the refusal's HTTP status where the front has one). */
+  #admitted(key: string, entry: InFlight, message: JsonRpcRequest, admission: Admission): void {
+    // Cancelled, timed out or closed while its admission was decided: nothing left to do.
+    if (this.#inFlight.get(key) !== entry) return;
+    if ('refusal' in admission) {
+      this.#inFlight.delete(key);
+      clearTimeout(entry.timer);
+      const { refusal } = admission;
+      const response = errorResponse(message.id, refusal.code, refusal.message);
+      if (refusal.status !== undefined && entry.reply.refuse) entry.reply.refuse(refusal, response);
+      else entry.reply.finish(response);
+      if (entry.isInitialize) void this.close('initialize refused');
+      return;
+    }
+    entry.track = admission.track;
+    this.#forward(key, entry, message);
+  }
+
+  /** Hands a request to the upstream; one that cannot take it answers at once instead of leaving the id in flight. */
+  #forward(key: string, entry: InFlight, message: JsonRpcRequest): void {
+    try {
+      this.#upstream?.send(message);
+    } catch (error) {
+      this.#log.error(
+        { err: (error as Error).message, method: message.method },
+        'request could not be forwarded',
+      );
+      if (this.#inFlight.get(key) === entry)
+        this.#deliverResponse(
+          errorResponse(message.id, ErrorCode.InternalError, 'the gateway could not forward this request'),
+        );
+    }
   }
 
   /** A client notification, or the client's response to a server→client request. */
@@ -144,6 +221,7 @@ export class Session implements Downstream {
       this.#deliverResponse(message);
       return;
     }
+    if (this.#gate && !isRequest(message) && !this.#gate.passes(message)) return;
     const method = message.method;
     if (method === 'notifications/progress') {
       const entry = this.#findByProgressToken(message.params?.progressToken);
@@ -184,7 +262,7 @@ export class Session implements Downstream {
     this.#closed = true;
     this.#failAll(ErrorCode.SessionNotFound, `session ended (${reason})`);
     this.#queued.length = 0;
-    for (const listener of this.#onclose) listener(this);
+    for (const listener of this.#onclose) listener(this, reason);
     this.#log.info({ reason, ageMs: Date.now() - this.createdAt }, 'session ended');
     await this.#upstream?.close();
   }
@@ -209,7 +287,7 @@ export class Session implements Downstream {
       const version = message.result.protocolVersion;
       if (typeof version === 'string') this.protocolVersion = version;
     }
-    entry.reply.finish(message);
+    entry.reply.finish(entry.track ? entry.track.settle(message, 'response') : message);
     if (entry.isInitialize && 'error' in message) void this.close('initialize failed');
   }
 
@@ -220,7 +298,8 @@ export class Session implements Downstream {
     if (!entry) return;
     this.#inFlight.delete(idKey(requestId));
     clearTimeout(entry.timer);
-    entry.reply.finish(errorResponse(entry.id, REQUEST_CANCELLED, 'request cancelled by the client'));
+    const response = errorResponse(entry.id, REQUEST_CANCELLED, 'request cancelled by the client');
+    entry.reply.finish(entry.track ? entry.track.settle(response, 'cancelled') : response);
   }
 
   /**
@@ -261,9 +340,12 @@ export class Session implements Downstream {
     if (!entry) return;
     this.#inFlight.delete(key);
     this.#log.warn({ id, timeoutMs: this.#requestTimeoutMs }, 'request timed out');
-    entry.reply.finish(
-      errorResponse(id, ErrorCode.RequestTimeout, `request timed out after ${this.#requestTimeoutMs} ms`),
+    const response = errorResponse(
+      id,
+      ErrorCode.RequestTimeout,
+      `request timed out after ${this.#requestTimeoutMs} ms`,
     );
+    entry.reply.finish(entry.track ? entry.track.settle(response, 'timeout') : response);
     this.#upstream?.send({
       jsonrpc: '2.0',
       method: 'notifications/cancelled',
@@ -274,7 +356,8 @@ export class Session implements Downstream {
   #failAll(code: number, message: string): void {
     for (const entry of this.#inFlight.values()) {
       clearTimeout(entry.timer);
-      entry.reply.finish(errorResponse(entry.id, code, message));
+      const response = errorResponse(entry.id, code, message);
+      entry.reply.finish(entry.track ? entry.track.settle(response, 'closed') : response);
     }
     this.#inFlight.clear();
   }

@@ -1,6 +1,11 @@
 // The contracts between the HTTP front, sessions and the router, so that none imports the others' internals.
 
-import type { JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import type {
+  JsonRpcMessage,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
+} from '../protocol/jsonrpc.ts';
 
 /** Who is calling, as established by authentication. Sessions are bound to it. */
 export interface Identity {
@@ -16,6 +21,8 @@ export interface ReplyTarget {
   send(message: JsonRpcMessage): void;
   /** The response; ends the reply. */
   finish(response: JsonRpcResponse): void;
+  /** Optional: a refused request answered with the refusal's HTTP status (a front without statuses omits it). */
+  refuse?(refusal: Refusal, response: JsonRpcResponse): void;
 }
 
 /** A stream for messages not tied to a request (the GET stream). */
@@ -37,4 +44,53 @@ export interface Upstream {
 /** What an upstream calls on the session it serves. */
 export interface Downstream {
   deliver(message: JsonRpcMessage): void;
+}
+
+/**
+ * The gateway refused a request before it reached the backend (policy, rate limit). `status` is the
+ * HTTP status a front that has one should answer with (403, 429); without it the refusal is an
+ * ordinary JSON-RPC error response.
+ */
+export interface Refusal {
+  status?: number;
+  code: number;
+  message: string;
+  retryAfterSeconds?: number;
+}
+
+/** How a request that reached the backend ended, for its `RequestTrack`. */
+export type RequestEnding = 'response' | 'timeout' | 'cancelled' | 'closed';
+
+/** Follows one admitted request to its end: may rewrite the response (filtered lists), records it (audit). */
+export interface RequestTrack {
+  settle(response: JsonRpcResponse, ending: RequestEnding): JsonRpcResponse;
+}
+
+export type Admission = { refusal: Refusal } | { track: RequestTrack | undefined };
+
+/**
+ * Policy, limits and audit around one session (policy/gatekeeper.ts), in every front (HTTP, SSH):
+ * the session asks it about each client request and each unsolicited backend notification.
+ */
+export interface RequestGate {
+  /** Synchronous when no asynchronous check (a rate limit) applies. Never rejects. */
+  admit(request: JsonRpcRequest): Admission | Promise<Admission>;
+  /** Whether a backend notification not tied to a request may reach the session. */
+  passes(notification: JsonRpcNotification): boolean;
+}
+
+/** Who may open a session, and the gate each session gets. */
+export interface SessionGates {
+  /** Checked before a session (and perhaps a backend) is created. Never rejects. */
+  admitSession(server: string, identity: Identity): Refusal | undefined | Promise<Refusal | undefined>;
+  /** The gate of a session that has just started; it learns of the session's end through `onClose`. */
+  open(session: GatedSession): RequestGate;
+}
+
+/** What the gates see of a session. */
+export interface GatedSession {
+  readonly id: string;
+  readonly server: string;
+  readonly identity: Identity;
+  onClose(listener: (session: GatedSession, reason: string) => void): void;
 }

@@ -6,8 +6,19 @@ import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** Who should own a replaced file, when that is not the writer (root editing a service account's file). */
+export interface FileOwner {
+  uid: number;
+  gid: number;
+}
+
 /** Writes `data` to `path` atomically with permissions `mode` (default owner-only: these files hold secrets or hashes). */
-export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string,
+  mode = 0o600,
+  owner?: FileOwner,
+): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const handle = await open(temp, 'wx', mode);
@@ -15,6 +26,8 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
       await handle.writeFile(data, 'utf8');
       // The umask only ever removes bits; chmod makes the mode exact whatever the umask.
       await handle.chmod(mode);
+      // Before the rename, so the file never appears with the wrong owner (sshd reads it as its owner).
+      if (owner) await handle.chown(owner.uid, owner.gid);
       await handle.sync();
     } finally {
       await handle.close();

@@ -31,12 +31,14 @@ export interface TestGateway {
 /** Starts a gateway with API-key auth (unless `auth: false`) from a partial config object. */
 export async function startGateway(
   input: Record<string, unknown>,
-  options: { auth?: boolean; users?: string[] } = {},
+  options: { auth?: boolean; users?: string[]; groups?: Record<string, string[]> } = {},
 ): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-test-'));
   const keysFile = join(dir, 'keys.yaml');
   const keys: Record<string, string> = {};
-  for (const user of options.users ?? []) keys[user] = (await createKey(keysFile, { user })).key;
+  for (const user of options.users ?? []) {
+    keys[user] = (await createKey(keysFile, { user, groups: options.groups?.[user] ?? [] })).key;
+  }
   const config = buildConfig(
     {
       listen: { host: '127.0.0.1', port: 0 },

@@ -14,6 +14,7 @@ import {
   mcpServersSnippet,
 } from '../../claude/entry.ts';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
+import { collectRepeatedFlag } from '../../connect/options.ts';
 import { RelayError } from '../../protocol/errors.ts';
 
 const entryArgs = {
@@ -27,6 +28,10 @@ const entryArgs = {
     description: 'the entry name Claude Desktop shows (default: from the URL or server)',
   },
   token: { type: 'string', description: 'the API key (default: a placeholder to replace)', valueHint: 'KEY' },
+  oauth: {
+    type: 'boolean',
+    description: 'the gateway signs users in with OAuth: no key in the entry, connect opens the browser',
+  },
   command: {
     type: 'enum',
     options: ['default', 'npx'],
@@ -40,23 +45,31 @@ const entryArgs = {
   },
   server: { type: 'string', description: 'SSH mode: the server name in relay.yaml' },
   identity: { type: 'string', description: 'SSH mode: private key file', valueHint: 'FILE' },
+  port: { type: 'string', description: 'SSH mode: the SSH port when it is not 22', valueHint: 'N' },
+  'ssh-option': {
+    type: 'string',
+    description: 'SSH mode: an extra ssh -o option, e.g. UserKnownHostsFile=~/.ssh/office (repeatable)',
+    valueHint: 'NAME=VALUE',
+  },
 } satisfies ArgsDef;
 
 interface EntryArgs {
   url?: string | undefined;
   name?: string | undefined;
   token?: string | undefined;
+  oauth?: boolean | undefined;
   command: string;
   ssh?: string | undefined;
   server?: string | undefined;
   identity?: string | undefined;
+  port?: string | undefined;
 }
 
 const configCommand = defineCommand({
   meta: { name: 'config', description: 'Print a ready-to-paste Claude Desktop config for a gateway URL' },
   args: entryArgs,
-  run({ args }) {
-    const { name, entry } = entryFromArgs(args);
+  run({ args, rawArgs }) {
+    const { name, entry } = entryFromArgs(args, rawArgs);
     process.stdout.write(`${JSON.stringify(mcpServersSnippet(name, entry), null, 2)}\n`);
     warnAbout(args);
     return 0;
@@ -76,8 +89,8 @@ const installCommand = defineCommand({
       valueHint: 'PATH',
     },
   },
-  async run({ args }) {
-    const { name, entry } = entryFromArgs(args);
+  async run({ args, rawArgs }) {
+    const { name, entry } = entryFromArgs(args, rawArgs);
     const given = args['config-path'];
     const path = given !== undefined && given !== '' ? resolve(given) : claudeDesktopConfigPath();
     const result = await installClaudeEntry(path, name, entry);
@@ -99,7 +112,11 @@ export const claudeCommand = defineCommand({
   subCommands: { config: configCommand, install: installCommand },
 });
 
-function entryFromArgs(args: EntryArgs): { name: string; entry: ClaudeServerEntry } {
+function entryFromArgs(
+  args: EntryArgs,
+  rawArgs: readonly string[],
+): { name: string; entry: ClaudeServerEntry } {
+  const sshOptions = collectRepeatedFlag(rawArgs, '--ssh-option');
   if (args.ssh !== undefined && args.url !== undefined)
     throw new RelayError('USAGE', 'give either --url or --ssh, not both');
   let name: string;
@@ -107,22 +124,35 @@ function entryFromArgs(args: EntryArgs): { name: string; entry: ClaudeServerEntr
   if (args.ssh !== undefined) {
     if (args.server === undefined)
       throw new RelayError('USAGE', '--ssh needs --server NAME (the server in relay.yaml)');
-    if (args.command !== 'default' || args.token !== undefined) {
+    if (args.command !== 'default' || args.token !== undefined || args.oauth) {
       throw new RelayError(
         'USAGE',
-        '--command and --token apply to --url entries; SSH mode authenticates with the ssh key',
+        '--command, --token and --oauth apply to --url entries; SSH mode authenticates with the ssh key',
       );
     }
-    entry = claudeEntryForSsh({ target: args.ssh, server: args.server, identity: args.identity });
+    entry = claudeEntryForSsh({
+      target: args.ssh,
+      server: args.server,
+      identity: args.identity,
+      port: args.port === undefined ? undefined : Number(args.port),
+      options: sshOptions,
+    });
     name = args.name ?? args.server;
   } else {
     if (args.url === undefined)
       throw new RelayError('USAGE', '--url is required (or --ssh USER@HOST --server NAME)');
-    if (args.server !== undefined || args.identity !== undefined) {
-      throw new RelayError('USAGE', '--server and --identity apply to --ssh entries');
+    if (
+      args.server !== undefined ||
+      args.identity !== undefined ||
+      args.port !== undefined ||
+      sshOptions.length > 0
+    ) {
+      throw new RelayError('USAGE', '--server, --identity, --port and --ssh-option apply to --ssh entries');
     }
+    if (args.oauth && args.token !== undefined)
+      throw new RelayError('USAGE', 'give either --token or --oauth, not both');
     const launcher = args.command === 'npx' ? ({ kind: 'npx' } as const) : thisMachineLauncher();
-    entry = claudeEntryForUrl({ url: args.url, token: args.token, launcher });
+    entry = claudeEntryForUrl({ url: args.url, token: args.token, oauth: args.oauth, launcher });
     name = args.name ?? entryNameFromUrl(args.url);
   }
   checkEntryName(name);
@@ -131,10 +161,15 @@ function entryFromArgs(args: EntryArgs): { name: string; entry: ClaudeServerEntr
 
 /** Hints on stderr, so stdout stays pure JSON for `claude config > file`. */
 function warnAbout(args: EntryArgs): void {
-  if (args.url === undefined) return;
-  if (args.token === undefined) {
+  if (args.ssh !== undefined) {
     process.stderr.write(
-      'note: MCP_RELAY_TOKEN holds a placeholder; replace it with a key from "mcp-relay keys create <user>".\n',
+      'note: on the office server, let the key in with "mcp-relay ssh authorize --user <name> --key-file <key>.pub".\n',
+    );
+  }
+  if (args.url === undefined) return;
+  if (args.token === undefined && !args.oauth) {
+    process.stderr.write(
+      'note: MCP_RELAY_TOKEN holds a placeholder; replace it with a key from "mcp-relay keys create <user>" (or use --oauth).\n',
     );
   }
   if (isCleartextRemote(args.url)) {

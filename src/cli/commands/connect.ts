@@ -4,6 +4,7 @@
 import { defineCommand } from 'citty';
 import { createBridge } from '../../connect/bridge.ts';
 import { createStderrLog } from '../../connect/diagnostics.ts';
+import { DEFAULT_LOGIN_TIMEOUT } from '../../connect/oauth/options.ts';
 import { collectRepeatedFlag, DEFAULT_TOKEN_ENV, resolveConnectSetup } from '../../connect/options.ts';
 
 export const connectCommand = defineCommand({
@@ -36,6 +37,59 @@ export const connectCommand = defineCommand({
       valueHint: 'FILE',
       description: 'PEM file with the CA certificate(s) that signed the gateway certificate',
     },
+    cert: {
+      type: 'string',
+      valueHint: 'FILE',
+      description: 'PEM file with this client’s certificate, for gateways that require mTLS (with --key)',
+    },
+    key: {
+      type: 'string',
+      valueHint: 'FILE',
+      description: 'PEM file with the private key of --cert (unencrypted)',
+    },
+    proxy: {
+      type: 'string',
+      valueHint: 'URL',
+      description: 'HTTP proxy to tunnel through (default: HTTPS_PROXY / HTTP_PROXY, minus NO_PROXY)',
+    },
+    oauth: {
+      type: 'boolean',
+      default: true,
+      description: 'sign in with OAuth when the server asks for it and no token is set (browser)',
+      negativeDescription: 'never sign in; a server that asks for a token gets an explanation',
+    },
+    'client-id': {
+      type: 'string',
+      valueHint: 'ID',
+      description: 'OAuth: a client id registered with the authorization server (else dynamic registration)',
+    },
+    'client-metadata-url': {
+      type: 'string',
+      valueHint: 'URL',
+      description: 'OAuth: an https URL serving this client’s metadata document, used as its client id',
+    },
+    scope: {
+      type: 'string',
+      valueHint: 'SCOPES',
+      description: 'OAuth: the scopes to ask for (default: what the server names)',
+    },
+    'callback-port': {
+      type: 'string',
+      valueHint: 'PORT',
+      description: 'OAuth: a fixed port on 127.0.0.1 for the sign-in redirect (default: any free one)',
+    },
+    browser: {
+      type: 'string',
+      valueHint: 'COMMAND',
+      description:
+        'OAuth: command that opens the sign-in URL (default MCP_RELAY_BROWSER, else the system browser; none: only print it)',
+    },
+    'login-timeout': {
+      type: 'string',
+      default: DEFAULT_LOGIN_TIMEOUT,
+      valueHint: 'DURATION',
+      description: 'OAuth: how long to wait for the browser sign-in',
+    },
     timeout: {
       type: 'string',
       default: '5m',
@@ -48,21 +102,35 @@ export const connectCommand = defineCommand({
     },
   },
   async run({ args, rawArgs }): Promise<number> {
+    const log = createStderrLog({ verbose: args.verbose });
     const setup = resolveConnectSetup(
       {
         url: args.url,
         headers: collectRepeatedFlag(rawArgs, '--header', '-H'),
         tokenEnv: args['token-env'],
         caFile: args.ca,
+        certFile: args.cert,
+        keyFile: args.key,
+        proxy: args.proxy,
         timeout: args.timeout,
+        oauth: {
+          enabled: args.oauth,
+          clientId: args['client-id'],
+          clientMetadataUrl: args['client-metadata-url'],
+          scope: args.scope,
+          callbackPort: args['callback-port'],
+          browser: args.browser,
+          loginTimeout: args['login-timeout'],
+        },
       },
       process.env,
+      log,
     );
     const bridge = createBridge({
       ...setup,
       input: process.stdin,
       output: process.stdout,
-      log: createStderrLog({ verbose: args.verbose }),
+      log,
     });
     const stop = () => {
       void bridge.close();
@@ -76,6 +144,7 @@ export const connectCommand = defineCommand({
       process.off('SIGINT', stop);
       // After a signal stdin may still be open; it must not keep the process alive.
       process.stdin.destroy();
+      await setup.auth.close?.();
     }
     return 0;
   },

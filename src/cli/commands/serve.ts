@@ -1,8 +1,10 @@
 // `mcp-relay serve`: run the gateway from relay.yaml, or host one command quickly: `serve -- node server.js`.
 
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { buildConfig, loadConfigFile } from '../../config/load.ts';
+import { ConfigReloader } from '../../config/reload.ts';
 import type { RelayConfig } from '../../config/schema.ts';
 import { createGateway } from '../../http/gateway.ts';
 import { createLogger } from '../../log.ts';
@@ -25,20 +27,35 @@ export const serveCommand = defineCommand({
     const dashDash = rawArgs.indexOf('--');
     const command = dashDash === -1 ? [] : rawArgs.slice(dashDash + 1);
     const config = command.length > 0 ? quickConfig(command, args.isolation) : fileConfig(args.config);
-    const listen = {
-      ...config.listen,
+    const overrides = {
       ...(args.host ? { host: args.host } : {}),
       ...(args.port ? { port: parsePort(args.port) } : {}),
     };
-    const final = buildConfig({ ...config, listen });
+    const withOverrides = (loaded: RelayConfig) =>
+      buildConfig({ ...loaded, listen: { ...loaded.listen, ...overrides } });
+    const final = withOverrides(config);
     const log = createLogger(final.logLevel);
     const gateway = createGateway({ config: final, log });
     await gateway.listen();
     process.stderr.write(
       `mcp-relay gateway at ${gateway.url} (servers: ${Object.keys(final.servers).join(', ')})\n`,
     );
+    // A config file is watched, and SIGHUP re-reads it at once: policy, limits, origins and audit apply live.
+    const reloader =
+      command.length > 0
+        ? undefined
+        : new ConfigReloader({
+            file: resolve(args.config),
+            load: () => withOverrides(loadConfigFile(args.config).config),
+            apply: (next) => gateway.reload(next),
+            log,
+          });
+    const onHangup = () => void reloader?.reload();
+    if (reloader) process.on('SIGHUP', onHangup);
     const signal = await untilSignal();
     log.info({ signal }, 'stopping');
+    reloader?.close();
+    process.off('SIGHUP', onHangup);
     await gateway.close();
     return 0;
   },

@@ -1,0 +1,80 @@
+// The gateway's authentication as one object: the API-key store (opened from its file) and the OAuth
+// resource server (auth.oidc), built from the config, asked once per request, closed with the gateway.
+
+import type { RelayConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { RelayError } from '../protocol/errors.ts';
+import { type AuthMethods, type AuthRequest, type AuthResult, authenticate } from './authenticate.ts';
+import { KeyStore } from './keys.ts';
+import { OidcVerifier } from './oidc.ts';
+import { ProtectedResource } from './protected-resource.ts';
+
+export class GatewayAuth {
+  readonly #config: RelayConfig;
+  readonly #log: Logger;
+  /** The OAuth side of the gateway (metadata documents, audiences, scopes); undefined without auth.oidc. */
+  readonly resource: ProtectedResource | undefined;
+  readonly #verifier: OidcVerifier | undefined;
+  #keys: KeyStore | undefined;
+  #opened = false;
+  #closed = false;
+
+  /** `baseUrl` is the gateway's public base (publicUrl, else the listening URL once known). */
+  constructor(config: RelayConfig, log: Logger, baseUrl: () => string) {
+    this.#config = config;
+    this.#log = log;
+    const oidc = config.auth.oidc;
+    if (oidc && !config.publicUrl && !LOOPBACK.test(config.listen.host)) {
+      // The listening address (0.0.0.0, an interface IP) is not what clients reach: tokens and
+      // resource metadata would name the wrong resource.
+      throw new RelayError(
+        'CONFIG_INVALID',
+        'auth.oidc needs publicUrl (the URL users reach the gateway at) when listening beyond loopback',
+      );
+    }
+    this.resource = oidc ? new ProtectedResource(config, oidc, baseUrl) : undefined;
+    this.#verifier = oidc ? new OidcVerifier(oidc, log) : undefined;
+  }
+
+  /** Whether any token method is configured (API keys or OAuth). */
+  get configured(): boolean {
+    return this.#config.auth.apiKeys !== undefined || this.#config.auth.oidc !== undefined;
+  }
+
+  /** The methods' names, for the startup log line. */
+  get describe(): string {
+    const { auth, listen } = this.#config;
+    const names = [auth.apiKeys && 'api-keys', auth.oidc && 'oidc', listen.tls?.clientCa && 'client-cert'];
+    return names.filter(Boolean).join('+') || 'none';
+  }
+
+  /** Opens the keys file (async: nothing authenticates before listen()). */
+  async open(): Promise<void> {
+    if (this.#opened) return;
+    this.#opened = true;
+    if (this.#config.auth.apiKeys)
+      this.#keys = await KeyStore.open(this.#config.auth.apiKeys.file, this.#log);
+    if (this.#closed) this.#keys?.close();
+  }
+
+  authenticate(request: AuthRequest): Promise<AuthResult> {
+    const methods: AuthMethods = {
+      // Configured but not open yet (never after listen()): a store that knows no key refuses all.
+      keys: this.#config.auth.apiKeys ? (this.#keys ?? NO_KEYS) : undefined,
+      oidc:
+        this.#verifier && this.resource ? { verifier: this.#verifier, resource: this.resource } : undefined,
+      required: this.#config.listen.tls?.clientCa !== undefined,
+    };
+    return authenticate(request, methods);
+  }
+
+  /** Stops watching the keys file. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#keys?.close();
+  }
+}
+
+const NO_KEYS = { authenticate: () => undefined };
+/** Hosts whose listening URL is also what local clients use (request-guards has the HTTP-side twin). */
+const LOOPBACK = /^(localhost|127\.[\d.]+|::1|\[::1\])$/;

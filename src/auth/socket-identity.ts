@@ -1,0 +1,25 @@
+// Who is calling on the gateway's Unix socket (SSH attached mode): the user named in a header by
+// ssh-entry, which sshd started for an authorized key. The socket's file permissions are the
+// authentication, so these headers are read on the socket listener only, never over TCP.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Identity } from '../sessions/types.ts';
+import { PRINCIPAL_NAME } from './key-file.ts';
+
+export const SOCKET_USER_HEADER = 'mcp-relay-user';
+/** Comma-separated group names. */
+export const SOCKET_GROUPS_HEADER = 'mcp-relay-groups';
+
+/** The identity the socket caller names; undefined when the header is missing or malformed. */
+export function socketIdentity(headers: IncomingHttpHeaders): Identity | undefined {
+  const user = single(headers[SOCKET_USER_HEADER]);
+  if (user === undefined || !PRINCIPAL_NAME.test(user)) return undefined;
+  const groupsHeader = single(headers[SOCKET_GROUPS_HEADER]) ?? '';
+  const groups = groupsHeader === '' ? [] : groupsHeader.split(',').map((group) => group.trim());
+  if (!groups.every((group) => PRINCIPAL_NAME.test(group))) return undefined;
+  return { user, groups: [...new Set(groups)], method: 'ssh' };
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? undefined : value;
+}

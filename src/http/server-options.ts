@@ -1,0 +1,200 @@
+// The gateway listener's options from config: the timeouts that cut off slow (slowloris) clients, TLS,
+// and client certificates (mTLS): handshake settings, reloading rotated certificate and CRL files
+// without a restart, and the identity a request's certificate gives.
+
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { ServerOptions as HttpServerOptions } from 'node:http';
+import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import {
+  type ClientCertAuth,
+  DEFAULT_CLIENT_CERT_AUTH,
+  identifyPeer,
+  type TlsPeer,
+} from '../auth/client-cert.ts';
+import type { RelayConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { RelayError } from '../protocol/errors.ts';
+import type { Identity } from '../sessions/types.ts';
+
+type TlsConfig = NonNullable<RelayConfig['listen']['tls']>;
+
+/** Whether a token method (API keys, OIDC, …) is configured besides client certificates. */
+export function tokenAuthConfigured(config: RelayConfig): boolean {
+  return Object.entries(config.auth).some(
+    ([method, value]) => method !== 'clientCert' && value !== undefined,
+  );
+}
+
+/** 'required' | 'optional' when client certificates are requested, else undefined. */
+export function clientCertMode(config: RelayConfig): 'required' | 'optional' | undefined {
+  const tls = config.listen.tls;
+  if (!tls?.clientCa) return undefined;
+  return tls.clientCert ?? (tokenAuthConfigured(config) ? 'optional' : 'required');
+}
+
+/** Timeouts for every listener; the TLS and client-certificate options when `listen.tls` is set. */
+export function serverOptions(config: RelayConfig): HttpServerOptions & HttpsServerOptions {
+  const { headersTimeout, receiveTimeout } = config.limits;
+  const timeouts: HttpServerOptions = {
+    // node refuses a headers timeout longer than the request timeout.
+    headersTimeout: Math.min(headersTimeout, receiveTimeout),
+    requestTimeout: receiveTimeout,
+    // node checks these timeouts only this often (30 s by default): keep the overshoot small.
+    connectionsCheckingInterval: Math.max(
+      100,
+      Math.min(5_000, Math.floor(Math.min(headersTimeout, receiveTimeout) / 4)),
+    ),
+  };
+  const tls = config.listen.tls;
+  if (!tls) return timeouts;
+  if (config.auth.clientCert && !tls.clientCa) {
+    throw new RelayError(
+      'CONFIG_INVALID',
+      'auth.clientCert needs listen.tls.clientCa (the CA that signs client certificates)',
+    );
+  }
+  const mode = clientCertMode(config);
+  return {
+    ...timeouts,
+    ...secureContextOptions(tls),
+    // The handshake lets any certificate through: `required` refuses untrusted ones right after it
+    // (superviseTls, which can log why, unlike node's own rejectUnauthorized), `optional` per request.
+    ...(mode ? { requestCert: true, rejectUnauthorized: false } : {}),
+  };
+}
+
+/** The parts of the TLS options that files provide, re-read on every reload. */
+function secureContextOptions(tls: TlsConfig): HttpsServerOptions {
+  const crls = tls.crl === undefined ? [] : typeof tls.crl === 'string' ? [tls.crl] : tls.crl;
+  return {
+    cert: readTlsFile(tls.cert, 'listen.tls.cert'),
+    key: readTlsFile(tls.key, 'listen.tls.key'),
+    ...(tls.clientCa ? { ca: readTlsFile(tls.clientCa, 'listen.tls.clientCa') } : {}),
+    ...(crls.length > 0 ? { crl: crls.map((file) => readTlsFile(file, 'listen.tls.crl')) } : {}),
+  };
+}
+
+function readTlsFile(file: string, key: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (cause) {
+    throw new RelayError(
+      'CONFIG_INVALID',
+      `${key}: cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+}
+
+export type CertificateAuthResult = { ok: true; identity: Identity } | { ok: false; message: string };
+
+/** Per-request identity from the client certificate, or undefined for "let token authentication decide". */
+export class ClientCertificates {
+  readonly #options: ClientCertAuth;
+  readonly #tokens: boolean;
+  readonly #required: boolean;
+
+  constructor(config: RelayConfig) {
+    this.#options = config.auth.clientCert ?? DEFAULT_CLIENT_CERT_AUTH;
+    this.#tokens = tokenAuthConfigured(config);
+    this.#required = clientCertMode(config) === 'required';
+  }
+
+  /** A client certificate is requested by this config. */
+  static enabled(config: RelayConfig): boolean {
+    return clientCertMode(config) !== undefined;
+  }
+
+  /**
+   * An untrusted certificate is always refused (a client that presents one means to use it). A trusted
+   * one names the user, unless the request carries an Authorization header and a token method is
+   * configured: then the token decides, and the certificate only admitted the connection.
+   */
+  identify(socket: unknown, authorization: string | undefined): CertificateAuthResult | undefined {
+    if (!isTlsPeer(socket)) return undefined;
+    if (socket.authorized && authorization !== undefined && this.#tokens) return undefined;
+    const outcome = identifyPeer(socket, this.#options);
+    // superviseTls already closed such connections; this keeps `required` true on its own.
+    if (outcome.kind === 'absent' && this.#required)
+      return { ok: false, message: 'client certificate required' };
+    if (outcome.kind === 'absent') return undefined;
+    if (outcome.kind === 'refused') return { ok: false, message: outcome.reason };
+    return { ok: true, identity: outcome.identity };
+  }
+}
+
+/** The WWW-Authenticate challenge sent with a refused client certificate. */
+export const CLIENT_CERT_CHALLENGE =
+  'Bearer realm="mcp-relay", error="invalid_request", error_description="client certificate refused"';
+
+function isTlsPeer(socket: unknown): socket is TlsPeer {
+  return (
+    typeof socket === 'object' &&
+    socket !== null &&
+    'getPeerCertificate' in socket &&
+    typeof (socket as { getPeerCertificate?: unknown }).getPeerCertificate === 'function'
+  );
+}
+
+/**
+ * With `clientCert: required`, closes every connection whose certificate is missing or untrusted right
+ * after the handshake, before any HTTP, and logs why (CERT_HAS_EXPIRED, CERT_REVOKED, …). Also re-reads
+ * the certificate, key, client CA and CRL files when they change (stat polling, as for the keys file),
+ * so certificates rotate and revocations apply without a restart. A broken file (or a key that does not
+ * match the certificate mid-rotation) keeps the last good context and is logged.
+ */
+export function superviseTls(
+  server: HttpsServer,
+  config: RelayConfig,
+  log: Logger,
+  intervalMs = 1_000,
+): { close(): void } {
+  const tls = config.listen.tls;
+  if (!tls) return { close() {} };
+  if (clientCertMode(config) === 'required') {
+    // Prepended: runs before the HTTP layer adopts the socket.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (socket.authorized) return;
+      const subject = socket.getPeerCertificate()?.subject?.CN;
+      log.info(
+        {
+          reason: String(socket.authorizationError ?? 'no certificate'),
+          subject: typeof subject === 'string' ? subject.slice(0, 64) : undefined,
+          remote: socket.remoteAddress,
+        },
+        'client certificate refused',
+      );
+      socket.destroy();
+    });
+  }
+  server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
+    log.debug({ code: error.code, remote: socket.remoteAddress }, 'TLS handshake failed');
+  });
+  const crls = tls.crl === undefined ? [] : typeof tls.crl === 'string' ? [tls.crl] : tls.crl;
+  const files = [...new Set([tls.cert, tls.key, ...(tls.clientCa ? [tls.clientCa] : []), ...crls])];
+  let timer: NodeJS.Timeout | undefined;
+  const reload = () => {
+    try {
+      server.setSecureContext(secureContextOptions(tls));
+      log.info('TLS certificates reloaded');
+    } catch (error) {
+      log.error(
+        { err: (error as Error).message },
+        'TLS files changed but could not be loaded; keeping the previous ones',
+      );
+    }
+  };
+  // Several files often change together (cert + key): one reload after they settle.
+  const onChange = () => {
+    clearTimeout(timer);
+    timer = setTimeout(reload, 200);
+    timer.unref();
+  };
+  for (const file of files) watchFile(file, { interval: intervalMs, persistent: false }, onChange);
+  return {
+    close() {
+      clearTimeout(timer);
+      for (const file of files) unwatchFile(file, onChange);
+    },
+  };
+}

@@ -1,0 +1,359 @@
+// The gateway as an OAuth 2.1 resource server, against a real OpenID provider on 127.0.0.1 issuing
+// real JWT access tokens: audience, issuer, expiry, scopes, key rotation, RFC 9728 metadata, the
+// WWW-Authenticate challenges, API keys alongside, and the token never reaching a backend.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { OidcVerifier } from '../src/auth/oidc.ts';
+import { buildConfig } from '../src/config/load.ts';
+import { createGateway } from '../src/http/gateway.ts';
+import { silentLogger } from '../src/log.ts';
+import {
+  connectClient,
+  fixtureServer,
+  INITIALIZE,
+  rawPost,
+  startGateway,
+  type TestGateway,
+  textOf,
+} from './helpers/gateway.ts';
+import { startTestIdp, type TestIdp } from './helpers/oidc-provider.ts';
+
+const RECORDING_SERVER = fileURLToPath(new URL('./fixtures/recording-server.mjs', import.meta.url));
+
+/** The parameters of a Bearer challenge: `error="x", scope="a b"` → { error: 'x', scope: 'a b' }. */
+function challengeParams(header: string | null): Record<string, string> {
+  assert.ok(header, 'a WWW-Authenticate header');
+  assert.match(header, /^Bearer /);
+  const params: Record<string, string> = {};
+  for (const [, name, value] of header.matchAll(/([a-z_]+)="([^"]*)"/g)) params[name ?? ''] = value ?? '';
+  return params;
+}
+
+function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+describe('OAuth resource server (gateway)', () => {
+  let idp: TestIdp;
+  let gw: TestGateway;
+  let echo: string;
+
+  before(async () => {
+    idp = await startTestIdp({ groups: { alice: ['design', '/staff'] } });
+    gw = await startGateway(
+      {
+        servers: {
+          echo: fixtureServer(),
+          admin: fixtureServer('well', { scopes: ['mcp:admin'] }),
+          recording: { command: process.execPath, args: [RECORDING_SERVER] },
+          design: fixtureServer('well', { allow: { groups: ['design'] } }),
+        },
+        auth: {
+          apiKeys: { file: 'keys.yaml' },
+          oidc: {
+            issuer: idp.issuer,
+            scopes: ['mcp'],
+            userClaim: 'preferred_username',
+            clockTolerance: '0s',
+            jwksCooldown: '0s',
+          },
+        },
+      },
+      { users: ['carol'] },
+    );
+    echo = `${gw.url}/mcp/echo`;
+  });
+  after(async () => {
+    await gw?.close();
+    await idp?.close();
+  });
+
+  it('accepts a real access token for the endpoint and runs the backend as the token user', async () => {
+    const tokens = await idp.authorize({ user: 'alice', resource: echo, scope: 'mcp' });
+    const { client } = await connectClient(echo, tokens.access_token);
+    try {
+      const result = await client.callTool({ name: 'whoami', arguments: {} });
+      assert.equal(textOf(result), 'alice');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('401 without a token: WWW-Authenticate names the resource metadata and the scope', async () => {
+    const reply = await rawPost(echo, INITIALIZE);
+    assert.equal(reply.status, 401);
+    const params = challengeParams(reply.headers.get('www-authenticate'));
+    assert.equal(params.resource_metadata, `${gw.url}/.well-known/oauth-protected-resource/mcp/echo`);
+    assert.equal(params.scope, 'mcp');
+    assert.equal(params.error, undefined, 'no error code when no token was sent (RFC 6750 §3.1)');
+    const metadata = await fetch(params.resource_metadata ?? '');
+    assert.equal(metadata.status, 200);
+    assert.equal(metadata.headers.get('access-control-allow-origin'), '*');
+    assert.deepEqual(await metadata.json(), {
+      resource: echo,
+      authorization_servers: [idp.issuer],
+      bearer_methods_supported: ['header'],
+      scopes_supported: ['mcp'],
+      resource_name: 'mcp-relay: echo',
+    });
+  });
+
+  it('serves protected resource metadata at the root and per path; other paths are 404', async () => {
+    const root = await fetch(`${gw.url}/.well-known/oauth-protected-resource`);
+    assert.equal(root.status, 200);
+    const rootDoc = (await root.json()) as Record<string, unknown>;
+    assert.equal(rootDoc.resource, gw.url);
+    assert.deepEqual(rootDoc.authorization_servers, [idp.issuer]);
+    const admin = (await (
+      await fetch(`${gw.url}/.well-known/oauth-protected-resource/mcp/admin`)
+    ).json()) as {
+      resource: string;
+      scopes_supported: string[];
+    };
+    assert.equal(admin.resource, `${gw.url}/mcp/admin`);
+    assert.deepEqual(admin.scopes_supported, ['mcp:admin'], 'the per-server scopes replace the global ones');
+    for (const path of ['/mcp/nope', '/mcp', '/other']) {
+      const missing = await fetch(`${gw.url}/.well-known/oauth-protected-resource${path}`);
+      assert.equal(missing.status, 404, path);
+    }
+  });
+
+  it('401 invalid_token for a token issued for another resource (audience)', async () => {
+    const tokens = await idp.authorize({
+      user: 'alice',
+      resource: `${gw.url}/mcp/admin`,
+      scope: 'mcp mcp:admin',
+    });
+    const reply = await rawPost(echo, INITIALIZE, bearer(tokens.access_token));
+    assert.equal(reply.status, 401);
+    const params = challengeParams(reply.headers.get('www-authenticate'));
+    assert.equal(params.error, 'invalid_token');
+    assert.match(params.error_description ?? '', /another resource/);
+    assert.match((reply.json as { error: { message: string } }).error.message, /audience/);
+    const elsewhere = await idp.authorize({ user: 'alice', resource: 'https://other.example/mcp' });
+    assert.equal((await rawPost(echo, INITIALIZE, bearer(elsewhere.access_token))).status, 401);
+  });
+
+  it('a token for the whole gateway (the root resource) is accepted by every server', async () => {
+    const tokens = await idp.authorize({ user: 'alice', resource: gw.url, scope: 'mcp' });
+    assert.equal((await rawPost(echo, INITIALIZE, bearer(tokens.access_token))).status, 200);
+  });
+
+  it('401 invalid_token for a token from another issuer, even one signed with the same key', async () => {
+    const impostor = await startTestIdp({ keys: [...idp.keys] });
+    try {
+      const tokens = await impostor.authorize({ user: 'alice', resource: echo });
+      const reply = await rawPost(echo, INITIALIZE, bearer(tokens.access_token));
+      assert.equal(reply.status, 401);
+      const params = challengeParams(reply.headers.get('www-authenticate'));
+      assert.equal(params.error, 'invalid_token');
+      assert.match(params.error_description ?? '', /another issuer/);
+    } finally {
+      await impostor.close();
+    }
+  });
+
+  it('401 invalid_token once the token has expired', async () => {
+    idp.settings.accessTokenTTL = 1;
+    let tokens: { access_token: string };
+    try {
+      tokens = await idp.authorize({ user: 'alice', resource: echo });
+    } finally {
+      idp.settings.accessTokenTTL = 300;
+    }
+    // Issued with exp = iat + 1 s and no clock tolerance: expired within two seconds of issue.
+    await sleep(2_100);
+    const reply = await rawPost(echo, INITIALIZE, bearer(tokens.access_token));
+    assert.equal(reply.status, 401);
+    const params = challengeParams(reply.headers.get('www-authenticate'));
+    assert.equal(params.error, 'invalid_token');
+    assert.match(params.error_description ?? '', /expired/);
+  });
+
+  it('403 insufficient_scope when the token lacks a required scope, naming the scope', async () => {
+    const adminUrl = `${gw.url}/mcp/admin`;
+    const tokens = await idp.authorize({ user: 'alice', resource: adminUrl, scope: 'mcp' });
+    const reply = await rawPost(adminUrl, INITIALIZE, bearer(tokens.access_token));
+    assert.equal(reply.status, 403);
+    const params = challengeParams(reply.headers.get('www-authenticate'));
+    assert.equal(params.error, 'insufficient_scope');
+    assert.equal(params.scope, 'mcp:admin');
+    assert.equal(params.resource_metadata, `${gw.url}/.well-known/oauth-protected-resource/mcp/admin`);
+    const upgraded = await idp.authorize({ user: 'alice', resource: adminUrl, scope: 'mcp:admin' });
+    assert.equal((await rawPost(adminUrl, INITIALIZE, bearer(upgraded.access_token))).status, 200);
+  });
+
+  it('picks up a rotated signing key without a restart', async () => {
+    const before = await idp.authorize({ user: 'alice', resource: echo });
+    assert.equal((await rawPost(echo, INITIALIZE, bearer(before.access_token))).status, 200);
+    await idp.rotateSigningKey();
+    const after = await idp.authorize({ user: 'alice', resource: echo });
+    const kid = (token: string) =>
+      (JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;
+    assert.notEqual(kid(after.access_token), kid(before.access_token), 'signed with the new key');
+    assert.equal((await rawPost(echo, INITIALIZE, bearer(after.access_token))).status, 200);
+    assert.equal(
+      (await rawPost(echo, INITIALIZE, bearer(before.access_token))).status,
+      200,
+      'old key still published',
+    );
+  });
+
+  it('refuses tampered and unsigned tokens', async () => {
+    const tokens = await idp.authorize({ user: 'alice', resource: echo });
+    const [header, payload, signature] = tokens.access_token.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...claims, preferred_username: 'mallory' })).toString(
+      'base64url',
+    );
+    const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url');
+    for (const token of [`${header}.${forged}.${signature}`, `${none}.${payload}.`, 'not.a.jwt', 'garbage']) {
+      const reply = await rawPost(echo, INITIALIZE, bearer(token));
+      assert.equal(reply.status, 401, token.slice(0, 20));
+      assert.equal(challengeParams(reply.headers.get('www-authenticate')).error, 'invalid_token');
+    }
+  });
+
+  it('API keys keep working alongside OAuth', async () => {
+    const key = gw.keys.carol ?? '';
+    const { client } = await connectClient(echo, key);
+    try {
+      assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'carol');
+    } finally {
+      await client.close();
+    }
+    const wrongKey = await rawPost(echo, INITIALIZE, bearer(`mcpr_${'x'.repeat(43)}`));
+    assert.equal(wrongKey.status, 401);
+    assert.match(
+      challengeParams(wrongKey.headers.get('www-authenticate')).error_description ?? '',
+      /API key/,
+    );
+  });
+
+  it('never passes the user token to a backend (environment, arguments or messages)', async () => {
+    const url = `${gw.url}/mcp/recording`;
+    const tokens = await idp.authorize({ user: 'alice', resource: url });
+    const { client } = await connectClient(url, tokens.access_token);
+    try {
+      const dump = textOf(await client.callTool({ name: 'dump', arguments: {} }));
+      const { env, received } = JSON.parse(dump) as { env: Record<string, string>; received: string[] };
+      assert.equal(env.MCP_RELAY_USER, 'alice');
+      assert.ok(received.length >= 2, 'the backend saw the session messages');
+      const signature = tokens.access_token.split('.')[2] ?? '';
+      assert.ok(signature.length > 20);
+      assert.ok(!dump.includes(signature), 'no part of the token reaches the backend');
+      assert.ok(!/authorization|bearer/i.test(JSON.stringify(received)));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("the token's groups feed the servers' allow lists", async () => {
+    const url = `${gw.url}/mcp/design`;
+    const alice = await idp.authorize({ user: 'alice', resource: url });
+    assert.equal((await rawPost(url, INITIALIZE, bearer(alice.access_token))).status, 200);
+    const bob = await idp.authorize({ user: 'bob', resource: url });
+    assert.equal(
+      (await rawPost(url, INITIALIZE, bearer(bob.access_token))).status,
+      403,
+      'bob is not in design',
+    );
+  });
+
+  it('maps user and groups from configurable claims', async () => {
+    const url = `${gw.url}/mcp/echo`;
+    const tokens = await idp.authorize({ user: 'alice', resource: url });
+    const audiences = new Set([url]);
+    const base = { issuer: idp.issuer, scopes: [], clockTolerance: 0, jwksCooldown: 0 };
+    const byEmail = new OidcVerifier({ ...base, userClaim: 'email', groupsClaim: 'groups' }, silentLogger);
+    const checked = await byEmail.verify(tokens.access_token, audiences);
+    assert.ok(checked.ok);
+    assert.equal(checked.principal.user, 'alice@example.test');
+    assert.deepEqual(checked.principal.groups, ['design', 'staff'], 'Keycloak-style /paths lose the slash');
+    assert.deepEqual([...checked.principal.scopes], ['mcp']);
+    const noClaim = new OidcVerifier({ ...base, userClaim: 'upn', groupsClaim: 'groups' }, silentLogger);
+    const refused = await noClaim.verify(tokens.access_token, audiences);
+    assert.ok(!refused.ok);
+    assert.match(refused.description, /no "upn" claim/);
+  });
+});
+
+describe('OAuth resource server: configuration', () => {
+  it('503 with Retry-After while the OpenID provider cannot be reached for keys', async () => {
+    const idp = await startTestIdp();
+    const issuerDown = idp.issuer;
+    await idp.close();
+    const gw = await startGateway(
+      { servers: { echo: fixtureServer() }, auth: { oidc: { issuer: issuerDown } } },
+      { auth: false },
+    );
+    try {
+      const reply = await rawPost(`${gw.url}/mcp/echo`, INITIALIZE, bearer('eyJhbGciOiJSUzI1NiJ9.e30.c2ln'));
+      assert.equal(reply.status, 503);
+      assert.equal(reply.headers.get('retry-after'), '5');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('an explicit audience replaces the resource URL; publicUrl names the resource', async () => {
+    const idp = await startTestIdp();
+    const gw = await startGateway(
+      {
+        publicUrl: 'https://mcp.example.com',
+        servers: { echo: fixtureServer() },
+        auth: { oidc: { issuer: idp.issuer, audience: 'api://mcp-relay' } },
+      },
+      { auth: false },
+    );
+    try {
+      const metadata = (await (
+        await fetch(`${gw.url}/.well-known/oauth-protected-resource/mcp/echo`)
+      ).json()) as {
+        resource: string;
+      };
+      assert.equal(metadata.resource, 'https://mcp.example.com/mcp/echo');
+      const forApi = await idp.authorize({ user: 'dave', resource: 'api://mcp-relay' });
+      assert.equal(
+        (await rawPost(`${gw.url}/mcp/echo`, INITIALIZE, bearer(forApi.access_token))).status,
+        200,
+      );
+      const forUrl = await idp.authorize({ user: 'dave', resource: 'https://mcp.example.com/mcp/echo' });
+      assert.equal(
+        (await rawPost(`${gw.url}/mcp/echo`, INITIALIZE, bearer(forUrl.access_token))).status,
+        401,
+      );
+      // With a single server, /mcp is the same server and its metadata exists too.
+      const single = await fetch(`${gw.url}/.well-known/oauth-protected-resource/mcp`);
+      assert.equal(((await single.json()) as { resource: string }).resource, 'https://mcp.example.com/mcp');
+    } finally {
+      await gw.close();
+      await idp.close();
+    }
+  });
+
+  it('OAuth counts as authentication for listening beyond loopback, with a publicUrl', () => {
+    const config = (auth: Record<string, unknown>, publicUrl?: string) =>
+      buildConfig(
+        {
+          listen: { host: '0.0.0.0', port: 0 },
+          ...(publicUrl ? { publicUrl } : {}),
+          servers: { echo: fixtureServer() },
+          auth,
+        },
+        '/tmp',
+      );
+    const oidc = { oidc: { issuer: 'https://idp.example.com' } };
+    // createGateway checks these rules synchronously; nothing listens here.
+    assert.throws(() => createGateway({ config: config({}), log: silentLogger }), /without authentication/);
+    assert.throws(
+      () => createGateway({ config: config(oidc), log: silentLogger }),
+      /auth.oidc needs publicUrl/,
+    );
+    const gateway = createGateway({ config: config(oidc, 'https://mcp.example.com'), log: silentLogger });
+    return gateway.close();
+  });
+});

@@ -1,0 +1,312 @@
+// Identity-based policy: who may use a server (allow → 403), which tools, prompts and resources each
+// user and group sees (filtered lists, refused calls), with the SDK client against a real gateway.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { buildConfig, parseConfigText } from '../src/config/load.ts';
+import { compileGlob, globProblem } from '../src/policy/glob.ts';
+import { Policy } from '../src/policy/policy.ts';
+import { RelayError } from '../src/protocol/errors.ts';
+import {
+  connectClient,
+  fixtureServer,
+  INITIALIZE,
+  rawPost,
+  startGateway,
+  type TestGateway,
+  textOf,
+} from './helpers/gateway.ts';
+
+const TIMEOUT = { timeout: 30_000 };
+
+function everythingServer(): Record<string, unknown> {
+  const packageJson = createRequire(import.meta.url).resolve(
+    '@modelcontextprotocol/server-everything/package.json',
+  );
+  const { bin } = JSON.parse(readFileSync(packageJson, 'utf8')) as { bin: Record<string, string> };
+  const entry = bin['mcp-server-everything'];
+  assert.ok(entry);
+  return {
+    command: process.execPath,
+    args: [join(dirname(packageJson), entry), 'stdio'],
+    isolation: 'shared',
+  };
+}
+
+/** The JSON-RPC error a refused SDK call threw. */
+async function refusal(call: Promise<unknown>): Promise<McpError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof McpError, `expected a JSON-RPC error, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the call to be refused');
+}
+
+function errorOf(json: unknown): { code: number; message: string } {
+  return (json as { error: { code: number; message: string } }).error;
+}
+
+describe('policy: patterns and precedence', () => {
+  it('matches globs and names what is wrong with a bad one', () => {
+    assert.ok(compileGlob('delete_*').test('delete_file'));
+    assert.ok(!compileGlob('delete_*').test('undelete_file'));
+    assert.ok(compileGlob('get-?um').test('get-sum'));
+    assert.ok(compileGlob('[a-c]x').test('bx') && !compileGlob('[!a-c]x').test('bx'));
+    assert.ok(compileGlob('file:///*').test('file:///a/b.txt'));
+    assert.ok(compileGlob('a.b').test('a.b') && !compileGlob('a.b').test('aXb'));
+    assert.ok(compileGlob('\\*').test('*') && !compileGlob('\\*').test('x'));
+    assert.match(globProblem('[abc') ?? '', /no closing "]"/);
+    assert.match(globProblem('') ?? '', /empty/);
+    assert.match(globProblem('x\\') ?? '', /lone/);
+    assert.match(globProblem('[z-a]') ?? '', /backwards/);
+    assert.equal(globProblem('read_*'), undefined);
+  });
+
+  it('lets a deny win over every allow, and group allows add to the server allow', () => {
+    const config = buildConfig({
+      servers: {
+        s: {
+          command: 'node',
+          allow: { users: ['alice'], groups: ['ops'] },
+          tools: {
+            allow: ['read_*'],
+            deny: ['*_secret'],
+            groups: { ops: { allow: ['write_*', 'read_secret'] }, interns: { deny: ['read_logs'] } },
+          },
+        },
+      },
+    });
+    const policy = new Policy(config).server('s');
+    assert.ok(policy);
+    const user = (name: string, groups: string[] = []) => ({ user: name, groups, method: 'api-key' });
+    assert.ok(policy.allows(user('alice')));
+    assert.ok(policy.allows(user('bob', ['ops'])));
+    assert.ok(!policy.allows(user('carol', ['design'])));
+    const plain = policy.visibilityFor(user('alice'));
+    const ops = policy.visibilityFor(user('bob', ['ops']));
+    const intern = policy.visibilityFor(user('dan', ['interns', 'ops']));
+    assert.ok(plain && ops && intern);
+    assert.ok(plain.visible('tool', 'read_logs'));
+    assert.ok(!plain.visible('tool', 'write_file'), 'not in the server allow');
+    assert.ok(ops.visible('tool', 'write_file'), "the group's allow adds to the server's");
+    assert.ok(!ops.visible('tool', 'read_secret'), "the server's deny wins over the group's allow");
+    assert.ok(!intern.visible('tool', 'read_logs'), "a group's deny wins over the server's allow");
+    assert.ok(intern.visible('tool', 'write_file'), "another group's allow still applies");
+    assert.ok(plain.visible('prompt', 'anything'), 'no prompt filter: every prompt is visible');
+    assert.equal(
+      new Policy(buildConfig({ servers: { s: { command: 'x' } } })).server('s')?.visibilityFor(user('a')),
+      undefined,
+    );
+  });
+
+  it('refuses bad patterns and unknown filter keys with the line', () => {
+    const problem = (text: string) => {
+      try {
+        parseConfigText(text, '/etc/relay.yaml', {});
+      } catch (error) {
+        assert.ok(error instanceof RelayError);
+        return error.message;
+      }
+      assert.fail('expected a config error');
+    };
+    assert.match(
+      problem('servers:\n  a:\n    command: node\n    tools:\n      deny: ["delete_[x"]\n'),
+      /relay\.yaml:5: servers\.a\.tools\.deny\.0: bad pattern "delete_\[x": "\[" at position 8 has no closing "\]"/,
+    );
+    assert.match(
+      problem('servers:\n  a:\n    command: node\n    tools:\n      deny: [x]\n      alow: [y]\n'),
+      /relay\.yaml:6: unknown key "servers\.a\.tools\.alow"/,
+    );
+    assert.match(
+      problem('servers:\n  a:\n    command: node\n    allow: { users: [a], teams: [b] }\n'),
+      /relay\.yaml:4: unknown key "servers\.a\.allow\.teams"/,
+    );
+    assert.match(
+      problem('servers:\n  a:\n    command: node\n    tools:\n      groups:\n        ops: { allow: [""] }\n'),
+      /relay\.yaml:6: servers\.a\.tools\.groups\.ops\.allow\.0: bad pattern "": a pattern cannot be empty/,
+    );
+    assert.match(
+      problem('servers: { a: { command: x } }\naudit: { keep: 2 }\n'),
+      /relay\.yaml:2: audit: audit needs a destination/,
+    );
+    assert.match(
+      problem('servers: { a: { command: x } }\nlimits: { requestsPerMinute: 0 }\n'),
+      /relay\.yaml:2: limits\.requestsPerMinute/,
+    );
+  });
+});
+
+describe('policy: one shared fixture backend', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startGateway(
+      {
+        servers: {
+          team: fixtureServer('well', {
+            isolation: 'shared',
+            allow: { users: ['alice'], groups: ['ops', 'design'] },
+            tools: {
+              allow: ['echo'],
+              deny: ['crash'],
+              groups: {
+                ops: { allow: ['pid', 'env', 'crash'] },
+                design: { allow: ['whoami', 'pid'], deny: ['echo'] },
+              },
+            },
+          }),
+        },
+      },
+      {
+        users: ['alice', 'olga', 'dana', 'mallory'],
+        groups: { olga: ['ops'], dana: ['design'], mallory: ['guests'] },
+      },
+    );
+  });
+  after(() => gw.close());
+
+  it(
+    'answers 403 with a JSON-RPC error to a user outside allow, and starts no backend for them',
+    TIMEOUT,
+    async () => {
+      const refused = await rawPost(`${gw.url}/mcp/team`, INITIALIZE, {
+        authorization: `Bearer ${gw.keys.mallory}`,
+      });
+      assert.equal(refused.status, 403);
+      assert.equal(errorOf(refused.json).code, -32003);
+      assert.equal((refused.json as { id: number }).id, 1);
+      assert.match(errorOf(refused.json).message, /"mallory" is not allowed to use server "team"/);
+      assert.equal(refused.headers.get('mcp-session-id'), null);
+      const health = (await (await fetch(`${gw.url}/healthz`)).json()) as { sessions: number };
+      assert.equal(health.sessions, 0);
+      await assert.rejects(connectClient(`${gw.url}/mcp/team`, gw.keys.mallory), /not allowed to use server/);
+      // Allowed by name and by group.
+      for (const user of ['alice', 'olga', 'dana']) {
+        const { client } = await connectClient(`${gw.url}/mcp/team`, gw.keys[user]);
+        await client.close();
+      }
+    },
+  );
+
+  it(
+    'does not list a denied tool and refuses a call to it with a clear JSON-RPC error',
+    TIMEOUT,
+    async () => {
+      const { client } = await connectClient(`${gw.url}/mcp/team`, gw.keys.alice);
+      const names = (await client.listTools()).tools.map((tool) => tool.name);
+      assert.deepEqual(names, ['echo']);
+      const error = await refusal(client.callTool({ name: 'crash', arguments: {} }));
+      assert.equal(error.code, -32003);
+      assert.match(error.message, /tool "crash" is not available: the gateway's policy does not allow it/);
+      // A name not in the allow list is refused the same way, and the session carries on.
+      assert.equal((await refusal(client.callTool({ name: 'pid', arguments: {} }))).code, -32003);
+      assert.equal(
+        textOf(await client.callTool({ name: 'echo', arguments: { text: 'still here' } })),
+        'still here',
+      );
+      await client.close();
+    },
+  );
+
+  it('shows two groups different tool lists from one shared backend', TIMEOUT, async () => {
+    const ops = await connectClient(`${gw.url}/mcp/team`, gw.keys.olga);
+    const design = await connectClient(`${gw.url}/mcp/team`, gw.keys.dana);
+    const opsTools = (await ops.client.listTools()).tools.map((tool) => tool.name).sort();
+    const designTools = (await design.client.listTools()).tools.map((tool) => tool.name).sort();
+    // ops: echo (everyone) + pid, env; crash stays denied for all. design: its deny removes echo.
+    assert.deepEqual(opsTools, ['echo', 'env', 'pid']);
+    assert.deepEqual(designTools, ['pid', 'whoami']);
+    const opsPid = textOf(await ops.client.callTool({ name: 'pid', arguments: {} }));
+    const designPid = textOf(await design.client.callTool({ name: 'pid', arguments: {} }));
+    assert.equal(opsPid, designPid, 'both groups reach the same shared process');
+    assert.equal(
+      (await refusal(design.client.callTool({ name: 'echo', arguments: { text: 'x' } }))).code,
+      -32003,
+    );
+    assert.equal((await refusal(ops.client.callTool({ name: 'whoami', arguments: {} }))).code, -32003);
+    assert.equal((await refusal(ops.client.callTool({ name: 'crash', arguments: {} }))).code, -32003);
+    await Promise.all([ops.client.close(), design.client.close()]);
+  });
+});
+
+describe('policy: prompts and resources (server-everything)', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startGateway(
+      {
+        servers: {
+          everything: {
+            ...everythingServer(),
+            prompts: { deny: ['args-*'] },
+            resources: {
+              allow: ['demo://resource/static/document/*'],
+              deny: ['*/features.md'],
+              groups: { writers: { allow: ['demo://resource/dynamic/text/*'] } },
+            },
+          },
+        },
+      },
+      { users: ['alice', 'wendy'], groups: { wendy: ['writers'] } },
+    );
+  });
+  after(() => gw.close());
+
+  it('hides and refuses a denied prompt, in lists and in completions', TIMEOUT, async () => {
+    const { client } = await connectClient(`${gw.url}/mcp/everything`, gw.keys.alice);
+    const prompts = (await client.listPrompts()).prompts.map((prompt) => prompt.name);
+    assert.ok(prompts.includes('simple-prompt'));
+    assert.ok(!prompts.includes('args-prompt'));
+    const error = await refusal(client.getPrompt({ name: 'args-prompt', arguments: { city: 'Paris' } }));
+    assert.equal(error.code, -32003);
+    assert.match(error.message, /prompt "args-prompt" is not available/);
+    const completion = await refusal(
+      client.complete({
+        ref: { type: 'ref/prompt', name: 'args-prompt' },
+        argument: { name: 'city', value: 'P' },
+      }),
+    );
+    assert.equal(completion.code, -32003);
+    const simple = await client.getPrompt({ name: 'simple-prompt' });
+    assert.ok(simple.messages.length > 0);
+    await client.close();
+  });
+
+  it(
+    'filters resources and templates by URI, per group, and refuses reads of hidden ones',
+    TIMEOUT,
+    async () => {
+      const alice = await connectClient(`${gw.url}/mcp/everything`, gw.keys.alice);
+      const wendy = await connectClient(`${gw.url}/mcp/everything`, gw.keys.wendy);
+      const uris = (await alice.client.listResources()).resources.map((resource) => resource.uri);
+      assert.ok(uris.length > 0);
+      assert.ok(uris.every((uri) => uri.startsWith('demo://resource/static/document/')));
+      assert.ok(!uris.some((uri) => uri.endsWith('/features.md')));
+      assert.deepEqual((await alice.client.listResourceTemplates()).resourceTemplates, []);
+      const wendyTemplates = (await wendy.client.listResourceTemplates()).resourceTemplates.map(
+        (t) => t.uriTemplate,
+      );
+      assert.deepEqual(wendyTemplates, ['demo://resource/dynamic/text/{resourceId}']);
+
+      const readable = uris[0] as string;
+      assert.ok((await alice.client.readResource({ uri: readable })).contents.length > 0);
+      const hidden = 'demo://resource/static/document/features.md';
+      assert.equal((await refusal(alice.client.readResource({ uri: hidden }))).code, -32003);
+      assert.equal((await refusal(alice.client.subscribeResource({ uri: hidden }))).code, -32003);
+      assert.equal(
+        (await refusal(alice.client.readResource({ uri: 'demo://resource/dynamic/text/1' }))).code,
+        -32003,
+      );
+      assert.ok(
+        (await wendy.client.readResource({ uri: 'demo://resource/dynamic/text/1' })).contents.length > 0,
+      );
+      await Promise.all([alice.client.close(), wendy.client.close()]);
+    },
+  );
+});
