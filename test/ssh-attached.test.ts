@@ -8,16 +8,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { createKey } from '../src/auth/key-admin.ts';
-import type { ClaudeServerEntry } from '../src/claude/entry.ts';
 import { loadConfigFile } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/http/gateway.ts';
 import { createLogger, silentLogger } from '../src/log.ts';
 import { runCli } from './helpers/cli.ts';
 import { connectClient, FIXTURE_SERVER, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
-import { makeClientKey, sshdUnavailable, startSshd, type TestSshd } from './helpers/sshd.ts';
+import {
+  connectThroughEntry,
+  type EntryClient,
+  makeClientKey,
+  printedSshEntry,
+  sshdUnavailable,
+  startSshd,
+  type TestSshd,
+} from './helpers/sshd.ts';
 
 const SCENE = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
 const unavailable = sshdUnavailable();
@@ -40,51 +45,9 @@ describe('SSH mode, attached to the gateway', { skip: unavailable }, () => {
   let aliceKey: string;
   const apiKeys: Record<string, string> = {};
 
-  /** The printed Claude Desktop entry for alice and `server`. */
-  async function entryFor(server: string): Promise<ClaudeServerEntry> {
-    const printed = await runCli([
-      'claude',
-      'config',
-      '--ssh',
-      `${sshd.login}@127.0.0.1`,
-      '--identity',
-      aliceKey,
-      '--port',
-      String(sshd.port),
-      '--ssh-option',
-      `UserKnownHostsFile=${sshd.knownHosts}`,
-      '--server',
-      server,
-    ]);
-    assert.equal(printed.code, 0, printed.stderr);
-    const entry = (JSON.parse(printed.stdout) as { mcpServers: Record<string, ClaudeServerEntry> })
-      .mcpServers[server];
-    assert.ok(entry);
-    return entry;
-  }
-
-  /** The SDK client on the stdio of ssh, started exactly as the entry says. */
-  async function sshClient(server: string): Promise<{ client: Client; stderr: () => string }> {
-    const entry = await entryFor(server);
-    const transport = new StdioClientTransport({
-      command: entry.command,
-      args: [...entry.args],
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...entry.env },
-      stderr: 'pipe',
-    });
-    let stderr = '';
-    transport.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const client = new Client({ name: 'claude-desktop-stand-in', version: '1.0.0' });
-    try {
-      await client.connect(transport);
-    } catch (error) {
-      await client.close().catch(() => undefined);
-      // stderr is a getter: it may still be arriving on its own pipe after stdout closed.
-      throw Object.assign(new Error((error as Error).message), { stderr: () => stderr });
-    }
-    return { client, stderr: () => stderr };
+  /** The SDK client on the stdio of ssh, started exactly as alice's printed entry says. */
+  async function sshClient(server: string): Promise<EntryClient> {
+    return connectThroughEntry(await printedSshEntry(sshd, aliceKey, server));
   }
 
   async function health(): Promise<{

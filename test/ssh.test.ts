@@ -10,69 +10,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import type { ClaudeServerEntry } from '../src/claude/entry.ts';
 import { runCli } from './helpers/cli.ts';
 import { textOf } from './helpers/gateway.ts';
-import { makeClientKey, runSsh, sshArgs, sshdUnavailable, startSshd, type TestSshd } from './helpers/sshd.ts';
+import {
+  connectThroughEntry,
+  type EntryClient,
+  makeClientKey,
+  printedSshEntry,
+  runSsh,
+  sshArgs,
+  sshdUnavailable,
+  startSshd,
+  type TestSshd,
+} from './helpers/sshd.ts';
 
 const SCENE = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
 const unavailable = sshdUnavailable();
-
-/** Claude Desktop's entry for `server`, printed by `mcp-relay claude config --ssh …`. */
-async function printedEntry(sshd: TestSshd, key: string, server: string): Promise<ClaudeServerEntry> {
-  const printed = await runCli([
-    'claude',
-    'config',
-    '--ssh',
-    `${sshd.login}@127.0.0.1`,
-    '--identity',
-    key,
-    '--port',
-    String(sshd.port),
-    '--ssh-option',
-    `UserKnownHostsFile=${sshd.knownHosts}`,
-    '--server',
-    server,
-    '--name',
-    'office 3d',
-  ]);
-  assert.equal(printed.code, 0, printed.stderr);
-  const entry = (JSON.parse(printed.stdout) as { mcpServers: Record<string, ClaudeServerEntry> }).mcpServers[
-    'office 3d'
-  ];
-  assert.ok(entry);
-  return entry;
-}
-
-interface SshClient {
-  client: Client;
-  stderr(): string;
-}
-
-/** Starts the entry as Claude Desktop does (command, args, env over a default env) and connects the SDK client. */
-async function connectThrough(entry: ClaudeServerEntry): Promise<SshClient> {
-  const transport = new StdioClientTransport({
-    command: entry.command,
-    args: [...entry.args],
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...entry.env },
-    stderr: 'pipe',
-  });
-  let stderr = '';
-  transport.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const client = new Client({ name: 'claude-desktop-stand-in', version: '1.0.0' });
-  try {
-    await client.connect(transport);
-  } catch (error) {
-    await client.close().catch(() => undefined);
-    // stderr is a getter: it may still be arriving on its own pipe after stdout closed.
-    throw Object.assign(new Error((error as Error).message), { stderr: () => stderr });
-  }
-  return { client, stderr: () => stderr };
-}
 
 async function eventually(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -135,13 +88,13 @@ describe('SSH mode, standalone', { skip: unavailable }, () => {
   });
 
   it('serves the 3D scene to the SDK client through the printed Claude Desktop entry, and logs the connection', async () => {
-    const entry = await printedEntry(sshd, keys.alice ?? '', '3d');
+    const entry = await printedSshEntry(sshd, keys.alice ?? '', '3d');
     assert.equal(entry.command, 'ssh');
     for (const option of ['BatchMode=yes', 'ServerAliveInterval=15', 'ServerAliveCountMax=3']) {
       assert.ok(entry.args.includes(option), `the entry sets ${option}`);
     }
     assert.ok(entry.args.includes('-T'), 'no TTY');
-    const { client } = await connectThrough(entry);
+    const { client } = await connectThroughEntry(entry);
     try {
       assert.equal(client.getServerVersion()?.name, '3d-scene');
       const tools = await client.listTools();
@@ -187,11 +140,11 @@ describe('SSH mode, standalone', { skip: unavailable }, () => {
   });
 
   it('keeps the per-user limit across connections, and frees a slot when a connection ends', async () => {
-    const entry = await printedEntry(sshd, keys.alice ?? '', '3d');
-    const first = await connectThrough(entry);
-    const second = await connectThrough(entry);
+    const entry = await printedSshEntry(sshd, keys.alice ?? '', '3d');
+    const first = await connectThroughEntry(entry);
+    const second = await connectThroughEntry(entry);
     try {
-      const refused = await connectThrough(entry).then(
+      const refused = await connectThroughEntry(entry).then(
         async (extra) => {
           await extra.client.close();
           assert.fail('a third connection was let in');
@@ -203,16 +156,16 @@ describe('SSH mode, standalone', { skip: unavailable }, () => {
         'the refusal on stderr',
       );
       // Another user has slots of their own.
-      const bob = await connectThrough(await printedEntry(sshd, keys.bob ?? '', '3d'));
+      const bob = await connectThroughEntry(await printedSshEntry(sshd, keys.bob ?? '', '3d'));
       await bob.client.close();
     } finally {
       await first.client.close();
     }
     try {
       // The slot of the closed connection comes back once its ssh-entry has ended.
-      let third: SshClient | undefined;
+      let third: EntryClient | undefined;
       await eventually(async () => {
-        third = await connectThrough(entry).catch(() => undefined);
+        third = await connectThroughEntry(entry).catch(() => undefined);
         return third !== undefined;
       }, 'a free slot');
       assert.ok((await third?.client.listTools())?.tools.length);

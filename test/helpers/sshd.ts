@@ -1,12 +1,16 @@
 // Test helpers for SSH mode: a real OpenSSH sshd on 127.0.0.1 with its own config, host key and
 // authorized_keys in a temporary folder, ed25519 client keys, and the real ssh client.
 
+import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { freePort } from '../../src/backends/launcher.ts';
-import { type CliResult, runProcess } from './cli.ts';
+import type { ClaudeServerEntry } from '../../src/claude/entry.ts';
+import { type CliResult, runCli, runProcess } from './cli.ts';
 
 export const SSHD = '/usr/sbin/sshd';
 
@@ -126,4 +130,65 @@ export function sshArgs(sshd: TestSshd, key: string): string[] {
 /** Runs ssh to completion with stdin closed. */
 export function runSsh(sshd: TestSshd, key: string, extra: readonly string[]): Promise<CliResult> {
   return runProcess('ssh', [...sshArgs(sshd, key), ...extra]);
+}
+
+/** Claude Desktop's entry for `server`, printed by `mcp-relay claude config --ssh …` for `key`. */
+export async function printedSshEntry(
+  sshd: TestSshd,
+  key: string,
+  server: string,
+): Promise<ClaudeServerEntry> {
+  const printed = await runCli([
+    'claude',
+    'config',
+    '--ssh',
+    `${sshd.login}@127.0.0.1`,
+    '--identity',
+    key,
+    '--port',
+    String(sshd.port),
+    '--ssh-option',
+    `UserKnownHostsFile=${sshd.knownHosts}`,
+    '--server',
+    server,
+    '--name',
+    'office',
+  ]);
+  assert.equal(printed.code, 0, printed.stderr);
+  const entry = (JSON.parse(printed.stdout) as { mcpServers: Record<string, ClaudeServerEntry> }).mcpServers
+    .office;
+  assert.ok(entry);
+  return entry;
+}
+
+export interface EntryClient {
+  client: Client;
+  /** What the entry's process wrote on stderr so far. */
+  stderr(): string;
+}
+
+/**
+ * Starts an entry as Claude Desktop does (command, args, env over a minimal env) and connects the SDK
+ * client to its stdio. A failed connect rejects with an error that carries the stderr getter.
+ */
+export async function connectThroughEntry(entry: ClaudeServerEntry): Promise<EntryClient> {
+  const transport = new StdioClientTransport({
+    command: entry.command,
+    args: [...entry.args],
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...entry.env },
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const client = new Client({ name: 'claude-desktop-stand-in', version: '1.0.0' });
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    await client.close().catch(() => undefined);
+    // stderr is a getter: it may still be arriving on its own pipe after stdout closed.
+    throw Object.assign(new Error((error as Error).message), { stderr: () => stderr });
+  }
+  return { client, stderr: () => stderr };
 }
