@@ -4,12 +4,6 @@
 import { type CommandDef, renderUsage, runCommand } from 'citty';
 import { RelayError } from '../protocol/errors.ts';
 import { VERSION } from '../version.ts';
-import { claudeCommand } from './commands/claude.ts';
-import { connectCommand } from './commands/connect.ts';
-import { demoCommand } from './commands/demo.ts';
-import { keysCommand } from './commands/keys.ts';
-import { serveCommand } from './commands/serve.ts';
-import { sshCommand, sshEntryCommand } from './commands/ssh.ts';
 
 const root: CommandDef = {
   meta: {
@@ -17,14 +11,15 @@ const root: CommandDef = {
     version: VERSION,
     description: 'Share stdio MCP servers from one office server (network gateway, local bridge, SSH mode).',
   },
+  // Loaded on use: the gateway need not load the bridge's HTTP client, nor the bridge the gateway.
   subCommands: {
-    serve: serveCommand,
-    connect: connectCommand,
-    keys: keysCommand,
-    claude: claudeCommand,
-    demo: demoCommand,
-    ssh: sshCommand,
-    'ssh-entry': sshEntryCommand,
+    serve: () => import('./commands/serve.ts').then((m) => m.serveCommand),
+    connect: () => import('./commands/connect.ts').then((m) => m.connectCommand),
+    keys: () => import('./commands/keys.ts').then((m) => m.keysCommand),
+    claude: () => import('./commands/claude.ts').then((m) => m.claudeCommand),
+    demo: () => import('./commands/demo.ts').then((m) => m.demoCommand),
+    ssh: () => import('./commands/ssh.ts').then((m) => m.sshCommand),
+    'ssh-entry': () => import('./commands/ssh.ts').then((m) => m.sshEntryCommand),
   },
 };
 

@@ -25,7 +25,7 @@ export function parseJsonBody(body: Buffer): JsonBody {
   } catch {
     return { ok: false, code: ErrorCode.ParseError, message: 'body is not valid JSON' };
   }
-  if (deeperThan(value, MAX_JSON_DEPTH)) {
+  if (mayNestDeeperThan(body, MAX_JSON_DEPTH) && deeperThan(value, MAX_JSON_DEPTH)) {
     return {
       ok: false,
       code: ErrorCode.InvalidRequest,
@@ -33,6 +33,22 @@ export function parseJsonBody(body: Buffer): JsonBody {
     };
   }
   return { ok: true, value };
+}
+
+/**
+ * A cheap pre-check on the raw bytes: nesting deeper than `max` needs more than `max` opening brackets.
+ * Brackets inside strings are counted too, which only ever sends a body on to the exact walk.
+ */
+function mayNestDeeperThan(body: Buffer, max: number): boolean {
+  if (body.length <= max) return false;
+  let openers = 0;
+  for (const byte of body) {
+    if (byte === 0x7b || byte === 0x5b) {
+      openers++;
+      if (openers > max) return true;
+    }
+  }
+  return false;
 }
 
 /** Whether `value` nests objects/arrays more than `max` levels; iterative, so any depth is safe to check. */

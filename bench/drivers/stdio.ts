@@ -1,0 +1,144 @@
+// The lean stdio driver: the backend as Claude Desktop runs it, newline-delimited JSON-RPC on its pipes,
+// with no gateway at all. `shared`: every session is a worker on one process (the backend's own ceiling);
+// otherwise each session starts its own process (what session setup over stdio costs).
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { type BenchSession, CLIENT_INFO, type Connector, echoText, PROTOCOL_VERSION } from './types.ts';
+
+const CALL_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 2_000;
+
+interface Waiter {
+  resolve(result: unknown): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** One backend process and the requests in flight on its pipes. */
+class StdioConnection {
+  readonly child: ChildProcess;
+  readonly #waiting = new Map<number, Waiter>();
+  #nextId = 1;
+  #buffer = '';
+
+  constructor(command: string, args: readonly string[]) {
+    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'ignore'], shell: false });
+    this.child.stdout?.setEncoding('utf8');
+    this.child.stdout?.on('data', (chunk: string) => this.#onData(chunk));
+    this.child.stdin?.on('error', () => {});
+    this.child.once('exit', () => this.#failAll(new Error('backend exited')));
+    this.child.once('error', (error) => this.#failAll(error));
+  }
+
+  async initialize(): Promise<void> {
+    await this.rpc('initialize', {
+      protocolVersion: PROTOCOL_VERSION,
+      capabilities: {},
+      clientInfo: CLIENT_INFO,
+    });
+    this.#write({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  }
+
+  rpc(method: string, params: unknown): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(id);
+        reject(new Error(`${method}: no reply within ${CALL_TIMEOUT_MS} ms`));
+      }, CALL_TIMEOUT_MS);
+      this.#waiting.set(id, { resolve, reject, timer });
+      this.#write({ jsonrpc: '2.0', id, method, params });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.stdin?.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  #write(message: unknown): void {
+    this.child.stdin?.write(`${JSON.stringify(message)}\n`);
+  }
+
+  #onData(chunk: string): void {
+    this.#buffer += chunk;
+    let newline = this.#buffer.indexOf('\n');
+    while (newline !== -1) {
+      const line = this.#buffer.slice(0, newline);
+      this.#buffer = this.#buffer.slice(newline + 1);
+      newline = this.#buffer.indexOf('\n');
+      if (line.trim()) this.#onLine(line);
+    }
+  }
+
+  #onLine(line: string): void {
+    let message: { id?: unknown; result?: unknown; error?: { message?: string } };
+    try {
+      message = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (typeof message.id !== 'number') return;
+    const waiter = this.#waiting.get(message.id);
+    if (!waiter) return;
+    this.#waiting.delete(message.id);
+    clearTimeout(waiter.timer);
+    if (message.error) waiter.reject(new Error(message.error.message ?? 'error'));
+    else waiter.resolve(message.result);
+  }
+
+  #failAll(error: Error): void {
+    for (const waiter of this.#waiting.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.#waiting.clear();
+  }
+}
+
+export function stdioConnector(command: string, args: readonly string[], shared: boolean): Connector {
+  const connections = new Set<StdioConnection>();
+  let sharedConnection: Promise<StdioConnection> | undefined;
+
+  const connect = async (): Promise<StdioConnection> => {
+    const connection = new StdioConnection(command, args);
+    connections.add(connection);
+    await connection.initialize();
+    return connection;
+  };
+
+  return {
+    async open() {
+      if (shared) {
+        sharedConnection ??= connect();
+        const connection = await sharedConnection;
+        return {
+          echo: async (text) =>
+            echoText(await connection.rpc('tools/call', { name: 'echo', arguments: { text } })),
+          close: async () => {},
+        } satisfies BenchSession;
+      }
+      const connection = await connect();
+      return {
+        echo: async (text) =>
+          echoText(await connection.rpc('tools/call', { name: 'echo', arguments: { text } })),
+        close: async () => {
+          connections.delete(connection);
+          await connection.stop();
+        },
+      } satisfies BenchSession;
+    },
+    pids: () => [...connections].map((connection) => connection.child.pid).filter((pid) => pid !== undefined),
+    async close() {
+      await Promise.all([...connections].map((connection) => connection.stop()));
+      connections.clear();
+      sharedConnection = undefined;
+    },
+  };
+}
