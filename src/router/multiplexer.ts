@@ -17,19 +17,8 @@ import {
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
 import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
-import { idKey } from '../sessions/session.ts';
 import { logLevelRank, type MuxLink } from './link.ts';
-
-/** A request the gateway forwarded; the key of `#pending` is the id the backend saw. */
-type Pending =
-  | {
-      kind: 'client';
-      link: MuxLink;
-      clientId: JsonRpcId;
-      progressKey: string | undefined;
-      subscribeUri?: string;
-    }
-  | { kind: 'internal'; onResponse: (response: JsonRpcResponse) => void };
+import { RequestTable } from './request-table.ts';
 
 /** Capabilities the gateway can route for a shared backend: it answers with an error where a session lacks one. */
 const ROUTABLE_CLIENT_CAPABILITIES = { roots: { listChanged: true }, sampling: {}, elicitation: {} };
@@ -54,17 +43,12 @@ export class Multiplexer {
   readonly #log: Logger;
   readonly #onEmpty: () => void;
   readonly #links = new Set<MuxLink>();
-  readonly #pending = new Map<number, Pending>();
-  /** Backend progress token → the session and the token it chose. */
-  readonly #progress = new Map<string, { link: MuxLink; token: string | number }>();
-  /** Id the session saw for a server→client request → the backend's id and the session. */
-  readonly #serverRequests = new Map<number, { backendId: JsonRpcId; link: MuxLink }>();
+  /** What is in flight on the backend, under whose ids. */
+  readonly #requests = new RequestTable();
   readonly #subscriptions = new Map<string, Set<MuxLink>>();
   /** Client requests waiting for the backend to be (re)initialized. */
   #queued: Array<{ link: MuxLink; message: JsonRpcRequest }> = [];
   #supervisor: Supervisor | undefined;
-  #nextBackendId = 1;
-  #nextServerRequestId = 1;
   #initParams: Record<string, unknown> | undefined;
   #initResult: Record<string, unknown> | undefined;
   #initializing = false;
@@ -108,16 +92,11 @@ export class Multiplexer {
   backendDown(reason: string): void {
     this.#initResult = undefined;
     this.#initializing = false;
-    for (const [backendId, pending] of this.#pending) {
-      this.#pending.delete(backendId);
-      if (pending.kind === 'client')
-        this.#finishClient(
-          pending,
-          errorResponse(pending.clientId, ErrorCode.BackendUnavailable, `${reason}; it is being restarted`),
-        );
+    for (const pending of this.#requests.clear()) {
+      pending.link.deliver(
+        errorResponse(pending.clientId, ErrorCode.BackendUnavailable, `${reason}; it is being restarted`),
+      );
     }
-    this.#progress.clear();
-    this.#serverRequests.clear();
     this.#backendLogLevel = undefined;
   }
 
@@ -140,16 +119,13 @@ export class Multiplexer {
   async detach(link: MuxLink): Promise<void> {
     if (!this.#links.delete(link)) return;
     // What the session still had in flight is cancelled at the backend, so no work runs for nobody.
-    for (const [backendId, pending] of this.#pending) {
-      if (pending.kind !== 'client' || pending.link !== link) continue;
-      this.#dropPending(backendId, pending);
+    for (const backendId of this.#requests.takeAllOf(link)) {
       this.#toBackend({
         jsonrpc: '2.0',
         method: 'notifications/cancelled',
         params: { requestId: backendId, reason: 'the client session ended' },
       });
     }
-    for (const [id, entry] of this.#serverRequests) if (entry.link === link) this.#serverRequests.delete(id);
     for (const uri of link.subscriptions) this.#unsubscribe(link, uri, undefined);
     this.#queued = this.#queued.filter((entry) => entry.link !== link);
     this.#initWaiters = this.#initWaiters.filter((entry) => entry.link !== link);
@@ -196,10 +172,9 @@ export class Multiplexer {
     if (notification.method === 'notifications/cancelled') {
       const requestId = notification.params?.requestId;
       if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
-      const backendId = link.backendIds.get(idKey(requestId));
-      const pending = backendId === undefined ? undefined : this.#pending.get(backendId);
-      if (backendId === undefined || !pending) return;
-      this.#dropPending(backendId, pending);
+      const backendId = this.#requests.backendIdOf(link, requestId);
+      if (backendId === undefined) return;
+      this.#requests.take(backendId);
       this.#toBackend({ ...notification, params: { ...notification.params, requestId: backendId } });
       return;
     }
@@ -207,11 +182,8 @@ export class Multiplexer {
   }
 
   #clientResponse(response: JsonRpcResponse): void {
-    if (typeof response.id !== 'number') return;
-    const entry = this.#serverRequests.get(response.id);
-    if (!entry) return;
-    this.#serverRequests.delete(response.id);
-    this.#toBackend({ ...response, id: entry.backendId });
+    const entry = this.#requests.takeServerRequest(response.id);
+    if (entry) this.#toBackend({ ...response, id: entry.backendId });
   }
 
   #clientInitialize(link: MuxLink, request: JsonRpcRequest): void {
@@ -297,26 +269,21 @@ export class Multiplexer {
       void this.#supervisor?.start();
       return;
     }
-    const backendId = this.#nextBackendId++;
     let params = request.params;
-    let progressKey: string | undefined;
     const meta = params?._meta as Record<string, unknown> | undefined;
     const token = meta?.progressToken;
-    if (typeof token === 'string' || typeof token === 'number') {
-      progressKey = `p${backendId}`;
-      this.#progress.set(progressKey, { link, token });
-      params = { ...params, _meta: { ...meta, progressToken: progressKey } };
-    }
-    const pending: Pending = { kind: 'client', link, clientId: request.id, progressKey };
-    if (request.method === 'resources/subscribe' && typeof request.params?.uri === 'string') {
-      pending.subscribeUri = request.params.uri;
-    }
-    this.#pending.set(backendId, pending);
-    link.backendIds.set(idKey(request.id), backendId);
+    const uri = params?.uri;
+    const { backendId, progressKey } = this.#requests.addClient(
+      link,
+      request.id,
+      typeof token === 'string' || typeof token === 'number' ? token : undefined,
+      request.method === 'resources/subscribe' && typeof uri === 'string' ? uri : undefined,
+    );
+    if (progressKey !== undefined) params = { ...params, _meta: { ...meta, progressToken: progressKey } };
     const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: backendId, method: request.method };
     if (params !== undefined) forwarded.params = params;
     if (!this.#toBackend(forwarded)) {
-      this.#dropPending(backendId, pending);
+      this.#requests.take(backendId);
       link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is not running'));
     }
   }
@@ -331,9 +298,8 @@ export class Multiplexer {
 
   #backendResponse(response: JsonRpcResponse): void {
     if (typeof response.id !== 'number') return;
-    const pending = this.#pending.get(response.id);
+    const pending = this.#requests.take(response.id);
     if (!pending) return;
-    this.#pending.delete(response.id);
     if (pending.kind === 'internal') {
       pending.onResponse(response);
       return;
@@ -342,7 +308,7 @@ export class Multiplexer {
       this.#subscriptions.get(pending.subscribeUri)?.delete(pending.link);
       pending.link.subscriptions.delete(pending.subscribeUri);
     }
-    this.#finishClient(pending, { ...response, id: pending.clientId });
+    pending.link.deliver({ ...response, id: pending.clientId });
   }
 
   #backendRequest(request: JsonRpcRequest): void {
@@ -368,16 +334,13 @@ export class Multiplexer {
       );
       return;
     }
-    const id = this.#nextServerRequestId++;
-    this.#serverRequests.set(id, { backendId: request.id, link });
-    link.deliver({ ...request, id });
+    link.deliver({ ...request, id: this.#requests.addServerRequest(request.id, link) });
   }
 
   #backendNotification(notification: JsonRpcNotification): void {
     const method = notification.method;
     if (method === 'notifications/progress') {
-      const token = notification.params?.progressToken;
-      const entry = typeof token === 'string' ? this.#progress.get(token) : undefined;
+      const entry = this.#requests.progressTarget(notification.params?.progressToken);
       if (entry)
         entry.link.deliver({
           ...notification,
@@ -386,12 +349,8 @@ export class Multiplexer {
       return;
     }
     if (method === 'notifications/cancelled') {
-      const requestId = notification.params?.requestId;
-      for (const [id, entry] of this.#serverRequests) {
-        if (entry.backendId !== requestId) continue;
-        this.#serverRequests.delete(id);
-        entry.link.deliver({ ...notification, params: { ...notification.params, requestId: id } });
-      }
+      for (const { id, link } of this.#requests.takeServerRequestsFor(notification.params?.requestId))
+        link.deliver({ ...notification, params: { ...notification.params, requestId: id } });
       return;
     }
     if (method.endsWith('/list_changed')) {
@@ -506,22 +465,8 @@ export class Multiplexer {
     params: Record<string, unknown>,
     onResponse: (response: JsonRpcResponse) => void,
   ): void {
-    const id = this.#nextBackendId++;
-    this.#pending.set(id, { kind: 'internal', onResponse });
-    if (!this.#toBackend({ jsonrpc: '2.0', id, method, params })) this.#pending.delete(id);
-  }
-
-  #finishClient(pending: Extract<Pending, { kind: 'client' }>, response: JsonRpcResponse): void {
-    pending.link.backendIds.delete(idKey(pending.clientId));
-    if (pending.progressKey) this.#progress.delete(pending.progressKey);
-    pending.link.deliver(response);
-  }
-
-  #dropPending(backendId: number, pending: Pending): void {
-    this.#pending.delete(backendId);
-    if (pending.kind !== 'client') return;
-    pending.link.backendIds.delete(idKey(pending.clientId));
-    if (pending.progressKey) this.#progress.delete(pending.progressKey);
+    const id = this.#requests.addInternal(onResponse);
+    if (!this.#toBackend({ jsonrpc: '2.0', id, method, params })) this.#requests.take(id);
   }
 
   #toBackend(message: JsonRpcMessage): boolean {

@@ -1,0 +1,141 @@
+// The multiplexer's bookkeeping of what is in flight on one backend: client requests under the backend
+// ids the gateway chose, their progress tokens, internal requests, and server→client requests under the
+// ids the sessions saw. Pure data structure: it sends nothing, so every rule about ids is testable alone.
+
+import type { JsonRpcId, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import { idKey } from '../sessions/session.ts';
+import type { MuxLink } from './link.ts';
+
+/** A client request the gateway forwarded. */
+export interface ClientPending {
+  kind: 'client';
+  link: MuxLink;
+  clientId: JsonRpcId;
+  progressKey: string | undefined;
+  subscribeUri?: string | undefined;
+}
+
+/** A request of the gateway's own (initialize, restoring subscriptions, log level). */
+export interface InternalPending {
+  kind: 'internal';
+  onResponse: (response: JsonRpcResponse) => void;
+}
+
+export type Pending = ClientPending | InternalPending;
+
+/** A server→client request as forwarded to one session. */
+export interface ServerRequest {
+  backendId: JsonRpcId;
+  link: MuxLink;
+}
+
+export class RequestTable {
+  /** Keyed by the id the backend saw. */
+  readonly #pending = new Map<number, Pending>();
+  /** Backend progress token → the session and the token it chose. */
+  readonly #progress = new Map<string, { link: MuxLink; token: string | number }>();
+  /** Id the session saw for a server→client request → the backend's id and the session. */
+  readonly #serverRequests = new Map<number, ServerRequest>();
+  #nextBackendId = 1;
+  #nextServerRequestId = 1;
+
+  /**
+   * Registers a client request; returns the backend id to send it under and, when the client asked
+   * for progress, the token the backend must see instead of the client's.
+   */
+  addClient(
+    link: MuxLink,
+    clientId: JsonRpcId,
+    progressToken: string | number | undefined,
+    subscribeUri?: string,
+  ): { backendId: number; progressKey: string | undefined } {
+    const backendId = this.#nextBackendId++;
+    let progressKey: string | undefined;
+    if (progressToken !== undefined) {
+      progressKey = `p${backendId}`;
+      this.#progress.set(progressKey, { link, token: progressToken });
+    }
+    this.#pending.set(backendId, { kind: 'client', link, clientId, progressKey, subscribeUri });
+    link.backendIds.set(idKey(clientId), backendId);
+    return { backendId, progressKey };
+  }
+
+  addInternal(onResponse: (response: JsonRpcResponse) => void): number {
+    const backendId = this.#nextBackendId++;
+    this.#pending.set(backendId, { kind: 'internal', onResponse });
+    return backendId;
+  }
+
+  /** Removes the request answered (or abandoned) under `backendId` and everything tied to it. */
+  take(backendId: number): Pending | undefined {
+    const pending = this.#pending.get(backendId);
+    if (!pending) return undefined;
+    this.#pending.delete(backendId);
+    if (pending.kind === 'client') {
+      pending.link.backendIds.delete(idKey(pending.clientId));
+      if (pending.progressKey) this.#progress.delete(pending.progressKey);
+    }
+    return pending;
+  }
+
+  /** The backend id of a session's request still in flight. */
+  backendIdOf(link: MuxLink, clientId: JsonRpcId): number | undefined {
+    const backendId = link.backendIds.get(idKey(clientId));
+    return backendId !== undefined && this.#pending.has(backendId) ? backendId : undefined;
+  }
+
+  /** Removes and returns the backend ids of every request `link` has in flight. */
+  takeAllOf(link: MuxLink): number[] {
+    const taken: number[] = [];
+    for (const [backendId, pending] of this.#pending) {
+      if (pending.kind !== 'client' || pending.link !== link) continue;
+      this.take(backendId);
+      taken.push(backendId);
+    }
+    for (const [id, entry] of this.#serverRequests) if (entry.link === link) this.#serverRequests.delete(id);
+    return taken;
+  }
+
+  /** The backend went away: forgets everything and returns the client requests that need an answer. */
+  clear(): ClientPending[] {
+    const clients: ClientPending[] = [];
+    for (const backendId of [...this.#pending.keys()]) {
+      const pending = this.take(backendId);
+      if (pending?.kind === 'client') clients.push(pending);
+    }
+    this.#progress.clear();
+    this.#serverRequests.clear();
+    return clients;
+  }
+
+  /** Where a backend progress notification goes, and the token its session chose. */
+  progressTarget(backendToken: unknown): { link: MuxLink; token: string | number } | undefined {
+    return typeof backendToken === 'string' ? this.#progress.get(backendToken) : undefined;
+  }
+
+  /** Registers a server→client request forwarded to `link`; returns the id that session sees. */
+  addServerRequest(backendId: JsonRpcId, link: MuxLink): number {
+    const id = this.#nextServerRequestId++;
+    this.#serverRequests.set(id, { backendId, link });
+    return id;
+  }
+
+  /** The session's answer to a server→client request: where it goes back to, once. */
+  takeServerRequest(id: JsonRpcId | null): ServerRequest | undefined {
+    if (typeof id !== 'number') return undefined;
+    const entry = this.#serverRequests.get(id);
+    if (entry) this.#serverRequests.delete(id);
+    return entry;
+  }
+
+  /** The backend cancelled its request `backendId`: the sessions' ids it was forwarded under. */
+  takeServerRequestsFor(backendId: unknown): Array<{ id: number; link: MuxLink }> {
+    const taken: Array<{ id: number; link: MuxLink }> = [];
+    for (const [id, entry] of this.#serverRequests) {
+      if (entry.backendId !== backendId) continue;
+      this.#serverRequests.delete(id);
+      taken.push({ id, link: entry.link });
+    }
+    return taken;
+  }
+}

@@ -1,0 +1,86 @@
+// The multiplexer's request table on its own: backend ids, progress tokens, server→client requests,
+// and that nothing of a finished, cancelled or detached request stays behind.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { silentLogger } from '../src/log.ts';
+import type { JsonRpcMessage } from '../src/protocol/jsonrpc.ts';
+import { MuxLink } from '../src/router/link.ts';
+import { Multiplexer } from '../src/router/multiplexer.ts';
+import { RequestTable } from '../src/router/request-table.ts';
+
+function links(count: number): MuxLink[] {
+  const mux = new Multiplexer({ server: 's', mode: 'shared', log: silentLogger, onEmpty: () => {} });
+  const sink = { deliver: (_message: JsonRpcMessage) => {} };
+  return Array.from({ length: count }, (_, i) => new MuxLink(mux, sink, `user${i}`));
+}
+
+describe('RequestTable', () => {
+  it('gives colliding client ids distinct backend ids and restores each exactly', () => {
+    const [a, b] = links(2) as [MuxLink, MuxLink];
+    const table = new RequestTable();
+    const first = table.addClient(a, 1, undefined);
+    const second = table.addClient(b, 1, undefined);
+    const third = table.addClient(b, '1', undefined);
+    assert.equal(new Set([first.backendId, second.backendId, third.backendId]).size, 3);
+    const taken = table.take(third.backendId);
+    assert.equal(taken?.kind, 'client');
+    assert.equal(taken?.kind === 'client' && taken.clientId, '1');
+    assert.equal(taken?.kind === 'client' && taken.link, b);
+    assert.equal(table.backendIdOf(b, 1), second.backendId);
+    assert.equal(table.backendIdOf(b, '1'), undefined);
+    assert.equal(table.take(third.backendId), undefined, 'taken once only');
+  });
+
+  it('maps progress tokens both ways and forgets them with their request', () => {
+    const [a] = links(1) as [MuxLink];
+    const table = new RequestTable();
+    const { backendId, progressKey } = table.addClient(a, 7, 'client-token');
+    assert.ok(progressKey);
+    assert.deepEqual(table.progressTarget(progressKey), { link: a, token: 'client-token' });
+    assert.equal(table.progressTarget('client-token'), undefined, 'the backend never sees client tokens');
+    table.take(backendId);
+    assert.equal(table.progressTarget(progressKey), undefined);
+    assert.equal(a.backendIds.size, 0);
+  });
+
+  it('takes all of a detached session, including its server→client requests, and nobody else’s', () => {
+    const [a, b] = links(2) as [MuxLink, MuxLink];
+    const table = new RequestTable();
+    const ids = [table.addClient(a, 1, 't').backendId, table.addClient(a, 2, undefined).backendId];
+    const other = table.addClient(b, 1, undefined).backendId;
+    const internal = table.addInternal(() => {});
+    const asked = table.addServerRequest('backend-7', a);
+    assert.deepEqual(table.takeAllOf(a).sort(), ids.sort());
+    assert.equal(a.backendIds.size, 0);
+    assert.equal(table.takeServerRequest(asked), undefined);
+    assert.equal(table.backendIdOf(b, 1), other);
+    assert.equal(table.take(internal)?.kind, 'internal');
+  });
+
+  it('routes a server→client answer back once, and a backend cancellation to every copy', () => {
+    const [a, b] = links(2) as [MuxLink, MuxLink];
+    const table = new RequestTable();
+    const toA = table.addServerRequest(42, a);
+    assert.deepEqual(table.takeServerRequest(toA), { backendId: 42, link: a });
+    assert.equal(table.takeServerRequest(toA), undefined);
+    assert.equal(table.takeServerRequest('not-a-number'), undefined);
+    const again = table.addServerRequest(43, b);
+    assert.deepEqual(table.takeServerRequestsFor(43), [{ id: again, link: b }]);
+    assert.deepEqual(table.takeServerRequestsFor(43), []);
+  });
+
+  it('clears on backend loss, returning only client requests to answer', () => {
+    const [a] = links(1) as [MuxLink];
+    const table = new RequestTable();
+    table.addClient(a, 'x', 5);
+    table.addInternal(() => {});
+    const answered = table.clear();
+    assert.deepEqual(
+      answered.map((pending) => pending.clientId),
+      ['x'],
+    );
+    assert.equal(a.backendIds.size, 0);
+    assert.deepEqual(table.clear(), []);
+  });
+});
