@@ -140,6 +140,45 @@ describe('mcp-relay claude config', () => {
     assert.match(both.stderr, /either --token or --oauth/);
   });
 
+  it('carries connect flags for mTLS, a private CA and a proxy, with absolute file paths', async () => {
+    const result = await runCli(
+      [
+        'claude',
+        'config',
+        '--url',
+        URL_3D,
+        '--name',
+        '3d',
+        '--ca',
+        'certs/ca.pem',
+        '--cert',
+        'certs/me.pem',
+        '--key',
+        'certs/me.key',
+        '--proxy',
+        'http://proxy.corp:3128',
+      ],
+      { cwd: '/tmp' },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const entry = (JSON.parse(result.stdout) as Snippet).mcpServers['3d'];
+    assert.deepEqual(entry?.args.slice(1), [
+      'connect',
+      URL_3D,
+      '--ca',
+      '/tmp/certs/ca.pem',
+      '--cert',
+      '/tmp/certs/me.pem',
+      '--key',
+      '/tmp/certs/me.key',
+      '--proxy',
+      'http://proxy.corp:3128',
+    ]);
+    const half = await runCli(['claude', 'config', '--url', URL_3D, '--cert', 'me.pem']);
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /--cert and --key go together/);
+  });
+
   it('connect refuses a token variable that still holds the placeholder, naming the fix', async () => {
     const result = await runCli(['connect', URL_3D], { env: { MCP_RELAY_TOKEN: TOKEN_PLACEHOLDER } });
     assert.equal(result.code, 2);

@@ -30,6 +30,8 @@ export interface UrlEntryOptions {
   readonly token?: string | undefined;
   /** Sign in through the browser (OAuth) instead of an API key: the entry carries no token variable. */
   readonly oauth?: boolean | undefined;
+  /** Extra `connect` flags (e.g. --ca, --cert, --key, --proxy with their values), passed as given. */
+  readonly connectArgs?: readonly string[] | undefined;
   readonly launcher: RelayLauncher;
 }
 
@@ -39,7 +41,7 @@ export function claudeEntryForUrl(options: UrlEntryOptions): ClaudeServerEntry {
     options.launcher.kind === 'node'
       ? { command: options.launcher.nodePath, args: [options.launcher.binPath] }
       : { command: 'npx', args: ['-y', 'mcp-relay'] };
-  const args = [...relay.args, 'connect', url];
+  const args = [...relay.args, 'connect', url, ...(options.connectArgs ?? [])];
   if (options.oauth) return { command: relay.command, args };
   return { command: relay.command, args, env: { [TOKEN_ENV]: options.token ?? TOKEN_PLACEHOLDER } };
 }

@@ -28,6 +28,14 @@ const entryArgs = {
     description: 'the entry name Claude Desktop shows (default: from the URL or server)',
   },
   token: { type: 'string', description: 'the API key (default: a placeholder to replace)', valueHint: 'KEY' },
+  ca: { type: 'string', description: 'connect: the CA file of the gateway certificate', valueHint: 'FILE' },
+  cert: {
+    type: 'string',
+    description: 'connect: client certificate for mTLS (with --key)',
+    valueHint: 'FILE',
+  },
+  key: { type: 'string', description: 'connect: the private key of --cert', valueHint: 'FILE' },
+  proxy: { type: 'string', description: 'connect: HTTP proxy to tunnel through', valueHint: 'URL' },
   oauth: {
     type: 'boolean',
     description: 'the gateway signs users in with OAuth: no key in the entry, connect opens the browser',
@@ -58,6 +66,10 @@ interface EntryArgs {
   name?: string | undefined;
   token?: string | undefined;
   oauth?: boolean | undefined;
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  proxy?: string | undefined;
   command: string;
   ssh?: string | undefined;
   server?: string | undefined;
@@ -117,6 +129,7 @@ function entryFromArgs(
   rawArgs: readonly string[],
 ): { name: string; entry: ClaudeServerEntry } {
   const sshOptions = collectRepeatedFlag(rawArgs, '--ssh-option');
+  const connectArgs = connectFlags(args);
   if (args.ssh !== undefined && args.url !== undefined)
     throw new RelayError('USAGE', 'give either --url or --ssh, not both');
   let name: string;
@@ -124,10 +137,10 @@ function entryFromArgs(
   if (args.ssh !== undefined) {
     if (args.server === undefined)
       throw new RelayError('USAGE', '--ssh needs --server NAME (the server in relay.yaml)');
-    if (args.command !== 'default' || args.token !== undefined || args.oauth) {
+    if (args.command !== 'default' || args.token !== undefined || args.oauth || connectArgs.length > 0) {
       throw new RelayError(
         'USAGE',
-        '--command, --token and --oauth apply to --url entries; SSH mode authenticates with the ssh key',
+        '--command, --token, --oauth, --ca, --cert, --key and --proxy apply to --url entries; SSH mode authenticates with the ssh key',
       );
     }
     entry = claudeEntryForSsh({
@@ -152,11 +165,24 @@ function entryFromArgs(
     if (args.oauth && args.token !== undefined)
       throw new RelayError('USAGE', 'give either --token or --oauth, not both');
     const launcher = args.command === 'npx' ? ({ kind: 'npx' } as const) : thisMachineLauncher();
-    entry = claudeEntryForUrl({ url: args.url, token: args.token, oauth: args.oauth, launcher });
+    entry = claudeEntryForUrl({ url: args.url, token: args.token, oauth: args.oauth, connectArgs, launcher });
     name = args.name ?? entryNameFromUrl(args.url);
   }
   checkEntryName(name);
   return { name, entry };
+}
+
+/** The `connect` flags the entry carries; files become absolute, since Claude Desktop's working folder is unknown. */
+function connectFlags(args: EntryArgs): string[] {
+  if ((args.cert === undefined) !== (args.key === undefined))
+    throw new RelayError('USAGE', '--cert and --key go together');
+  const flags: string[] = [];
+  for (const name of ['ca', 'cert', 'key'] as const) {
+    const file = args[name];
+    if (file !== undefined) flags.push(`--${name}`, resolve(file));
+  }
+  if (args.proxy !== undefined) flags.push('--proxy', args.proxy);
+  return flags;
 }
 
 /** Hints on stderr, so stdout stays pure JSON for `claude config > file`. */
