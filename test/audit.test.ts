@@ -2,7 +2,7 @@
 // the right fields and outcomes, no secrets, arguments only when opted in, rotation at maxSize, stderr.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +156,34 @@ describe('audit log', () => {
       const newest = readLines(file).at(-1);
       const older = readLines(`${file}.1`).at(-1);
       assert.ok(Date.parse(String(newest?.time)) >= Date.parse(String(older?.time)));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('keeps writing after the audit file was moved away by hand (logrotate)', TIMEOUT, async () => {
+    const gw = await startGateway(
+      { servers: { a: fixtureServer() }, audit: { file: 'audit.jsonl', maxSize: '1KiB', keep: 1 } },
+      { users: ['alice'] },
+    );
+    const file = join(gw.dir, 'audit.jsonl');
+    try {
+      const { client } = await connectClient(`${gw.url}/mcp/a`, gw.keys.alice);
+      await client.callTool({ name: 'echo', arguments: { text: 'before the move' } });
+      renameSync(file, join(gw.dir, 'moved-away.jsonl'));
+      // Enough calls that the next rotation comes while audit.jsonl does not exist.
+      for (let i = 0; i < 20; i++) await client.callTool({ name: 'echo', arguments: { text: `call ${i}` } });
+      await client.close();
+      const current = readLines(file);
+      const moved = readLines(join(gw.dir, 'moved-away.jsonl'));
+      // Before the fix the failed rename of the missing file lost this line and every later one.
+      assert.ok(
+        current.some((line) => line.event === 'tools.call'),
+        'calls are audited again',
+      );
+      const last = (lines: Line[]) => Date.parse(String(lines.at(-1)?.time));
+      assert.ok(last(current) >= last(moved), 'the newest lines are in audit.jsonl');
+      assert.ok(statSync(file).size <= 1_024, 'and rotation still bounds it');
     } finally {
       await gw.close();
     }

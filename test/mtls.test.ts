@@ -216,6 +216,26 @@ describe('mTLS: certificates required (no other auth)', () => {
     // Still serving the others.
     assert.equal(await whoami(gw.url, agent(certs.alice)), 'alice');
   });
+
+  it('applies a CRL update to connections already open, not only to new handshakes', async () => {
+    const kept = pki.clientCert(ca, 'kept', { cn: 'frank' });
+    const pooled = agent(kept);
+    assert.equal(await whoami(gw.url, pooled), 'frank');
+    pki.revoke(ca, kept);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      // The same agent, kept busy (within keep-alive) so its connection from before the revocation stays.
+      const refused = await post(gw.url, pooled, INITIALIZE).then(
+        () => false,
+        () => true,
+      );
+      if (refused) break;
+      assert.ok(Date.now() < deadline, 'an open connection kept working after its certificate was revoked');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await refusedAtHandshake(gw.url, pooled);
+    assert.equal(await whoami(gw.url, agent(certs.alice)), 'alice');
+  });
 });
 
 describe('mTLS: optional next to API keys', () => {

@@ -425,6 +425,36 @@ describe('connect: OAuth client pieces', () => {
     }
   });
 
+  it('refuses an authorization server or endpoints over plain http beyond this machine', async () => {
+    const docs = await documents((origin) => ({
+      '/.well-known/oauth-protected-resource/mcp/a': {
+        resource: `${origin}/mcp/a`,
+        authorization_servers: ['http://idp.example'],
+      },
+      '/.well-known/oauth-protected-resource/mcp/b': {
+        resource: `${origin}/mcp/b`,
+        authorization_servers: ['http://127.0.0.1.idp.example'],
+      },
+      '/.well-known/oauth-authorization-server': {
+        issuer: origin,
+        authorization_endpoint: `${origin}/auth`,
+        token_endpoint: 'http://10.0.0.1/token',
+        code_challenge_methods_supported: ['S256'],
+      },
+    }));
+    try {
+      for (const name of ['a', 'b']) {
+        await assert.rejects(
+          discoverResource(http, new URL(`${docs.origin}/mcp/${name}`), { ...NO_CHALLENGE }),
+          /names the authorization server http:\/\/.*, which is not https:\/\/: refusing to sign in there/,
+        );
+      }
+      await assert.rejects(discoverServer(http, docs.origin), /publishes no authorization or token endpoint/);
+    } finally {
+      await docs.close();
+    }
+  });
+
   it('tries authorization server metadata in the MCP spec order', () => {
     assert.deepEqual(serverMetadataUrls('https://auth.example.com/tenant1'), [
       'https://auth.example.com/.well-known/oauth-authorization-server/tenant1',

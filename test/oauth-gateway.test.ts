@@ -279,6 +279,35 @@ describe('OAuth resource server (gateway)', () => {
     assert.ok(!refused.ok);
     assert.match(refused.description, /no "upn" claim/);
   });
+
+  it('refuses an unverified email as the user name, so open sign-up cannot claim an existing user', async () => {
+    const openIdp = await startTestIdp({ unverifiedEmails: ['mallory'] });
+    try {
+      const url = `${gw.url}/mcp/echo`;
+      const audiences = new Set([url]);
+      const byEmail = new OidcVerifier(
+        {
+          issuer: openIdp.issuer,
+          scopes: [],
+          clockTolerance: 0,
+          jwksCooldown: 0,
+          userClaim: 'email',
+          groupsClaim: 'groups',
+        },
+        silentLogger,
+      );
+      const mallory = await openIdp.authorize({ user: 'mallory', resource: url });
+      const refused = await byEmail.verify(mallory.access_token, audiences);
+      assert.ok(!refused.ok);
+      assert.match(refused.description, /not verified/);
+      const alice = await openIdp.authorize({ user: 'alice', resource: url });
+      const accepted = await byEmail.verify(alice.access_token, audiences);
+      assert.ok(accepted.ok);
+      assert.equal(accepted.principal.user, 'alice@example.test');
+    } finally {
+      await openIdp.close();
+    }
+  });
 });
 
 describe('OAuth resource server: configuration', () => {

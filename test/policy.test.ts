@@ -68,6 +68,46 @@ describe('policy: patterns and precedence', () => {
     assert.equal(globProblem('read_*'), undefined);
   });
 
+  it('matches many-star patterns against a long client-chosen name without backtracking', TIMEOUT, () => {
+    // One regex with a [\s\S]* per star took n^k steps here: about an hour for this 1 MiB URI.
+    const slashes = `file:///${'/'.repeat(1_048_576)}`;
+    assert.equal(compileGlob('*/*/*.md').test(slashes), false);
+    assert.equal(compileGlob('*/*/*.md').test(`${slashes}x.md`), true);
+    assert.equal(compileGlob('*_*_secret').test('_'.repeat(1_048_576)), false);
+    assert.ok(compileGlob('a*b?c*[de]').test('a--b-c--e') && !compileGlob('a*b?c*[de]').test('a--bc--e'));
+    assert.ok(compileGlob('*😀*').test('x😀y') && compileGlob('?').test('😀'));
+  });
+
+  it('compares class ranges by code point, so what validation accepts compiles', () => {
+    // U+1F600 is above U+E000, though its first UTF-16 unit (U+D83D) is below: this range runs backwards.
+    assert.match(globProblem('[😀-\uE000]') ?? '', /backwards/);
+    assert.equal(globProblem('[\uE000-😀]'), undefined);
+    assert.ok(compileGlob('[\uE000-😀]').test('😀'));
+  });
+
+  it('checks every spelling of a resource URI: normalized, case-folded, percent-decoded', () => {
+    const config = buildConfig({
+      servers: {
+        s: { command: 'node', resources: { allow: ['file:///public/*'], deny: ['file:///public/secret/*'] } },
+      },
+    });
+    const visibility = new Policy(config)
+      .server('s')
+      ?.visibilityFor({ user: 'a', groups: [], method: 'api-key' });
+    assert.ok(visibility);
+    assert.ok(visibility.visible('resource', 'file:///public/a.txt'));
+    assert.ok(visibility.visible('resource', 'file:///public/a%20b.txt'));
+    for (const uri of [
+      'file:///public/../etc/passwd',
+      'file:///public/%2e%2e/etc/passwd',
+      'file:///public/..%2fetc/passwd',
+      'FILE:///public/secret/key',
+      'file:///public/./secret/key',
+      'file:///public/s%65cret/key',
+    ])
+      assert.ok(!visibility.visible('resource', uri), uri);
+  });
+
   it('lets a deny win over every allow, and group allows add to the server allow', () => {
     const config = buildConfig({
       servers: {
@@ -214,6 +254,28 @@ describe('policy: one shared fixture backend', () => {
     },
   );
 
+  it('refuses a call naming its tool with a non-string, which the policy cannot check', TIMEOUT, async () => {
+    const auth = { authorization: `Bearer ${gw.keys.alice}` };
+    const init = await rawPost(`${gw.url}/mcp/team`, INITIALIZE, auth);
+    assert.equal(init.status, 200, init.text);
+    const headers = { ...auth, 'mcp-session-id': init.headers.get('mcp-session-id') ?? '' };
+    const post = (body: unknown) => rawPost(`${gw.url}/mcp/team`, JSON.stringify(body), headers);
+    await post({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    // A lenient server could read ["crash"] as "crash" (a property key, a str() call): the gateway answers.
+    for (const name of [['crash'], { toString: 'crash' }, 7, null]) {
+      const answer = await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name } });
+      assert.equal(errorOf(answer.json).code, -32602, answer.text);
+      assert.match(errorOf(answer.json).message, /tools\/call: the item must be named by a string/);
+    }
+    const ok = await post({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { text: 'fine' } },
+    });
+    assert.equal(textOf((ok.json as { result: unknown }).result), 'fine', ok.text);
+  });
+
   it('shows two groups different tool lists from one shared backend', TIMEOUT, async () => {
     const ops = await connectClient(`${gw.url}/mcp/team`, gw.keys.olga);
     const design = await connectClient(`${gw.url}/mcp/team`, gw.keys.dana);
@@ -306,6 +368,17 @@ describe('policy: prompts and resources (server-everything)', () => {
       assert.ok(
         (await wendy.client.readResource({ uri: 'demo://resource/dynamic/text/1' })).contents.length > 0,
       );
+      // Other spellings of hidden URIs: the gateway refuses them itself (-32003), by policy.
+      for (const uri of [
+        'demo://resource/static/document/../../dynamic/text/1',
+        'demo://resource/static/document/%2e%2e/%2e%2e/dynamic/text/1',
+        'DEMO://resource/static/document/features.md',
+        'demo://resource/static/document/features.m%64',
+      ]) {
+        const error = await refusal(alice.client.readResource({ uri }));
+        assert.equal(error.code, -32003, uri);
+        assert.match(error.message, /is not available/);
+      }
       await Promise.all([alice.client.close(), wendy.client.close()]);
     },
   );

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import {
   chmodSync,
   chownSync,
@@ -16,9 +17,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { claudeEntryForSsh } from '../src/claude/entry.ts';
 import { parseConfigText } from '../src/config/load.ts';
 import { listenOnUnixSocket } from '../src/http/unix-listener.ts';
@@ -27,6 +30,8 @@ import { renderForcedCommand } from '../src/ssh/forced-command.ts';
 import { parsePublicKeyFile } from '../src/ssh/public-key.ts';
 import { runCli } from './helpers/cli.ts';
 import { makeClientKey } from './helpers/sshd.ts';
+
+const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
 
 let dir: string;
 let configPath: string;
@@ -398,5 +403,31 @@ describe('the gateway socket listener', () => {
       listenOnUnixSocket({ path: file, mode: 0o600, handler }),
       /exists and is not a socket/,
     );
+  });
+
+  it('lets a gateway whose TCP port is taken exit, its socket closed and removed', async () => {
+    const path = join(dir, 'busy.sock');
+    const busy = createNetServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const { port } = busy.address() as AddressInfo;
+    const config = join(dir, 'busy.yaml');
+    writeFileSync(
+      config,
+      `listen: { host: 127.0.0.1, port: ${port} }\nservers:\n  3d: { command: node }\nssh: { mode: attached, socket: ${path} }\n`,
+    );
+    const serve = spawn(process.execPath, [RUN_CLI, 'serve', '--config', config], { stdio: 'pipe' });
+    let stderr = '';
+    serve.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    // Before the fix the socket kept the failed gateway running for ever; give it ample time on a busy machine.
+    const timer = setTimeout(() => serve.kill('SIGKILL'), 30_000);
+    const [code, signal] = (await once(serve, 'exit')) as [number | null, string | null];
+    clearTimeout(timer);
+    busy.close();
+    assert.equal(signal, null, `the failed gateway had to be killed: ${stderr}`);
+    assert.equal(code, 1);
+    assert.match(stderr, /EADDRINUSE/);
+    assert.throws(() => statSync(path), /ENOENT/, 'the socket is removed');
   });
 });

@@ -88,7 +88,7 @@ export class AuditLog {
     }
     try {
       const bytes = Buffer.byteLength(line);
-      if (this.#size > 0 && this.#size + bytes > this.#config.maxSize) this.#rotate();
+      if (this.#size > 0 && this.#size + bytes > this.#config.maxSize) this.#tryRotate();
       // Synchronous appends keep the lines whole and in order; they are one per call, not per byte.
       if (this.#fd === undefined) this.#open(this.#file);
       writeSync(this.#fd as number, line);
@@ -121,6 +121,17 @@ export class AuditLog {
     }
   }
 
+  /** Rotates; a rotation that fails is reported and the line still written (to the reopened file). */
+  #tryRotate(): void {
+    try {
+      this.#rotate();
+    } catch (error) {
+      this.#reportError(error);
+      this.#closeFd();
+      this.#size = 0;
+    }
+  }
+
   /** audit.jsonl.(keep-1) → .keep, …, audit.jsonl → .1; with keep 0 the old file is dropped. */
   #rotate(): void {
     const file = this.#file;
@@ -133,7 +144,9 @@ export class AuditLog {
     for (let index = keep - 1; index >= 1; index--) {
       if (existsSync(`${file}.${index}`)) renameSync(`${file}.${index}`, `${file}.${index + 1}`);
     }
-    if (keep > 0) renameSync(file, `${file}.1`);
+    // The file may be gone (moved or deleted by hand or by logrotate): then there is nothing to rename,
+    // and throwing here would lose this line and, as the size never reset, every line after it.
+    if (keep > 0 && existsSync(file)) renameSync(file, `${file}.1`);
     else rmSync(file, { force: true });
     this.#open(file);
   }

@@ -73,6 +73,14 @@ export class OidcVerifier {
             : `the "${this.#config.userClaim}" claim is not a user name (1-64 letters, digits or ._@-)`,
       };
     }
+    // A provider that lets anyone claim an address must not let them become its owner here.
+    if (this.#config.userClaim === 'email' && payload.email_verified === false) {
+      return {
+        ok: false,
+        reason: 'invalid',
+        description: 'the access token names an email address the provider has not verified',
+      };
+    }
     return {
       ok: true,
       principal: {

@@ -193,9 +193,12 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       await gatewayAuth.open();
       sshSocket = await openSshSocket(config, handler, log);
       return new Promise((resolve, reject) => {
-        server.once('error', reject);
+        // The SSH socket opened above must not keep a gateway that failed to start alive.
+        const failed = (error: Error) =>
+          void (sshSocket?.close() ?? Promise.resolve()).then(() => reject(error));
+        server.once('error', failed);
         server.listen(port, host, () => {
-          server.off('error', reject);
+          server.off('error', failed);
           address = server.address() as AddressInfo;
           log.info(
             { url: gatewayUrl(), servers: serverNames, auth: gatewayAuth.describe },

@@ -75,6 +75,12 @@ function secureContextOptions(tls: TlsConfig): HttpsServerOptions {
   };
 }
 
+/** The client CA and CRL content as one comparable string (empty without client certificates). */
+function trustFiles(tls: TlsConfig, options = secureContextOptions(tls)): string {
+  const crl = options.crl === undefined ? [] : Array.isArray(options.crl) ? options.crl : [options.crl];
+  return [options.ca, ...crl].map((part) => (part === undefined ? '' : part.toString('base64'))).join('|');
+}
+
 function readTlsFile(file: string, key: string): Buffer {
   try {
     return readFileSync(file);
@@ -167,16 +173,38 @@ export function superviseTls(
       socket.destroy();
     });
   }
+  // Connections that presented a client certificate: a new CA or CRL must apply to them too, not only
+  // to later handshakes (a revoked client could otherwise keep a busy keep-alive connection for ever).
+  const certified = new Set<TLSSocket>();
+  if (tls.clientCa) {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.destroyed || Object.keys(socket.getPeerCertificate() ?? {}).length === 0) return;
+      certified.add(socket);
+      socket.once('close', () => certified.delete(socket));
+    });
+  }
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
     log.debug({ code: error.code, remote: socket.remoteAddress }, 'TLS handshake failed');
   });
   const crls = tls.crl === undefined ? [] : typeof tls.crl === 'string' ? [tls.crl] : tls.crl;
   const files = [...new Set([tls.cert, tls.key, ...(tls.clientCa ? [tls.clientCa] : []), ...crls])];
   let timer: NodeJS.Timeout | undefined;
+  let trust = trustFiles(tls);
   const reload = () => {
     try {
-      server.setSecureContext(secureContextOptions(tls));
+      const options = secureContextOptions(tls);
+      server.setSecureContext(options);
       log.info('TLS certificates reloaded');
+      const next = trustFiles(tls, options);
+      if (next !== trust && certified.size > 0) {
+        // Their clients reconnect and are checked against the new CA and CRL at the handshake.
+        log.info(
+          { connections: certified.size },
+          'client CA or CRL changed: closing certificate connections',
+        );
+        for (const socket of certified) socket.destroy();
+      }
+      trust = next;
     } catch (error) {
       log.error(
         { err: (error as Error).message },

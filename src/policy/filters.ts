@@ -48,6 +48,23 @@ export function itemOfRequest(request: JsonRpcRequest): NamedItem | undefined {
   return undefined;
 }
 
+/**
+ * Whether a request that names an item names it with something other than a string (e.g. a tools/call
+ * with `"name": ["secret"]`). Such a name cannot be checked against the policy, and a lenient server
+ * might still turn it into the hidden item's name, so with filters in place it is refused.
+ */
+export function namesItemBadly(request: JsonRpcRequest): boolean {
+  const params = request.params ?? {};
+  const use = USES[request.method];
+  if (use) return typeof params[use.key] !== 'string';
+  if (request.method === 'completion/complete') {
+    const ref = params.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
+    if (ref?.type === 'ref/prompt') return typeof ref.name !== 'string';
+    if (ref?.type === 'ref/resource') return typeof ref.uri !== 'string';
+  }
+  return false;
+}
+
 /** The list response with the entries the session may not see removed (each page on its own). */
 export function filterListResponse(
   method: string,

@@ -27,6 +27,7 @@ import {
   hiddenItemMessage,
   isFilteredList,
   itemOfRequest,
+  namesItemBadly,
   notificationVisible,
 } from './filters.ts';
 import { Policy, type ServerPolicy } from './policy.ts';
@@ -131,6 +132,12 @@ export class Gatekeeper implements SessionGates {
   #decide(session: GatedSession, request: JsonRpcRequest, started: number): Admission {
     const visibility = this.#serverPolicy(session.server)?.visibilityFor(session.identity);
     if (visibility) {
+      if (namesItemBadly(request)) {
+        return this.#refuse(session, request, started, {
+          code: ErrorCode.InvalidParams,
+          message: `${request.method}: the item must be named by a string`,
+        });
+      }
       const item = itemOfRequest(request);
       if (item && !visibility.visible(item.kind, item.name)) {
         return this.#refuse(session, request, started, {

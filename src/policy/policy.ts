@@ -83,10 +83,38 @@ export class ServerPolicy {
     return {
       visible(kind, name) {
         const filter = filters[kind];
-        return filter === undefined || filterVisible(filter, groups, name);
+        if (filter === undefined) return true;
+        if (kind !== 'resource') return filterVisible(filter, groups, name);
+        return uriSpellings(name).every((spelling) => filterVisible(filter, groups, spelling));
       },
     };
   }
+}
+
+/**
+ * The spellings of one resource URI a server may take to mean the same resource: as written, as the
+ * URL parser normalizes it ("..", "." and "%2e" segments, letter case of scheme and host), and
+ * percent-decoded then normalized. A URI is visible only when every spelling is, so neither
+ * "file:///public/../secret" passes an allow of "file:///public/*" nor "FILE:///secret/x" or
+ * "file:///s%65cret/x" gets past a deny of "file:///secret/*".
+ */
+function uriSpellings(uri: string): string[] {
+  const spellings = new Set([uri]);
+  const normalized = normalizeUri(uri);
+  if (normalized !== undefined) spellings.add(normalized);
+  let decoded: string | undefined;
+  try {
+    decoded = decodeURIComponent(uri);
+  } catch {
+    decoded = undefined; // Not valid percent-encoding: a server cannot decode it either.
+  }
+  if (decoded !== undefined && decoded !== uri) spellings.add(normalizeUri(decoded) ?? decoded);
+  return [...spellings];
+}
+
+function normalizeUri(uri: string): string | undefined {
+  if (!URL.canParse(uri)) return undefined;
+  return new URL(uri).href;
 }
 
 /** The compiled policy of every server of one config. */

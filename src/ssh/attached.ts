@@ -71,7 +71,7 @@ export async function runAttached(options: AttachedOptions): Promise<RunOutcome>
     reason = `refused by the gateway: ${message}`;
     exitCode = 1;
     stop();
-  }, stop);
+  });
   await bridge.closed;
   options.input.unpipe(watch.input);
   watch.output.end();

@@ -99,8 +99,10 @@ async function serveStandalone(
   const limit = config.limits.sessionsPerUser;
   const folder = stateDir ?? join(homedir(), '.mcp-relay', 'ssh');
   const claim = await claimConnectionSlot(folder, options.user, server, limit).catch((error: unknown) => {
-    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new RelayError('SSH_REFUSED', `cannot count connections in ${folder} (${code}); set ssh.stateDir`);
+    throw new RelayError(
+      'SSH_REFUSED',
+      `cannot count connections in ${folder}: ${(error as Error).message}; check that folder's permissions or set ssh.stateDir`,
+    );
   });
   if (!claim.ok) {
     return {

@@ -23,6 +23,8 @@ export interface TestIdpOptions {
   accessTokenTTL?: number;
   /** Groups per login name, put into the `groups` claim. */
   groups?: Record<string, string[]>;
+  /** Login names whose `email` claim comes with `email_verified: false` (as with open sign-up). */
+  unverifiedEmails?: string[];
 }
 
 export interface TokenSet {
@@ -101,7 +103,12 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     extraTokenClaims: (_ctx, token) => {
       const user = (token as { accountId?: string }).accountId;
       return user
-        ? { preferred_username: user, email: `${user}@example.test`, groups: groups[user] ?? [] }
+        ? {
+            preferred_username: user,
+            email: `${user}@example.test`,
+            email_verified: !(options.unverifiedEmails ?? []).includes(user),
+            groups: groups[user] ?? [],
+          }
         : undefined;
     },
     features: {

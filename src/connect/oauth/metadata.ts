@@ -129,6 +129,12 @@ function checkResourceMetadata(
     : undefined;
   if (!issuer)
     throw new OAuthError(`the resource metadata at ${displayUrl(from)} lists no authorization server`);
+  // The code, the PKCE verifier and refresh tokens go there: never in clear text beyond this machine.
+  if (!secureUrl(issuer)) {
+    throw new OAuthError(
+      `the resource metadata names the authorization server ${displayUrl(issuer)}, which is not https://: refusing to sign in there`,
+    );
+  }
   return { resource, issuer, scopesSupported: stringList(body.scopes_supported) };
 }
 
@@ -139,7 +145,9 @@ function checkServerMetadata(body: Record<string, unknown>, issuer: string, from
   const authorizationEndpoint = httpUrl(body.authorization_endpoint);
   const tokenEndpoint = httpUrl(body.token_endpoint);
   if (!authorizationEndpoint || !tokenEndpoint) {
-    throw new OAuthError(`the authorization server ${issuer} publishes no authorization or token endpoint`);
+    throw new OAuthError(
+      `the authorization server ${issuer} publishes no authorization or token endpoint (https://, or http:// on this machine)`,
+    );
   }
   // MCP spec: without advertised S256 support, PKCE cannot be relied on and the client must stop.
   if (!stringList(body.code_challenge_methods_supported)?.includes('S256')) {
@@ -162,12 +170,20 @@ function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : undefined;
 }
 
+/** An endpoint URL that is https, or http on this machine only (OAuth 2.1 §1.5: TLS everywhere else). */
 function httpUrl(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
+  return typeof value === 'string' ? secureUrl(value)?.href : undefined;
+}
+
+function secureUrl(value: string): URL | undefined {
+  let url: URL;
   try {
-    const url = new URL(value);
-    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : undefined;
+    url = new URL(value);
   } catch {
     return undefined;
   }
+  if (url.protocol === 'https:') return url;
+  return url.protocol === 'http:' && LOOPBACK_HOST.test(url.hostname) ? url : undefined;
 }
+
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
