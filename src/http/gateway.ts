@@ -62,7 +62,16 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   // Policy, limits, origins and audit are read per request from `live`, so a reload applies at once.
   const live = new LiveConfig(config);
   const gatekeeper = new Gatekeeper(config, log);
-  live.onChange((next) => gatekeeper.update(next));
+  live.onChange((next) => {
+    gatekeeper.update(next);
+    // A user who lost access keeps no session (nor its backend): their client's next request gets 404,
+    // and its re-initialize the 403 that explains why.
+    void sessions
+      .closeWhere((session) => !gatekeeper.allows(session.server, session.identity), 'access withdrawn')
+      .then((closed) => {
+        if (closed > 0) log.info({ sessions: closed }, 'closed sessions whose user lost access in a reload');
+      });
+  });
   const router = new Router(config, new BackendLauncher(config.servers, log, env), log);
   const sessions = new SessionManager(
     live.view,

@@ -57,6 +57,11 @@ export class Gatekeeper implements SessionGates {
     this.#updateAudit(config.audit);
   }
 
+  /** Whether `identity` may use `server` under the current policy. */
+  allows(server: string, identity: Identity): boolean {
+    return this.#serverPolicy(server)?.allows(identity) ?? false;
+  }
+
   admitSession(server: string, identity: Identity): Refusal | undefined | Promise<Refusal | undefined> {
     const refused = (refusal: Refusal): Refusal => {
       this.#audit?.write({

@@ -84,6 +84,13 @@ export class SessionManager {
     return session;
   }
 
+  /** Ends every session `shouldClose` picks; resolves with how many it ended. */
+  async closeWhere(shouldClose: (session: Session) => boolean, reason: string): Promise<number> {
+    const ending = [...this.#sessions.values()].filter((session) => !session.closed && shouldClose(session));
+    await Promise.all(ending.map((session) => session.close(reason)));
+    return ending.length;
+  }
+
   async closeAll(reason: string): Promise<void> {
     clearInterval(this.#reaper);
     await Promise.all([...this.#sessions.values()].map((session) => session.close(reason)));
