@@ -9,6 +9,7 @@ import {
   chmodSync,
   chownSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -226,6 +227,22 @@ describe('mcp-relay ssh authorize / list / revoke', () => {
     assert.equal(noConfig.code, 2);
     assert.match(noConfig.stderr, /cannot read config/);
     assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 1, 'nothing was added');
+  });
+
+  it('as root, refuses a link planted by another account that leads into a file it does not own', {
+    skip: process.getuid?.() === 0 ? false : 'needs root',
+  }, async () => {
+    const home = join(dir, 'planted-home');
+    mkdirSync(home);
+    chownSync(home, 4321, 4321);
+    const rootsFile = join(dir, 'roots-authorized_keys');
+    writeFileSync(rootsFile, '');
+    symlinkSync(rootsFile, join(home, 'authorized_keys'));
+    const key = makeClientKey(dir, 'planted');
+    const refused = await authorize(`${key}.pub`, join(home, 'authorized_keys'), 'alice');
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /owned by uid 0, not by uid 4321.*refusing to edit it as root/);
+    assert.equal(readFileSync(rootsFile, 'utf8'), '', "root's file is untouched");
   });
 
   it('revokes one key by fingerprint or all of a user, leaving others alone; edits through a symlink', async () => {

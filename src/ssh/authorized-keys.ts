@@ -134,6 +134,7 @@ async function editFile(
   edit: (lines: readonly string[]) => readonly string[] | undefined,
 ): Promise<void> {
   const target = await editTarget(file);
+  await refuseForeignTarget(file, target);
   await withFileLock(target, async () => {
     const text = await readIfExists(target);
     const next = edit(text === undefined ? [] : splitLines(text));
@@ -150,6 +151,23 @@ async function editTarget(file: string): Promise<string> {
   } catch {
     const link = await readlink(file).catch(() => undefined);
     return link === undefined ? file : resolve(dirname(file), link);
+  }
+}
+
+/**
+ * Run as root, a link must not lead the edit into another account's file: the account that owns the
+ * folder of the path given (and so could have planted the link) must own what it points to, else a
+ * key meant for it would be added to, say, /root/.ssh/authorized_keys.
+ */
+async function refuseForeignTarget(file: string, target: string): Promise<void> {
+  if (process.getuid?.() !== 0 || target === resolve(file)) return;
+  const planter = (await lstat(dirname(resolve(file)))).uid;
+  const owner = (await stat(target).catch(() => stat(dirname(target)))).uid;
+  if (owner !== planter) {
+    throw new RelayError(
+      'USAGE',
+      `${file} leads through a link to ${target}, owned by uid ${owner}, not by uid ${planter} who owns ${dirname(resolve(file))}; refusing to edit it as root`,
+    );
   }
 }
 
