@@ -32,10 +32,7 @@ export async function withFileLock<T>(
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (await isStale(lockPath, staleMs)) {
-        await rm(lockPath, { force: true });
-        continue;
-      }
+      if ((await isStale(lockPath, staleMs)) && (await removeStale(lockPath, staleMs))) continue;
       if (Date.now() >= deadline) {
         throw new RelayError(
           'KEYS_FILE',
@@ -49,6 +46,29 @@ export async function withFileLock<T>(
     return await work();
   } finally {
     await rm(lockPath, { force: true });
+  }
+}
+
+/**
+ * Removes a stale lock under a takeover guard. Without it, two runs that both saw the stale lock could
+ * each remove it, the second removing the fresh lock the first had just created, and both would hold it.
+ */
+async function removeStale(lockPath: string, staleMs: number): Promise<boolean> {
+  const guard = `${lockPath}.takeover`;
+  try {
+    await (await open(guard, 'wx', 0o600)).close();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // Another run is taking over: wait for it. A guard left by a crash in its few milliseconds goes stale.
+    if (await isStale(guard, staleMs)) await rm(guard, { force: true });
+    return false;
+  }
+  try {
+    // Checked again under the guard: the lock may have been taken over and re-created meanwhile.
+    if (await isStale(lockPath, staleMs)) await rm(lockPath, { force: true });
+    return true;
+  } finally {
+    await rm(guard, { force: true });
   }
 }
 
