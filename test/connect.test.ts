@@ -182,6 +182,32 @@ describe('connect: session recovery', () => {
     }
   });
 
+  it("restores the client's log level and subscriptions in the new session", async () => {
+    const fixture = await startFixtureServer({ noGetStream: true });
+    const bridged = await connectThroughBridge(fixture.url);
+    try {
+      await bridged.client.setLoggingLevel('warning');
+      await bridged.client.subscribeResource({ uri: 'file:///kept' });
+      await bridged.client.subscribeResource({ uri: 'file:///dropped' });
+      await bridged.client.unsubscribeResource({ uri: 'file:///dropped' });
+      await fixture.restart();
+      assert.equal(await echo(bridged.client, 'after'), 'after');
+      // Everything the bridge sent in the new session, in order.
+      const replayed = fixture.requests
+        .filter((r) => r.rpcMethod !== undefined && r.sessionId === fixture.requests.at(-1)?.sessionId)
+        .map((r) => `${r.rpcMethod} ${JSON.stringify(r.rpcParams)} ${r.status}`);
+      assert.deepEqual(replayed, [
+        'notifications/initialized undefined 202',
+        'logging/setLevel {"level":"warning"} 200',
+        'resources/subscribe {"uri":"file:///kept"} 200',
+        `tools/call ${JSON.stringify({ name: 'echo', arguments: { text: 'after' } })} 200`,
+      ]);
+    } finally {
+      await bridged.close();
+      await fixture.close();
+    }
+  });
+
   it('re-initializes after a restart when the GET stream notices first', async () => {
     const fixture = await startFixtureServer();
     const bridged = await connectThroughBridge(fixture.url);

@@ -26,6 +26,7 @@ import { runEventStream } from './event-stream.ts';
 import { GatewayClient } from './gateway-client.ts';
 import { type PendingRequest, PendingRequests } from './pending.ts';
 import { reinitialize } from './reinitialize.ts';
+import { SessionState } from './session-state.ts';
 
 export interface BridgeOptions {
   /** The Streamable HTTP endpoint, e.g. https://mcp.example.com/mcp/3d. */
@@ -89,6 +90,8 @@ class StdioHttpBridge implements Bridge {
   #barrier: Promise<void> = Promise.resolve();
   /** The client's initialize, kept to replay when the gateway forgets the session. */
   #initialize: JsonRpcRequest | undefined;
+  /** The client's log level and subscriptions, restored in a replacement session. */
+  readonly #state = new SessionState();
   /** Counts sessions; a 404 from an older one needs no new recovery. */
   #generation = 0;
   #sessionLost = false;
@@ -175,6 +178,7 @@ class StdioHttpBridge implements Bridge {
       onMessage: (message: JsonRpcMessage) => {
         this.#pending.touch(entry);
         if (isInitialize) this.#noteInitializeAnswer(request, message);
+        this.#state.observe(request, message);
         this.#route(message);
       },
       answered: () => !this.#pending.has(entry),
@@ -264,6 +268,7 @@ class StdioHttpBridge implements Bridge {
       client: this.#client,
       initialize,
       previousVersion,
+      replay: this.#state.replay(),
       forward: (message) => this.#route(message),
       signal: this.#root.signal,
       log: this.#log,

@@ -1,6 +1,7 @@
 // Starts a fresh gateway session behind the client's back after the old one ended (404): replays
 // the client's original initialize, keeps its answer (the client already has one), then sends
-// notifications/initialized. The client never notices, apart from state the server lost.
+// notifications/initialized, then restores the client's log level and subscriptions. The client never
+// notices, apart from state only the server itself held.
 
 import {
   isResponse,
@@ -19,6 +20,8 @@ export interface ReinitializeOptions {
   initialize: JsonRpcRequest;
   /** Protocol version of the session being replaced, to warn when the server now picks another. */
   previousVersion: string | undefined;
+  /** Requests that restore what the old session knew (log level, subscriptions); answers are not forwarded. */
+  replay?: readonly JsonRpcRequest[];
   /** Anything else the gateway sends meanwhile (logging, list_changed) still goes to the client. */
   forward(message: JsonRpcMessage): void;
   signal: AbortSignal;
@@ -61,5 +64,25 @@ export async function reinitialize(options: ReinitializeOptions): Promise<string
     { jsonrpc: '2.0', method: 'notifications/initialized' },
     { onMessage: options.forward, answered: () => true, signal, log, retryDelaysMs },
   );
+  for (const request of options.replay ?? []) await restore(request, options);
   return version;
+}
+
+/** Sends one replayed request; a refusal is logged, since the client's own calls can still succeed. */
+async function restore(request: JsonRpcRequest, options: ReinitializeOptions): Promise<void> {
+  const { client, signal, log, retryDelaysMs } = options;
+  let answer: JsonRpcResponse | undefined;
+  await deliver(client, request, {
+    onMessage: (message) => {
+      if (isResponse(message) && message.id === request.id) answer = message;
+      else options.forward(message);
+    },
+    answered: () => answer !== undefined,
+    signal,
+    log,
+    retryDelaysMs,
+  });
+  if (answer !== undefined && 'error' in answer) {
+    log.warn(`the new session refused ${request.method}: ${sanitize(answer.error.message)}`);
+  }
 }
