@@ -5,47 +5,17 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createProxy, type ProxyServer } from 'proxy';
 import { proxySettings } from '../src/connect/dispatcher.ts';
 import { resolveConnectSetup } from '../src/connect/options.ts';
 import { type IssuedCert, opensslDate, type TestCa, TestPki } from './helpers/certs.ts';
+import { connectThroughBridge } from './helpers/cli.ts';
 import { fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RUN_CLI = join(ROOT, 'test/fixtures/run-cli.ts');
-/** Only what the bridge needs: the parent's proxy variables must not leak in. */
-const BASE_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
-
-interface Bridged {
-  client: Client;
-  close(): Promise<void>;
-}
-
-async function bridge(url: string, args: string[], env: Record<string, string> = {}): Promise<Bridged> {
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [RUN_CLI, 'connect', url, ...args],
-    env: { ...BASE_ENV, ...env },
-    cwd: ROOT,
-    stderr: 'pipe',
-  });
-  let stderr = '';
-  transport.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const client = new Client({ name: 'test-client', version: '1.0.0' });
-  try {
-    await client.connect(transport);
-  } catch (error) {
-    await transport.close();
-    throw Object.assign(new Error(`${(error as Error).message}\n${stderr}`), { stderr });
-  }
-  return { client, close: () => client.close() };
+function bridge(url: string, args: string[], env: Record<string, string> = {}) {
+  return connectThroughBridge(url, { args, env });
 }
 
 async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<string> {

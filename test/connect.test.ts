@@ -10,51 +10,17 @@ import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createBridge } from '../src/connect/bridge.ts';
 import { collectRepeatedFlag, parseHeaderFlags } from '../src/connect/options.ts';
 import { parseSse, type SseEvent } from '../src/connect/sse.ts';
 import { type FixtureOptions, type FixtureServer, startFixtureServer } from './fixtures/http-mcp-server.ts';
+import { BRIDGE_BASE_ENV, type Bridged, connectThroughBridge } from './helpers/cli.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RUN_CLI = join(ROOT, 'test/fixtures/run-cli.ts');
-/** A minimal environment: the parent's MCP_RELAY_TOKEN must not leak into the bridge. */
-const BASE_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
 /** `${NAME}` as a user types it in a flag value (a literal, not a template). */
 const envRef = (name: string) => `\${${name}}`;
-
-interface Bridged {
-  client: Client;
-  stderr(): string;
-  close(): Promise<void>;
-}
-
-/** Starts the bridge as Claude Desktop would and connects the official SDK client through it. */
-async function connectThroughBridge(
-  url: string,
-  options: { args?: string[]; env?: Record<string, string> } = {},
-): Promise<Bridged> {
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [RUN_CLI, 'connect', url, ...(options.args ?? [])],
-    env: { ...BASE_ENV, ...options.env },
-    cwd: ROOT,
-    stderr: 'pipe',
-  });
-  let stderr = '';
-  transport.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const client = new Client({ name: 'test-client', version: '1.0.0' });
-  try {
-    await client.connect(transport);
-  } catch (error) {
-    await transport.close();
-    throw Object.assign(error as Error, { stderr });
-  }
-  return { client, stderr: () => stderr, close: () => client.close() };
-}
 
 async function echo(client: Client, text: string): Promise<string> {
   const result = await client.callTool({ name: 'echo', arguments: { text } });
@@ -327,7 +293,10 @@ describe('connect: credentials and headers', () => {
 
 /** The bridge with raw pipes: what exactly goes to stdout, and how the process ends. */
 function spawnRaw(url: string, args: string[] = []) {
-  const child = spawn(process.execPath, [RUN_CLI, 'connect', url, ...args], { cwd: ROOT, env: BASE_ENV });
+  const child = spawn(process.execPath, [RUN_CLI, 'connect', url, ...args], {
+    cwd: ROOT,
+    env: BRIDGE_BASE_ENV,
+  });
   const lines: string[] = [];
   const waiters: { test: (line: string) => boolean; resolve: (line: string) => void }[] = [];
   createInterface({ input: child.stdout }).on('line', (line) => {

@@ -15,6 +15,7 @@ import { loadConfigFile } from '../src/config/load.ts';
 import { ConfigReloader } from '../src/config/reload.ts';
 import { createGateway, type Gateway } from '../src/http/gateway.ts';
 import { connectClient, FIXTURE_SERVER, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
+import { eventually } from './helpers/wait.ts';
 
 const TIMEOUT = { timeout: 60_000 };
 const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
@@ -36,16 +37,6 @@ function configText(options: { team?: string; top?: string } = {}): string {
     options.top ?? '',
     '',
   ].join('\n');
-}
-
-/** Polls `check` (bounded) until it returns true; resolves with the milliseconds it took. */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < 15_000) {
-    if (await check()) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`${what} did not happen within 15 s`);
 }
 
 function ping(id: number): string {

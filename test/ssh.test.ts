@@ -23,17 +23,10 @@ import {
   startSshd,
   type TestSshd,
 } from './helpers/sshd.ts';
+import { eventually } from './helpers/wait.ts';
 
 const SCENE = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
 const unavailable = sshdUnavailable();
-
-async function eventually(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('SSH mode, standalone', { skip: unavailable }, () => {
   let dir: string;

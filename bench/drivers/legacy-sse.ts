@@ -12,22 +12,16 @@ import {
   PROTOCOL_VERSION,
   type SessionOptions,
 } from './types.ts';
+import { ReplyWaiters } from './waiters.ts';
 
 const CALL_TIMEOUT_MS = 30_000;
-
-interface Waiter {
-  resolve(result: unknown): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
 
 class LegacySseSession implements BenchSession {
   readonly #calls: Agent;
   readonly #streams: Agent;
   readonly #url: URL;
-  readonly #waiting = new Map<number, Waiter>();
+  readonly #replies = new ReplyWaiters();
   #endpoint: URL | undefined;
-  #nextId = 1;
   #closeStream: (() => void) | undefined;
 
   constructor(calls: Agent, streams: Agent, url: URL) {
@@ -52,7 +46,7 @@ class LegacySseSession implements BenchSession {
 
   async close(): Promise<void> {
     this.#closeStream?.();
-    this.#failAll(new Error('session closed'));
+    this.#replies.failAll(new Error('session closed'));
   }
 
   #openStream(): Promise<URL> {
@@ -74,7 +68,7 @@ class LegacySseSession implements BenchSession {
               else if (event.event === 'message') this.#onMessage(event.data);
             }
           });
-          res.once('close', () => this.#failAll(new Error('SSE stream closed')));
+          res.once('close', () => this.#replies.failAll(new Error('SSE stream closed')));
           res.once('error', () => {});
         },
       );
@@ -86,41 +80,20 @@ class LegacySseSession implements BenchSession {
   }
 
   #onMessage(data: string): void {
-    let message: { id?: unknown; result?: unknown; error?: { message?: string } };
-    try {
-      message = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (typeof message.id !== 'number') return;
-    const waiter = this.#waiting.get(message.id);
-    if (!waiter) return;
-    this.#waiting.delete(message.id);
-    clearTimeout(waiter.timer);
-    if (message.error) waiter.reject(new Error(message.error.message ?? 'error'));
-    else waiter.resolve(message.result);
+    this.#replies.settle(data);
   }
 
   async #rpc(method: string, params: unknown): Promise<unknown> {
-    const id = this.#nextId++;
-    const answered = new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiting.delete(id);
-        reject(new Error(`${method}: no reply within ${CALL_TIMEOUT_MS} ms`));
-      }, CALL_TIMEOUT_MS);
-      this.#waiting.set(id, { resolve, reject, timer });
-    });
+    const { id, reply } = this.#replies.expect(method, CALL_TIMEOUT_MS);
     // It may settle while the POST is still under way; the caller awaits it below.
-    answered.catch(() => {});
+    reply.catch(() => {});
     try {
       await this.#post({ jsonrpc: '2.0', id, method, params });
     } catch (error) {
-      const waiter = this.#waiting.get(id);
-      this.#waiting.delete(id);
-      if (waiter) clearTimeout(waiter.timer);
+      this.#replies.forget(id);
       throw error;
     }
-    return answered;
+    return reply;
   }
 
   #post(message: unknown): Promise<void> {
@@ -144,14 +117,6 @@ class LegacySseSession implements BenchSession {
       req.once('error', reject);
       req.end(body);
     });
-  }
-
-  #failAll(error: Error): void {
-    for (const waiter of this.#waiting.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(error);
-    }
-    this.#waiting.clear();
   }
 }
 

@@ -5,21 +5,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type BenchSession, CLIENT_INFO, type Connector, echoText, PROTOCOL_VERSION } from './types.ts';
+import { ReplyWaiters } from './waiters.ts';
 
 const CALL_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 2_000;
 
-interface Waiter {
-  resolve(result: unknown): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 /** One backend process and the requests in flight on its pipes. */
 class StdioConnection {
   readonly child: ChildProcess;
-  readonly #waiting = new Map<number, Waiter>();
-  #nextId = 1;
+  readonly #replies = new ReplyWaiters();
   #buffer = '';
 
   constructor(command: string, args: readonly string[]) {
@@ -27,8 +21,8 @@ class StdioConnection {
     this.child.stdout?.setEncoding('utf8');
     this.child.stdout?.on('data', (chunk: string) => this.#onData(chunk));
     this.child.stdin?.on('error', () => {});
-    this.child.once('exit', () => this.#failAll(new Error('backend exited')));
-    this.child.once('error', (error) => this.#failAll(error));
+    this.child.once('exit', () => this.#replies.failAll(new Error('backend exited')));
+    this.child.once('error', (error) => this.#replies.failAll(error));
   }
 
   async initialize(): Promise<void> {
@@ -41,15 +35,9 @@ class StdioConnection {
   }
 
   rpc(method: string, params: unknown): Promise<unknown> {
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiting.delete(id);
-        reject(new Error(`${method}: no reply within ${CALL_TIMEOUT_MS} ms`));
-      }, CALL_TIMEOUT_MS);
-      this.#waiting.set(id, { resolve, reject, timer });
-      this.#write({ jsonrpc: '2.0', id, method, params });
-    });
+    const { id, reply } = this.#replies.expect(method, CALL_TIMEOUT_MS);
+    this.#write({ jsonrpc: '2.0', id, method, params });
+    return reply;
   }
 
   async stop(): Promise<void> {
@@ -73,32 +61,8 @@ class StdioConnection {
       const line = this.#buffer.slice(0, newline);
       this.#buffer = this.#buffer.slice(newline + 1);
       newline = this.#buffer.indexOf('\n');
-      if (line.trim()) this.#onLine(line);
+      if (line.trim()) this.#replies.settle(line);
     }
-  }
-
-  #onLine(line: string): void {
-    let message: { id?: unknown; result?: unknown; error?: { message?: string } };
-    try {
-      message = JSON.parse(line);
-    } catch {
-      return;
-    }
-    if (typeof message.id !== 'number') return;
-    const waiter = this.#waiting.get(message.id);
-    if (!waiter) return;
-    this.#waiting.delete(message.id);
-    clearTimeout(waiter.timer);
-    if (message.error) waiter.reject(new Error(message.error.message ?? 'error'));
-    else waiter.resolve(message.result);
-  }
-
-  #failAll(error: Error): void {
-    for (const waiter of this.#waiting.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(error);
-    }
-    this.#waiting.clear();
   }
 }
 

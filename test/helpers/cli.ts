@@ -1,7 +1,10 @@
-// Runs `mcp-relay <args>` from source in a child process and captures stdout, stderr and exit code.
+// Runs `mcp-relay <args>` from source in a child process and captures stdout, stderr and exit code;
+// starts the `connect` bridge with the SDK client on its stdio.
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 const RUN_CLI = fileURLToPath(new URL('../fixtures/run-cli.ts', import.meta.url));
 
@@ -41,4 +44,43 @@ export function runProcess(
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Only what the bridge needs: the parent's token and proxy variables must not leak into it. */
+export const BRIDGE_BASE_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
+
+export interface Bridged {
+  client: Client;
+  /** What the bridge wrote on stderr so far. */
+  stderr(): string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `mcp-relay connect <url> …args` as Claude Desktop would (its stdio, a minimal environment plus
+ * `env`) and connects the official SDK client through it. A failed connect carries the bridge's stderr.
+ */
+export async function connectThroughBridge(
+  url: string,
+  options: { args?: readonly string[]; env?: Record<string, string> } = {},
+): Promise<Bridged> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [RUN_CLI, 'connect', url, ...(options.args ?? [])],
+    env: { ...BRIDGE_BASE_ENV, ...options.env },
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const client = new Client({ name: 'test-client', version: '1.0.0' });
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    await transport.close();
+    throw Object.assign(new Error(`${(error as Error).message}\n${stderr}`), { stderr });
+  }
+  return { client, stderr: () => stderr, close: () => client.close() };
 }
