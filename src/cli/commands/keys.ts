@@ -7,6 +7,7 @@ import { createKey, type KeySummary, listKeys, revokeKey } from '../../auth/key-
 import { type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { formatDuration, parseDuration } from '../../config/units.ts';
 import { RelayError } from '../../protocol/errors.ts';
+import { alignColumns } from '../table.ts';
 
 const fileArgs = {
   config: {
@@ -162,15 +163,7 @@ function formatTable(keys: readonly KeySummary[]): string {
       key.expired ? 'yes' : 'no',
     ]),
   ];
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return alignColumns(rows);
 }
 
 /** "2025-11-24T20:03:00.000Z" → "2025-11-24 20:03Z": minutes are enough for a list. */

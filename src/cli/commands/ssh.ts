@@ -11,6 +11,7 @@ import { RelayError } from '../../protocol/errors.ts';
 import { type AuthorizedEntry, authorizeKey, listAuthorized, revokeKeys } from '../../ssh/authorized-keys.ts';
 import { loadConfigDespiteUnsetVars, runSshEntry } from '../../ssh/entry.ts';
 import { parsePublicKeyFile } from '../../ssh/public-key.ts';
+import { alignColumns } from '../table.ts';
 
 const fileArgs = {
   'authorized-keys': {
@@ -183,14 +184,5 @@ function table(entries: readonly AuthorizedEntry[]): string {
       entry.key.comment || '-',
     ]),
   ];
-  const widths =
-    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return alignColumns(rows);
 }
