@@ -41,11 +41,11 @@ export function parseJsonBody(body: Buffer): JsonBody {
  */
 function mayNestDeeperThan(body: Buffer, max: number): boolean {
   if (body.length <= max) return false;
+  // indexOf scans natively; at most max + 1 hits per bracket are looked for.
   let openers = 0;
-  for (const byte of body) {
-    if (byte === 0x7b || byte === 0x5b) {
-      openers++;
-      if (openers > max) return true;
+  for (const bracket of [0x7b, 0x5b]) {
+    for (let at = body.indexOf(bracket); at !== -1; at = body.indexOf(bracket, at + 1)) {
+      if (++openers > max) return true;
     }
   }
   return false;
