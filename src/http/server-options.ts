@@ -33,10 +33,10 @@ export function clientCertMode(config: RelayConfig): 'required' | 'optional' | u
   return tls.clientCert ?? (tokenAuthConfigured(config) ? 'optional' : 'required');
 }
 
-/** Timeouts for every listener; the TLS and client-certificate options when `listen.tls` is set. */
-export function serverOptions(config: RelayConfig): HttpServerOptions & HttpsServerOptions {
+/** limits.headersTimeout and limits.receiveTimeout, for every listener of the gateway (TCP and the SSH socket). */
+export function slowClientTimeouts(config: RelayConfig): HttpServerOptions {
   const { headersTimeout, receiveTimeout } = config.limits;
-  const timeouts: HttpServerOptions = {
+  return {
     // node refuses a headers timeout longer than the request timeout.
     headersTimeout: Math.min(headersTimeout, receiveTimeout),
     requestTimeout: receiveTimeout,
@@ -46,6 +46,11 @@ export function serverOptions(config: RelayConfig): HttpServerOptions & HttpsSer
       Math.min(5_000, Math.floor(Math.min(headersTimeout, receiveTimeout) / 4)),
     ),
   };
+}
+
+/** The TCP listener's options: the slow-client timeouts, and TLS with client certificates when `listen.tls` is set. */
+export function serverOptions(config: RelayConfig): HttpServerOptions & HttpsServerOptions {
+  const timeouts = slowClientTimeouts(config);
   const tls = config.listen.tls;
   if (!tls) return timeouts;
   if (config.auth.clientCert && !tls.clientCa) {

@@ -7,6 +7,7 @@ import { SOCKET_USER_HEADER, socketIdentity } from '../auth/socket-identity.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Identity } from '../sessions/types.ts';
+import { slowClientTimeouts } from './server-options.ts';
 import { listenOnUnixSocket, type UnixListener } from './unix-listener.ts';
 
 /** Requests that came in on the socket; a TCP request can never get in here, whatever its headers. */
@@ -23,6 +24,7 @@ export async function openSshSocket(
   const listener = await listenOnUnixSocket({
     path: ssh.socket,
     mode: ssh.socketMode,
+    serverOptions: slowClientTimeouts(config),
     handler: (req, res) => {
       socketRequests.add(req);
       handler(req, res);

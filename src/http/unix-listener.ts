@@ -3,7 +3,13 @@
 // gateway is replaced, a live one (another gateway) is refused, and close() removes only our own.
 
 import { chmod, lstat, stat, unlink } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http';
 import { connect } from 'node:net';
 import { RelayError } from '../protocol/errors.ts';
 
@@ -12,9 +18,8 @@ export interface UnixListenerOptions {
   /** 0o600 or 0o660. */
   mode: number;
   handler: (req: IncomingMessage, res: ServerResponse) => void;
-  /** Slow-client limits, as on the TCP listener (ms). */
-  headersTimeoutMs?: number;
-  requestTimeoutMs?: number;
+  /** Slow-client limits, as on the TCP listener. */
+  serverOptions?: ServerOptions;
 }
 
 export interface UnixListener {
@@ -32,9 +37,7 @@ export async function listenOnUnixSocket(options: UnixListenerOptions): Promise<
     throw refused(`the socket path ${path} is too long (at most ${MAX_SOCKET_PATH_BYTES} bytes)`);
   }
   await clearStaleSocket(path);
-  const server: Server = createServer(options.handler);
-  server.headersTimeout = options.headersTimeoutMs ?? 20_000;
-  server.requestTimeout = options.requestTimeoutMs ?? 60_000;
+  const server: Server = createServer(options.serverOptions ?? {}, options.handler);
   const failed = (error: NodeJS.ErrnoException) =>
     refused(`cannot listen on ${path}: ${error.code ?? error.message}`);
   let onError: (error: NodeJS.ErrnoException) => void = () => {};
