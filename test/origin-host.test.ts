@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { buildConfig, parseConfigText } from '../src/config/load.ts';
-import { hostAllowed, isLoopbackAddress } from '../src/http/request-guards.ts';
+import { hostAllowed } from '../src/http/request-guards.ts';
+import { isLoopbackAddress } from '../src/util/loopback.ts';
 import { fixtureServer, INITIALIZE, startGateway, type TestGateway } from './helpers/gateway.ts';
 
 /** POSTs initialize with exactly these Host and Origin headers; resolves with the status and body. */

@@ -4,6 +4,7 @@
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RelayError } from '../protocol/errors.ts';
+import { isLoopbackAddress } from '../util/loopback.ts';
 import { type AuthMethods, type AuthRequest, type AuthResult, authenticate } from './authenticate.ts';
 import { KeyStore } from './keys.ts';
 import { OidcVerifier } from './oidc.ts';
@@ -24,7 +25,7 @@ export class GatewayAuth {
     this.#config = config;
     this.#log = log;
     const oidc = config.auth.oidc;
-    if (oidc && !config.publicUrl && !LOOPBACK.test(config.listen.host)) {
+    if (oidc && !config.publicUrl && !isLoopbackAddress(config.listen.host)) {
       // The listening address (0.0.0.0, an interface IP) is not what clients reach: tokens and
       // resource metadata would name the wrong resource.
       throw new RelayError(
@@ -76,5 +77,3 @@ export class GatewayAuth {
 }
 
 const NO_KEYS = { authenticate: () => undefined };
-/** Hosts whose listening URL is also what local clients use (request-guards has the HTTP-side twin). */
-const LOOPBACK = /^(localhost|127\.[\d.]+|::1|\[::1\])$/;

@@ -2,6 +2,7 @@
 // node or npx, or SSH into the office. `claude config`, `claude install`, `demo` and the gateway share them.
 
 import { RelayError } from '../protocol/errors.ts';
+import { isLoopbackAddress } from '../util/loopback.ts';
 
 /** One value of `mcpServers` in claude_desktop_config.json. */
 export interface ClaudeServerEntry {
@@ -153,7 +154,5 @@ export function checkGatewayUrl(text: string): string {
 /** True when a key sent to this URL would cross the network unencrypted. */
 export function isCleartextRemote(url: string): boolean {
   const parsed = new URL(url);
-  const loopback =
-    ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname) || parsed.hostname.startsWith('127.');
-  return parsed.protocol === 'http:' && !loopback;
+  return parsed.protocol === 'http:' && !isLoopbackAddress(parsed.hostname);
 }

@@ -1,15 +1,6 @@
 // Checks that run before authentication: Host (DNS rebinding) and Origin (browsers), pure over headers.
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-/**
- * An IPv4 literal in 127.0.0.0/8. A mere "127." prefix is not enough: "127.attacker.example" is a
- * name its owner can point anywhere, which is exactly what DNS rebinding needs.
- */
-const LOOPBACK_IPV4 = /^127(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-export function isLoopbackAddress(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || LOOPBACK_IPV4.test(host);
-}
+import { isLoopbackAddress } from '../util/loopback.ts';
 
 /** The hostname part of a Host header ("[::1]:8787" → "[::1]", "a.b:80" → "a.b"). */
 function hostname(hostHeader: string): string {
@@ -29,9 +20,7 @@ export function hostAllowed(
   if (!boundToLoopback) return true;
   if (!hostHeader) return false;
   const name = hostname(hostHeader);
-  return (
-    LOOPBACK_HOSTS.has(name) || LOOPBACK_IPV4.test(name) || (publicHost !== undefined && name === publicHost)
-  );
+  return isLoopbackAddress(name) || (publicHost !== undefined && name === publicHost);
 }
 
 /** No Origin (not a browser) is fine; otherwise it must be the gateway's own origin or on the allowlist. */

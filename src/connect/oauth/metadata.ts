@@ -2,6 +2,7 @@
 // 401's `resource_metadata` or the well-known URIs, then its authorization server's metadata
 // (RFC 8414 and OpenID Connect Discovery, in the spec's order), checked before anything is trusted.
 
+import { isLoopbackAddress } from '../../util/loopback.ts';
 import type { BearerChallenge } from './challenge.ts';
 import { displayUrl, OAuthError, type OAuthHttp } from './http.ts';
 
@@ -183,7 +184,5 @@ function secureUrl(value: string): URL | undefined {
     return undefined;
   }
   if (url.protocol === 'https:') return url;
-  return url.protocol === 'http:' && LOOPBACK_HOST.test(url.hostname) ? url : undefined;
+  return url.protocol === 'http:' && isLoopbackAddress(url.hostname) ? url : undefined;
 }
-
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
