@@ -15,8 +15,9 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
 import { createKey, revokeKey } from '../src/auth/key-admin.ts';
-import { deeperThan, MAX_JSON_DEPTH, parseJsonBody } from '../src/http/json-body.ts';
+import { parseJsonBody } from '../src/http/json-body.ts';
 import { duplicatedHeader } from '../src/http/request-guards.ts';
+import { deeperThan, MAX_JSON_DEPTH } from '../src/protocol/json-depth.ts';
 import {
   type BadInputCase,
   buildCorpus,

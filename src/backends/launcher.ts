@@ -18,15 +18,19 @@ export class BackendLauncher {
   readonly #servers: Readonly<Record<string, ServerConfig>>;
   readonly #log: Logger;
   readonly #parentEnv: NodeJS.ProcessEnv;
+  readonly #maxMessageBytes: number | undefined;
 
+  /** `maxMessageBytes`: the longest line a backend may write (limits.maxBackendMessageBytes). */
   constructor(
     servers: Readonly<Record<string, ServerConfig>>,
     log: Logger,
     parentEnv: NodeJS.ProcessEnv = process.env,
+    maxMessageBytes?: number,
   ) {
     this.#servers = servers;
     this.#log = log;
     this.#parentEnv = parentEnv;
+    this.#maxMessageBytes = maxMessageBytes;
   }
 
   /** Prepares (does not start) a process for `owner`, with its environment and app port. */
@@ -47,6 +51,7 @@ export class BackendLauncher {
       command: config.command,
       args: config.args,
       cwd: config.cwd ?? '.',
+      ...(this.#maxMessageBytes === undefined ? {} : { maxMessageBytes: this.#maxMessageBytes }),
       env: backendEnv({
         parent: this.#parentEnv,
         passthrough: config.envPassthrough,

@@ -3,7 +3,15 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from '../log.ts';
-import { isInvalid, type JsonRpcMessage, validateMessage } from '../protocol/jsonrpc.ts';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../protocol/json-depth.ts';
+import {
+  ErrorCode,
+  errorResponse,
+  isInvalid,
+  type JsonRpcMessage,
+  validateMessage,
+} from '../protocol/jsonrpc.ts';
+import { OverlongLine } from './overlong-line.ts';
 
 export interface BackendSpec {
   /** Config name of the server, for logs. */
@@ -12,6 +20,8 @@ export interface BackendSpec {
   args: readonly string[];
   cwd: string;
   env: Record<string, string>;
+  /** Longest message (line) taken from the backend; default 64 MiB. */
+  maxMessageBytes?: number;
 }
 
 export interface BackendExit {
@@ -21,8 +31,8 @@ export interface BackendExit {
   error?: Error;
 }
 
-/** Longest line a backend may write; a longer one is dropped (and logged) rather than buffered forever. */
-const MAX_LINE_BYTES = 64 * 1_048_576;
+/** Longest line a backend may write by default; a longer one is dropped (and logged) rather than buffered forever. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1_048_576;
 const STOP_GRACE_MS = 2_000;
 
 export class BackendProcess {
@@ -34,12 +44,16 @@ export class BackendProcess {
   #child: ChildProcess | undefined;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** The line being dropped for its length, while its end has not arrived. */
+  #overlong: OverlongLine | undefined;
+  readonly #maxMessageBytes: number;
   #exited: Promise<BackendExit> | undefined;
   #stopping: Promise<void> | undefined;
 
   constructor(spec: BackendSpec, log: Logger) {
     this.spec = spec;
     this.#log = log.child({ server: spec.server });
+    this.#maxMessageBytes = spec.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   }
 
   get pid(): number | undefined {
@@ -125,28 +139,67 @@ export class BackendProcess {
     let start = 0;
     let newline = chunk.indexOf(10);
     while (newline !== -1) {
-      const piece = chunk.subarray(start, newline);
-      if (this.#pending.length > 0) {
-        this.#pending.push(piece);
-        this.#handleLine(Buffer.concat(this.#pending));
-        this.#pending = [];
-        this.#pendingBytes = 0;
-      } else {
-        this.#handleLine(piece);
-      }
+      this.#lineEnd(chunk.subarray(start, newline));
       start = newline + 1;
       newline = chunk.indexOf(10, start);
     }
-    if (start < chunk.length) {
-      this.#pendingBytes += chunk.length - start;
-      if (this.#pendingBytes > MAX_LINE_BYTES) {
-        this.#log.error({ bytes: this.#pendingBytes }, 'backend wrote an over-long line; dropped');
-        this.#pending = [];
-        this.#pendingBytes = 0;
-        return;
-      }
-      this.#pending.push(chunk.subarray(start));
+    if (start < chunk.length) this.#lineContinues(chunk.subarray(start));
+  }
+
+  #lineContinues(piece: Buffer): void {
+    if (this.#overlong) {
+      this.#overlong.add(piece);
+      return;
     }
+    this.#pending.push(piece);
+    this.#pendingBytes += piece.length;
+    if (this.#pendingBytes > this.#maxMessageBytes) {
+      // From here on the line's bytes are counted and dropped, never buffered.
+      this.#overlong = new OverlongLine();
+      for (const kept of this.#pending) this.#overlong.add(kept);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+    }
+  }
+
+  #lineEnd(piece: Buffer): void {
+    const overlong = this.#overlong;
+    if (overlong || this.#pendingBytes + piece.length > this.#maxMessageBytes) {
+      const line = overlong ?? new OverlongLine();
+      for (const kept of this.#pending) line.add(kept);
+      line.add(piece);
+      this.#overlong = undefined;
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      this.#tooLong(line);
+      return;
+    }
+    if (this.#pending.length === 0) {
+      this.#handleLine(piece);
+      return;
+    }
+    this.#pending.push(piece);
+    const line = Buffer.concat(this.#pending);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#handleLine(line);
+  }
+
+  /** A line over maxMessageBytes: the request it answers gets an error, when the line shows which. */
+  #tooLong(line: OverlongLine): void {
+    const id = line.responseId();
+    this.#log.error(
+      { bytes: line.bytes, limit: this.#maxMessageBytes, id },
+      'backend wrote a message over the size limit; dropped',
+    );
+    if (id === undefined) return;
+    this.#deliver(
+      errorResponse(
+        id,
+        ErrorCode.InternalError,
+        `the server's response (${line.bytes} bytes) exceeds the gateway's limit of ${this.#maxMessageBytes} bytes; not delivered`,
+      ),
+    );
   }
 
   #handleLine(line: Buffer): void {
@@ -167,7 +220,56 @@ export class BackendProcess {
       );
       return;
     }
-    this.onmessage(message);
+    // Serializing it toward a client would overflow the stack: answered like an over-long line.
+    if (nestsDeeperThan(line, message)) {
+      this.#tooDeep(message);
+      return;
+    }
+    this.#deliver(message);
+  }
+
+  /** A message nested deeper than the gateway re-serializes: an error for its request, never a crash. */
+  #tooDeep(message: JsonRpcMessage): void {
+    const reason = `nested deeper than ${MAX_JSON_DEPTH} levels`;
+    const method = 'method' in message ? message.method.slice(0, 100) : undefined;
+    this.#log.error(
+      { method, id: 'id' in message ? message.id : undefined },
+      `backend message ${reason}; dropped`,
+    );
+    if (!('id' in message) || message.id === null) return;
+    if (method === undefined) {
+      this.#deliver(
+        errorResponse(
+          message.id,
+          ErrorCode.InternalError,
+          `the server's response is ${reason}; not delivered`,
+        ),
+      );
+    } else {
+      // The backend's own request: it learns at once that no client will answer it.
+      this.send(errorResponse(message.id, ErrorCode.InvalidRequest, `request ${reason}; not forwarded`));
+    }
+  }
+
+  /** Hands one message up; a fault above is logged here, so no backend output can throw out of the data handler. */
+  #deliver(message: JsonRpcMessage): void {
+    try {
+      this.onmessage(message);
+    } catch (error) {
+      this.#log.error(
+        { err: (error as Error).message, stack: (error as Error).stack },
+        'a backend message could not be routed; dropped',
+      );
+      // Its request still gets an answer, so the client does not wait for its timeout.
+      if ('method' in message || !('id' in message) || message.id === null || 'error' in message) return;
+      try {
+        this.onmessage(
+          errorResponse(message.id, ErrorCode.InternalError, "the server's response could not be delivered"),
+        );
+      } catch {
+        // Logged above; nothing more to do for this message.
+      }
+    }
   }
 }
 

@@ -189,6 +189,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       sessionsPerUser: z.number().int().positive().default(10),
       maxBodyBytes: size.default(4 * 1_048_576),
+      /** Longest message a backend may write (one stdio line); a longer one becomes an error for its request. */
+      maxBackendMessageBytes: size.default(64 * 1_048_576),
       /** Backend processes of all servers together. */
       maxBackends: z.number().int().positive().default(200),
       ...limitPolicyKeys,
@@ -200,6 +202,7 @@ export const configSchema = z.strictObject({
     .default({
       sessionsPerUser: 10,
       maxBodyBytes: 4 * 1_048_576,
+      maxBackendMessageBytes: 64 * 1_048_576,
       maxBackends: 200,
       headersTimeout: 20_000,
       receiveTimeout: 60_000,

@@ -73,7 +73,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         if (closed > 0) log.info({ sessions: closed }, 'closed sessions whose user lost access in a reload');
       });
   });
-  const router = new Router(config, new BackendLauncher(config.servers, log, env), log);
+  const router = new Router(
+    config,
+    new BackendLauncher(config.servers, log, env, config.limits.maxBackendMessageBytes),
+    log,
+  );
   const sessions = new SessionManager(
     live.view,
     log,

@@ -1,0 +1,101 @@
+// What a backend writes is checked like what a client sends: a message nested too deep or over
+// limits.maxBackendMessageBytes becomes an error for its own request (or is dropped, for a
+// notification), and the gateway, the backend and every other user's session carry on.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { OverlongLine } from '../src/backends/overlong-line.ts';
+import { connectClient, fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+
+const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+describe('backend messages over the limits', () => {
+  let gw: TestGateway;
+  let alice: Client;
+  let bob: Client;
+  before(async () => {
+    gw = await startGateway(
+      {
+        servers: { demo: fixtureServer('well', { isolation: 'shared' }) },
+        limits: { maxBackendMessageBytes: '1MiB' },
+      },
+      { users: ['alice', 'bob'] },
+    );
+    alice = (await connectClient(`${gw.url}/mcp/demo`, gw.keys.alice)).client;
+    bob = (await connectClient(`${gw.url}/mcp/demo`, gw.keys.bob)).client;
+  });
+  after(async () => {
+    await Promise.all([alice.close(), bob.close()]);
+    await gw.close();
+  });
+
+  const pid = async (client: Client) => textOf(await client.callTool({ name: 'pid', arguments: {} }));
+  const echo = async (client: Client, text: string) =>
+    assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text } })), text);
+
+  it('answers a response nested thousands of levels deep with an error for that call only', async () => {
+    const backend = await pid(bob);
+    // The client's body is one flat string; the backend turns it into 5,000 levels of nesting.
+    await assert.rejects(
+      alice.callTool({ name: 'raw', arguments: { json: nested(5_000) } }),
+      (error: Error) => {
+        assert.match(error.message, /nested deeper than 128 levels; not delivered/);
+        return true;
+      },
+    );
+    await echo(bob, 'bob still here');
+    await echo(alice, 'alice still here');
+    assert.equal(await pid(alice), backend, 'the same backend process serves on');
+    // Within the limit the same tool works.
+    const shallow = await alice.callTool({ name: 'raw', arguments: { json: nested(50) } });
+    assert.equal(JSON.stringify(shallow.structuredContent), `{"value":${nested(50)}}`);
+  });
+
+  it('drops a deep notification and answers the call that caused it', async () => {
+    assert.equal(
+      textOf(await alice.callTool({ name: 'raw-log', arguments: { json: nested(5_000) } })),
+      'logged',
+    );
+    await echo(bob, 'after the deep log');
+  });
+
+  it('answers a response over maxBackendMessageBytes with an error naming the limit', async () => {
+    const backend = await pid(bob);
+    await assert.rejects(
+      alice.callTool({ name: 'big', arguments: { bytes: 3 * 1_048_576 } }),
+      (error: Error) => {
+        assert.match(error.message, /exceeds the gateway's limit of 1048576 bytes; not delivered/);
+        return true;
+      },
+    );
+    await echo(bob, 'bob after the big one');
+    const fits = await alice.callTool({ name: 'big', arguments: { bytes: 500_000 } });
+    assert.equal(textOf(fits).length, 500_000);
+    assert.equal(await pid(alice), backend);
+    const health = (await (await fetch(`${gw.url}/healthz`)).json()) as { status: string; sessions: number };
+    assert.deepEqual([health.status, health.sessions], ['ok', 2]);
+  });
+});
+
+describe('the id of an over-long line', () => {
+  const idOf = (line: string) => {
+    const overlong = new OverlongLine();
+    // Arrives in pieces, as from a pipe.
+    for (let at = 0; at < line.length; at += 100) overlong.add(Buffer.from(line.slice(at, at + 100)));
+    return overlong.responseId();
+  };
+  const filler = `"${'x'.repeat(2_000)}"`;
+
+  it('is read from the start or the end of a response, at the top level only', () => {
+    assert.equal(idOf(`{"jsonrpc":"2.0","id":7,"result":{"t":${filler}}}`), 7);
+    assert.equal(idOf(`{"result":{"t":${filler}},"jsonrpc":"2.0","id":12}`), 12);
+    assert.equal(idOf(`{"error":{"code":1,"message":${filler}},"id":3,"jsonrpc":"2.0"}`), 3);
+  });
+
+  it('is not guessed for requests, notifications or an id nested inside the result', () => {
+    assert.equal(idOf(`{"jsonrpc":"2.0","id":7,"method":"x","params":{"t":${filler}}}`), undefined);
+    assert.equal(idOf(`{"method":"notifications/message","params":{"data":${filler},"id":4}}`), undefined);
+    assert.equal(idOf(`{"result":{"t":${filler},"id":5}}`), undefined);
+  });
+});
