@@ -197,7 +197,7 @@ describe('multiplexer (shared backend)', () => {
     assert.equal(shared.filter((m) => m.method === 'notifications/message').length, 0);
   });
 
-  it('never guesses: a sampling request while two sessions have calls in flight is refused', async () => {
+  it('never guesses: a call-back of a backend several users worked on is refused, naming per-user', async () => {
     const alice = await connectClient(url, gw.keys.alice as string, { sampling: {} });
     const bob = await connectClient(url, gw.keys.bob as string, { sampling: {} });
     const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
@@ -208,16 +208,10 @@ describe('multiplexer (shared backend)', () => {
         return { role: 'assistant', content: { type: 'text', text: 'answer' }, model: 'm' };
       });
     }
-    // Alone in flight: routed to its session.
-    assert.equal(textOf(await bob.client.callTool({ name: 'sample', arguments: {} })), 'sampled: answer');
-    assert.equal(asked, 1);
-    // Alice is busy too: ambiguous, so the backend gets an error and nobody is asked.
-    const busy = alice.client.callTool({ name: 'sleep', arguments: { ms: 400 } });
-    await sleep(50);
+    // Bob's call is the only one in flight, but earlier calls of other users ran on this backend.
     const ambiguous = textOf(await bob.client.callTool({ name: 'sample', arguments: {} }));
-    assert.match(ambiguous, /cannot tell which of \d+ sessions/);
-    assert.equal(asked, 1);
-    await busy;
+    assert.match(ambiguous, /cannot tell which user .* use isolation per-user/);
+    assert.equal(asked, 0);
     await Promise.all([alice.client.close(), bob.client.close()]);
   });
 
@@ -362,6 +356,44 @@ describe('supervision', () => {
         logs.map((m) => (m.params as { data: string }).data),
         ['shown'],
       );
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('per-user: a call-back goes to the one busy session of the user; with two busy, refused naming per-session', async () => {
+    const gw = await startGateway(
+      { servers: { u: fixtureServer('well', { isolation: 'per-user' }) } },
+      { users: ['alice'] },
+    );
+    try {
+      const url = `${gw.url}/mcp/u`;
+      const [first, second] = await Promise.all([
+        connectClient(url, gw.keys.alice as string, { sampling: {} }),
+        connectClient(url, gw.keys.alice as string, { sampling: {} }),
+      ]);
+      const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+      const asked: string[] = [];
+      for (const [name, { client }] of [
+        ['first', first],
+        ['second', second],
+      ] as const) {
+        client.setRequestHandler(CreateMessageRequestSchema, async () => {
+          asked.push(name);
+          return { role: 'assistant', content: { type: 'text', text: `from ${name}` }, model: 'm' };
+        });
+      }
+      assert.equal(
+        textOf(await second.client.callTool({ name: 'sample', arguments: {} })),
+        'sampled: from second',
+      );
+      const busy = first.client.callTool({ name: 'sleep', arguments: { ms: 400 } });
+      await sleep(50);
+      const ambiguous = textOf(await second.client.callTool({ name: 'sample', arguments: {} }));
+      assert.match(ambiguous, /which of this user's 2 sessions .* use isolation per-session/);
+      assert.deepEqual(asked, ['second']);
+      await busy;
+      await Promise.all([first.client.close(), second.client.close()]);
     } finally {
       await gw.close();
     }

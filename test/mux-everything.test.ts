@@ -31,11 +31,11 @@ function everythingEntry(): string {
   return join(dirname(packageJson), entry);
 }
 
-async function startEverything(users: string[]): Promise<TestGateway> {
+async function startEverything(users: string[], isolation = 'shared'): Promise<TestGateway> {
   return startGateway(
     {
       servers: {
-        everything: { command: process.execPath, args: [EVERYTHING, 'stdio'], isolation: 'shared' },
+        everything: { command: process.execPath, args: [EVERYTHING, 'stdio'], isolation },
       },
     },
     { users },
@@ -144,21 +144,23 @@ describe('server-everything shared: progress', () => {
   );
 });
 
-describe('server-everything shared: sampling and elicitation', () => {
-  let gw: TestGateway;
-  let alice: Peer;
-  let bob: Peer;
-  /** The sampling prompts and elicitation messages each user's client was asked to answer. */
-  const asked: Record<string, string[]> = { alice: [], bob: [] };
-
+/** Alice and Bob connected with clients that answer sampling and elicitation with their own text. */
+function samplingPeers(isolation: string) {
+  const state = {
+    gw: undefined as unknown as TestGateway,
+    alice: undefined as unknown as Peer,
+    bob: undefined as unknown as Peer,
+    /** The sampling prompts and elicitation messages each user's client was asked to answer. */
+    asked: { alice: [], bob: [] } as Record<string, string[]>,
+  };
   before(async () => {
-    gw = await startEverything(['alice', 'bob']);
-    alice = await connectPeer(gw, 'alice', BOTH_ASKS);
-    bob = await connectPeer(gw, 'bob', BOTH_ASKS);
-    for (const peer of [alice, bob]) {
+    state.gw = await startEverything(['alice', 'bob'], isolation);
+    state.alice = await connectPeer(state.gw, 'alice', BOTH_ASKS);
+    state.bob = await connectPeer(state.gw, 'bob', BOTH_ASKS);
+    for (const peer of [state.alice, state.bob]) {
       peer.client.setRequestHandler(CreateMessageRequestSchema, async ({ params }) => {
         const first = params.messages[0]?.content;
-        asked[peer.user]?.push(first && 'text' in first ? String(first.text) : JSON.stringify(first));
+        state.asked[peer.user]?.push(first && 'text' in first ? String(first.text) : JSON.stringify(first));
         return {
           role: 'assistant',
           content: { type: 'text', text: `answer-of-${peer.user}` },
@@ -166,44 +168,53 @@ describe('server-everything shared: sampling and elicitation', () => {
         };
       });
       peer.client.setRequestHandler(ElicitRequestSchema, async () => {
-        asked[peer.user]?.push('elicitation');
+        state.asked[peer.user]?.push('elicitation');
         return { action: 'accept', content: { name: `name-of-${peer.user}`, check: true } };
       });
     }
   });
   after(async () => {
-    await Promise.all([alice.client.close(), bob.client.close()]);
-    await gw.close();
+    await Promise.all([state.alice.client.close(), state.bob.client.close()]);
+    await state.gw.close();
   });
+  return state;
+}
 
-  const sample = (peer: Peer) =>
-    peer.client.callTool({
-      name: 'trigger-sampling-request',
-      arguments: { prompt: `prompt-of-${peer.user}` },
-    });
-  const elicit = (peer: Peer) => peer.client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
-
-  it('sends a sampling request to the caller only and returns its answer', TIMEOUT, async () => {
-    await assertOneBackend(gw);
-    asked.alice = [];
-    asked.bob = [];
-    assert.match(textOf(await sample(alice)), /"text": "answer-of-alice"/);
-    assert.match(textOf(await sample(bob)), /"text": "answer-of-bob"/);
-    assert.deepEqual(asked, {
-      alice: ['Resource trigger-sampling-request context: prompt-of-alice'],
-      bob: ['Resource trigger-sampling-request context: prompt-of-bob'],
-    });
+const sample = (peer: Peer) =>
+  peer.client.callTool({
+    name: 'trigger-sampling-request',
+    arguments: { prompt: `prompt-of-${peer.user}` },
   });
+const elicit = (peer: Peer) => peer.client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
 
-  it('sends an elicitation request to the caller only and returns its answer', TIMEOUT, async () => {
-    asked.alice = [];
-    asked.bob = [];
-    const aliceResult = await elicit(alice);
-    assert.match(JSON.stringify(aliceResult.content), /- Name: name-of-alice/);
-    const bobResult = await elicit(bob);
-    assert.match(JSON.stringify(bobResult.content), /- Name: name-of-bob/);
-    assert.deepEqual(asked, { alice: ['elicitation'], bob: ['elicitation'] });
-  });
+describe('server-everything shared: sampling and elicitation', () => {
+  const peers = samplingPeers('shared');
+
+  it(
+    'asks the only user the backend has worked for, and no one once a second user has',
+    TIMEOUT,
+    async () => {
+      const { alice, bob, asked } = peers;
+      await assertOneBackend(peers.gw);
+      assert.match(textOf(await sample(alice)), /"text": "answer-of-alice"/);
+      assert.match(JSON.stringify((await elicit(alice)).content), /- Name: name-of-alice/);
+      assert.deepEqual(asked, {
+        alice: ['Resource trigger-sampling-request context: prompt-of-alice', 'elicitation'],
+        bob: [],
+      });
+      // Bob alone is busy now, but Alice's earlier work could be what calls back: nobody is asked.
+      for (const call of [sample, elicit]) {
+        const outcome = await settle(call(bob), 10_000);
+        assert.ok(outcome.error, outcome.text);
+        assert.match(outcome.text, /use isolation per-user/);
+      }
+      assert.deepEqual(asked.bob, []);
+      // From now on Alice's call-backs are just as uncertain.
+      const after = await settle(sample(alice), 10_000);
+      assert.ok(after.error && /use isolation per-user/.test(after.text), after.text);
+      assert.equal(asked.alice.length, 2);
+    },
+  );
 
   for (const [kind, call] of [
     ['sampling', sample],
@@ -213,6 +224,7 @@ describe('server-everything shared: sampling and elicitation', () => {
       `never hands one user's ${kind} request or answer to the other when both ask at once`,
       TIMEOUT,
       async () => {
+        const { alice, bob, asked } = peers;
         for (let round = 0; round < 5; round++) {
           asked.alice = [];
           asked.bob = [];
@@ -225,25 +237,36 @@ describe('server-everything shared: sampling and elicitation', () => {
             ['bob', bobOutcome, 'alice'],
           ] as const) {
             assert.doesNotMatch(outcome.text, new RegExp(`-of-${other}`), `${peer} got ${other}'s text`);
-            // Either the user's own answer came back, or the gateway refused to guess (an error).
-            if (!outcome.error)
-              assert.match(outcome.text, new RegExp(`-of-${peer}`), `${peer}: ${outcome.text}`);
-            for (const prompt of asked[peer] ?? []) {
-              assert.doesNotMatch(
-                prompt,
-                new RegExp(`prompt-of-${other}`),
-                `${peer} was asked ${other}'s prompt`,
-              );
-            }
-            // A client answers at most one request per call it made; a second one would be the other user's.
-            assert.ok((asked[peer]?.length ?? 0) <= 1, `${peer} was asked ${asked[peer]?.length} times`);
+            // Several users share the backend: the gateway refuses to guess.
+            assert.ok(outcome.error, `${peer}: ${outcome.text}`);
+            assert.deepEqual(asked[peer], [], `${peer} was asked`);
           }
         }
-        // Both users can still use the tool alone afterwards.
-        assert.match(textOf(await sample(alice)), /"text": "answer-of-alice"/);
       },
     );
   }
+});
+
+describe('server-everything per-user: sampling and elicitation', () => {
+  const peers = samplingPeers('per-user');
+
+  it(
+    'sends each user their own sampling and elicitation requests and returns their answers',
+    TIMEOUT,
+    async () => {
+      const { alice, bob, asked } = peers;
+      const [aliceSampled, bobSampled] = await Promise.all([sample(alice), sample(bob)]);
+      assert.match(textOf(aliceSampled), /"text": "answer-of-alice"/);
+      assert.match(textOf(bobSampled), /"text": "answer-of-bob"/);
+      const [aliceElicited, bobElicited] = await Promise.all([elicit(alice), elicit(bob)]);
+      assert.match(JSON.stringify(aliceElicited.content), /- Name: name-of-alice/);
+      assert.match(JSON.stringify(bobElicited.content), /- Name: name-of-bob/);
+      assert.deepEqual(asked, {
+        alice: ['Resource trigger-sampling-request context: prompt-of-alice', 'elicitation'],
+        bob: ['Resource trigger-sampling-request context: prompt-of-bob', 'elicitation'],
+      });
+    },
+  );
 });
 
 describe('server-everything shared: resource subscriptions', () => {

@@ -19,9 +19,9 @@ describe('RequestTable', () => {
   it('gives colliding client ids distinct backend ids and restores each exactly', () => {
     const [a, b] = links(2) as [MuxLink, MuxLink];
     const table = new RequestTable();
-    const first = table.addClient(a, 1, undefined);
-    const second = table.addClient(b, 1, undefined);
-    const third = table.addClient(b, '1', undefined);
+    const first = table.addClient(a, 1, 'tools/call', undefined);
+    const second = table.addClient(b, 1, 'tools/call', undefined);
+    const third = table.addClient(b, '1', 'tools/call', undefined);
     assert.equal(new Set([first.backendId, second.backendId, third.backendId]).size, 3);
     const taken = table.take(third.backendId);
     assert.equal(taken?.kind, 'client');
@@ -35,7 +35,7 @@ describe('RequestTable', () => {
   it('maps progress tokens both ways and forgets them with their request', () => {
     const [a] = links(1) as [MuxLink];
     const table = new RequestTable();
-    const { backendId, progressKey } = table.addClient(a, 7, 'client-token');
+    const { backendId, progressKey } = table.addClient(a, 7, 'tools/call', 'client-token');
     assert.ok(progressKey);
     assert.deepEqual(table.progressTarget(progressKey), { link: a, token: 'client-token' });
     assert.equal(table.progressTarget('client-token'), undefined, 'the backend never sees client tokens');
@@ -47,24 +47,42 @@ describe('RequestTable', () => {
   it('takes all of a detached session, including its server→client requests, and nobody else’s', () => {
     const [a, b] = links(2) as [MuxLink, MuxLink];
     const table = new RequestTable();
-    const ids = [table.addClient(a, 1, 't').backendId, table.addClient(a, 2, undefined).backendId];
-    const other = table.addClient(b, 1, undefined).backendId;
+    const ids = [
+      table.addClient(a, 1, 'tools/call', 't').backendId,
+      table.addClient(a, 2, 'tools/call', undefined).backendId,
+    ];
+    const other = table.addClient(b, 1, 'tools/call', undefined).backendId;
     const internal = table.addInternal(() => {});
     const asked = table.addServerRequest('backend-7', a);
     assert.deepEqual(table.takeAllOf(a).sort(), ids.sort());
     assert.equal(a.backendIds.size, 0);
-    assert.equal(table.takeServerRequest(asked), undefined);
+    assert.equal(table.takeServerRequest(a, asked), undefined);
     assert.equal(table.backendIdOf(b, 1), other);
     assert.equal(table.take(internal)?.kind, 'internal');
   });
 
-  it('routes a server→client answer back once, and a backend cancellation to every copy', () => {
+  it('routes a server→client answer back once, from the session it was sent to only', () => {
     const [a, b] = links(2) as [MuxLink, MuxLink];
     const table = new RequestTable();
-    const toA = table.addServerRequest(42, a);
-    assert.deepEqual(table.takeServerRequest(toA), { backendId: 42, link: a });
-    assert.equal(table.takeServerRequest(toA), undefined);
-    assert.equal(table.takeServerRequest('not-a-number'), undefined);
+    const toA = table.addServerRequest(42, a, 'progress-7');
+    assert.match(toA, /^[\w-]{16}$/, 'an unguessable id');
+    assert.notEqual(table.addServerRequest(42, b), toA, 'never shared across sessions');
+    assert.equal(table.takeServerRequest(b, toA), undefined, 'another session cannot answer it');
+    assert.ok(table.awaitsProgressFrom(a, 'progress-7'));
+    assert.ok(!table.awaitsProgressFrom(b, 'progress-7'));
+    assert.deepEqual(table.takeServerRequest(a, toA), {
+      backendId: 42,
+      link: a,
+      progressToken: 'progress-7',
+    });
+    assert.equal(table.takeServerRequest(a, toA), undefined, 'answered once');
+    assert.equal(table.takeServerRequest(a, 1), undefined);
+    assert.ok(!table.awaitsProgressFrom(a, 'progress-7'));
+  });
+
+  it('sends a backend cancellation to every copy of its request', () => {
+    const [, b] = links(2) as [MuxLink, MuxLink];
+    const table = new RequestTable();
     const again = table.addServerRequest(43, b);
     assert.deepEqual(table.takeServerRequestsFor(43), [{ id: again, link: b }]);
     assert.deepEqual(table.takeServerRequestsFor(43), []);
@@ -73,7 +91,7 @@ describe('RequestTable', () => {
   it('clears on backend loss, returning only client requests to answer', () => {
     const [a] = links(1) as [MuxLink];
     const table = new RequestTable();
-    table.addClient(a, 'x', 5);
+    table.addClient(a, 'x', 'tools/call', 5);
     table.addInternal(() => {});
     const answered = table.clear();
     assert.deepEqual(

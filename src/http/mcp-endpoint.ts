@@ -128,7 +128,11 @@ export class McpEndpoint {
       session.request(message, this.#replyFor(res, session));
       return;
     }
-    session.post(message as Exclude<JsonRpcMessage, JsonRpcRequest>);
+    const refused = session.post(message as Exclude<JsonRpcMessage, JsonRpcRequest>);
+    if (refused !== undefined) {
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, refused);
+      return;
+    }
     res.writeHead(202).end();
   }
 

@@ -35,6 +35,17 @@ import { RateLimits } from './rate-limits.ts';
 
 /** Tool names and error texts in audit lines are bounded, so one odd call cannot make a huge line. */
 const MAX_AUDIT_TEXT = 256;
+/** The task methods that act on one task: the policy of the tool that started it applies to them. */
+const TASK_METHODS = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
+/** Tasks remembered per session for the policy (the multiplexer keeps the same bound). */
+const MAX_TASKS = 1_000;
+
+/** What the gate remembers of one session between requests. */
+interface SessionState {
+  requests: number;
+  /** The tool each of the session's tasks runs, so the tool's policy follows the task. */
+  readonly taskTools: Map<string, string>;
+}
 
 export class Gatekeeper implements SessionGates {
   readonly #log: Logger;
@@ -81,7 +92,7 @@ export class Gatekeeper implements SessionGates {
 
   open(session: GatedSession): RequestGate {
     const startedAt = Date.now();
-    let requests = 0;
+    const state: SessionState = { requests: 0, taskTools: new Map() };
     this.#audit?.write({
       event: 'session.start',
       ...who(session.identity, session.server),
@@ -96,13 +107,13 @@ export class Gatekeeper implements SessionGates {
         session: session.id,
         reason: bounded(reason),
         durationMs: Date.now() - startedAt,
-        requests,
+        requests: state.requests,
       });
     });
     return {
       admit: (request) => {
-        requests++;
-        return this.#admit(session, request);
+        state.requests++;
+        return this.#admit(session, state, request);
       },
       passes: (notification) => this.#passes(session, notification),
     };
@@ -117,7 +128,11 @@ export class Gatekeeper implements SessionGates {
     return this.#policy.server(server);
   }
 
-  #admit(session: GatedSession, request: JsonRpcRequest): Admission | Promise<Admission> {
+  #admit(
+    session: GatedSession,
+    state: SessionState,
+    request: JsonRpcRequest,
+  ): Admission | Promise<Admission> {
     // initialize was admitted (and counted) with the session itself.
     if (request.method === 'initialize') return { track: undefined };
     const started = performance.now();
@@ -125,18 +140,29 @@ export class Gatekeeper implements SessionGates {
       // The user lost access through a reload: every further request is refused, none reaches the server.
       return this.#refuse(session, request, started, forbidden(session.identity, session.server));
     }
-    if (!this.#limits.applies(session.server)) return this.#decide(session, request, started);
+    if (!this.#limits.applies(session.server)) return this.#decide(session, state, request, started);
     return this.#limits
       .consume(session.identity.user, session.server)
       .then((refusal) =>
-        refusal ? this.#refuse(session, request, started, refusal) : this.#decide(session, request, started),
+        refusal
+          ? this.#refuse(session, request, started, refusal)
+          : this.#decide(session, state, request, started),
       );
   }
 
   /** The policy's answer for an allowed, counted request: refuse a hidden item, filter a list, audit a call. */
-  #decide(session: GatedSession, request: JsonRpcRequest, started: number): Admission {
+  #decide(session: GatedSession, state: SessionState, request: JsonRpcRequest, started: number): Admission {
     const visibility = this.#serverPolicy(session.server)?.visibilityFor(session.identity);
     if (visibility) {
+      const taskTool = TASK_METHODS.has(request.method)
+        ? state.taskTools.get(request.params?.taskId as string)
+        : undefined;
+      if (taskTool !== undefined && !visibility.visible('tool', taskTool)) {
+        return this.#refuse(session, request, started, {
+          code: ErrorCode.Refused,
+          message: hiddenItemMessage({ kind: 'tool', name: taskTool }),
+        });
+      }
       if (namesItemBadly(request)) {
         return this.#refuse(session, request, started, {
           code: ErrorCode.InvalidParams,
@@ -152,8 +178,8 @@ export class Gatekeeper implements SessionGates {
       }
       if (isFilteredList(request.method)) return { track: this.#listTrack(session, request.method) };
     }
-    if (request.method === 'tools/call' && this.#audit)
-      return { track: this.#callTrack(session, request, started) };
+    if (request.method === 'tools/call' && (this.#audit || request.params?.task !== undefined))
+      return { track: this.#callTrack(session, state, request, started) };
     return { track: undefined };
   }
 
@@ -179,9 +205,16 @@ export class Gatekeeper implements SessionGates {
     };
   }
 
-  #callTrack(session: GatedSession, request: JsonRpcRequest, started: number): RequestTrack {
+  #callTrack(
+    session: GatedSession,
+    state: SessionState,
+    request: JsonRpcRequest,
+    started: number,
+  ): RequestTrack {
     return {
       settle: (response, ending) => {
+        rememberTask(state, request, response);
+        if (!this.#audit) return response;
         const outcome: AuditOutcome =
           ending === 'timeout'
             ? 'timeout'
@@ -263,4 +296,17 @@ function failureReason(response: JsonRpcResponse): string {
 
 function bounded(text: string): string {
   return text.length > MAX_AUDIT_TEXT ? `${text.slice(0, MAX_AUDIT_TEXT)}…` : text;
+}
+
+/** A tools/call answered with a task (`{ task: { taskId } }`): its later tasks/* requests are that tool's. */
+function rememberTask(state: SessionState, request: JsonRpcRequest, response: JsonRpcResponse): void {
+  if (!('result' in response)) return;
+  const taskId = (response.result.task as { taskId?: unknown } | undefined)?.taskId;
+  const tool = request.params?.name;
+  if (typeof taskId !== 'string' || typeof tool !== 'string') return;
+  if (state.taskTools.size >= MAX_TASKS) {
+    const oldest = state.taskTools.keys().next().value;
+    if (oldest !== undefined) state.taskTools.delete(oldest);
+  }
+  state.taskTools.set(taskId, tool);
 }

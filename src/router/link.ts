@@ -19,6 +19,8 @@ export class MuxLink implements Upstream {
   /** The session's request ids in flight (by idKey) → the id the backend saw. */
   readonly backendIds = new Map<string, number>();
   readonly subscriptions = new Set<string>();
+  /** Ids of the MCP tasks this session created on the backend: the only ones it may see or touch. */
+  readonly tasks = new Set<string>();
   /** The level this session asked for with logging/setLevel; undefined = everything the backend sends. */
   logLevel: string | undefined;
   /** The params of this session's initialize (its capabilities and protocol version). */

@@ -19,10 +19,14 @@ import {
 import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
 import { logLevelRank, type MuxLink } from './link.ts';
 import { RequestTable } from './request-table.ts';
+import { TaskTable } from './task-table.ts';
+import { UnsolicitedTarget } from './unsolicited-target.ts';
 
 /** Capabilities the gateway can route for a shared backend: it answers with an error where a session lacks one. */
 const ROUTABLE_CLIENT_CAPABILITIES = { roots: { listChanged: true }, sampling: {}, elicitation: {} };
 const MAX_QUEUED = 1_000;
+/** The task methods a client uses on one task, by its id. */
+const TASK_METHODS = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
 const CAPABILITY_OF: Record<string, string> = {
   'sampling/createMessage': 'sampling',
   'elicitation/create': 'elicitation',
@@ -46,6 +50,10 @@ export class Multiplexer {
   /** What is in flight on the backend, under whose ids. */
   readonly #requests = new RequestTable();
   readonly #subscriptions = new Map<string, Set<MuxLink>>();
+  /** Each task the backend created → the session that created it. */
+  readonly #tasks: TaskTable;
+  /** Who a message tied to no request may go to. */
+  readonly #unsolicited = new UnsolicitedTarget();
   /** Client requests waiting for the backend to be (re)initialized. */
   #queued: Array<{ link: MuxLink; message: JsonRpcRequest }> = [];
   #supervisor: Supervisor | undefined;
@@ -60,6 +68,7 @@ export class Multiplexer {
     this.#mode = options.mode;
     this.#log = options.log.child({ server: options.server, isolation: options.mode });
     this.#onEmpty = options.onEmpty;
+    this.#tasks = new TaskTable(this.#log);
   }
 
   get sessionCount(): number {
@@ -92,6 +101,9 @@ export class Multiplexer {
   backendDown(reason: string): void {
     this.#initResult = undefined;
     this.#initializing = false;
+    // The new process starts with no one's work and no tasks.
+    this.#unsolicited.reset();
+    this.#tasks.clear();
     for (const pending of this.#requests.clear()) {
       pending.link.deliver(
         errorResponse(pending.clientId, ErrorCode.BackendUnavailable, `${reason}; it is being restarted`),
@@ -112,7 +124,7 @@ export class Multiplexer {
 
   fromClient(link: MuxLink, message: JsonRpcMessage): void {
     if (isRequest(message)) this.#clientRequest(link, message);
-    else if (isResponse(message)) this.#clientResponse(message);
+    else if (isResponse(message)) this.#clientResponse(link, message);
     else this.#clientNotification(link, message);
   }
 
@@ -127,6 +139,7 @@ export class Multiplexer {
       });
     }
     for (const uri of link.subscriptions) this.#unsubscribe(link, uri, undefined);
+    this.#tasks.forget(link);
     this.#queued = this.#queued.filter((entry) => entry.link !== link);
     this.#initWaiters = this.#initWaiters.filter((entry) => entry.link !== link);
     if (link.logLevel !== undefined) this.#applyLogLevel();
@@ -164,6 +177,14 @@ export class Multiplexer {
         return;
       }
     }
+    if (TASK_METHODS.has(request.method) && !this.#tasks.owns(link, request.params?.taskId)) {
+      // Another session's task is answered exactly as one that does not exist.
+      const taskId = request.params?.taskId;
+      link.deliver(
+        errorResponse(request.id, ErrorCode.InvalidParams, `Task not found: ${boundedJson(taskId)}`),
+      );
+      return;
+    }
     this.#forward(link, request);
   }
 
@@ -178,12 +199,25 @@ export class Multiplexer {
       this.#toBackend({ ...notification, params: { ...notification.params, requestId: backendId } });
       return;
     }
+    // A client reports progress only on what the backend asked it, under the backend's token.
+    if (
+      notification.method === 'notifications/progress' &&
+      !this.#requests.awaitsProgressFrom(link, notification.params?.progressToken)
+    ) {
+      this.#log.debug({ user: link.user }, 'progress for no server→client request of this session; dropped');
+      return;
+    }
+    this.#unsolicited.served(link);
     this.#toBackend(notification);
   }
 
-  #clientResponse(response: JsonRpcResponse): void {
-    const entry = this.#requests.takeServerRequest(response.id);
-    if (entry) this.#toBackend({ ...response, id: entry.backendId });
+  #clientResponse(link: MuxLink, response: JsonRpcResponse): void {
+    const entry = this.#requests.takeServerRequest(link, response.id);
+    if (!entry) {
+      this.#log.warn({ user: link.user }, 'an answer to no server→client request of this session; dropped');
+      return;
+    }
+    this.#toBackend({ ...response, id: entry.backendId });
   }
 
   #clientInitialize(link: MuxLink, request: JsonRpcRequest): void {
@@ -276,6 +310,7 @@ export class Multiplexer {
     const { backendId, progressKey } = this.#requests.addClient(
       link,
       request.id,
+      request.method,
       typeof token === 'string' || typeof token === 'number' ? token : undefined,
       request.method === 'resources/subscribe' && typeof uri === 'string' ? uri : undefined,
     );
@@ -285,7 +320,9 @@ export class Multiplexer {
     if (!this.#toBackend(forwarded)) {
       this.#requests.take(backendId);
       link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is not running'));
+      return;
     }
+    this.#unsolicited.served(link);
   }
 
   // --- From the backend ---------------------------------------------------------------------------
@@ -308,22 +345,28 @@ export class Multiplexer {
       this.#subscriptions.get(pending.subscribeUri)?.delete(pending.link);
       pending.link.subscriptions.delete(pending.subscribeUri);
     }
-    pending.link.deliver({ ...response, id: pending.clientId });
+    let answer: JsonRpcResponse = { ...response, id: pending.clientId };
+    if ('result' in response) {
+      if (pending.method === 'tasks/list')
+        answer = this.#tasks.ownOnly(pending.link, response.result, answer);
+      else this.#tasks.record(pending.link, response.result);
+    }
+    pending.link.deliver(answer);
   }
 
   #backendRequest(request: JsonRpcRequest): void {
-    const link = this.#certainTarget();
+    const link = this.#tasks.relatedOwner(request) ?? this.#unsolicited.of(this.#links);
     const capability = CAPABILITY_OF[request.method];
     if (!link) {
       this.#log.warn(
-        { method: request.method, sessions: this.#links.size },
+        { method: request.method, sessions: this.#links.size, users: this.#unsolicited.servedUsers },
         'server→client request with no certain target session; answered with an error',
       );
       this.#toBackend(
         errorResponse(
           request.id,
           ErrorCode.InternalError,
-          `mcp-relay cannot tell which of ${this.#links.size} sessions this ${request.method} is for; use isolation per-user or per-session for servers that call back`,
+          this.#unsolicited.whyNone(request.method, this.#links.size),
         ),
       );
       return;
@@ -334,7 +377,14 @@ export class Multiplexer {
       );
       return;
     }
-    link.deliver({ ...request, id: this.#requests.addServerRequest(request.id, link) });
+    const meta = request.params?._meta as Record<string, unknown> | undefined;
+    const token = meta?.progressToken;
+    const id = this.#requests.addServerRequest(
+      request.id,
+      link,
+      typeof token === 'string' || typeof token === 'number' ? token : undefined,
+    );
+    link.deliver({ ...request, id });
   }
 
   #backendNotification(notification: JsonRpcNotification): void {
@@ -357,18 +407,22 @@ export class Multiplexer {
       for (const link of this.#links) link.deliver(notification);
       return;
     }
+    if (method === 'notifications/tasks/status') {
+      this.#tasks.ownerOf(notification.params?.taskId)?.deliver(notification);
+      return;
+    }
     if (method === 'notifications/resources/updated') {
       const uri = notification.params?.uri;
       for (const link of (typeof uri === 'string' && this.#subscriptions.get(uri)) || [])
         link.deliver(notification);
       return;
     }
-    // Log messages and anything else may carry one user's data and are tied to no request: being busy
-    // does not make a session their target, so they reach only a backend that serves one user.
-    const link = this.#singleUser() ? this.#certainTarget() : undefined;
+    // Log messages and anything else may carry one user's data and are tied to no request: they go
+    // where their task says, or to the session that is certain to be theirs, or nowhere.
+    const link = this.#tasks.relatedOwner(notification) ?? this.#unsolicited.of(this.#links);
     if (!link) {
       this.#log.debug(
-        { method, sessions: this.#links.size },
+        { method, sessions: this.#links.size, users: this.#unsolicited.servedUsers },
         'notification with no certain target session; dropped',
       );
       return;
@@ -378,28 +432,6 @@ export class Multiplexer {
   }
 
   // --- Helpers ------------------------------------------------------------------------------------
-
-  /** The one session with requests in flight; or, when none has any, the only session attached. */
-  #certainTarget(): MuxLink | undefined {
-    let busy: MuxLink | undefined;
-    for (const link of this.#links) {
-      if (link.backendIds.size === 0) continue;
-      if (busy) return undefined;
-      busy = link;
-    }
-    if (busy) return busy;
-    return this.#links.size === 1 ? this.#links.values().next().value : undefined;
-  }
-
-  /** Whether every attached session belongs to the same user (always so for per-user and per-session). */
-  #singleUser(): boolean {
-    let user: string | undefined;
-    for (const link of this.#links) {
-      if (user !== undefined && link.user !== user) return false;
-      user = link.user;
-    }
-    return true;
-  }
 
   #subscribe(link: MuxLink, uri: string, request: JsonRpcRequest): void {
     let subscribers = this.#subscriptions.get(uri);
@@ -472,4 +504,10 @@ export class Multiplexer {
   #toBackend(message: JsonRpcMessage): boolean {
     return this.#supervisor?.send(message) ?? false;
   }
+}
+
+/** Client input shown in an error: quoted, and bounded so one odd id cannot make a huge message. */
+function boundedJson(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
 }

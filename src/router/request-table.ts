@@ -2,6 +2,7 @@
 // ids the gateway chose, their progress tokens, internal requests, and server→client requests under the
 // ids the sessions saw. Pure data structure: it sends nothing, so every rule about ids is testable alone.
 
+import { randomBytes } from 'node:crypto';
 import type { JsonRpcId, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import { idKey } from '../sessions/session.ts';
 import type { MuxLink } from './link.ts';
@@ -11,6 +12,7 @@ export interface ClientPending {
   kind: 'client';
   link: MuxLink;
   clientId: JsonRpcId;
+  method: string;
   progressKey: string | undefined;
   subscribeUri?: string | undefined;
 }
@@ -27,6 +29,8 @@ export type Pending = ClientPending | InternalPending;
 export interface ServerRequest {
   backendId: JsonRpcId;
   link: MuxLink;
+  /** The token the backend asked progress under, which the session may report on. */
+  progressToken: string | number | undefined;
 }
 
 export class RequestTable {
@@ -34,10 +38,12 @@ export class RequestTable {
   readonly #pending = new Map<number, Pending>();
   /** Backend progress token → the session and the token it chose. */
   readonly #progress = new Map<string, { link: MuxLink; token: string | number }>();
-  /** Id the session saw for a server→client request → the backend's id and the session. */
-  readonly #serverRequests = new Map<number, ServerRequest>();
+  /**
+   * Id the session saw for a server→client request → the backend's id and the session. The ids are
+   * random, so no session can answer (or even name) a request that went to another.
+   */
+  readonly #serverRequests = new Map<string, ServerRequest>();
   #nextBackendId = 1;
-  #nextServerRequestId = 1;
 
   /**
    * Registers a client request; returns the backend id to send it under and, when the client asked
@@ -46,6 +52,7 @@ export class RequestTable {
   addClient(
     link: MuxLink,
     clientId: JsonRpcId,
+    method: string,
     progressToken: string | number | undefined,
     subscribeUri?: string,
   ): { backendId: number; progressKey: string | undefined } {
@@ -55,7 +62,7 @@ export class RequestTable {
       progressKey = `p${backendId}`;
       this.#progress.set(progressKey, { link, token: progressToken });
     }
-    this.#pending.set(backendId, { kind: 'client', link, clientId, progressKey, subscribeUri });
+    this.#pending.set(backendId, { kind: 'client', link, clientId, method, progressKey, subscribeUri });
     link.backendIds.set(idKey(clientId), backendId);
     return { backendId, progressKey };
   }
@@ -114,23 +121,31 @@ export class RequestTable {
   }
 
   /** Registers a server→client request forwarded to `link`; returns the id that session sees. */
-  addServerRequest(backendId: JsonRpcId, link: MuxLink): number {
-    const id = this.#nextServerRequestId++;
-    this.#serverRequests.set(id, { backendId, link });
+  addServerRequest(backendId: JsonRpcId, link: MuxLink, progressToken?: string | number): string {
+    const id = randomBytes(12).toString('base64url');
+    this.#serverRequests.set(id, { backendId, link, progressToken });
     return id;
   }
 
-  /** The session's answer to a server→client request: where it goes back to, once. */
-  takeServerRequest(id: JsonRpcId | null): ServerRequest | undefined {
-    if (typeof id !== 'number') return undefined;
-    const entry = this.#serverRequests.get(id);
-    if (entry) this.#serverRequests.delete(id);
+  /** `link`'s answer to a server→client request sent to it: where it goes back to, once. */
+  takeServerRequest(link: MuxLink, id: JsonRpcId | null): ServerRequest | undefined {
+    const entry = typeof id === 'string' ? this.#serverRequests.get(id) : undefined;
+    if (entry?.link !== link) return undefined;
+    this.#serverRequests.delete(id as string);
     return entry;
   }
 
+  /** Whether `link` has an unanswered server→client request that asked for progress under `token`. */
+  awaitsProgressFrom(link: MuxLink, token: unknown): boolean {
+    if (typeof token !== 'string' && typeof token !== 'number') return false;
+    for (const entry of this.#serverRequests.values())
+      if (entry.link === link && entry.progressToken === token) return true;
+    return false;
+  }
+
   /** The backend cancelled its request `backendId`: the sessions' ids it was forwarded under. */
-  takeServerRequestsFor(backendId: unknown): Array<{ id: number; link: MuxLink }> {
-    const taken: Array<{ id: number; link: MuxLink }> = [];
+  takeServerRequestsFor(backendId: unknown): Array<{ id: string; link: MuxLink }> {
+    const taken: Array<{ id: string; link: MuxLink }> = [];
     for (const [id, entry] of this.#serverRequests) {
       if (entry.backendId !== backendId) continue;
       this.#serverRequests.delete(id);

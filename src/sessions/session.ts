@@ -44,6 +44,14 @@ interface InFlight {
 
 /** Unsolicited messages kept for a GET stream that is not open yet. */
 const MAX_QUEUED = 256;
+/** The notifications a client may send (MCP 2025-11-25 `ClientNotification`); others never reach a backend. */
+const CLIENT_NOTIFICATIONS = new Set([
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+  'notifications/tasks/status',
+]);
 /** The LSP code for a cancelled request; MCP clients drop such responses anyway. */
 const REQUEST_CANCELLED = -32800;
 
@@ -64,8 +72,11 @@ export class Session implements Downstream {
   readonly #log: Logger;
   readonly #requestTimeoutMs: number;
   readonly #inFlight = new Map<string, InFlight>();
-  /** Server→client requests not answered yet, and where they were sent (their cancellation follows). */
-  readonly #serverRequests = new Map<string, MessageSink | ReplyTarget>();
+  /**
+   * Server→client requests not answered yet, and where they were sent (their cancellation follows;
+   * undefined: queued for the GET stream). Only these may be answered by the client.
+   */
+  readonly #serverRequests = new Map<string, MessageSink | ReplyTarget | undefined>();
   readonly #queued: JsonRpcMessage[] = [];
   readonly #onclose: Array<(session: Session, reason: string) => void> = [];
   #upstream: Upstream | undefined;
@@ -196,16 +207,33 @@ export class Session implements Downstream {
     }
   }
 
-  /** A client notification, or the client's response to a server→client request. */
-  post(message: JsonRpcNotification | JsonRpcResponse): void {
+  /**
+   * A client notification, or the client's response to a server→client request. Returns why it was
+   * refused when the client is at fault (the front answers 400): a response to nothing this session
+   * was asked, or a request method sent without an id. Notifications no client may send are dropped.
+   */
+  post(message: JsonRpcNotification | JsonRpcResponse): string | undefined {
     this.lastActivity = Date.now();
-    if (this.#closed) return;
+    if (this.#closed) return undefined;
     if (isResponse(message)) {
-      if (message.id !== null) this.#serverRequests.delete(idKey(message.id));
+      if (message.id === null || !this.#serverRequests.delete(idKey(message.id))) {
+        this.#log.warn({ id: message.id }, 'a response to no server→client request of this session; refused');
+        return 'this session has no server→client request with this id waiting for an answer';
+      }
+    } else if (!CLIENT_NOTIFICATIONS.has(message.method)) {
+      const method = message.method.slice(0, 100);
+      // Without an id, a request would bypass policy, rate limits and audit; it is not forwarded.
+      if (!message.method.startsWith('notifications/')) {
+        this.#log.warn({ method }, 'a request without an id; refused');
+        return `${JSON.stringify(method)} is a request and needs an id`;
+      }
+      this.#log.info({ method }, 'a notification clients do not send; dropped');
+      return undefined;
     } else if (message.method === 'notifications/cancelled') {
       this.#cancelledByClient(message);
     }
     this.#upstream?.send(message);
+    return undefined;
   }
 
   /** The client's GET stream opened (or resumed): queued unsolicited messages go out now. */
@@ -235,23 +263,26 @@ export class Session implements Downstream {
     }
     if (method === 'notifications/cancelled') {
       const requestId = message.params?.requestId;
-      const target =
-        typeof requestId === 'string' || typeof requestId === 'number'
-          ? this.#serverRequests.get(idKey(requestId))
-          : undefined;
-      if (target && typeof requestId !== 'undefined') {
-        this.#serverRequests.delete(idKey(requestId as JsonRpcId));
-        target.send(message);
-      }
+      const key = typeof requestId === 'string' || typeof requestId === 'number' ? idKey(requestId) : '';
+      if (!this.#serverRequests.has(key)) return;
+      const target = this.#serverRequests.get(key);
+      this.#serverRequests.delete(key);
+      if (target) target.send(message);
+      else this.#unsolicited(message);
       return;
     }
     if (isRequest(message) || method === 'notifications/message') {
       const target = this.#requestScopedTarget();
-      if (isRequest(message) && target) this.#serverRequests.set(idKey(message.id), target);
+      if (isRequest(message)) this.#serverRequests.set(idKey(message.id), target);
       if (target) target.send(message);
       else this.#queue(message);
       return;
     }
+    this.#unsolicited(message);
+  }
+
+  /** A message for the GET stream, queued until it opens. */
+  #unsolicited(message: JsonRpcMessage): void {
     if (this.#standalone) this.#standalone.send(message);
     else this.#queue(message);
   }

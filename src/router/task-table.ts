@@ -1,0 +1,80 @@
+// Which session created each MCP task (2025-11-25 tasks) on one backend. Task ids are the backend's,
+// shared by every session of a shared backend, so the gateway scopes them: a session sees and acts on
+// its own tasks only, and a message that names a task (related-task `_meta`) has a certain owner.
+
+import type { Logger } from '../log.ts';
+import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import type { MuxLink } from './link.ts';
+
+/** Tasks remembered per session; the oldest is forgotten beyond this (the backend expires them by ttl anyway). */
+const MAX_TASKS_PER_SESSION = 1_000;
+/** Where a server→client message names the task it belongs to. */
+const RELATED_TASK = 'io.modelcontextprotocol/related-task';
+
+export class TaskTable {
+  readonly #owners = new Map<string, MuxLink>();
+  readonly #log: Logger;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  owns(link: MuxLink, taskId: unknown): boolean {
+    return typeof taskId === 'string' && this.#owners.get(taskId) === link;
+  }
+
+  ownerOf(taskId: unknown): MuxLink | undefined {
+    return typeof taskId === 'string' ? this.#owners.get(taskId) : undefined;
+  }
+
+  /** The session whose task a backend message names in its `_meta`, if that session is still here. */
+  relatedOwner(message: JsonRpcRequest | JsonRpcNotification): MuxLink | undefined {
+    const related = (message.params?._meta as Record<string, unknown> | undefined)?.[RELATED_TASK];
+    return this.ownerOf((related as { taskId?: unknown } | undefined)?.taskId);
+  }
+
+  /** A result that created a task (`{ task: { taskId } }`) makes the session its owner. */
+  record(link: MuxLink, result: Record<string, unknown>): void {
+    const taskId = (result.task as { taskId?: unknown } | undefined)?.taskId;
+    if (typeof taskId !== 'string') return;
+    const owner = this.#owners.get(taskId);
+    if (owner && owner !== link) {
+      this.#log.warn(
+        { user: link.user },
+        'backend reused the task id of another session; the task keeps its owner',
+      );
+      return;
+    }
+    if (link.tasks.size >= MAX_TASKS_PER_SESSION) {
+      const oldest: string | undefined = link.tasks.values().next().value;
+      if (oldest !== undefined) {
+        link.tasks.delete(oldest);
+        this.#owners.delete(oldest);
+      }
+    }
+    link.tasks.add(taskId);
+    this.#owners.set(taskId, link);
+  }
+
+  /** A tasks/list page with only the session's own tasks. */
+  ownOnly(link: MuxLink, result: Record<string, unknown>, answer: JsonRpcResponse): JsonRpcResponse {
+    const tasks = result.tasks;
+    if (!Array.isArray(tasks)) return answer;
+    const own = tasks.filter((task: unknown) =>
+      this.owns(link, (task as { taskId?: unknown } | null)?.taskId),
+    );
+    return { ...answer, result: { ...result, tasks: own } };
+  }
+
+  /** The session left: its tasks have no owner any more. */
+  forget(link: MuxLink): void {
+    for (const taskId of link.tasks) this.#owners.delete(taskId);
+    link.tasks.clear();
+  }
+
+  /** The backend process is gone, and its tasks with it. */
+  clear(): void {
+    for (const link of this.#owners.values()) link.tasks.clear();
+    this.#owners.clear();
+  }
+}
