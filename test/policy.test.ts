@@ -13,6 +13,7 @@ import { Policy } from '../src/policy/policy.ts';
 import { RelayError } from '../src/protocol/errors.ts';
 import {
   connectClient,
+  FIXTURE_SERVER,
   fixtureServer,
   INITIALIZE,
   rawPost,
@@ -295,6 +296,46 @@ describe('policy: one shared fixture backend', () => {
     assert.equal((await refusal(ops.client.callTool({ name: 'crash', arguments: {} }))).code, -32003);
     await Promise.all([ops.client.close(), design.client.close()]);
   });
+});
+
+describe('policy: file URIs as a server reads them', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway(
+      { servers: { files: fixtureServer('well', { resources: { deny: ['file:///etc/*'] } }) } },
+      { users: ['alice'] },
+    );
+  });
+  after(() => gw.close());
+
+  it(
+    'refuses every spelling fileURLToPath reads as a denied path, and URIs it cannot read as a server would',
+    TIMEOUT,
+    async () => {
+      const { client } = await connectClient(`${gw.url}/mcp/files`, gw.keys.alice);
+      try {
+        for (const uri of [
+          'file:///etc/hostname',
+          'file:////etc/hostname',
+          'file://///etc/hostname',
+          'file://localhost//etc/hostname',
+          'file:///%2Fetc/hostname',
+          'file://fileserver/etc/hostname',
+          'file:///etc/%zz',
+        ]) {
+          await assert.rejects(client.readResource({ uri }), (error: Error & { code?: number }) => {
+            assert.equal(error.code, -32003, `${uri}: ${error.message}`);
+            return true;
+          });
+        }
+        // An allowed path is read as usual.
+        const read = await client.readResource({ uri: `file://${FIXTURE_SERVER}` });
+        assert.match(JSON.stringify(read.contents), /A small stdio MCP server/);
+      } finally {
+        await client.close();
+      }
+    },
+  );
 });
 
 describe('policy: prompts and resources (server-everything)', () => {

@@ -85,7 +85,11 @@ export class ServerPolicy {
         const filter = filters[kind];
         if (filter === undefined) return true;
         if (kind !== 'resource') return filterVisible(filter, groups, name);
-        return uriSpellings(name).every((spelling) => filterVisible(filter, groups, spelling));
+        const spellings = uriSpellings(name);
+        // A URI the gateway cannot read as the server would is refused rather than guessed.
+        return (
+          spellings?.every((spelling) => filterVisible(filter, groups, spelling)) === true
+        );
       },
     };
   }
@@ -93,28 +97,38 @@ export class ServerPolicy {
 
 /**
  * The spellings of one resource URI a server may take to mean the same resource: as written, as the
- * URL parser normalizes it ("..", "." and "%2e" segments, letter case of scheme and host), and
- * percent-decoded then normalized. A URI is visible only when every spelling is, so neither
- * "file:///public/../secret" passes an allow of "file:///public/*" nor "FILE:///secret/x" or
- * "file:///s%65cret/x" gets past a deny of "file:///secret/*".
+ * URL parser normalizes it ("..", "." and "%2e" segments, letter case of scheme and host, for `file:`
+ * also repeated slashes and a `localhost` authority), and percent-decoded then normalized. A URI is
+ * visible only when every spelling is, so neither "file:///public/../secret" passes an allow of
+ * "file:///public/*" nor "FILE:///secret/x", "file:///s%65cret/x" or "file:////secret/x" gets past a
+ * deny of "file:///secret/*". Undefined when a spelling cannot be parsed, or is a `file:` URI naming
+ * another host (which a server may read as a network path).
  */
-function uriSpellings(uri: string): string[] {
-  const spellings = new Set([uri]);
+function uriSpellings(uri: string): string[] | undefined {
   const normalized = normalizeUri(uri);
-  if (normalized !== undefined) spellings.add(normalized);
+  if (normalized === undefined) return undefined;
+  const spellings = new Set([uri, normalized]);
   let decoded: string | undefined;
   try {
     decoded = decodeURIComponent(uri);
   } catch {
-    decoded = undefined; // Not valid percent-encoding: a server cannot decode it either.
+    return undefined; // Not valid percent-encoding: no telling what a server makes of it.
   }
-  if (decoded !== undefined && decoded !== uri) spellings.add(normalizeUri(decoded) ?? decoded);
+  if (decoded !== uri) {
+    const normalizedDecoded = normalizeUri(decoded);
+    if (normalizedDecoded === undefined) return undefined;
+    spellings.add(normalizedDecoded);
+  }
   return [...spellings];
 }
 
 function normalizeUri(uri: string): string | undefined {
   if (!URL.canParse(uri)) return undefined;
-  return new URL(uri).href;
+  const url = new URL(uri);
+  if (url.protocol !== 'file:') return url.href;
+  // fileURLToPath reads "file:////etc/x" and "file://localhost/etc/x" as /etc/x; another host is a network path.
+  if (url.hostname !== '' && url.hostname !== 'localhost') return undefined;
+  return new URL(`file://${url.pathname.replace(/\/{2,}/g, '/')}${url.search}${url.hash}`).href;
 }
 
 /** The compiled policy of every server of one config. */
