@@ -3,7 +3,14 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { fixtureServer, INITIALIZE, rawPost, startGateway, type TestGateway } from './helpers/gateway.ts';
+import {
+  connectClient,
+  fixtureServer,
+  INITIALIZE,
+  rawPost,
+  startGateway,
+  type TestGateway,
+} from './helpers/gateway.ts';
 
 describe('Streamable HTTP rules', () => {
   let gw: TestGateway;
@@ -187,7 +194,7 @@ describe('Streamable HTTP rules', () => {
     assert.equal(reply.headers.get('allow'), 'GET, POST, DELETE');
   });
 
-  it('202 for notifications and responses', async () => {
+  it('202 for notifications, 400 for a response to nothing this session was asked', async () => {
     const note = await rawPost(
       endpoint,
       JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
@@ -202,7 +209,7 @@ describe('Streamable HTTP rules', () => {
       ...auth,
       'mcp-session-id': session,
     });
-    assert.equal(response.status, 202);
+    assert.equal(response.status, 400);
   });
 
   it('GET: 406 without text/event-stream, 409 for a second stream, keep-alive comments', async () => {
@@ -234,7 +241,20 @@ describe('Streamable HTTP rules', () => {
     assert.equal(unauthenticated.status, 401);
   });
 
-  it('caps sessions per user with 429', async () => {
+  it('lets an eleventh SDK client in after ten that closed without DELETE (default limits)', async () => {
+    const gw = await startGateway({ servers: { echo: fixtureServer() } }, { users: ['erin'] });
+    try {
+      for (let i = 0; i < 12; i++) {
+        const { client } = await connectClient(`${gw.url}/mcp`, gw.keys.erin);
+        await client.listTools();
+        await client.close(); // the SDK's close() sends no DELETE
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('caps sessions per user: the least recently used idle one makes room, 429 only when all are busy', async () => {
     const capped = await startGateway(
       { servers: { echo: fixtureServer() }, limits: { sessionsPerUser: 2 } },
       { users: ['dave'] },
@@ -242,19 +262,31 @@ describe('Streamable HTTP rules', () => {
     try {
       const headers = { authorization: `Bearer ${capped.keys.dave}` };
       const url = `${capped.url}/mcp`;
-      assert.equal((await rawPost(url, INITIALIZE, headers)).status, 200);
-      const second = await rawPost(url, INITIALIZE, headers);
-      assert.equal(second.status, 200);
-      const third = await rawPost(url, INITIALIZE, headers);
-      assert.equal(third.status, 429);
-      assert.match(errorOf(third.json).message, /at most 2 per user/);
-      // Ending one frees a slot.
-      const del = await fetch(url, {
-        method: 'DELETE',
-        headers: { ...headers, 'mcp-session-id': second.headers.get('mcp-session-id') as string },
-      });
-      assert.equal(del.status, 204);
-      assert.equal((await rawPost(url, INITIALIZE, headers)).status, 200);
+      const open = async () => {
+        const init = await rawPost(url, INITIALIZE, headers);
+        assert.equal(init.status, 200, init.text);
+        return { ...headers, 'mcp-session-id': init.headers.get('mcp-session-id') as string };
+      };
+      const call = (session: Record<string, string>, id: number, name: string, args = {}) =>
+        rawPost(
+          url,
+          JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }),
+          session,
+        );
+      // Clients that never send DELETE (the SDK's close(), mcp-remote, the Inspector) leave idle sessions.
+      const first = await open();
+      const second = await open();
+      assert.equal((await call(second, 1, 'echo', { text: 'recent' })).status, 200);
+      const third = await open();
+      assert.equal((await call(first, 2, 'echo')).status, 404, 'the least recently used session made room');
+      assert.equal((await call(second, 3, 'echo')).status, 200);
+      // Both left are busy: nothing may be ended for a newcomer.
+      const busy = [call(second, 4, 'sleep', { ms: 800 }), call(third, 5, 'sleep', { ms: 800 })];
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const refused = await rawPost(url, INITIALIZE, headers);
+      assert.equal(refused.status, 429);
+      assert.match(errorOf(refused.json).message, /at most 2 per user/);
+      for (const reply of await Promise.all(busy)) assert.equal(reply.status, 200);
     } finally {
       await capped.close();
     }

@@ -376,12 +376,13 @@ describe('mTLS: config and names', () => {
       subject: { CN: 'alice', OU: ['design', 'ops', 'Not A Group'] },
       subjectaltname:
         'DNS:alice.example.com, email:alice@example.com, URI:spiffe://other.org/user/mallory, URI:spiffe://example.org/user/alice',
+      fingerprint256: 'AB:CD',
     };
     const id = (options: Parameters<typeof identityFromCertificate>[1]) =>
       identityFromCertificate(cert, options);
     assert.deepEqual(id({ userFrom: 'cn', groupsFrom: 'ou' }), {
       kind: 'ok',
-      identity: { user: 'alice', groups: ['design', 'ops'], method: 'mtls' },
+      identity: { user: 'alice', groups: ['design', 'ops'], method: 'mtls', credential: 'cert:AB:CD' },
     });
     const user = (options: Parameters<typeof identityFromCertificate>[1]) => {
       const outcome = id(options);

@@ -94,7 +94,7 @@ describe('policy: patterns and precedence', () => {
     });
     const visibility = new Policy(config)
       .server('s')
-      ?.visibilityFor({ user: 'a', groups: [], method: 'api-key' });
+      ?.visibilityFor({ user: 'a', groups: [], method: 'api-key', credential: 'key:a' });
     assert.ok(visibility);
     assert.ok(visibility.visible('resource', 'file:///public/a.txt'));
     assert.ok(visibility.visible('resource', 'file:///public/a%20b.txt'));
@@ -125,7 +125,12 @@ describe('policy: patterns and precedence', () => {
     });
     const policy = new Policy(config).server('s');
     assert.ok(policy);
-    const user = (name: string, groups: string[] = []) => ({ user: name, groups, method: 'api-key' });
+    const user = (name: string, groups: string[] = []) => ({
+      user: name,
+      groups,
+      method: 'api-key',
+      credential: `key:${name}`,
+    });
     assert.ok(policy.allows(user('alice')));
     assert.ok(policy.allows(user('bob', ['ops'])));
     assert.ok(!policy.allows(user('carol', ['design'])));

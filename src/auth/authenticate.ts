@@ -10,7 +10,7 @@ import type { ProtectedResource } from './protected-resource.ts';
 
 /** A store that maps an API key to its owner (the KeyStore). */
 export interface TokenVerifier {
-  authenticate(token: string): { user: string; groups: readonly string[] } | undefined;
+  authenticate(token: string): { user: string; groups: readonly string[]; keyId: string } | undefined;
 }
 
 /** Verifies a JWT access token for an endpoint that accepts the given audiences (the OidcVerifier). */
@@ -44,7 +44,12 @@ export type AuthFailure = {
 export type AuthResult = { ok: true; identity: Identity } | AuthFailure;
 
 /** Used when no authentication is configured (allowed on loopback only). */
-export const LOCAL_IDENTITY: Identity = Object.freeze({ user: 'local', groups: [], method: 'none' });
+export const LOCAL_IDENTITY: Identity = Object.freeze({
+  user: 'local',
+  groups: [],
+  method: 'none',
+  credential: 'none',
+});
 
 export async function authenticate(request: AuthRequest, methods: AuthMethods): Promise<AuthResult> {
   const { keys, oidc } = methods;
@@ -59,7 +64,10 @@ export async function authenticate(request: AuthRequest, methods: AuthMethods): 
   }
   if (looksLikeApiKey(token) || !oidc) {
     const found = keys?.authenticate(token);
-    if (found) return { ok: true, identity: { user: found.user, groups: found.groups, method: 'api-key' } };
+    if (found) {
+      const { user, groups, keyId } = found;
+      return { ok: true, identity: { user, groups, method: 'api-key', credential: `key:${keyId}` } };
+    }
     return challenge.invalid(
       keys ? 'the API key is unknown, revoked or expired' : 'API keys are not accepted by this gateway',
     );
@@ -74,7 +82,8 @@ export async function authenticate(request: AuthRequest, methods: AuthMethods): 
   const required = oidc.resource.requiredScopes(request.server);
   const missing = required.filter((scope) => !principal.scopes.has(scope));
   if (missing.length > 0) return challenge.insufficientScope(missing);
-  return { ok: true, identity: { user: principal.user, groups: principal.groups, method: 'oidc' } };
+  const { user, groups, subject } = principal;
+  return { ok: true, identity: { user, groups, method: 'oidc', credential: `oidc:${subject}` } };
 }
 
 /** Builds the failure answers for one request. */

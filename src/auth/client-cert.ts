@@ -15,6 +15,7 @@ export const DEFAULT_CLIENT_CERT_AUTH: ClientCertAuth = Object.freeze({ userFrom
 export interface PeerCertificateLike {
   subject?: Readonly<Record<string, unknown>>;
   subjectaltname?: string;
+  fingerprint256?: string;
 }
 
 /** What a TLS socket tells about its peer (a structural view of `tls.TLSSocket`). */
@@ -69,7 +70,8 @@ export function identityFromCertificate(
     options.groupsFrom === 'ou'
       ? [...new Set(values(cert.subject?.OU).filter((group) => PRINCIPAL_NAME.test(group)))]
       : [];
-  return { kind: 'ok', identity: { user, groups, method: 'mtls' } };
+  const credential = `cert:${cert.fingerprint256 ?? ''}`;
+  return { kind: 'ok', identity: { user, groups, method: 'mtls', credential } };
 }
 
 function userOf(cert: PeerCertificateLike, options: ClientCertAuth): string | undefined {

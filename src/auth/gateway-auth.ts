@@ -4,6 +4,7 @@
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RelayError } from '../protocol/errors.ts';
+import type { Identity } from '../sessions/types.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { type AuthMethods, type AuthRequest, type AuthResult, authenticate } from './authenticate.ts';
 import { KeyStore } from './keys.ts';
@@ -17,6 +18,7 @@ export class GatewayAuth {
   readonly resource: ProtectedResource | undefined;
   readonly #verifier: OidcVerifier | undefined;
   #keys: KeyStore | undefined;
+  readonly #onKeysChanged: Array<() => void> = [];
   #opened = false;
   #closed = false;
 
@@ -56,6 +58,27 @@ export class GatewayAuth {
     if (this.#config.auth.apiKeys)
       this.#keys = await KeyStore.open(this.#config.auth.apiKeys.file, this.#log);
     if (this.#closed) this.#keys?.close();
+    for (const listener of this.#onKeysChanged) this.#keys?.onReload(listener);
+  }
+
+  /** Calls `listener` whenever the keys file changed (a key created, revoked or edited). */
+  onKeysChanged(listener: () => void): void {
+    this.#onKeysChanged.push(listener);
+    this.#keys?.onReload(listener);
+  }
+
+  /**
+   * Whether the credential of an identity established earlier still stands as it was: an API key that
+   * was revoked, expired, or now names other groups does not (its sessions must end).
+   */
+  stillValid(identity: Identity): boolean {
+    if (identity.method !== 'api-key' || !this.#keys) return true;
+    const principal = this.#keys.principalOf(identity.credential.slice('key:'.length));
+    return (
+      principal !== undefined &&
+      principal.user === identity.user &&
+      principal.groups.join('\n') === identity.groups.join('\n')
+    );
   }
 
   authenticate(request: AuthRequest): Promise<AuthResult> {

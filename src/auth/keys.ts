@@ -31,6 +31,8 @@ export class KeyStore {
   #log: Logger;
   #now: () => number;
   #byHash: ReadonlyMap<string, Entry> = new Map();
+  #byId: ReadonlyMap<string, Entry> = new Map();
+  readonly #onReload: Array<() => void> = [];
   #reloads: Promise<void> = Promise.resolve();
   #closed = false;
   // Polling (stat every interval) rather than fs.watch: it survives the atomic rename that replaces
@@ -71,6 +73,18 @@ export class KeyStore {
     return entry.principal;
   }
 
+  /** The owner of the key with this id while it is valid: undefined once revoked or expired. */
+  principalOf(keyId: string): KeyPrincipal | undefined {
+    const entry = this.#byId.get(keyId);
+    if (!entry || (entry.expiresAt !== undefined && entry.expiresAt <= this.#now())) return undefined;
+    return entry.principal;
+  }
+
+  /** Calls `listener` after each reload that installed a new set of keys. */
+  onReload(listener: () => void): void {
+    this.#onReload.push(listener);
+  }
+
   /** How many keys are loaded (expired ones included). */
   get size(): number {
     return this.#byHash.size;
@@ -109,20 +123,25 @@ export class KeyStore {
     const before = this.#byHash.size;
     this.#install(records);
     this.#log.info({ file: this.file, keys: records.length, before }, 'API keys reloaded');
+    for (const listener of this.#onReload) listener();
   }
 
   #install(records: readonly KeyRecord[]): void {
     const byHash = new Map<string, Entry>();
+    const byId = new Map<string, Entry>();
     for (const record of records) {
-      byHash.set(record.sha256, {
+      const entry: Entry = {
         principal: Object.freeze({
           user: record.user,
           keyId: record.id,
           groups: Object.freeze([...record.groups]),
         }),
         expiresAt: record.expires === undefined ? undefined : Date.parse(record.expires),
-      });
+      };
+      byHash.set(record.sha256, entry);
+      byId.set(record.id, entry);
     }
     this.#byHash = byHash;
+    this.#byId = byId;
   }
 }

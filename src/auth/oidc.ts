@@ -16,6 +16,8 @@ const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256
 
 export interface TokenPrincipal {
   readonly user: string;
+  /** The token's `sub`: with the issuer fixed, who the credential is, whatever claim names the user. */
+  readonly subject: string;
   readonly groups: readonly string[];
   readonly scopes: ReadonlySet<string>;
 }
@@ -85,6 +87,7 @@ export class OidcVerifier {
       ok: true,
       principal: {
         user,
+        subject: typeof payload.sub === 'string' ? payload.sub : user,
         groups: groupsOf(claim(payload, this.#config.groupsClaim)),
         scopes: scopesOf(payload),
       },

@@ -17,7 +17,8 @@ export function socketIdentity(headers: IncomingHttpHeaders): Identity | undefin
   const groupsHeader = single(headers[SOCKET_GROUPS_HEADER]) ?? '';
   const groups = groupsHeader === '' ? [] : groupsHeader.split(',').map((group) => group.trim());
   if (!groups.every((group) => PRINCIPAL_NAME.test(group))) return undefined;
-  return { user, groups: [...new Set(groups)], method: 'ssh' };
+  // The socket's permissions are the credential: every ssh-entry connection of the user presents the same.
+  return { user, groups: [...new Set(groups)], method: 'ssh', credential: 'ssh-socket' };
 }
 
 function single(value: string | string[] | undefined): string | undefined {

@@ -73,6 +73,14 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         if (closed > 0) log.info({ sessions: closed }, 'closed sessions whose user lost access in a reload');
       });
   });
+  // A revoked (or edited) API key ends its sessions at once, rather than at their next request.
+  gatewayAuth.onKeysChanged(() => {
+    void sessions
+      .closeWhere((session) => !gatewayAuth.stillValid(session.identity), 'API key revoked or changed')
+      .then((closed) => {
+        if (closed > 0) log.info({ sessions: closed }, 'closed sessions of revoked or changed API keys');
+      });
+  });
   const router = new Router(
     config,
     new BackendLauncher(config.servers, log, env, config.limits.maxBackendMessageBytes),

@@ -87,9 +87,7 @@ export class ServerPolicy {
         if (kind !== 'resource') return filterVisible(filter, groups, name);
         const spellings = uriSpellings(name);
         // A URI the gateway cannot read as the server would is refused rather than guessed.
-        return (
-          spellings?.every((spelling) => filterVisible(filter, groups, spelling)) === true
-        );
+        return spellings?.every((spelling) => filterVisible(filter, groups, spelling)) === true;
       },
     };
   }

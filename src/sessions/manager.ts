@@ -50,6 +50,12 @@ export class SessionManager {
     const refusal = await this.#gates?.admitSession(server, identity);
     if (refusal) return { ok: false, reason: 'refused', refusal };
     const limit = this.#config.limits.sessionsPerUser;
+    if ((this.#perUser.get(identity.user) ?? 0) >= limit) {
+      // Most clients never send DELETE: make room by ending the user's least recently used idle session.
+      const idle = this.#leastRecentlyUsedIdle(identity.user);
+      if (!idle) return { ok: false, reason: 'too-many-sessions', limit };
+      await idle.close(`replaced by a newer session of the user (limits.sessionsPerUser: ${limit})`);
+    }
     const current = this.#perUser.get(identity.user) ?? 0;
     if (current >= limit) return { ok: false, reason: 'too-many-sessions', limit };
     const serverConfig = this.#config.servers[server];
@@ -75,10 +81,19 @@ export class SessionManager {
     return { ok: true, session };
   }
 
-  /** The session with this id if it belongs to `identity.user`; another user's id is as unknown as a made-up one. */
+  /**
+   * The session with this id if it was opened with `identity`'s credential (so by the same user); any
+   * other caller's id, even another key of the same user, is as unknown as a made-up one.
+   */
   get(id: string, identity: Identity, server: string): Session | undefined {
     const session = this.#sessions.get(id);
-    if (!session || session.closed || session.identity.user !== identity.user || session.server !== server) {
+    if (
+      !session ||
+      session.closed ||
+      session.identity.user !== identity.user ||
+      session.identity.credential !== identity.credential ||
+      session.server !== server
+    ) {
       return undefined;
     }
     return session;
@@ -101,6 +116,17 @@ export class SessionManager {
     const remaining = (this.#perUser.get(session.identity.user) ?? 1) - 1;
     if (remaining > 0) this.#perUser.set(session.identity.user, remaining);
     else this.#perUser.delete(session.identity.user);
+  }
+
+  /** The user's session used longest ago that has no request in flight and no open GET stream. */
+  #leastRecentlyUsedIdle(user: string): Session | undefined {
+    let oldest: Session | undefined;
+    for (const session of this.#sessions.values()) {
+      if (session.identity.user !== user || session.closed) continue;
+      if (session.inFlightCount > 0 || session.hasStandaloneStream) continue;
+      if (!oldest || session.lastActivity < oldest.lastActivity) oldest = session;
+    }
+    return oldest;
   }
 
   #reapIdle(): void {

@@ -11,8 +11,13 @@ import type {
 export interface Identity {
   user: string;
   groups: readonly string[];
-  /** How the user authenticated: 'api-key', 'none' (loopback without auth), later 'oidc', 'mtls', 'ssh'. */
+  /** How the user authenticated: 'api-key', 'oidc', 'mtls', 'ssh', 'none' (loopback without auth). */
   method: string;
+  /**
+   * The credential itself (an API key's id, a token's subject, a certificate's fingerprint): a session
+   * answers only to the credential it was opened with, so another key of the same user cannot use it.
+   */
+  credential: string;
 }
 
 /** Where the messages that belong to one client request go: the POST's reply (JSON or SSE). */

@@ -63,7 +63,12 @@ export async function runSshEntry(options: SshEntryOptions): Promise<number> {
       mode: ssh.mode,
       client: clientAddress(options.env.SSH_CONNECTION),
     };
-    const identity: Identity = { user: options.user, groups: options.groups, method: 'ssh' };
+    const identity: Identity = {
+      user: options.user,
+      groups: options.groups,
+      method: 'ssh',
+      credential: 'ssh-standalone',
+    };
     const choice = chooseServer(config, options.env.SSH_ORIGINAL_COMMAND, identity);
     const refuse = (reason: string, server?: string) => {
       say(reason);
