@@ -281,7 +281,10 @@ describe('OAuth resource server (gateway)', () => {
   });
 
   it('refuses an unverified email as the user name, so open sign-up cannot claim an existing user', async () => {
-    const openIdp = await startTestIdp({ unverifiedEmails: ['mallory'] });
+    // Only the boolean true counts as verified: not false, not the string "false", not a missing claim.
+    const openIdp = await startTestIdp({
+      emailVerified: { mallory: false, eve: 'false', trent: 'true', oscar: undefined },
+    });
     try {
       const url = `${gw.url}/mcp/echo`;
       const audiences = new Set([url]);
@@ -296,10 +299,12 @@ describe('OAuth resource server (gateway)', () => {
         },
         silentLogger,
       );
-      const mallory = await openIdp.authorize({ user: 'mallory', resource: url });
-      const refused = await byEmail.verify(mallory.access_token, audiences);
-      assert.ok(!refused.ok);
-      assert.match(refused.description, /not verified/);
+      for (const user of ['mallory', 'eve', 'trent', 'oscar']) {
+        const tokens = await openIdp.authorize({ user, resource: url });
+        const refused = await byEmail.verify(tokens.access_token, audiences);
+        assert.ok(!refused.ok, user);
+        assert.match(refused.description, /not verified/, user);
+      }
       const alice = await openIdp.authorize({ user: 'alice', resource: url });
       const accepted = await byEmail.verify(alice.access_token, audiences);
       assert.ok(accepted.ok);

@@ -75,8 +75,9 @@ export class OidcVerifier {
             : `the "${this.#config.userClaim}" claim is not a user name (1-64 letters, digits or ._@-)`,
       };
     }
-    // A provider that lets anyone claim an address must not let them become its owner here.
-    if (this.#config.userClaim === 'email' && payload.email_verified === false) {
+    // A provider that lets anyone claim an address must not let them become its owner here. Only
+    // the boolean true counts: a missing claim, or the string "false" some providers send, is not.
+    if (this.#config.userClaim === 'email' && payload.email_verified !== true) {
       return {
         ok: false,
         reason: 'invalid',

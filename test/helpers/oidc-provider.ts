@@ -23,8 +23,11 @@ export interface TestIdpOptions {
   accessTokenTTL?: number;
   /** Groups per login name, put into the `groups` claim. */
   groups?: Record<string, string[]>;
-  /** Login names whose `email` claim comes with `email_verified: false` (as with open sign-up). */
-  unverifiedEmails?: string[];
+  /**
+   * The `email_verified` claim per login name (default `true`): `false` as with open sign-up, the
+   * string `"false"` as some providers send it, `undefined` to leave the claim out.
+   */
+  emailVerified?: Record<string, unknown>;
 }
 
 export interface TokenSet {
@@ -68,6 +71,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
   let keys: JWK[] = options.keys ? [...options.keys] : [await newSigningKey()];
   const settings = { accessTokenTTL: options.accessTokenTTL ?? 300 };
   const groups = options.groups ?? {};
+  const emailVerified = options.emailVerified ?? {};
   const grants: string[] = [];
   let registrations = 0;
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
@@ -106,7 +110,7 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
         ? {
             preferred_username: user,
             email: `${user}@example.test`,
-            email_verified: !(options.unverifiedEmails ?? []).includes(user),
+            email_verified: Object.hasOwn(emailVerified, user) ? emailVerified[user] : true,
             groups: groups[user] ?? [],
           }
         : undefined;
