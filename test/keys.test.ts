@@ -15,6 +15,7 @@ import { KeyStore } from '../src/auth/keys.ts';
 import { silentLogger } from '../src/log.ts';
 import { RelayError } from '../src/protocol/errors.ts';
 import { runCli } from './helpers/cli.ts';
+import { fixtureServer, INITIALIZE, rawPost, startGateway } from './helpers/gateway.ts';
 
 let dir: string;
 let counter = 0;
@@ -73,6 +74,11 @@ describe('the keys file', () => {
     await assert.rejects(createKey(file, { user: 'bad name' }), { code: 'USAGE' });
     await assert.rejects(createKey(file, { user: 'x'.repeat(65) }), { code: 'USAGE' });
     await assert.rejects(createKey(file, { user: 'ok', groups: ['no/slash'] }), { code: 'USAGE' });
+    // Names made only of dots read as paths where user names end up (MCP_RELAY_USER, state files).
+    for (const dots of ['.', '..', '...']) {
+      await assert.rejects(createKey(file, { user: dots }), { code: 'USAGE', message: /not only dots/ });
+      await assert.rejects(createKey(file, { user: 'ok', groups: [dots] }), { code: 'USAGE' });
+    }
     await createKey(file, { user: 'a.b_c-d@example.com' });
     await assert.rejects(revokeKey(file, 'deadbeef'), { code: 'KEY_NOT_FOUND' });
   });
@@ -196,6 +202,45 @@ describe('KeyStore', () => {
   });
 });
 
+describe('a key for a user name made only of dots', () => {
+  it('an older file with one still loads, but that key gets 401 with the reason', async () => {
+    const file = freshFile();
+    const alice = await createKey(file, { user: 'alice' });
+    // What `mcp-relay keys create ..` wrote before such names were refused.
+    const dots = await createKey(file, { user: 'placeholder', groups: ['design'] });
+    writeFileSync(file, readFileSync(file, 'utf8').replace('user: placeholder', 'user: ..'));
+    const logs = capturingLogger();
+    const gw = await startGateway(
+      { servers: { echo: fixtureServer() }, auth: { apiKeys: { file } } },
+      { auth: false, log: logs.log },
+    );
+    try {
+      const url = `${gw.url}/mcp/echo`;
+      const ok = await rawPost(url, INITIALIZE, { authorization: `Bearer ${alice.key}` });
+      assert.equal(ok.status, 200, 'the file loaded: the other keys work');
+      const refused = await rawPost(url, INITIALIZE, { authorization: `Bearer ${dots.key}` });
+      assert.equal(refused.status, 401);
+      assert.match(
+        (refused.json as { error: { message: string } }).error.message,
+        /user name that is no longer accepted \(1-64 letters, digits or \._@-, not only dots\); revoke it/,
+      );
+      assert.match(logs.lines(), new RegExp(`"id":"${dots.record.id}".*not accepted \\(only dots\\)`));
+    } finally {
+      await gw.close();
+    }
+    // The CLI still reads the file, so the key can be found and revoked.
+    assert.deepEqual(
+      (await listKeys(file)).map((key) => key.user),
+      ['alice', '..'],
+    );
+    await revokeKey(file, dots.record.id);
+    assert.deepEqual(
+      (await listKeys(file)).map((key) => key.user),
+      ['alice'],
+    );
+  });
+});
+
 describe('mcp-relay keys (CLI)', () => {
   it('create prints the key once on stdout; list never shows hashes; revoke removes it', async () => {
     const file = freshFile();
@@ -258,6 +303,17 @@ describe('mcp-relay keys (CLI)', () => {
     assert.equal(badUser.code, 2);
     assert.match(badUser.stderr, /invalid user name/);
     assert.equal(badUser.stdout, '');
+    const dots = await runCli(['keys', 'create', '..', '--keys-file', file]);
+    assert.equal(dots.code, 2);
+    assert.equal(
+      dots.stderr,
+      'mcp-relay: invalid user name: use 1-64 letters, digits or ._@-, not only dots\n',
+    );
+    assert.equal(dots.stdout, '');
+    const dotGroup = await runCli(['keys', 'create', 'alice', '--group', '.', '--keys-file', file]);
+    assert.equal(dotGroup.code, 2);
+    assert.match(dotGroup.stderr, /^mcp-relay: invalid group name: .*not only dots\n$/);
+    assert.deepEqual(await listKeys(file), [], 'no key was created');
     const badDuration = await runCli(['keys', 'create', 'alice', '--expires', '90', '--keys-file', file]);
     assert.equal(badDuration.code, 2);
     assert.match(badDuration.stderr, /--expires wants a duration/);

@@ -91,7 +91,10 @@ describe('mTLS: certificates required (no other auth)', () => {
   const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   let gw: { url: string; close(): Promise<void> };
   let ca: TestCa;
-  let certs: Record<'alice' | 'bob' | 'stranger' | 'expired' | 'future' | 'revoked' | 'later', IssuedCert>;
+  let certs: Record<
+    'alice' | 'bob' | 'stranger' | 'expired' | 'future' | 'revoked' | 'later' | 'dots',
+    IssuedCert
+  >;
   let crlFile: string;
 
   const agent = (client?: IssuedCert) => {
@@ -121,6 +124,7 @@ describe('mTLS: certificates required (no other auth)', () => {
       }),
       revoked: pki.clientCert(ca, 'revoked', { cn: 'mallory' }),
       later: pki.clientCert(ca, 'later', { cn: 'erin' }),
+      dots: pki.clientCert(ca, 'dots', { cn: '..', ou: ['design'] }),
     };
     crlFile = pki.revoke(ca, certs.revoked);
     const config = buildConfig({
@@ -144,6 +148,15 @@ describe('mTLS: certificates required (no other auth)', () => {
   it('accepts a certificate from the client CA and runs the backend as its CN', async () => {
     assert.equal(await whoami(gw.url, agent(certs.alice)), 'alice');
     assert.equal(await whoami(gw.url, agent(certs.bob)), 'bob');
+  });
+
+  it('answers a trusted certificate whose CN is made only of dots with 401 and the reason', async () => {
+    const answer = await post(gw.url, agent(certs.dots), INITIALIZE);
+    assert.equal(answer.status, 401);
+    assert.match(
+      answer.json?.error?.message ?? '',
+      /client certificate user is not a valid name \(1-64 letters, digits or \._@-, not only dots; /,
+    );
   });
 
   it('binds sessions to the certificate user: bob cannot use alice’s session', async () => {
@@ -373,7 +386,7 @@ describe('mTLS: config and names', () => {
 
   it('maps CN, SANs (with a URI prefix) and OUs to users and groups', () => {
     const cert = {
-      subject: { CN: 'alice', OU: ['design', 'ops', 'Not A Group'] },
+      subject: { CN: 'alice', OU: ['design', 'ops', 'Not A Group', '..'] },
       subjectaltname:
         'DNS:alice.example.com, email:alice@example.com, URI:spiffe://other.org/user/mallory, URI:spiffe://example.org/user/alice',
       fingerprint256: 'AB:CD',

@@ -42,7 +42,7 @@ describe('OAuth resource server (gateway)', () => {
   let echo: string;
 
   before(async () => {
-    idp = await startTestIdp({ groups: { alice: ['design', '/staff'] } });
+    idp = await startTestIdp({ groups: { alice: ['design', '/staff', '..', '/.'] } });
     gw = await startGateway(
       {
         servers: {
@@ -202,6 +202,20 @@ describe('OAuth resource server (gateway)', () => {
     );
   });
 
+  it('401 invalid_token for a user claim made only of dots, which would reach backends as a path', async () => {
+    for (const user of ['..', '.']) {
+      const tokens = await idp.authorize({ user, resource: echo });
+      const reply = await rawPost(echo, INITIALIZE, bearer(tokens.access_token));
+      assert.equal(reply.status, 401, user);
+      const params = challengeParams(reply.headers.get('www-authenticate'));
+      assert.equal(params.error, 'invalid_token');
+      assert.match(
+        params.error_description ?? '',
+        /preferred_username"? claim is not a user name \(1-64 letters, digits or \._@-, not only dots\)/,
+      );
+    }
+  });
+
   it('refuses tampered and unsigned tokens', async () => {
     const tokens = await idp.authorize({ user: 'alice', resource: echo });
     const [header, payload, signature] = tokens.access_token.split('.') as [string, string, string];
@@ -272,7 +286,11 @@ describe('OAuth resource server (gateway)', () => {
     const checked = await byEmail.verify(tokens.access_token, audiences);
     assert.ok(checked.ok);
     assert.equal(checked.principal.user, 'alice@example.test');
-    assert.deepEqual(checked.principal.groups, ['design', 'staff'], 'Keycloak-style /paths lose the slash');
+    assert.deepEqual(
+      checked.principal.groups,
+      ['design', 'staff'],
+      'Keycloak-style /paths lose the slash; names made only of dots are no groups',
+    );
     assert.deepEqual([...checked.principal.scopes], ['mcp']);
     const noClaim = new OidcVerifier({ ...base, userClaim: 'upn', groupsClaim: 'groups' }, silentLogger);
     const refused = await noClaim.verify(tokens.access_token, audiences);

@@ -17,7 +17,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http';
+import { get as httpGet, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ import { parseLine } from '../src/ssh/authorized-keys.ts';
 import { renderForcedCommand } from '../src/ssh/forced-command.ts';
 import { parsePublicKeyFile } from '../src/ssh/public-key.ts';
 import { runCli } from './helpers/cli.ts';
+import { fixtureServer, INITIALIZE, startGateway } from './helpers/gateway.ts';
 import { makeClientKey } from './helpers/sshd.ts';
 
 const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
@@ -226,6 +227,20 @@ describe('mcp-relay ssh authorize / list / revoke', () => {
     ]);
     assert.equal(noConfig.code, 2);
     assert.match(noConfig.stderr, /cannot read config/);
+    for (const [flag, name] of [
+      ['--user', '..'],
+      ['--group', '.'],
+    ] as const) {
+      const other = makeClientKey(dir, `dots${name.length}`);
+      const extra = flag === '--group' ? ['--group', name] : [];
+      const dots = await authorize(`${other}.pub`, file, flag === '--user' ? name : 'bob', ...extra);
+      assert.equal(dots.code, 2, flag);
+      const what = flag === '--user' ? 'user' : 'group';
+      assert.equal(
+        dots.stderr,
+        `mcp-relay: the ${what} name must be 1-64 letters, digits or ._@-, not only dots (not starting with -)\n`,
+      );
+    }
     assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 1, 'nothing was added');
   });
 
@@ -379,11 +394,63 @@ describe('mcp-relay ssh-entry refusals (no sshd needed)', () => {
     const badUser = await runCli(['ssh-entry', '--config', configPath, '--user', 'a b']);
     assert.equal(badUser.code, 2);
     assert.match(badUser.stderr, /^mcp-relay: the user name must be/);
+    // A forced command written before names made only of dots were refused.
+    const dots = await runCli(['ssh-entry', '--config', configPath, '--user', '..'], {
+      env: { PATH: process.env.PATH ?? '', HOME: dir, SSH_ORIGINAL_COMMAND: '3d' },
+    });
+    assert.equal(dots.code, 2);
+    assert.match(dots.stderr, /^mcp-relay: the user name must be .*not only dots/);
+    assert.equal(dots.stdout, '');
   });
 });
 
 describe('the gateway socket listener', () => {
   const handler = (_req: IncomingMessage, res: ServerResponse) => res.end('ok');
+
+  it('answers a user header made only of dots with 401 and the reason', async () => {
+    const socket = join(dir, 'names.sock');
+    const gw = await startGateway(
+      { servers: { echo: fixtureServer() }, ssh: { mode: 'attached', socket } },
+      { auth: false },
+    );
+    const post = (user: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const request = httpRequest(
+          {
+            socketPath: socket,
+            path: '/mcp/echo',
+            method: 'POST',
+            headers: {
+              accept: 'application/json, text/event-stream',
+              'content-type': 'application/json',
+              'mcp-relay-user': user,
+            },
+          },
+          (response) => {
+            let body = '';
+            response.setEncoding('utf8').on('data', (chunk: string) => {
+              body += chunk;
+            });
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+          },
+        );
+        request.on('error', reject);
+        request.end(INITIALIZE);
+      });
+    try {
+      assert.equal((await post('alice')).status, 200);
+      for (const user of ['..', '.']) {
+        const refused = await post(user);
+        assert.equal(refused.status, 401, user);
+        assert.match(
+          refused.body,
+          /needs a valid mcp-relay-user header \(1-64 letters, digits or \._@-, not only dots\)/,
+        );
+      }
+    } finally {
+      await gw.close();
+    }
+  });
 
   it('replaces a stale socket left by a killed process, and refuses a path that is not a socket', async () => {
     const path = join(dir, 'stale.sock');

@@ -6,6 +6,7 @@
 import type { Identity } from '../sessions/types.ts';
 import { looksLikeApiKey } from './key-material.ts';
 import type { TokenCheck } from './oidc.ts';
+import { isPrincipalName, PRINCIPAL_NAME_RULE } from './principal-name.ts';
 import type { ProtectedResource } from './protected-resource.ts';
 
 /** A store that maps an API key to its owner (the KeyStore). */
@@ -64,9 +65,16 @@ export async function authenticate(request: AuthRequest, methods: AuthMethods): 
   }
   if (looksLikeApiKey(token) || !oidc) {
     const found = keys?.authenticate(token);
+    // A keys file from before the name rule may hold a key for `..`: refused here, as any other source.
+    if (found && !isPrincipalName(found.user)) {
+      return challenge.invalid(
+        `the API key belongs to a user name that is no longer accepted (${PRINCIPAL_NAME_RULE}); revoke it and create a new key`,
+      );
+    }
     if (found) {
-      const { user, groups, keyId } = found;
-      return { ok: true, identity: { user, groups, method: 'api-key', credential: `key:${keyId}` } };
+      const groups = found.groups.filter(isPrincipalName);
+      const credential = `key:${found.keyId}`;
+      return { ok: true, identity: { user: found.user, groups, method: 'api-key', credential } };
     }
     return challenge.invalid(
       keys ? 'the API key is unknown, revoked or expired' : 'API keys are not accepted by this gateway',

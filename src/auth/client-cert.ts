@@ -4,7 +4,7 @@
 
 import type { RelayConfig } from '../config/schema.ts';
 import type { Identity } from '../sessions/types.ts';
-import { PRINCIPAL_NAME } from './key-file.ts';
+import { isPrincipalName, PRINCIPAL_NAME_RULE } from './principal-name.ts';
 
 export type ClientCertAuth = NonNullable<RelayConfig['auth']['clientCert']>;
 
@@ -60,16 +60,14 @@ export function identityFromCertificate(
   const user = userOf(cert, options);
   if (user === undefined)
     return { kind: 'refused', reason: `client certificate names no user (${describe(options)})` };
-  if (!PRINCIPAL_NAME.test(user)) {
+  if (!isPrincipalName(user)) {
     return {
       kind: 'refused',
-      reason: `client certificate user is not a valid name (1-64 letters, digits or ._@-; ${describe(options)})`,
+      reason: `client certificate user is not a valid name (${PRINCIPAL_NAME_RULE}; ${describe(options)})`,
     };
   }
   const groups =
-    options.groupsFrom === 'ou'
-      ? [...new Set(values(cert.subject?.OU).filter((group) => PRINCIPAL_NAME.test(group)))]
-      : [];
+    options.groupsFrom === 'ou' ? [...new Set(values(cert.subject?.OU).filter(isPrincipalName))] : [];
   const credential = `cert:${cert.fingerprint256 ?? ''}`;
   return { kind: 'ok', identity: { user, groups, method: 'mtls', credential } };
 }

@@ -8,6 +8,7 @@ import type { Identity } from '../sessions/types.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { type AuthMethods, type AuthRequest, type AuthResult, authenticate } from './authenticate.ts';
 import { KeyStore } from './keys.ts';
+import { isPrincipalName } from './principal-name.ts';
 import { OidcVerifier } from './oidc.ts';
 import { ProtectedResource } from './protected-resource.ts';
 
@@ -77,7 +78,7 @@ export class GatewayAuth {
     return (
       principal !== undefined &&
       principal.user === identity.user &&
-      principal.groups.join('\n') === identity.groups.join('\n')
+      principal.groups.filter(isPrincipalName).join('\n') === identity.groups.join('\n')
     );
   }
 

@@ -1,8 +1,9 @@
 // What `mcp-relay keys` does, as library calls: create a key (returned once), list, revoke.
 
 import { RelayError } from '../protocol/errors.ts';
-import { type KeyRecord, PRINCIPAL_NAME, readKeysFile, updateKeysFile } from './key-file.ts';
+import { type KeyRecord, readKeysFile, updateKeysFile } from './key-file.ts';
 import { generateApiKey, generateKeyId, hashApiKey } from './key-material.ts';
+import { isPrincipalName, PRINCIPAL_NAME_RULE } from './principal-name.ts';
 
 export interface CreateKeyOptions {
   user: string;
@@ -86,7 +87,7 @@ export function isExpired(record: KeyRecord, nowMs: number): boolean {
 }
 
 function assertPrincipalName(what: 'user' | 'group', name: string): void {
-  if (!PRINCIPAL_NAME.test(name)) {
-    throw new RelayError('USAGE', `invalid ${what} name: use 1-64 letters, digits or ._@-`);
+  if (!isPrincipalName(name)) {
+    throw new RelayError('USAGE', `invalid ${what} name: use ${PRINCIPAL_NAME_RULE}`);
   }
 }

@@ -8,14 +8,14 @@ import { z } from 'zod';
 import { RelayError } from '../protocol/errors.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { withFileLock } from '../util/file-lock.ts';
-
-/** User and group names: letters, digits, `._@-`, at most 64 (they end up in logs and policy rules). */
-export const PRINCIPAL_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
+import { hasPrincipalNameCharacters } from './principal-name.ts';
 
 const HEADER =
   ' written by mcp-relay keys; holds only hashes (SHA-256) of API keys, never the keys.\n Edit with `mcp-relay keys create|list|revoke`.';
 
-const principalName = z.string().regex(PRINCIPAL_NAME, 'must be 1-64 letters, digits or ._@-');
+// Only the characters: a record an older version wrote for a name now refused (`..`) still loads, so
+// the file stays manageable; the gateway refuses that key when it is used (auth/authenticate.ts).
+const principalName = z.string().refine(hasPrincipalNameCharacters, 'must be 1-64 letters, digits or ._@-');
 
 // Revoking deletes the record rather than flagging it: a revoked key then has nothing left to match.
 const recordSchema = z.strictObject({

@@ -5,6 +5,7 @@ import { unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from '../log.ts';
 import { type KeyRecord, readKeysFile } from './key-file.ts';
 import { hashApiKey, looksLikeApiKey } from './key-material.ts';
+import { isPrincipalName } from './principal-name.ts';
 
 /** Who a valid key belongs to. */
 export interface KeyPrincipal {
@@ -130,6 +131,13 @@ export class KeyStore {
     const byHash = new Map<string, Entry>();
     const byId = new Map<string, Entry>();
     for (const record of records) {
+      if (!isPrincipalName(record.user)) {
+        // Written before names made only of dots were refused; authenticate.ts refuses the key.
+        this.#log.warn(
+          { file: this.file, id: record.id },
+          'API key belongs to a user name that is not accepted (only dots); it is refused until revoked',
+        );
+      }
       const entry: Entry = {
         principal: Object.freeze({
           user: record.user,

@@ -6,7 +6,7 @@ import { errors, type JWTPayload, jwtVerify } from 'jose';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { KeysUnavailableError, SigningKeys } from './jwks.ts';
-import { PRINCIPAL_NAME } from './key-file.ts';
+import { isPrincipalName, PRINCIPAL_NAME_RULE } from './principal-name.ts';
 import { normalizeAudience } from './protected-resource.ts';
 
 type OidcConfig = NonNullable<RelayConfig['auth']['oidc']>;
@@ -65,14 +65,14 @@ export class OidcVerifier {
       };
     }
     const user = claim(payload, this.#config.userClaim);
-    if (typeof user !== 'string' || !PRINCIPAL_NAME.test(user)) {
+    if (typeof user !== 'string' || !isPrincipalName(user)) {
       return {
         ok: false,
         reason: 'invalid',
         description:
           user === undefined
             ? `the access token has no "${this.#config.userClaim}" claim (auth.oidc.userClaim)`
-            : `the "${this.#config.userClaim}" claim is not a user name (1-64 letters, digits or ._@-)`,
+            : `the "${this.#config.userClaim}" claim is not a user name (${PRINCIPAL_NAME_RULE})`,
       };
     }
     // A provider that lets anyone claim an address must not let them become its owner here. Only
@@ -113,7 +113,7 @@ function groupsOf(value: unknown): string[] {
   const groups = raw
     .filter((group): group is string => typeof group === 'string')
     .map((group) => group.replace(/^\//, ''))
-    .filter((group) => PRINCIPAL_NAME.test(group));
+    .filter(isPrincipalName);
   return [...new Set(groups)];
 }
 

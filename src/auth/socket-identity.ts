@@ -4,7 +4,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Identity } from '../sessions/types.ts';
-import { PRINCIPAL_NAME } from './key-file.ts';
+import { isPrincipalName } from './principal-name.ts';
 
 export const SOCKET_USER_HEADER = 'mcp-relay-user';
 /** Comma-separated group names. */
@@ -13,10 +13,10 @@ export const SOCKET_GROUPS_HEADER = 'mcp-relay-groups';
 /** The identity the socket caller names; undefined when the header is missing or malformed. */
 export function socketIdentity(headers: IncomingHttpHeaders): Identity | undefined {
   const user = single(headers[SOCKET_USER_HEADER]);
-  if (user === undefined || !PRINCIPAL_NAME.test(user)) return undefined;
+  if (user === undefined || !isPrincipalName(user)) return undefined;
   const groupsHeader = single(headers[SOCKET_GROUPS_HEADER]) ?? '';
   const groups = groupsHeader === '' ? [] : groupsHeader.split(',').map((group) => group.trim());
-  if (!groups.every((group) => PRINCIPAL_NAME.test(group))) return undefined;
+  if (!groups.every(isPrincipalName)) return undefined;
   // The socket's permissions are the credential: every ssh-entry connection of the user presents the same.
   return { user, groups: [...new Set(groups)], method: 'ssh', credential: 'ssh-socket' };
 }

@@ -3,6 +3,7 @@
 // marked requests may name their user in a header (the socket's permissions are the authentication).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PRINCIPAL_NAME_RULE } from '../auth/principal-name.ts';
 import { SOCKET_USER_HEADER, socketIdentity } from '../auth/socket-identity.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -45,5 +46,8 @@ export function socketCaller(req: IncomingMessage): SocketCaller | undefined {
   const identity = socketIdentity(req.headers);
   return identity
     ? { ok: true, identity }
-    : { ok: false, message: `the gateway socket needs a valid ${SOCKET_USER_HEADER} header` };
+    : {
+        ok: false,
+        message: `the gateway socket needs a valid ${SOCKET_USER_HEADER} header (${PRINCIPAL_NAME_RULE})`,
+      };
 }

@@ -23,7 +23,7 @@ interface SlotRecord {
 }
 
 /**
- * Takes one of `limit` slots of `user` for this process. Users are `PRINCIPAL_NAME`s (no `+`), so
+ * Takes one of `limit` slots of `user` for this process. User names have no `+` (auth/principal-name.ts), so
  * `<user>+<pid>.conn` never mixes two users up.
  */
 export async function claimConnectionSlot(

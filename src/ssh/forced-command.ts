@@ -3,7 +3,7 @@
 // every word single-quoted, and values that could break either quoting refused outright.
 
 import { isAbsolute } from 'node:path';
-import { PRINCIPAL_NAME } from '../auth/key-file.ts';
+import { isPrincipalName, PRINCIPAL_NAME_RULE } from '../auth/principal-name.ts';
 import { RelayError } from '../protocol/errors.ts';
 
 export interface ForcedCommand {
@@ -69,8 +69,8 @@ export function parseForcedCommand(text: string): ForcedCommand | undefined {
 
 export function checkPrincipal(what: 'user' | 'group', name: string): void {
   // A leading dash would read as an option of ssh-entry.
-  if (!PRINCIPAL_NAME.test(name) || name.startsWith('-')) {
-    throw usage(`the ${what} name must be 1-64 letters, digits or ._@- (not starting with -)`);
+  if (!isPrincipalName(name) || name.startsWith('-')) {
+    throw usage(`the ${what} name must be ${PRINCIPAL_NAME_RULE} (not starting with -)`);
   }
 }
 

@@ -9,7 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { createKey } from '../../src/auth/key-admin.ts';
 import { buildConfig } from '../../src/config/load.ts';
 import { createGateway, type Gateway } from '../../src/http/gateway.ts';
-import { createLogger, silentLogger } from '../../src/log.ts';
+import { createLogger, type Logger, silentLogger } from '../../src/log.ts';
 
 export const FIXTURE_SERVER = fileURLToPath(new URL('../fixtures/stdio-server.mjs', import.meta.url));
 
@@ -31,7 +31,7 @@ export interface TestGateway {
 /** Starts a gateway with API-key auth (unless `auth: false`) from a partial config object. */
 export async function startGateway(
   input: Record<string, unknown>,
-  options: { auth?: boolean; users?: string[]; groups?: Record<string, string[]> } = {},
+  options: { auth?: boolean; users?: string[]; groups?: Record<string, string[]>; log?: Logger } = {},
 ): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-test-'));
   const keysFile = join(dir, 'keys.yaml');
@@ -47,7 +47,7 @@ export async function startGateway(
     },
     dir,
   );
-  const log = process.env.MCP_RELAY_TEST_LOG ? createLogger('debug') : silentLogger;
+  const log = options.log ?? (process.env.MCP_RELAY_TEST_LOG ? createLogger('debug') : silentLogger);
   const gateway = createGateway({ config, log });
   await gateway.listen();
   return {

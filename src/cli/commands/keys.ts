@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { type ArgsDef, defineCommand } from 'citty';
 import { createKey, type KeySummary, listKeys, revokeKey } from '../../auth/key-admin.ts';
+import { PRINCIPAL_NAME_RULE } from '../../auth/principal-name.ts';
 import { type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { formatDuration, parseDuration } from '../../config/units.ts';
 import { RelayError } from '../../protocol/errors.ts';
@@ -26,7 +27,7 @@ const fileArgs = {
 const createCommand = defineCommand({
   meta: { name: 'create', description: 'Create an API key for a user and print it once' },
   args: {
-    user: { type: 'positional', description: 'user name (letters, digits, ._@-; up to 64)', required: true },
+    user: { type: 'positional', description: `user name (${PRINCIPAL_NAME_RULE})`, required: true },
     expires: {
       type: 'string',
       description: 'lifetime, e.g. 90d or 12h (default: never expires)',
