@@ -32,6 +32,17 @@ function challengeParams(header: string | null): Record<string, string> {
   return params;
 }
 
+/** An OidcVerifier's config as the schema fills it in, with no clock tolerance and no cooldown. */
+const VERIFIER_DEFAULTS = {
+  scopes: [],
+  userClaim: 'sub',
+  groupsClaim: 'groups',
+  clockTolerance: 0,
+  jwksCooldown: 0,
+  jwksRefresh: 60_000,
+  jwksMaxStale: 300_000,
+};
+
 function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
@@ -281,7 +292,7 @@ describe('OAuth resource server (gateway)', () => {
     const url = `${gw.url}/mcp/echo`;
     const tokens = await idp.authorize({ user: 'alice', resource: url });
     const audiences = new Set([url]);
-    const base = { issuer: idp.issuer, scopes: [], clockTolerance: 0, jwksCooldown: 0 };
+    const base = { ...VERIFIER_DEFAULTS, issuer: idp.issuer };
     const byEmail = new OidcVerifier({ ...base, userClaim: 'email', groupsClaim: 'groups' }, silentLogger);
     const checked = await byEmail.verify(tokens.access_token, audiences);
     assert.ok(checked.ok);
@@ -307,14 +318,7 @@ describe('OAuth resource server (gateway)', () => {
       const url = `${gw.url}/mcp/echo`;
       const audiences = new Set([url]);
       const byEmail = new OidcVerifier(
-        {
-          issuer: openIdp.issuer,
-          scopes: [],
-          clockTolerance: 0,
-          jwksCooldown: 0,
-          userClaim: 'email',
-          groupsClaim: 'groups',
-        },
+        { ...VERIFIER_DEFAULTS, issuer: openIdp.issuer, userClaim: 'email' },
         silentLogger,
       );
       for (const user of ['mallory', 'eve', 'trent', 'oscar']) {
@@ -329,6 +333,83 @@ describe('OAuth resource server (gateway)', () => {
       assert.equal(accepted.principal.user, 'alice@example.test');
     } finally {
       await openIdp.close();
+    }
+  });
+});
+
+describe('OAuth resource server: the key set follows the provider', () => {
+  const oidcGateway = (issuer: string, oidc: Record<string, unknown>) =>
+    startGateway(
+      { servers: { echo: fixtureServer() }, auth: { oidc: { issuer, ...oidc } } },
+      { auth: false },
+    );
+
+  it('refuses a token signed with a key the provider removed once jwksRefresh has passed', async () => {
+    const idp = await startTestIdp();
+    // The default cooldown (30 s): only the refresh can notice the removal within this test.
+    const gw = await oidcGateway(idp.issuer, { jwksRefresh: '1s' });
+    try {
+      const echo = `${gw.url}/mcp/echo`;
+      const signedWithOld = await idp.authorize({ user: 'alice', resource: echo });
+      assert.equal((await rawPost(echo, INITIALIZE, bearer(signedWithOld.access_token))).status, 200);
+      await idp.rotateSigningKey({ retire: true });
+      await sleep(1_100);
+      const refused = await rawPost(echo, INITIALIZE, bearer(signedWithOld.access_token));
+      assert.equal(refused.status, 401, 'the removed key no longer verifies');
+      const params = challengeParams(refused.headers.get('www-authenticate'));
+      assert.equal(params.error, 'invalid_token');
+      assert.match(params.error_description ?? '', /unknown key/);
+      const signedWithNew = await idp.authorize({ user: 'alice', resource: echo });
+      assert.equal((await rawPost(echo, INITIALIZE, bearer(signedWithNew.access_token))).status, 200);
+    } finally {
+      await gw.close();
+      await idp.close();
+    }
+  });
+
+  it('fetches the key set once per jwksRefresh while tokens arrive, not per token', async () => {
+    const idp = await startTestIdp();
+    try {
+      const resource = 'https://mcp.example.com/mcp/echo';
+      const tokens = await idp.authorize({ user: 'alice', resource });
+      const verifier = new OidcVerifier(
+        { ...VERIFIER_DEFAULTS, issuer: idp.issuer, jwksCooldown: 60_000, jwksRefresh: 1_000 },
+        silentLogger,
+      );
+      const verifyTimes = async (count: number) => {
+        for (let i = 0; i < count; i++) {
+          assert.ok((await verifier.verify(tokens.access_token, new Set([resource]))).ok);
+        }
+      };
+      await verifyTimes(5);
+      assert.equal(idp.jwksRequests, 1, 'one fetch for five tokens within the interval');
+      await sleep(1_100);
+      await verifyTimes(5);
+      assert.equal(idp.jwksRequests, 2, 'one more fetch once the set was stale');
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('while the provider is down, keeps its last keys for jwksMaxStale past jwksRefresh, then answers 503', async () => {
+    const idp = await startTestIdp();
+    const gw = await oidcGateway(idp.issuer, { jwksRefresh: '1s', jwksMaxStale: '2s' });
+    try {
+      const echo = `${gw.url}/mcp/echo`;
+      const tokens = await idp.authorize({ user: 'alice', resource: echo });
+      assert.equal((await rawPost(echo, INITIALIZE, bearer(tokens.access_token))).status, 200);
+      await idp.close();
+      await sleep(1_200);
+      const stale = await rawPost(echo, INITIALIZE, bearer(tokens.access_token));
+      assert.equal(stale.status, 200, 'stale keys stay in use for a while when they cannot be refreshed');
+      // Now over 3 s (jwksRefresh + jwksMaxStale) since the keys were fetched.
+      await sleep(2_000);
+      const tooOld = await rawPost(echo, INITIALIZE, bearer(tokens.access_token));
+      assert.equal(tooOld.status, 503, 'keys that old are not trusted any more');
+      assert.equal(tooOld.headers.get('retry-after'), '5');
+    } finally {
+      await gw.close();
+      await idp.close();
     }
   });
 });

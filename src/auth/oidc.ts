@@ -37,6 +37,8 @@ export class OidcVerifier {
       issuer: config.issuer,
       jwksUri: config.jwksUri,
       cooldownMs: config.jwksCooldown,
+      refreshMs: config.jwksRefresh,
+      maxStaleMs: config.jwksMaxStale,
       log,
     });
   }

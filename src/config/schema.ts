@@ -157,6 +157,10 @@ const oidcSchema = z.strictObject({
   clockTolerance: duration.default(30_000),
   /** After fetching the keys, wait this long before fetching again for an unknown key id. */
   jwksCooldown: duration.default(30_000),
+  /** Fetched keys are fresh this long; a token arriving later has them fetched again (removed keys stop working). */
+  jwksRefresh: duration.default(60_000),
+  /** While the provider cannot be reached, stale keys stay in use this much longer; then tokens get 503. */
+  jwksMaxStale: duration.default(300_000),
 });
 
 export const configSchema = z.strictObject({

@@ -49,6 +49,8 @@ export interface TestIdp {
   readonly grants: string[];
   /** Successful dynamic client registrations. */
   readonly registrations: number;
+  /** Requests for the key set (`/jwks`) so far. */
+  readonly jwksRequests: number;
   /** Logs `user` in and consents over HTTP, then exchanges the code: real tokens without a browser. */
   authorize(options: {
     user: string;
@@ -56,8 +58,11 @@ export interface TestIdp {
     scope?: string;
     clientId?: string;
   }): Promise<TokenSet>;
-  /** Signs with a new key from now on; the old key stays published (as a provider does while rotating). */
-  rotateSigningKey(): Promise<void>;
+  /**
+   * Signs with a new key from now on. The old keys stay published (as a provider does while
+   * rotating), unless `retire`: then the key set holds only the new key (a key removed, e.g. leaked).
+   */
+  rotateSigningKey(options?: { retire?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,10 +79,14 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
   const emailVerified = options.emailVerified ?? {};
   const grants: string[] = [];
   let registrations = 0;
+  let jwksRequests = 0;
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
     res.writeHead(503).end();
   };
-  const server: Server = createServer((req, res) => handler(req, res));
+  const server: Server = createServer((req, res) => {
+    if (req.url === '/jwks') jwksRequests++;
+    handler(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -155,9 +164,13 @@ export async function startTestIdp(options: TestIdpOptions = {}): Promise<TestId
     get registrations() {
       return registrations;
     },
+    get jwksRequests() {
+      return jwksRequests;
+    },
     authorize: (request) => authorizeOverHttp(issuer, request),
-    async rotateSigningKey() {
-      keys = [await newSigningKey(), ...keys];
+    async rotateSigningKey(rotation = {}) {
+      const fresh = await newSigningKey();
+      keys = rotation.retire ? [fresh] : [fresh, ...keys];
       // A new provider instance on the same socket: the memory adapter's store is module-wide, so
       // clients, sessions and refresh tokens survive, as they would across a real provider's restart.
       install();
