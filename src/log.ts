@@ -1,6 +1,7 @@
 // Structured JSON logs to stderr. stdout stays free for protocol (the connect bridge, ssh-entry).
 
 import { type Logger, pino } from 'pino';
+import { escapeUnicodeLineBreaks } from './util/json-lines.ts';
 
 export type { Logger };
 
@@ -19,7 +20,13 @@ const REDACT = [
 
 export function createLogger(level = 'info', name = 'mcp-relay'): Logger {
   return pino(
-    { name, level, redact: { paths: REDACT, censor: '[redacted]' } },
+    {
+      name,
+      level,
+      redact: { paths: REDACT, censor: '[redacted]' },
+      // Lines quote clients and backends (their stderr, names they sent): one record stays one line.
+      hooks: { streamWrite: escapeUnicodeLineBreaks },
+    },
     pino.destination({ fd: 2, sync: false }),
   );
 }

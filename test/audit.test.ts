@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runProcess } from './helpers/cli.ts';
 import { connectClient, fixtureServer, INITIALIZE, rawPost, startGateway } from './helpers/gateway.ts';
+import { unicodeLines } from './helpers/unicode-lines.ts';
 
 const TIMEOUT = { timeout: 30_000 };
 
@@ -135,6 +136,47 @@ describe('audit log', () => {
       await gw.close();
     }
   });
+
+  it(
+    'keeps a record on one line for Unicode-aware readers when names and arguments hold line separators',
+    TIMEOUT,
+    async () => {
+      const gw = await startGateway(
+        { servers: { a: fixtureServer() }, audit: { file: 'audit.jsonl', includeArguments: true } },
+        { users: ['alice'] },
+      );
+      const file = join(gw.dir, 'audit.jsonl');
+      const tool = 'tool\u2028named\u2029with\u0085breaks';
+      const args = { 'key\u2028': 'line one\u2028line two\u2029para\u0085next', plain: 'ok' };
+      try {
+        const { client, transport } = await connectClient(`${gw.url}/mcp/a`, gw.keys.alice);
+        // The fixture answers an unknown tool with an error naming it, so the reason holds them too.
+        const result = await client.callTool({ name: tool, arguments: args }).catch((error: Error) => error);
+        assert.ok(result instanceof Error, 'the fixture does not know the tool');
+        await transport.terminateSession();
+        await client.close();
+        await waitForLine(file, (line) => line.event === 'session.end');
+
+        const text = readFileSync(file, 'utf8');
+        // Split the way Python's str.splitlines and other Unicode-aware readers do.
+        const lines = unicodeLines(text);
+        assert.equal(lines.length, 3, 'three records, three lines');
+        assert.doesNotMatch(text, /[\u0085\u2028\u2029]/, 'no raw Unicode line break in the file');
+        const records = lines.map((line) => JSON.parse(line) as Line);
+        assert.deepEqual(
+          records.map((record) => record.event),
+          ['session.start', 'tools.call', 'session.end'],
+        );
+        const call = records[1];
+        assert.equal(call?.tool, tool);
+        assert.deepEqual(call?.arguments, args);
+        assert.equal(call?.outcome, 'error');
+        assert.equal(call?.reason, `unknown tool ${tool}`);
+      } finally {
+        await gw.close();
+      }
+    },
+  );
 
   it('rotates the file before it grows past maxSize and keeps `keep` old files', TIMEOUT, async () => {
     const gw = await startGateway(

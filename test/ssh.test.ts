@@ -23,6 +23,7 @@ import {
   startSshd,
   type TestSshd,
 } from './helpers/sshd.ts';
+import { unicodeLines } from './helpers/unicode-lines.ts';
 import { eventually } from './helpers/wait.ts';
 
 const SCENE = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
@@ -112,6 +113,18 @@ describe('SSH mode, standalone', { skip: unavailable }, () => {
     assert.equal(typeof end?.durationMs, 'number');
     assert.equal(end?.reason, 'client closed the connection');
     assert.equal(statSync(logFile).mode & 0o777, 0o640);
+  });
+
+  it('keeps a refused name with Unicode line separators to one connection-log line', async () => {
+    const asked = 'bad\u2028name\u0085with\u2029breaks';
+    const refused = await runSsh(sshd, keys.alice ?? '', ['-T', `${sshd.login}@127.0.0.1`, asked]);
+    assert.equal(refused.code, 1);
+    const text = readFileSync(logFile, 'utf8');
+    // Every piece a Unicode-aware reader sees is one whole record.
+    const records = unicodeLines(text).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const record = records.find((entry) => entry.event === 'refused' && String(entry.reason).includes(asked));
+    assert.ok(record, 'the refusal quotes the name exactly as asked');
+    assert.doesNotMatch(text, /[\u0085\u2028\u2029]/);
   });
 
   it('refuses an unknown server, a server the user may not use, and a missing server name', async () => {

@@ -16,6 +16,7 @@ import { dirname } from 'node:path';
 import type { AuditConfig } from '../config/policy-schema.ts';
 import type { Logger } from '../log.ts';
 import { RelayError } from '../protocol/errors.ts';
+import { jsonLine } from '../util/json-lines.ts';
 
 export type AuditEventName = 'session.start' | 'session.end' | 'tools.call';
 export type AuditOutcome = 'ok' | 'error' | 'refused' | 'timeout' | 'cancelled';
@@ -81,7 +82,7 @@ export class AuditLog {
 
   write(record: AuditRecord): void {
     if (this.#closed) return;
-    const line = `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
+    const line = jsonLine({ time: new Date().toISOString(), ...record });
     if (this.#file === undefined) {
       process.stderr.write(line);
       return;

@@ -5,6 +5,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Logger, pino } from 'pino';
+import { escapeUnicodeLineBreaks } from '../util/json-lines.ts';
 
 export interface ConnectionFields {
   connection: string;
@@ -33,7 +34,11 @@ export function openConnectionLog(logFile: string | undefined): ConnectionLog {
   }
   // Synchronous: the process may end right after the last line, and that line is the important one.
   const destination = pino.destination({ fd, sync: true });
-  const log: Logger = pino({ name: 'mcp-relay-ssh', base: { pid: process.pid } }, destination);
+  const log: Logger = pino(
+    // The reason of a refusal quotes what the client asked for: one record must stay one line.
+    { name: 'mcp-relay-ssh', base: { pid: process.pid }, hooks: { streamWrite: escapeUnicodeLineBreaks } },
+    destination,
+  );
   return {
     toFile: logFile !== undefined,
     start: (fields) => log.info({ event: 'start', ...fields }, 'ssh connection started'),
