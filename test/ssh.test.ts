@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.ts';
-import { textOf } from './helpers/gateway.ts';
+import { FIXTURE_SERVER, textOf } from './helpers/gateway.ts';
 import {
   connectThroughEntry,
   type EntryClient,
@@ -29,6 +29,19 @@ import { eventually } from './helpers/wait.ts';
 const SCENE = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
 const unavailable = sshdUnavailable();
 
+/** What a client sends along (ssh -o SetEnv): sshd takes the names its AcceptEnv lists. */
+const CLIENT_ENV = {
+  LANG: 'xx_CLIENT.UTF-8',
+  LC_ALL: 'xx_CLIENT.UTF-8',
+  LC_MESSAGES: 'xx_CLIENT.UTF-8',
+  LC_TIME: 'xx_CLIENT.UTF-8',
+  TZ: 'Client/Zone',
+  COLORTERM: 'client-truecolor',
+  TMPDIR: '/client/tmp',
+};
+/** sshd as distributions ship it (LANG LC_*), widened the way an admin might. */
+const ACCEPT_ENV = 'AcceptEnv LANG LC_* TZ COLORTERM TMPDIR';
+
 describe('SSH mode, standalone', { skip: unavailable }, () => {
   let dir: string;
   let sshd: TestSshd;
@@ -38,7 +51,7 @@ describe('SSH mode, standalone', { skip: unavailable }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mcp-relay-ssh-'));
-    sshd = await startSshd(dir);
+    sshd = await startSshd(dir, [ACCEPT_ENV]);
     logFile = join(dir, 'ssh-connections.jsonl');
     configPath = join(dir, 'relay.yaml');
     writeFileSync(
@@ -53,6 +66,11 @@ describe('SSH mode, standalone', { skip: unavailable }, () => {
         `    command: ${JSON.stringify(process.execPath)}`,
         `    args: [${JSON.stringify(SCENE)}]`,
         '    allow: { users: [carol] }',
+        '  env-report:',
+        `    command: ${JSON.stringify(process.execPath)}`,
+        `    args: [${JSON.stringify(FIXTURE_SERVER)}]`,
+        '    env: { LC_TIME: C.UTF-8 }',
+        '    allow: { users: [erin] }',
         'limits: { sessionsPerUser: 2 }',
         `ssh: { mode: standalone, logFile: ssh-connections.jsonl, stateDir: ssh-state }`,
         '',
@@ -271,6 +289,67 @@ describe('SSH mode, standalone', { skip: unavailable }, () => {
       await eventually(async () => /Allocated port \d+ for remote forward/.test(stderr), 'the forward');
     } finally {
       forward.kill('SIGTERM');
+    }
+  });
+
+  it("gives the server none of the variables the SSH client sent, only the config's", async () => {
+    const setEnv = `SetEnv=${Object.entries(CLIENT_ENV)
+      .map(([name, value]) => `${name}=${value}`)
+      .join(' ')}`;
+    const login = `${sshd.login}@127.0.0.1`;
+    // The control: sshd hands the client's variables to a forced command, so ssh-entry receives them.
+    const dave = makeClientKey(dir, 'dave');
+    const line = `restrict,command="/usr/bin/env" ${readFileSync(`${dave}.pub`, 'utf8').trim()}\n`;
+    writeFileSync(sshd.authorizedKeys, readFileSync(sshd.authorizedKeys, 'utf8') + line);
+    const control = await runSsh(sshd, dave, ['-o', setEnv, '-T', login]);
+    assert.equal(control.code, 0, control.stderr);
+    for (const [name, value] of Object.entries(CLIENT_ENV))
+      assert.ok(control.stdout.includes(`${name}=${value}\n`), `sshd accepted ${name}`);
+
+    const erin = makeClientKey(dir, 'erin');
+    const added = await runCli([
+      'ssh',
+      'authorize',
+      '--user',
+      'erin',
+      '--key-file',
+      `${erin}.pub`,
+      '--config',
+      configPath,
+      '--authorized-keys',
+      sshd.authorizedKeys,
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    const entry = await printedSshEntry(sshd, erin, 'env-report');
+    const { client } = await connectThroughEntry({ ...entry, args: ['-o', setEnv, ...entry.args] });
+    try {
+      const env = async (name: string) => textOf(await client.callTool({ name: 'env', arguments: { name } }));
+      assert.deepEqual(
+        {
+          LANG: await env('LANG'),
+          LC_ALL: await env('LC_ALL'),
+          LC_MESSAGES: await env('LC_MESSAGES'),
+          LC_TIME: await env('LC_TIME'),
+          TZ: await env('TZ'),
+          COLORTERM: await env('COLORTERM'),
+          TMPDIR: await env('TMPDIR'),
+          MCP_RELAY_USER: await env('MCP_RELAY_USER'),
+        },
+        {
+          LANG: 'C.UTF-8',
+          LC_ALL: '<unset>',
+          LC_MESSAGES: '<unset>',
+          LC_TIME: 'C.UTF-8',
+          TZ: '<unset>',
+          COLORTERM: '<unset>',
+          TMPDIR: '<unset>',
+          MCP_RELAY_USER: 'erin',
+        },
+        "a fixed locale, the config's LC_TIME, and nothing the client chose",
+      );
+      assert.notEqual(await env('PATH'), '<unset>', 'PATH comes from sshd, which the client cannot set');
+    } finally {
+      await client.close();
     }
   });
 

@@ -20,13 +20,16 @@ import { checkGatewaySocket, runAttached } from './attached.ts';
 import { type ConnectionFields, clientAddress, openConnectionLog } from './connection-log.ts';
 import { claimConnectionSlot } from './connection-slots.ts';
 import { checkPrincipal } from './forced-command.ts';
-import { type RunOutcome, runStandalone } from './standalone.ts';
+import { type RunOutcome, runStandalone, standaloneParentEnv } from './standalone.ts';
 
 export interface SshEntryOptions {
   configPath: string;
   user: string;
   groups: readonly string[];
-  /** sshd's environment: SSH_ORIGINAL_COMMAND, SSH_CONNECTION, and what backends may inherit. */
+  /**
+   * sshd's environment: SSH_ORIGINAL_COMMAND, SSH_CONNECTION, the config's `${VAR}`s. Partly the
+   * client's (AcceptEnv), so backends inherit only what `standaloneParentEnv` keeps of it.
+   */
   env: NodeJS.ProcessEnv;
   input: Readable;
   output: Writable;
@@ -116,7 +119,8 @@ async function serveStandalone(
   }
   try {
     onStart();
-    const launcher = new BackendLauncher(config.servers, silentLogger, options.env);
+    // Not options.env: sshd filled part of it from the client (SendEnv/SetEnv).
+    const launcher = new BackendLauncher(config.servers, silentLogger, standaloneParentEnv(options.env));
     const spec = await launcher.spec({ server, user: options.user, session: connection });
     return await runStandalone({ ...options, spec });
   } finally {

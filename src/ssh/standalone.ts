@@ -1,6 +1,7 @@
 // Standalone SSH mode: the classic model, one server process per connection, its stdio joined to
 // the SSH channel byte for byte. The process is started with the gateway's launch spec (allow-listed
-// env, cwd, app port) and stopped the polite way when the client leaves: stdin end → SIGTERM → SIGKILL.
+// env, cwd, app port) over an environment the SSH client cannot set, and stopped the polite way when
+// the client leaves: stdin end → SIGTERM → SIGKILL.
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
@@ -23,6 +24,32 @@ export interface StandaloneOptions {
   signal: AbortSignal;
   /** How long the server gets after stdin ends, and again after SIGTERM. Default 2 s. */
   graceMs?: number;
+}
+
+/**
+ * Variables sshd sets itself for the forced command, after (so over) any the client sent: the only
+ * ones in ssh-entry's environment the SSH client cannot choose. Everything else may have come from
+ * the client: LANG and LC_* (sshd's usual `AcceptEnv LANG LC_*`), TZ, COLORTERM, TERM, or whatever
+ * else an admin lets sshd accept.
+ */
+const SET_BY_SSHD = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL'] as const;
+
+/**
+ * A fixed UTF-8 locale, as MCP's stdio is UTF-8: the client's LANG is not the server's to take, and
+ * without one some runtimes read stdin as ASCII. A server's `env` may set another.
+ */
+const STANDALONE_LANG = 'C.UTF-8';
+
+/**
+ * The environment a standalone server's allow-list and `envPassthrough` pick from: only what sshd
+ * sets itself, and the fixed locale. sshd's environment is partly the SSH client's, so taking the
+ * allow-list from it would let the client set the server's locale, time zone or more; what a server
+ * needs beyond this its config's `env` must name.
+ */
+export function standaloneParentEnv(sshdEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { LANG: STANDALONE_LANG };
+  for (const name of SET_BY_SSHD) if (sshdEnv[name] !== undefined) env[name] = sshdEnv[name];
+  return env;
 }
 
 export function runStandalone(options: StandaloneOptions): Promise<RunOutcome> {

@@ -38,8 +38,11 @@ export function sshdUnavailable(): string | undefined {
   return undefined;
 }
 
-/** Starts sshd in `dir` (one per test file: it is the slow part). */
-export async function startSshd(dir: string): Promise<TestSshd> {
+/**
+ * Starts sshd in `dir` (one per test file: it is the slow part). `extraConfig` lines go at the end
+ * of its sshd_config, e.g. `AcceptEnv LANG LC_*` as distributions ship it.
+ */
+export async function startSshd(dir: string, extraConfig: readonly string[] = []): Promise<TestSshd> {
   // sshd insists on its privilege-separation folder when it runs as root.
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const hostKey = join(dir, 'ssh_host_ed25519_key');
@@ -65,6 +68,7 @@ export async function startSshd(dir: string): Promise<TestSshd> {
       'PermitTTY yes',
       'MaxStartups 50',
       'LogLevel VERBOSE',
+      ...extraConfig,
       '',
     ].join('\n'),
   );
