@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer, get as httpGet } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -17,7 +18,8 @@ import {
 import type { Browser } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
-import { launchChromium, startPrefixProxy } from './helpers/browser.ts';
+import { freePort } from '../src/backends/launcher.ts';
+import { launchChromium, type PrefixProxy, startPrefixProxy } from './helpers/browser.ts';
 
 const SERVER = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
 const TIMEOUT = { timeout: 20_000 };
@@ -122,7 +124,7 @@ describe('3d-scene: MCP tools and the scene resource', () => {
       'update_object',
     ]);
     assert.equal(server.client.getServerCapabilities()?.resources?.subscribe, true);
-    assert.match(server.stderr(), /3d-scene viewer at http:\/\/127\.0\.0\.1:\d+\//);
+    assert.match(server.stderr(), /3d-scene viewer listening on http:\/\/127\.0\.0\.1:\d+\//);
   });
 
   it('adds objects with defaults or with every field, and returns their ids', TIMEOUT, async () => {
@@ -301,6 +303,107 @@ describe('3d-scene: the viewer over HTTP and WebSocket', () => {
   });
 });
 
+describe('3d-scene: who may reach the viewer', () => {
+  let server: SceneServer;
+  let base: URL;
+  let wsUrl: URL;
+  before(async () => {
+    server = await startScene();
+    base = new URL(await viewerUrl(server.client));
+    wsUrl = new URL('ws', base);
+    wsUrl.protocol = 'ws:';
+  });
+  after(() => server.close());
+
+  it(
+    'puts the page and its WebSocket under a per-run key, and keeps the key out of the log',
+    TIMEOUT,
+    async () => {
+      const key = base.pathname.split('/')[1] ?? '';
+      assert.match(key, /^[\w-]{24}$/, 'an unguessable key: 18 random bytes');
+      assert.equal(base.href, `http://127.0.0.1:${base.port}/${key}/`);
+      assert.ok(!server.stderr().includes(key), 'the log shows the address without the key');
+      const root = new URL('/', base);
+      for (const path of ['/', '/index.html', '/viewer.js', '/ws', `/${key.slice(1)}/`, `/${key}x/`]) {
+        assert.equal((await fetch(new URL(path, root))).status, 404, path);
+      }
+      const bare = await fetch(new URL(`/${key}`, root), { redirect: 'manual' });
+      assert.equal(bare.status, 301);
+      assert.equal(bare.headers.get('location'), `${key}/`);
+      const page = await fetch(base);
+      assert.equal(page.status, 200);
+      assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+      await page.arrayBuffer();
+
+      const root404 = await upgradeStatus(new URL('/ws', wsUrl));
+      assert.equal(root404, 404, 'no scene without the key');
+      const wrongKey = await upgradeStatus(new URL(`/${'A'.repeat(24)}/ws`, wsUrl));
+      assert.equal(wrongKey, 404);
+    },
+  );
+
+  it(
+    'refuses a WebSocket from a foreign Origin, and any request naming a foreign Host',
+    TIMEOUT,
+    async () => {
+      const port = base.port;
+      // A page on another site, a sandboxed or file page, another port of this machine.
+      for (const origin of ['https://evil.example', 'null', `http://127.0.0.1:${Number(port) + 1}`]) {
+        assert.equal(await upgradeStatus(wsUrl, { origin }), 403, origin);
+      }
+      // DNS rebinding: a foreign name pointing at 127.0.0.1, with or without its own Origin.
+      for (const host of [`evil.example:${port}`, `127.0.0.1.evil.example:${port}`, '127.0.0.1']) {
+        assert.equal(await upgradeStatus(wsUrl, { host }), 421, host);
+        assert.equal(await upgradeStatus(wsUrl, { host, origin: `http://${host}` }), 421, host);
+        assert.equal((await rawGet(base, host)).status, 421, `GET with Host ${host}`);
+      }
+      // The viewer's own page, under either loopback name, and clients that are no browser.
+      assert.equal(await upgradeStatus(wsUrl, { origin: `http://127.0.0.1:${port}` }), 101);
+      assert.equal(
+        await upgradeStatus(wsUrl, { host: `localhost:${port}`, origin: `http://localhost:${port}` }),
+        101,
+      );
+      assert.equal(await upgradeStatus(wsUrl), 101);
+      assert.equal((await rawGet(base, `localhost:${port}`)).status, 200);
+    },
+  );
+
+  it('accepts the host and origin of APP_PUBLIC_URL, and puts the key under it', TIMEOUT, async () => {
+    const behind = await startScene({ APP_PUBLIC_URL: 'https://relay.example.com/apps/3d' });
+    try {
+      const url = new URL(await viewerUrl(behind.client));
+      assert.match(url.href, /^https:\/\/relay\.example\.com\/apps\/3d\/[\w-]{24}\/$/);
+      const port = /viewer listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(behind.stderr())?.[1];
+      assert.ok(port, behind.stderr());
+      // What the gateway's proxy will send: the public path mapped to the viewer's, Host kept or not.
+      const local = new URL(url.pathname.replace('/apps/3d', ''), `ws://127.0.0.1:${port}/`);
+      const ws = new URL('ws', local);
+      const origin = 'https://relay.example.com';
+      assert.equal(await upgradeStatus(ws, { host: 'relay.example.com', origin }), 101);
+      assert.equal(await upgradeStatus(ws, { host: 'relay.example.com:443', origin }), 101);
+      assert.equal(await upgradeStatus(ws, { origin }), 101, 'a proxy that sends its upstream Host');
+      assert.equal(
+        await upgradeStatus(ws, { host: 'relay.example.com', origin: 'https://evil.example' }),
+        403,
+      );
+      assert.equal(await upgradeStatus(ws, { host: 'other.example.com', origin }), 421);
+    } finally {
+      await behind.close();
+    }
+  });
+
+  it('refuses to start the viewer on an APP_PUBLIC_URL that is no http(s) URL', TIMEOUT, async () => {
+    const broken = await startScene({ APP_PUBLIC_URL: 'relay.example.com/apps/3d' });
+    try {
+      const result = await call(broken.client, 'get_viewer_url');
+      assert.equal(result.isError, true);
+      assert.match(textOf(result), /APP_PUBLIC_URL must be an http\(s\) URL/);
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
 describe('3d-scene: configuration and lifecycle', () => {
   it('shows SCENE_TITLE and MCP_RELAY_USER on the page, HTML-escaped', TIMEOUT, async () => {
     const server = await startScene({ SCENE_TITLE: 'Office <lab>', MCP_RELAY_USER: 'alice' });
@@ -338,7 +441,7 @@ describe('3d-scene: configuration and lifecycle', () => {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       try {
-        const url = await viewerUrlFromStderr(child);
+        const url = await viewerUrlOverStdio(child);
         const ws = new WebSocket(new URL('ws', url.replace(/^http/, 'ws')));
         await once(ws, 'open');
         const exited = once(child, 'exit');
@@ -358,20 +461,32 @@ describe('3d-scene: configuration and lifecycle', () => {
 describe('3d-scene: the viewer in a real browser', () => {
   let browser: Browser;
   let server: SceneServer;
+  let proxy: PrefixProxy;
+  let appPort: number;
   before(async () => {
     browser = await launchChromium();
-    server = await startScene({ SCENE_TITLE: 'Browser test', MCP_RELAY_USER: 'bob' });
+    // Served under /apps/3d/ as the gateway will, with APP_PUBLIC_URL naming that place: the proxy
+    // passes the browser's Host and Origin on, so the viewer must take the public URL's as its own.
+    appPort = await freePort();
+    proxy = await startPrefixProxy('/apps/3d/', new URL(`http://127.0.0.1:${appPort}/`));
+    server = await startScene({
+      SCENE_TITLE: 'Browser test',
+      MCP_RELAY_USER: 'bob',
+      APP_PORT: String(appPort),
+      APP_PUBLIC_URL: proxy.url,
+    });
   });
   after(async () => {
     await browser?.close();
     await server?.close();
+    await proxy?.close();
   });
 
   it('renders objects added over MCP, live, under a gateway-style path prefix', {
     timeout: 60_000,
   }, async () => {
-    // Served under /apps/3d/ as the gateway will: this only works if every URL in the page is relative.
-    const proxy = await startPrefixProxy('/apps/3d/', new URL(await viewerUrl(server.client)));
+    const url = await viewerUrl(server.client);
+    assert.ok(url.startsWith(proxy.url), `${url} is under the public URL`);
     const page = await browser.newPage({ viewport: { width: 1024, height: 640 } });
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
@@ -379,7 +494,8 @@ describe('3d-scene: the viewer in a real browser', () => {
       if (message.type() === 'error') problems.push(`console: ${message.text()}`);
     });
     try {
-      await page.goto(proxy.url);
+      // This only works if every URL in the page is relative (the key in its path included).
+      await page.goto(url);
       await page.locator('#status[data-state="live"]').waitFor();
       assert.equal(await page.locator('#user').textContent(), 'user: bob');
 
@@ -414,21 +530,110 @@ describe('3d-scene: the viewer in a real browser', () => {
       assert.deepEqual(problems, []);
     } finally {
       await page.close();
-      await proxy.close();
+    }
+  });
+
+  /** The viewer's own address of a URL under the proxy's public one (what the proxy forwards to). */
+  const local = (publicUrl: string) => `http://127.0.0.1:${appPort}/${publicUrl.slice(proxy.url.length)}`;
+
+  it('also goes live at its loopback address', TIMEOUT, async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(local(await viewerUrl(server.client)));
+      await page.locator('#status[data-state="live"]').waitFor();
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("keeps the scene from another site's page, even one that knows the key", TIMEOUT, async () => {
+    // The WebSocket next to the page, as the page finds it (so the attacker even knows the key), at
+    // the public address and at the viewer's own.
+    const pageUrl = await viewerUrl(server.client);
+    const targets = [pageUrl, local(pageUrl)].map((url) => new URL('ws', url).href.replace(/^http/, 'ws'));
+    await objectCall(server.client, 'add_object', { name: 'secret-plans' });
+    // Another site the user has open: a page on another port of this machine.
+    const site = createHttpServer((_req, res) => res.end('<!doctype html><title>elsewhere</title>'));
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    const page = await browser.newPage();
+    try {
+      await page.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
+      for (const target of targets) {
+        // A string, not a function, because this test's tsconfig has no DOM types.
+        const outcome = await page.evaluate(`new Promise((resolve) => {
+          const ws = new WebSocket(${JSON.stringify(target)});
+          ws.onmessage = (event) => resolve('read: ' + String(event.data).slice(0, 200));
+          ws.onclose = (event) => resolve('closed ' + event.code);
+        })`);
+        assert.equal(outcome, 'closed 1006', `${target}: the handshake is refused`);
+      }
+    } finally {
+      await page.close();
+      site.close();
     }
   });
 });
 
-/** Reads the viewer URL from the demo's startup line on stderr, and keeps draining stderr afterwards. */
-async function viewerUrlFromStderr(child: ChildProcess): Promise<string> {
-  let text = '';
-  return new Promise((resolve, reject) => {
-    child.stderr?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      const match = /viewer at (http:\/\/\S+)/.exec(text);
-      if (match?.[1]) resolve(match[1]);
+/**
+ * Asks a demo spawned without the SDK for get_viewer_url, speaking MCP on its stdio by hand (the test
+ * must own the process to see its exit code), and keeps draining its stdout and stderr afterwards.
+ */
+async function viewerUrlOverStdio(child: ChildProcess): Promise<string> {
+  const send = (message: Record<string, unknown>) =>
+    child.stdin?.write(`${JSON.stringify({ jsonrpc: '2.0', ...message })}\n`);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const url = new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let end = buffered.indexOf('\n'); end !== -1; end = buffered.indexOf('\n')) {
+        const message = JSON.parse(buffered.slice(0, end)) as { id?: number; result?: CallToolResult };
+        buffered = buffered.slice(end + 1);
+        if (message.id === 2)
+          resolve(z.object({ url: z.string() }).parse(message.result?.structuredContent).url);
+      }
     });
-    child.once('exit', () => reject(new Error(`the demo exited before starting its viewer: ${text}`)));
+    child.once('exit', () => reject(new Error(`the demo exited before answering: ${stderr}`)));
+  });
+  send({
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  });
+  send({ method: 'notifications/initialized' });
+  send({ id: 2, method: 'tools/call', params: { name: 'get_viewer_url', arguments: {} } });
+  return url;
+}
+
+/** The status a WebSocket upgrade gets (101 when it opens), with the headers given. */
+async function upgradeStatus(url: URL, headers: { host?: string; origin?: string } = {}): Promise<number> {
+  const { origin, ...rest } = headers;
+  const ws = new WebSocket(url, { headers: rest, ...(origin === undefined ? {} : { origin }) });
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      ws.once('open', () => resolve(101));
+      ws.once('unexpected-response', (_request, response) => {
+        response.resume();
+        response.once('end', () => resolve(response.statusCode ?? 0));
+      });
+      ws.once('error', reject);
+    });
+  } finally {
+    ws.terminate();
+  }
+}
+
+/** A GET of `url` with a Host header of the test's choosing (fetch would not send it). */
+function rawGet(url: URL, host: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers: { host } }, (response) => {
+      response.resume();
+      response.once('end', () => resolve({ status: response.statusCode ?? 0 }));
+    });
+    req.once('error', reject);
   });
 }
 

@@ -3,6 +3,7 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createSceneMcpServer } from './mcp.js';
 import { Scene } from './scene.js';
+import { parsePublicUrl } from './viewer-access.js';
 import { startViewer } from './viewer-server.js';
 
 // stdout carries only MCP messages: everything else goes to stderr.
@@ -19,19 +20,20 @@ try {
   viewer = await startViewer(scene, {
     host: '127.0.0.1',
     port: parsePort(process.env.APP_PORT),
+    publicUrl: parsePublicUrl(process.env.APP_PUBLIC_URL),
     title: scene.title,
     user: process.env.MCP_RELAY_USER || undefined,
     log,
   });
-  log(`viewer at ${viewer.url}`);
+  // Not the page's address: that holds the viewer's key, and logs are read by more eyes than the user's.
+  log(`viewer listening on ${viewer.address} (get_viewer_url gives the page's address)`);
 } catch (error) {
   viewerError = error instanceof Error ? error.message : String(error);
   log(`viewer unavailable, MCP tools still work: ${viewerError}`);
 }
 
-const viewerUrl = process.env.APP_PUBLIC_URL || viewer?.url;
 const mcp = createSceneMcpServer(scene, {
-  viewerStatus: () => (viewerUrl ? { url: viewerUrl } : { error: viewerError }),
+  viewerStatus: () => (viewer ? { url: viewer.url } : { error: viewerError }),
   log,
 });
 
