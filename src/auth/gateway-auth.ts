@@ -8,8 +8,8 @@ import type { Identity } from '../sessions/types.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { type AuthMethods, type AuthRequest, type AuthResult, authenticate } from './authenticate.ts';
 import { KeyStore } from './keys.ts';
-import { isPrincipalName } from './principal-name.ts';
 import { OidcVerifier } from './oidc.ts';
+import { isPrincipalName } from './principal-name.ts';
 import { ProtectedResource } from './protected-resource.ts';
 
 export class GatewayAuth {
