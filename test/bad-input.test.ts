@@ -69,7 +69,7 @@ describe('bad-input corpus', () => {
       [
         'listen: { host: 127.0.0.1, port: 0 }',
         'servers:',
-        `  echo: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE_SERVER)}, well] }`,
+        `  echo: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE_SERVER)}, well], resources: { deny: ["file:///etc/*"] } }`,
         'auth:',
         '  apiKeys: { file: keys.yaml }',
         `  oidc: { issuer: "${issuer}", jwksUri: "${issuer}/jwks", audience: ${AUDIENCE} }`,
