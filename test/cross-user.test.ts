@@ -22,23 +22,13 @@ import { buildConfig } from '../src/config/load.ts';
 import {
   connectClient,
   fixtureServer,
-  INITIALIZE,
-  rawPost,
+  rawSession,
   startGateway,
   type TestGateway,
   textOf,
 } from './helpers/gateway.ts';
 
 const TIMEOUT = { timeout: 30_000 };
-
-/** A raw session of `key` on `url`: the attacker's own, legitimately opened. */
-async function rawSession(url: string, key: string) {
-  const auth = { authorization: `Bearer ${key}` };
-  const init = await rawPost(url, INITIALIZE, auth);
-  assert.equal(init.status, 200, init.text);
-  const headers = { ...auth, 'mcp-session-id': init.headers.get('mcp-session-id') as string };
-  return { headers, post: (message: unknown) => rawPost(url, JSON.stringify(message), headers) };
-}
 
 /** An SDK client that records the sampling prompts and log lines it gets; its sampling answer waits `delayMs`. */
 async function recordingClient(url: string, key: string, name: string, delayMs = 0) {

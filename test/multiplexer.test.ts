@@ -10,41 +10,11 @@ import {
   fixtureServer,
   INITIALIZE,
   rawPost,
+  rawSession,
   startGateway,
   type TestGateway,
   textOf,
 } from './helpers/gateway.ts';
-
-/** A raw session: initialize, then post JSON-RPC with the session id. */
-async function rawSession(url: string, key: string) {
-  const auth = { authorization: `Bearer ${key}` };
-  const init = await rawPost(url, INITIALIZE, auth);
-  assert.equal(init.status, 200, init.text);
-  const headers = { ...auth, 'mcp-session-id': init.headers.get('mcp-session-id') as string };
-  await rawPost(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
-  return {
-    headers,
-    init: init.json as { result: { protocolVersion: string; serverInfo: { name: string } } },
-    call: (
-      id: string | number,
-      name: string,
-      args: Record<string, unknown> = {},
-      meta?: Record<string, unknown>,
-    ) =>
-      rawPost(
-        url,
-        JSON.stringify({
-          jsonrpc: '2.0',
-          id,
-          method: 'tools/call',
-          params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) },
-        }),
-        headers,
-      ),
-    request: (id: string | number, method: string, params: Record<string, unknown> = {}) =>
-      rawPost(url, JSON.stringify({ jsonrpc: '2.0', id, method, params }), headers),
-  };
-}
 
 /** The JSON-RPC messages of a reply that may be JSON or an SSE stream. */
 function messagesOf(reply: { text: string; json: unknown }): Array<Record<string, unknown>> {

@@ -114,3 +114,36 @@ export const INITIALIZE = JSON.stringify({
   method: 'initialize',
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 });
+
+/** A raw session: initialize, then post JSON-RPC with the session id. */
+export async function rawSession(url: string, key: string) {
+  const auth = { authorization: `Bearer ${key}` };
+  const init = await rawPost(url, INITIALIZE, auth);
+  if (init.status !== 200) throw new Error(`initialize failed: ${init.status} ${init.text}`);
+  const headers = { ...auth, 'mcp-session-id': init.headers.get('mcp-session-id') as string };
+  await rawPost(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
+  return {
+    headers,
+    init: init.json as { result: { protocolVersion: string; serverInfo: { name: string } } },
+    call: (
+      id: string | number,
+      name: string,
+      args: Record<string, unknown> = {},
+      meta?: Record<string, unknown>,
+    ) =>
+      rawPost(
+        url,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) },
+        }),
+        headers,
+      ),
+    request: (id: string | number, method: string, params: Record<string, unknown> = {}) =>
+      rawPost(url, JSON.stringify({ jsonrpc: '2.0', id, method, params }), headers),
+    /** Any message, as is. */
+    post: (message: unknown) => rawPost(url, JSON.stringify(message), headers),
+  };
+}
