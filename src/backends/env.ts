@@ -24,6 +24,11 @@ const INHERITED = [
   'PROGRAMFILES',
 ];
 
+/** Whether every backend inherits `name` from the gateway anyway (so it is no secret to keep from them). */
+export function inheritedByBackends(name: string): boolean {
+  return INHERITED.includes(name) || name.startsWith('LC_');
+}
+
 export interface BackendEnvInput {
   /** The gateway's environment to pick from. */
   parent: NodeJS.ProcessEnv;

@@ -3,6 +3,7 @@
 import { createServer } from 'node:net';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { type AccountSystem, type BackendAccount, resolveAccounts, thisSystem } from './account.ts';
 import { backendEnv } from './env.ts';
 import { BackendProcess, type BackendSpec } from './process.ts';
 
@@ -19,18 +20,24 @@ export class BackendLauncher {
   readonly #log: Logger;
   readonly #parentEnv: NodeJS.ProcessEnv;
   readonly #maxMessageBytes: number | undefined;
+  readonly #accounts: ReadonlyMap<string, BackendAccount>;
 
-  /** `maxMessageBytes`: the longest line a backend may write (limits.maxBackendMessageBytes). */
+  /**
+   * Throws a config error when a server's `user` or `group` does not exist, or cannot be switched
+   * to (the gateway is not root): a gateway refuses to start rather than fail at the first session.
+   * `maxMessageBytes`: the longest line a backend may write (limits.maxBackendMessageBytes).
+   */
   constructor(
     servers: Readonly<Record<string, ServerConfig>>,
     log: Logger,
     parentEnv: NodeJS.ProcessEnv = process.env,
-    maxMessageBytes?: number,
+    options: { maxMessageBytes?: number; system?: () => AccountSystem } = {},
   ) {
     this.#servers = servers;
     this.#log = log;
     this.#parentEnv = parentEnv;
-    this.#maxMessageBytes = maxMessageBytes;
+    this.#maxMessageBytes = options.maxMessageBytes;
+    this.#accounts = resolveAccounts(servers, options.system ?? thisSystem);
   }
 
   /** Prepares (does not start) a process for `owner`, with its environment and app port. */
@@ -46,18 +53,22 @@ export class BackendLauncher {
     if (owner.user !== undefined) relay.MCP_RELAY_USER = owner.user;
     if (owner.session) relay.MCP_RELAY_SESSION = owner.session;
     if (config.app) relay[config.app.portEnv] = String(await freePort());
+    const account = this.#accounts.get(owner.server);
     return {
       server: owner.server,
       command: config.command,
       args: config.args,
       cwd: config.cwd ?? '.',
       ...(this.#maxMessageBytes === undefined ? {} : { maxMessageBytes: this.#maxMessageBytes }),
+      // The account's HOME, USER and LOGNAME replace the gateway's; the server's own env still wins.
       env: backendEnv({
         parent: this.#parentEnv,
         passthrough: config.envPassthrough,
-        configured: config.env,
+        configured: { ...account?.env, ...config.env },
         relay,
       }),
+      uid: account?.uid,
+      gid: account?.gid,
     };
   }
 }

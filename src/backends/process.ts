@@ -22,6 +22,9 @@ export interface BackendSpec {
   env: Record<string, string>;
   /** Longest message (line) taken from the backend; default 64 MiB. */
   maxMessageBytes?: number;
+  /** The account to run as (servers.<name>.user/.group, see account.ts); undefined: the gateway's. */
+  uid?: number | undefined;
+  gid?: number | undefined;
 }
 
 export interface BackendExit {
@@ -67,10 +70,12 @@ export class BackendProcess {
   /** Starts the process. A spawn failure is reported through `onexit` like any other exit. */
   start(): void {
     if (this.#child) throw new Error('backend already started');
-    const { command, args, cwd, env } = this.spec;
+    const { command, args, cwd, env, uid, gid } = this.spec;
     const child = spawn(command, args, {
       cwd,
       env,
+      uid,
+      gid,
       shell: false,
       stdio: ['pipe', 'pipe', 'pipe'],
       windowsHide: true,

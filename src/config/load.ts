@@ -6,12 +6,15 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { RelayError } from '../protocol/errors.ts';
+import { envValue } from './env-secrets.ts';
 import { configSchema, type RelayConfig, type SshConfig } from './schema.ts';
 
 export interface LoadedConfig {
   config: RelayConfig;
   /** Absolute path of the file, or undefined for a config built in memory. */
   path: string | undefined;
+  /** The variables the file's `${VAR}`s name (set or not), for the gateway to take out of its environment. */
+  envNames: readonly string[];
 }
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
@@ -22,7 +25,7 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   } catch (cause) {
     throw new RelayError('CONFIG_NOT_FOUND', `cannot read config ${absolute}: ${(cause as Error).message}`);
   }
-  return { config: parseConfigText(text, absolute, env), path: absolute };
+  return { ...parseConfig(text, absolute, env), path: absolute };
 }
 
 /** Parses config text; relative paths inside it are resolved against the file's folder. */
@@ -31,6 +34,14 @@ export function parseConfigText(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): RelayConfig {
+  return parseConfig(text, file, env).config;
+}
+
+function parseConfig(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv,
+): { config: RelayConfig; envNames: string[] } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const where = (offset: number | undefined) =>
@@ -42,12 +53,12 @@ export function parseConfigText(
       `${where(firstError.pos[0])}: invalid YAML: ${firstError.message}`,
     );
   }
-  substituteEnv(doc, env, where);
+  const envNames = substituteEnv(doc, env, where);
   const result = configSchema.safeParse(doc.toJS() ?? {});
   if (!result.success) {
     throw new RelayError('CONFIG_INVALID', describeIssues(result.error.issues, doc, where));
   }
-  return deepFreeze(resolvePaths(result.data, dirname(file)));
+  return { config: deepFreeze(resolvePaths(result.data, dirname(file))), envNames };
 }
 
 /** Builds a config from a plain object (the quick `serve -- cmd` form and tests) through the same schema. */
@@ -64,17 +75,20 @@ export function buildConfig(input: unknown, baseDir: string = process.cwd()): Re
 
 const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
+/** Replaces each `${VAR}` in the document; returns the names it read. */
 function substituteEnv(
   doc: ReturnType<typeof parseDocument>,
   env: NodeJS.ProcessEnv,
   where: (offset: number | undefined) => string,
-): void {
+): string[] {
+  const names = new Set<string>();
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       node.value = node.value.replace(ENV_REFERENCE, (_match, name: string, fallback: string | undefined) => {
-        const value = env[name];
-        if (value !== undefined && value !== '') return value;
+        names.add(name);
+        const value = envValue(env, name);
+        if (value !== undefined) return value;
         if (fallback !== undefined) return fallback;
         throw new RelayError(
           'CONFIG_INVALID',
@@ -83,6 +97,7 @@ function substituteEnv(
       });
     },
   });
+  return [...names];
 }
 
 function describeIssues(

@@ -79,6 +79,12 @@ const sshSchema = z
     }
   });
 
+/** An account or group for a backend: its name, or its numeric id (YAML may give either). */
+const accountName = z.union([
+  z.string().regex(/^[^\s:]{1,64}$/, 'must be an account name or a numeric id'),
+  z.number().int().min(0).max(4_294_967_294),
+]);
+
 const serverSchema = z.strictObject({
   command: z.string().min(1),
   args: z.array(z.string()).default([]),
@@ -86,6 +92,10 @@ const serverSchema = z.strictObject({
   /** Extra variables copied from the gateway's own environment (on top of the built-in allowlist). */
   envPassthrough: z.array(envName).default([]),
   cwd: z.string().optional(),
+  /** Run the server as this account (from /etc/passwd); the gateway must run as root to switch. */
+  user: accountName.optional(),
+  /** ...and with this group (from /etc/group); default: the account's primary group. */
+  group: accountName.optional(),
   isolation: z.enum(ISOLATION_MODES).default('per-user'),
   /** Processes this server may run at once (per-user: users, per-session: sessions). */
   maxInstances: z.number().int().positive().default(100),

@@ -83,7 +83,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   });
   const router = new Router(
     config,
-    new BackendLauncher(config.servers, log, env, config.limits.maxBackendMessageBytes),
+    new BackendLauncher(config.servers, log, env, { maxMessageBytes: config.limits.maxBackendMessageBytes }),
     log,
   );
   const sessions = new SessionManager(

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { BackendLauncher } from '../backends/launcher.ts';
 import { loadConfigFile } from '../config/load.ts';
-import type { RelayConfig } from '../config/schema.ts';
+import type { RelayConfig, ServerConfig } from '../config/schema.ts';
 import { createStderrLog } from '../connect/diagnostics.ts';
 import { sanitize } from '../connect/errors.ts';
 import { silentLogger } from '../log.ts';
@@ -118,9 +118,19 @@ async function serveStandalone(
     };
   }
   try {
+    let launcher: BackendLauncher;
+    try {
+      // Only this server's account is checked: another server's `user` is no reason to refuse this one.
+      // Not options.env: sshd filled part of it from the client (SendEnv/SetEnv).
+      launcher = new BackendLauncher(
+        { [server]: config.servers[server] as ServerConfig },
+        silentLogger,
+        standaloneParentEnv(options.env),
+      );
+    } catch (error) {
+      return { refusal: (error as Error).message };
+    }
     onStart();
-    // Not options.env: sshd filled part of it from the client (SendEnv/SetEnv).
-    const launcher = new BackendLauncher(config.servers, silentLogger, standaloneParentEnv(options.env));
     const spec = await launcher.spec({ server, user: options.user, session: connection });
     return await runStandalone({ ...options, spec });
   } finally {

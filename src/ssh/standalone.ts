@@ -58,6 +58,8 @@ export function runStandalone(options: StandaloneOptions): Promise<RunOutcome> {
   const child = spawn(spec.command, [...spec.args], {
     cwd: spec.cwd,
     env: spec.env,
+    uid: spec.uid,
+    gid: spec.gid,
     shell: false,
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -3,11 +3,13 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineCommand } from 'citty';
-import { buildConfig, loadConfigFile } from '../../config/load.ts';
+import { inheritedByBackends } from '../../backends/env.ts';
+import { environmentWithTaken, takeFromEnvironment } from '../../config/env-secrets.ts';
+import { buildConfig, type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { ConfigReloader } from '../../config/reload.ts';
 import type { RelayConfig } from '../../config/schema.ts';
 import { createGateway } from '../../http/gateway.ts';
-import { createLogger } from '../../log.ts';
+import { createLogger, type Logger } from '../../log.ts';
 import { RelayError } from '../../protocol/errors.ts';
 import { untilSignal } from '../signals.ts';
 
@@ -26,16 +28,17 @@ export const serveCommand = defineCommand({
   async run({ args, rawArgs }) {
     const dashDash = rawArgs.indexOf('--');
     const command = dashDash === -1 ? [] : rawArgs.slice(dashDash + 1);
-    const config = command.length > 0 ? quickConfig(command, args.isolation) : fileConfig(args.config);
+    const loaded = command.length > 0 ? quickConfig(command, args.isolation) : fileConfig(args.config);
     const overrides = {
       ...(args.host ? { host: args.host } : {}),
       ...(args.port ? { port: parsePort(args.port) } : {}),
     };
     const withOverrides = (loaded: RelayConfig) =>
       buildConfig({ ...loaded, listen: { ...loaded.listen, ...overrides } });
-    const final = withOverrides(config);
+    const final = withOverrides(loaded.config);
     const log = createLogger(final.logLevel);
-    const gateway = createGateway({ config: final, log });
+    takeSecrets(loaded, log);
+    const gateway = createGateway({ config: final, log, env: environmentWithTaken() });
     await gateway.listen();
     process.stderr.write(
       `mcp-relay gateway at ${gateway.url} (servers: ${Object.keys(final.servers).join(', ')})\n`,
@@ -46,7 +49,11 @@ export const serveCommand = defineCommand({
         ? undefined
         : new ConfigReloader({
             file: resolve(args.config),
-            load: () => withOverrides(loadConfigFile(args.config).config),
+            load: () => {
+              const next = loadConfigFile(args.config);
+              takeSecrets(next, log);
+              return withOverrides(next.config);
+            },
             apply: (next) => gateway.reload(next),
             log,
           });
@@ -61,21 +68,40 @@ export const serveCommand = defineCommand({
   },
 });
 
-function fileConfig(path: string): RelayConfig {
+/**
+ * Takes the variables the config reads (its `${VAR}`s, envPassthrough) out of the gateway's own
+ * environment, where a backend of the same account could read them (config/env-secrets.ts).
+ */
+function takeSecrets({ config, envNames }: LoadedConfig, log: Logger): void {
+  const passthrough = Object.values(config.servers).flatMap((server) => server.envPassthrough);
+  const names = new Set([...envNames, ...passthrough].filter((name) => !inheritedByBackends(name)));
+  const taken = takeFromEnvironment(names);
+  if (taken.eraseError !== undefined) {
+    log.warn(
+      { variables: taken.names, err: taken.eraseError },
+      "config variables left process.env but stay readable in /proc/<pid>/environ to the gateway's account; run servers as another account (servers.<name>.user)",
+    );
+  } else if (taken.names.length > 0) {
+    log.debug({ variables: taken.names }, "config variables taken out of the gateway's environment");
+  }
+}
+
+function fileConfig(path: string): LoadedConfig {
   if (!existsSync(path)) {
     throw new RelayError(
       'CONFIG_NOT_FOUND',
       `no config at ${path}: pass --config FILE, or host one command with \`mcp-relay serve -- <command> [args…]\``,
     );
   }
-  return loadConfigFile(path).config;
+  return loadConfigFile(path);
 }
 
-function quickConfig(command: string[], isolation: string | undefined): RelayConfig {
+function quickConfig(command: string[], isolation: string | undefined): LoadedConfig {
   const [program, ...args] = command as [string, ...string[]];
-  return buildConfig({
+  const config = buildConfig({
     servers: { default: { command: program, args, ...(isolation ? { isolation } : {}) } },
   });
+  return { config, path: undefined, envNames: [] };
 }
 
 function parsePort(text: string): number {

@@ -1,0 +1,54 @@
+// A real `mcp-relay serve` child process (from source, like the CLI tests), started with a config file
+// and an environment, for tests that look at the gateway from outside: its /proc entries, its ports.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+const RUN_CLI = fileURLToPath(new URL('../fixtures/run-cli.ts', import.meta.url));
+
+export interface ServeProcess {
+  child: ChildProcess;
+  pid: number;
+  /** The TCP base URL from the startup line; undefined when the gateway has no TCP port. */
+  url: string | undefined;
+  /** Everything the gateway wrote on stderr so far (its startup line, then JSON log lines). */
+  stderr(): string;
+  /** SIGTERM, and the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `mcp-relay serve --config <file>` and resolves once it says where it listens. */
+export async function startServe(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [RUN_CLI, 'serve', '--config', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env,
+  });
+  let stderr = '';
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const started = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the gateway did not start:\n${stderr}`)), 20_000);
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      const line = /^mcp-relay gateway .*$/m.exec(stderr)?.[0];
+      if (line) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    void exited.then(([code]) => {
+      clearTimeout(timer);
+      reject(new Error(`the gateway exited (${code}):\n${stderr}`));
+    });
+  });
+  return {
+    child,
+    pid: child.pid as number,
+    url: /gateway at (http\S+)/.exec(started)?.[1],
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return (await exited)[0];
+    },
+  };
+}
