@@ -37,6 +37,7 @@ function configError(text: string, env: NodeJS.ProcessEnv = {}): string {
 describe('config', () => {
   it('parses, applies defaults, resolves paths against the file', () => {
     const config = parseConfigText(VALID, '/etc/relay/relay.yaml', {});
+    assert.ok(config.listen);
     assert.equal(config.listen.port, 9000);
     assert.equal(config.servers['3d']?.idleTimeout, 120_000);
     assert.equal(config.servers['3d']?.cwd, '/etc/relay');
@@ -85,6 +86,39 @@ describe('config', () => {
     assert.equal(parseSize('4MiB'), 4_194_304);
     assert.equal(parseSize('10kb'), 10_000);
     assert.equal(parseSize('-1'), undefined);
+  });
+
+  it('takes listen: false only next to ssh attached mode, and auth.none only alone', () => {
+    const attached = 'ssh: { mode: attached, socket: gw.sock }\n';
+    const config = parseConfigText(
+      `listen: false\nservers: { a: { command: x } }\n${attached}`,
+      '/r/relay.yaml',
+      {},
+    );
+    assert.equal(config.listen, false);
+    assert.match(
+      configError('listen: false\nservers: { a: { command: x } }\n'),
+      /relay\.yaml:1: listen: false leaves nothing to serve without ssh\.mode attached/,
+    );
+    assert.match(
+      configError('listen: yes\nservers: { a: { command: x } }\n'),
+      /relay\.yaml:1: listen: must be false \(no TCP port: only the SSH socket\) or a map with host, port, tls/,
+    );
+    assert.equal(
+      parseConfigText('auth: { none: true }\nservers: { a: { command: x } }\n', '/r/relay.yaml', {}).auth
+        .none,
+      true,
+    );
+    assert.match(
+      configError('auth: { none: true, apiKeys: { file: keys.yaml } }\nservers: { a: { command: x } }\n'),
+      /relay\.yaml:1: auth\.none: cannot be true next to auth\.apiKeys/,
+    );
+    assert.match(
+      configError(
+        'listen: { tls: { cert: c, key: k, clientCa: ca } }\nauth: { none: true }\nservers: { a: { command: x } }\n',
+      ),
+      /relay\.yaml:2: auth\.none: cannot be true next to listen\.tls\.clientCa/,
+    );
   });
 
   it('refuses to listen beyond loopback without authentication', () => {

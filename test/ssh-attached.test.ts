@@ -1,19 +1,32 @@
 // SSH mode, attached: ssh-entry joins the running gateway over its Unix socket, so an SSH user is an
 // ordinary session — sharing the `shared` 3D scene with a network user, counted by the same
 // per-user limit, checked by the same allow rules — and the socket's user header means nothing over TCP.
+// Without authentication the gateway serves only the socket (`listen: false`) or says so (`auth.none`).
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { createKey } from '../src/auth/key-admin.ts';
 import { loadConfigFile } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/http/gateway.ts';
 import { createLogger, silentLogger } from '../src/log.ts';
 import { runCli } from './helpers/cli.ts';
 import { connectClient, FIXTURE_SERVER, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
+import { serveRefusal, startServe } from './helpers/serve.ts';
 import {
   connectThroughEntry,
   type EntryClient,
@@ -26,6 +39,7 @@ import {
 import { eventually } from './helpers/wait.ts';
 
 const SCENE = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
+const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
 const unavailable = sshdUnavailable();
 
 describe('SSH mode, attached to the gateway', { skip: unavailable }, () => {
@@ -223,5 +237,115 @@ describe('SSH mode, attached to the gateway', { skip: unavailable }, () => {
   it('removes its socket when the gateway stops', async () => {
     await gateway.close();
     assert.equal(existsSync(socketPath), false);
+  });
+});
+
+/** The TCP ports process `pid` listens on: its socket inodes that /proc/net/tcp{,6} lists as LISTEN. */
+function listeningTcpPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(table)) continue;
+    for (const row of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
+      // sl local_address rem_address st … inode: st 0A is LISTEN.
+      const [, local, , state, , , , , , inode] = row.trim().split(/\s+/);
+      if (state === '0A' && inode !== undefined && inodes.has(inode)) {
+        ports.push(Number.parseInt(local?.split(':')[1] ?? '', 16));
+      }
+    }
+  }
+  return ports;
+}
+
+describe('SSH attached mode without authentication (no sshd needed)', {
+  skip: process.platform === 'linux' ? undefined : "reads the gateway's sockets from /proc (Linux)",
+}, () => {
+  let dir: string;
+
+  /** relay.yaml: attached mode on gw.sock, the fixture server `who`, no auth section, and `extra`. */
+  function writeConfig(extra: string): string {
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(
+      file,
+      [
+        extra,
+        'servers:',
+        `  who: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE_SERVER)}] }`,
+        'ssh: { mode: attached, socket: gw.sock }',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  /** ssh-entry (attached) as sshd would run it for alice, with the SDK client on its stdio: whoami. */
+  async function whoamiThroughEntry(file: string): Promise<string> {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [RUN_CLI, 'ssh-entry', '--config', file, '--user', 'alice'],
+      env: { PATH: process.env.PATH ?? '', HOME: dir, SSH_ORIGINAL_COMMAND: 'who' },
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'test-client', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      return textOf(await client.callTool({ name: 'whoami', arguments: {} }));
+    } finally {
+      await client.close();
+    }
+  }
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-ssh-noauth-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('serve refuses to start, naming listen: false and auth: { none: true }', async () => {
+    const file = writeConfig('listen: { host: 127.0.0.1, port: 0 }');
+    const refused = await serveRefusal(file);
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.stderr,
+      'mcp-relay: refusing to start: ssh.mode attached without authentication would let every local account in over TCP 127.0.0.1:0 as user "local"; set listen: false to serve only the SSH socket, or auth: { none: true } to allow that on purpose\n',
+    );
+    assert.equal(existsSync(join(dir, 'gw.sock')), false, 'no socket was left behind');
+  });
+
+  it('with listen: false serves only the SSH socket: no TCP port', async () => {
+    const serve = await startServe(writeConfig('listen: false'));
+    try {
+      assert.equal(serve.url, undefined);
+      assert.match(
+        serve.stderr(),
+        /^mcp-relay gateway on \S+gw\.sock only \(listen: false\) \(servers: who\)$/m,
+      );
+      assert.deepEqual(listeningTcpPorts(serve.pid), [], 'the gateway listens on no TCP port');
+      assert.equal(await whoamiThroughEntry(join(dir, 'relay.yaml')), 'alice');
+    } finally {
+      assert.equal(await serve.stop(), 0);
+    }
+  });
+
+  it('with auth: { none: true } starts, and every TCP request is user "local"', async () => {
+    const serve = await startServe(writeConfig('listen: { host: 127.0.0.1, port: 0 }\nauth: { none: true }'));
+    try {
+      const url = serve.url as string;
+      assert.deepEqual(listeningTcpPorts(serve.pid), [Number(new URL(url).port)]);
+      const { client } = await connectClient(`${url}/mcp/who`, undefined);
+      assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'local');
+      await client.close();
+      // The socket still names its user.
+      assert.equal(await whoamiThroughEntry(join(dir, 'relay.yaml')), 'alice');
+    } finally {
+      assert.equal(await serve.stop(), 0);
+    }
   });
 });

@@ -497,7 +497,7 @@ describe('the gateway socket listener', () => {
     const config = join(dir, 'busy.yaml');
     writeFileSync(
       config,
-      `listen: { host: 127.0.0.1, port: ${port} }\nservers:\n  3d: { command: node }\nssh: { mode: attached, socket: ${path} }\n`,
+      `listen: { host: 127.0.0.1, port: ${port} }\nauth: { none: true }\nservers:\n  3d: { command: node }\nssh: { mode: attached, socket: ${path} }\n`,
     );
     const serve = spawn(process.execPath, [RUN_CLI, 'serve', '--config', config], { stdio: 'pipe' });
     let stderr = '';

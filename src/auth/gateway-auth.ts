@@ -1,7 +1,7 @@
 // The gateway's authentication as one object: the API-key store (opened from its file) and the OAuth
 // resource server (auth.oidc), built from the config, asked once per request, closed with the gateway.
 
-import type { RelayConfig } from '../config/schema.ts';
+import { listenTls, type RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RelayError } from '../protocol/errors.ts';
 import type { Identity } from '../sessions/types.ts';
@@ -28,7 +28,7 @@ export class GatewayAuth {
     this.#config = config;
     this.#log = log;
     const oidc = config.auth.oidc;
-    if (oidc && !config.publicUrl && !isLoopbackAddress(config.listen.host)) {
+    if (oidc && !config.publicUrl && config.listen !== false && !isLoopbackAddress(config.listen.host)) {
       // The listening address (0.0.0.0, an interface IP) is not what clients reach: tokens and
       // resource metadata would name the wrong resource.
       throw new RelayError(
@@ -47,8 +47,9 @@ export class GatewayAuth {
 
   /** The methods' names, for the startup log line. */
   get describe(): string {
-    const { auth, listen } = this.#config;
-    const names = [auth.apiKeys && 'api-keys', auth.oidc && 'oidc', listen.tls?.clientCa && 'client-cert'];
+    const { auth } = this.#config;
+    const clientCa = listenTls(this.#config)?.clientCa;
+    const names = [auth.apiKeys && 'api-keys', auth.oidc && 'oidc', clientCa && 'client-cert'];
     return names.filter(Boolean).join('+') || 'none';
   }
 
@@ -88,7 +89,7 @@ export class GatewayAuth {
       keys: this.#config.auth.apiKeys ? (this.#keys ?? NO_KEYS) : undefined,
       oidc:
         this.#verifier && this.resource ? { verifier: this.#verifier, resource: this.resource } : undefined,
-      required: this.#config.listen.tls?.clientCa !== undefined,
+      required: listenTls(this.#config)?.clientCa !== undefined,
     };
     return authenticate(request, methods);
   }

@@ -7,7 +7,7 @@ import { isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'y
 import type { z } from 'zod';
 import { RelayError } from '../protocol/errors.ts';
 import { envValue } from './env-secrets.ts';
-import { configSchema, type RelayConfig, type SshConfig } from './schema.ts';
+import { configSchema, listenTls, type RelayConfig, type SshConfig } from './schema.ts';
 
 export interface LoadedConfig {
   config: RelayConfig;
@@ -105,22 +105,41 @@ function describeIssues(
   doc: ReturnType<typeof parseDocument> | undefined,
   where: (offset: number | undefined) => string,
 ): string {
-  const lines = issues.slice(0, 10).map((issue) => {
-    const path = issue.path.map(String);
-    if (issue.code === 'unrecognized_keys') {
-      return issue.keys
-        .map((key) => {
-          const offset = doc ? keyOffset(doc, path, key) : undefined;
-          const dotted = [...path, key].join('.');
-          return `${where(offset)}: unknown key "${dotted}"`;
-        })
-        .join('\n');
-    }
-    const offset = doc ? nodeOffset(doc, path) : undefined;
-    const dotted = path.length > 0 ? path.join('.') : '(top level)';
-    return `${where(offset)}: ${dotted}: ${issue.message}`;
-  });
+  const lines = issues
+    .flatMap(closestAlternative)
+    .slice(0, 10)
+    .map((issue) => {
+      const path = issue.path.map(String);
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys
+          .map((key) => {
+            const offset = doc ? keyOffset(doc, path, key) : undefined;
+            const dotted = [...path, key].join('.');
+            return `${where(offset)}: unknown key "${dotted}"`;
+          })
+          .join('\n');
+      }
+      const offset = doc ? nodeOffset(doc, path) : undefined;
+      const dotted = path.length > 0 ? path.join('.') : '(top level)';
+      return `${where(offset)}: ${dotted}: ${issue.message}`;
+    });
   return `invalid config:\n  ${lines.join('\n  ')}`;
+}
+
+/**
+ * For a value that fits none of a union's shapes, the problems of the shape it came closest to (the
+ * deepest path), so `listen: { port: "x" }` names listen.port rather than "listen: invalid input".
+ */
+function closestAlternative(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (issue.code !== 'invalid_union') return [issue];
+  let closest: z.core.$ZodIssue[] = [];
+  let depth = 0;
+  for (const alternative of issue.errors) {
+    const deepest = Math.max(0, ...alternative.map((inner) => inner.path.length));
+    if (deepest > depth) [closest, depth] = [alternative, deepest];
+  }
+  if (depth === 0) return [issue];
+  return closest.flatMap((inner) => closestAlternative({ ...inner, path: [...issue.path, ...inner.path] }));
 }
 
 function nodeOffset(doc: ReturnType<typeof parseDocument>, path: string[]): number | undefined {
@@ -150,10 +169,10 @@ function resolvePaths(config: RelayConfig, baseDir: string): RelayConfig {
       { ...server, cwd: absolute(server.cwd ?? '.') },
     ]),
   );
-  const tls = config.listen.tls;
+  const tls = listenTls(config);
   return {
     ...config,
-    listen: {
+    listen: config.listen && {
       ...config.listen,
       tls: tls && {
         ...tls,

@@ -80,10 +80,13 @@ const sshSchema = z
   });
 
 /** An account or group for a backend: its name, or its numeric id (YAML may give either). */
-const accountName = z.union([
-  z.string().regex(/^[^\s:]{1,64}$/, 'must be an account name or a numeric id'),
-  z.number().int().min(0).max(4_294_967_294),
-]);
+const accountName = z.union(
+  [
+    z.string().regex(/^[^\s:]{1,64}$/, 'must be an account name or a numeric id'),
+    z.number().int().min(0).max(4_294_967_294),
+  ],
+  { error: 'must be an account name or a numeric id' },
+);
 
 const serverSchema = z.strictObject({
   command: z.string().min(1),
@@ -173,12 +176,37 @@ const oidcSchema = z.strictObject({
   jwksMaxStale: duration.default(300_000),
 });
 
-export const configSchema = z.strictObject({
+const listenSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65_535).default(8787),
+  tls: tlsSchema.optional(),
+});
+
+const authSchema = z
+  .strictObject({
+    apiKeys: z.strictObject({ file: z.string() }).optional(),
+    /** OAuth 2.1: accept JWT access tokens from an OpenID provider. */
+    oidc: oidcSchema.optional(),
+    /** How a client certificate (listen.tls.clientCa) becomes a user and groups. */
+    clientCert: clientCertAuthSchema.optional(),
+    /** No authentication, on purpose: every local account that reaches the loopback port is user "local". */
+    none: z.boolean().optional(),
+  })
+  .superRefine((auth, ctx) => {
+    if (auth.none !== true) return;
+    for (const key of ['apiKeys', 'oidc', 'clientCert'] as const) {
+      if (auth[key] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['none'], message: `cannot be true next to auth.${key}` });
+      }
+    }
+  });
+
+/** relay.yaml's keys; configSchema adds the rules that span several of them. */
+const configKeys = z.strictObject({
+  /** false: no TCP listener at all; the gateway serves only the SSH attached-mode socket. */
   listen: z
-    .strictObject({
-      host: z.string().default('127.0.0.1'),
-      port: z.number().int().min(0).max(65_535).default(8787),
-      tls: tlsSchema.optional(),
+    .union([z.literal(false), listenSchema], {
+      error: 'must be false (no TCP port: only the SSH socket) or a map with host, port, tls',
     })
     .default({ host: '127.0.0.1', port: 8787 }),
   publicUrl: z.url().optional(),
@@ -190,15 +218,7 @@ export const configSchema = z.strictObject({
       serverSchema,
     )
     .refine((servers) => Object.keys(servers).length > 0, 'at least one server is needed'),
-  auth: z
-    .strictObject({
-      apiKeys: z.strictObject({ file: z.string() }).optional(),
-      /** OAuth 2.1: accept JWT access tokens from an OpenID provider. */
-      oidc: oidcSchema.optional(),
-      /** How a client certificate (listen.tls.clientCa) becomes a user and groups. */
-      clientCert: clientCertAuthSchema.optional(),
-    })
-    .default({}),
+  auth: authSchema.default({}),
   limits: z
     .strictObject({
       sessionsPerUser: z.number().int().positive().default(10),
@@ -234,7 +254,32 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
+export const configSchema = configKeys.superRefine((config, ctx) => {
+  if (config.listen === false && config.ssh?.mode !== 'attached') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['listen'],
+      message: 'false leaves nothing to serve without ssh.mode attached (the SSH socket)',
+    });
+  }
+  if (config.auth.none === true && config.listen !== false && config.listen.tls?.clientCa !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['auth', 'none'],
+      message: 'cannot be true next to listen.tls.clientCa (client certificates)',
+    });
+  }
+});
+
 export type RelayConfig = z.output<typeof configSchema>;
+/** The TCP listener's settings (absent with `listen: false`). */
+export type ListenConfig = Exclude<RelayConfig['listen'], false>;
+export type TlsConfig = NonNullable<ListenConfig['tls']>;
 export type ServerConfig = RelayConfig['servers'][string];
 export type IsolationMode = (typeof ISOLATION_MODES)[number];
 export type SshConfig = NonNullable<RelayConfig['ssh']>;
+
+/** The TCP listener's TLS settings; undefined without TLS or without a TCP listener. */
+export function listenTls(config: RelayConfig): TlsConfig | undefined {
+  return config.listen === false ? undefined : config.listen.tls;
+}

@@ -36,9 +36,9 @@ export interface GatewayOptions {
 }
 
 export interface Gateway {
-  /** Starts listening; resolves with the bound address. */
-  listen(): Promise<AddressInfo>;
-  /** The base URL (scheme, host, port) once listening. */
+  /** Starts listening; resolves with the bound TCP address (undefined with `listen: false`: the SSH socket only). */
+  listen(): Promise<AddressInfo | undefined>;
+  /** The base URL (scheme, host, port) once listening on TCP. */
   readonly url: string;
   /** Stops accepting, ends every session and backend. Idempotent. */
   close(): Promise<void>;
@@ -47,17 +47,28 @@ export interface Gateway {
 }
 
 export function createGateway({ config, log, env = process.env }: GatewayOptions): Gateway {
-  const { host, port, tls } = config.listen;
-  const loopback = isLoopbackAddress(host);
+  // listen: false: no TCP listener, the SSH attached-mode socket is the only way in (the schema insists on it).
+  const tcp = config.listen === false ? undefined : config.listen;
+  const tls = tcp?.tls;
+  // The socket's clients (ssh-entry) address the gateway as localhost, so the Host guard stays on.
+  const loopback = tcp === undefined || isLoopbackAddress(tcp.host);
   // Client certificates (listen.tls.clientCa) count as authentication too.
   const clientCerts = ClientCertificates.enabled(config) ? new ClientCertificates(config) : undefined;
   // API keys and OAuth; its base URL for OAuth resource identifiers is publicUrl, else where we listen.
   const gatewayAuth = new GatewayAuth(config, log, () => config.publicUrl ?? gatewayUrl());
   const authConfigured = gatewayAuth.configured || clientCerts !== undefined;
-  if (!loopback && !authConfigured) {
+  if (tcp && !loopback && !authConfigured) {
     throw new RelayError(
       'LISTEN_REFUSED',
-      `refusing to listen on ${host} without authentication: configure auth.apiKeys, auth.oidc or listen.tls.clientCa, or listen on 127.0.0.1`,
+      `refusing to listen on ${tcp.host} without authentication: configure auth.apiKeys, auth.oidc or listen.tls.clientCa, or listen on 127.0.0.1`,
+    );
+  }
+  // Unauthenticated loopback makes every local account user "local". Fine for one person's machine,
+  // not next to an SSH socket whose file permissions were chosen to keep other accounts out.
+  if (tcp && config.ssh?.mode === 'attached' && !authConfigured && config.auth.none !== true) {
+    throw new RelayError(
+      'LISTEN_REFUSED',
+      `refusing to start: ssh.mode attached without authentication would let every local account in over TCP ${tcp.host}:${tcp.port} as user "local"; set listen: false to serve only the SSH socket, or auth: { none: true } to allow that on purpose`,
     );
   }
   // Policy, limits, origins and audit are read per request from `live`, so a reload applies at once.
@@ -191,7 +202,9 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
 
   // Slow (slowloris) clients are cut off by limits.headersTimeout/receiveTimeout; SSE responses are not.
   const httpsServer = tls ? createHttpsServer(serverOptions(config), handler) : undefined;
-  const server: Server = httpsServer ?? createHttpServer(serverOptions(config), handler);
+  const server: Server | undefined = tcp
+    ? (httpsServer ?? createHttpServer(serverOptions(config), handler))
+    : undefined;
   const tlsFiles = httpsServer ? superviseTls(httpsServer, config, log) : undefined;
 
   let address: AddressInfo | undefined;
@@ -199,6 +212,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   let sshSocket: Awaited<ReturnType<typeof openSshSocket>>;
 
   function gatewayUrl(): string {
+    if (!tcp) throw new Error('the gateway has no TCP listener (listen: false)');
     if (!address) throw new Error('gateway is not listening');
     const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     return `${scheme}://${hostPart}:${address.port}`;
@@ -214,6 +228,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     async listen() {
       await gatewayAuth.open();
       sshSocket = await openSshSocket(config, handler, log);
+      if (!server || !tcp) {
+        log.info({ servers: serverNames, tcp: false }, 'gateway listening on the SSH socket only');
+        return undefined;
+      }
+      const { host, port } = tcp;
       return new Promise((resolve, reject) => {
         // The SSH socket opened above must not keep a gateway that failed to start alive.
         const failed = (error: Error) =>
@@ -232,12 +251,12 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     },
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        const stopped = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
         // At once: an ssh-entry bridge would otherwise re-initialize here while sessions are closing.
         const socketClosed = sshSocket?.close();
         await sessions.closeAll('gateway shutting down');
         await router.stopAll();
-        server.closeAllConnections();
+        server?.closeAllConnections();
         await stopped;
         await socketClosed;
         gatewayAuth.close();

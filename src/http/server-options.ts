@@ -12,23 +12,21 @@ import {
   identifyPeer,
   type TlsPeer,
 } from '../auth/client-cert.ts';
-import type { RelayConfig } from '../config/schema.ts';
+import { listenTls, type RelayConfig, type TlsConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RelayError } from '../protocol/errors.ts';
 import type { Identity } from '../sessions/types.ts';
 
-type TlsConfig = NonNullable<RelayConfig['listen']['tls']>;
-
 /** Whether a token method (API keys, OIDC, …) is configured besides client certificates. */
 export function tokenAuthConfigured(config: RelayConfig): boolean {
   return Object.entries(config.auth).some(
-    ([method, value]) => method !== 'clientCert' && value !== undefined,
+    ([method, value]) => method !== 'clientCert' && method !== 'none' && value !== undefined,
   );
 }
 
 /** 'required' | 'optional' when client certificates are requested, else undefined. */
 export function clientCertMode(config: RelayConfig): 'required' | 'optional' | undefined {
-  const tls = config.listen.tls;
+  const tls = listenTls(config);
   if (!tls?.clientCa) return undefined;
   return tls.clientCert ?? (tokenAuthConfigured(config) ? 'optional' : 'required');
 }
@@ -51,7 +49,7 @@ export function slowClientTimeouts(config: RelayConfig): HttpServerOptions {
 /** The TCP listener's options: the slow-client timeouts, and TLS with client certificates when `listen.tls` is set. */
 export function serverOptions(config: RelayConfig): HttpServerOptions & HttpsServerOptions {
   const timeouts = slowClientTimeouts(config);
-  const tls = config.listen.tls;
+  const tls = listenTls(config);
   if (!tls) return timeouts;
   if (config.auth.clientCert && !tls.clientCa) {
     throw new RelayError(
@@ -160,7 +158,7 @@ export function superviseTls(
   log: Logger,
   intervalMs = 1_000,
 ): { close(): void } {
-  const tls = config.listen.tls;
+  const tls = listenTls(config);
   if (!tls) return { close() {} };
   if (clientCertMode(config) === 'required') {
     // Prepended: runs before the HTTP layer adopts the socket.

@@ -18,6 +18,33 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
+/** Why a gateway that should have started did not: its exit code and what it said. */
+export class ServeExit extends Error {
+  readonly code: number | null;
+  readonly stderr: string;
+
+  constructor(code: number | null, stderr: string) {
+    super(`the gateway exited (${code}):\n${stderr}`);
+    this.code = code;
+    this.stderr = stderr;
+  }
+}
+
+/**
+ * Runs `mcp-relay serve --config <file>` expecting it to refuse to start: resolves with its exit code
+ * and stderr. A gateway that starts anyway is stopped, and the test fails rather than hang.
+ */
+export async function serveRefusal(file: string): Promise<{ code: number | null; stderr: string }> {
+  try {
+    const serve = await startServe(file);
+    await serve.stop();
+  } catch (error) {
+    if (error instanceof ServeExit) return { code: error.code, stderr: error.stderr };
+    throw error;
+  }
+  throw new Error('the gateway started instead of refusing');
+}
+
 /** Starts `mcp-relay serve --config <file>` and resolves once it says where it listens. */
 export async function startServe(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
   const child = spawn(process.execPath, [RUN_CLI, 'serve', '--config', file], {
@@ -25,9 +52,13 @@ export async function startServe(file: string, env: NodeJS.ProcessEnv = process.
     env,
   });
   let stderr = '';
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  // 'close', not 'exit': by then all of stderr has been read.
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   const started = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the gateway did not start:\n${stderr}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the gateway did not start:\n${stderr}`));
+    }, 20_000);
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
       const line = /^mcp-relay gateway .*$/m.exec(stderr)?.[0];
@@ -38,7 +69,7 @@ export async function startServe(file: string, env: NodeJS.ProcessEnv = process.
     });
     void exited.then(([code]) => {
       clearTimeout(timer);
-      reject(new Error(`the gateway exited (${code}):\n${stderr}`));
+      reject(new ServeExit(code, stderr));
     });
   });
   return {

@@ -33,16 +33,25 @@ export const serveCommand = defineCommand({
       ...(args.host ? { host: args.host } : {}),
       ...(args.port ? { port: parsePort(args.port) } : {}),
     };
-    const withOverrides = (loaded: RelayConfig) =>
-      buildConfig({ ...loaded, listen: { ...loaded.listen, ...overrides } });
+    const withOverrides = (loaded: RelayConfig) => {
+      if (loaded.listen !== false)
+        return buildConfig({ ...loaded, listen: { ...loaded.listen, ...overrides } });
+      if (Object.keys(overrides).length > 0) {
+        throw new RelayError(
+          'USAGE',
+          '--host and --port need a TCP listener, and the config says listen: false',
+        );
+      }
+      return loaded;
+    };
     const final = withOverrides(loaded.config);
     const log = createLogger(final.logLevel);
     takeSecrets(loaded, log);
     const gateway = createGateway({ config: final, log, env: environmentWithTaken() });
     await gateway.listen();
-    process.stderr.write(
-      `mcp-relay gateway at ${gateway.url} (servers: ${Object.keys(final.servers).join(', ')})\n`,
-    );
+    const where =
+      final.listen === false ? `on ${final.ssh?.socket} only (listen: false)` : `at ${gateway.url}`;
+    process.stderr.write(`mcp-relay gateway ${where} (servers: ${Object.keys(final.servers).join(', ')})\n`);
     // A config file is watched, and SIGHUP re-reads it at once: policy, limits, origins and audit apply live.
     const reloader =
       command.length > 0
