@@ -64,6 +64,15 @@ function selectTargets(ids: string[] | undefined): readonly TargetSpec[] {
   return specs;
 }
 
+/**
+ * Figures of the fault and large-message scripts (bench/large-results.ts, the fault tests), kept by
+ * hand in bench/faults.md with the date and machine they were measured on, appended to the report.
+ */
+function faultFigures(): string {
+  const file = join(ROOT, 'bench/faults.md');
+  return existsSync(file) ? `\n${readFileSync(file, 'utf8')}` : '';
+}
+
 /** A saved run (bench/results/*.json), to render the report again without measuring. */
 function loadMeasured(file: string): Measured {
   const saved = JSON.parse(readFileSync(file, 'utf8')) as Omit<ReportContext, 'date'> & {
@@ -82,7 +91,7 @@ async function main(): Promise<void> {
   const markdown = renderReport(specs, runs, context);
   if (options.write) {
     writeFileSync(join(ROOT, 'docs/benchmarks-throughput.svg'), throughputChart(specs, runs));
-    writeFileSync(join(ROOT, 'docs/benchmarks.md'), markdown);
+    writeFileSync(join(ROOT, 'docs/benchmarks.md'), markdown + faultFigures());
     process.stderr.write('wrote docs/benchmarks.md and docs/benchmarks-throughput.svg\n');
   } else {
     process.stdout.write(markdown);

@@ -3,9 +3,13 @@
 // notification), and the gateway, the backend and every other user's session carry on.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { OverlongLine } from '../src/backends/overlong-line.ts';
+import { rawResponse } from '../src/backends/raw-response.ts';
+import { encodeMessage } from '../src/protocol/raw-json.ts';
 import { connectClient, fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 
 const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
@@ -99,3 +103,94 @@ describe('the id of an over-long line', () => {
     assert.equal(idOf(`{"result":{"t":${filler},"id":5}}`), undefined);
   });
 });
+
+describe('large responses passed through as bytes', () => {
+  const pieces = (text: string, size: number) => {
+    const bytes = Buffer.from(text);
+    const parts: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += size) parts.push(bytes.subarray(at, at + size));
+    return parts;
+  };
+  const big = 'é€😀x'.repeat(100_000);
+
+  it('finds the id and the result in both key orders, across pieces cut inside characters', () => {
+    const result = JSON.stringify({ content: [{ type: 'text', text: big }] });
+    for (const line of [
+      `{"jsonrpc":"2.0","id":41,"result":${result}}`,
+      `{"result":${result},"jsonrpc":"2.0","id":42}`,
+    ]) {
+      for (const size of [1_000, 65_536, 7]) {
+        if (size === 7 && line.includes('"id":42')) continue; // tiny pieces once is enough
+        const parts = pieces(line, size);
+        const raw = rawResponse(parts, Buffer.byteLength(line));
+        assert.ok(raw, `passed through (${size}-byte pieces)`);
+        assert.equal(raw.id, line.includes('"id":41') ? 41 : 42);
+        assert.equal(Buffer.concat(raw.result.parts).toString(), result);
+        assert.deepEqual(JSON.parse(encodeAsText(raw)), {
+          jsonrpc: '2.0',
+          id: raw.id,
+          result: JSON.parse(result),
+        });
+      }
+    }
+  });
+
+  it('leaves to the ordinary parse what it cannot be sure of', () => {
+    const body = JSON.stringify({ content: [{ type: 'text', text: big }] });
+    const refused = [
+      `{"jsonrpc":"2.0","id":1,"method":"x","params":${body}}`, // a request
+      `{"jsonrpc":"2.0","id":1,"result":${body.replace('é', '\r')}}`, // a CR would end the SSE line
+      `{"jsonrpc":"2.0","id":1,"result":{"a":${'['.repeat(200)}${']'.repeat(200)},"t":${JSON.stringify(big)}}}`,
+      `{"jsonrpc":"2.0","id":1,"result":${body}} trailing`,
+    ];
+    for (const line of refused)
+      assert.equal(rawResponse(pieces(line, 65_536), Buffer.byteLength(line)), undefined);
+    const invalid = Buffer.concat([
+      Buffer.from(`{"jsonrpc":"2.0","id":1,"result":{"t":"`),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from(`${'x'.repeat(300_000)}"}}`),
+    ]);
+    assert.equal(rawResponse([invalid], invalid.length), undefined, 'invalid UTF-8');
+  });
+
+  it('delivers a large result unchanged through the gateway, as JSON and as SSE', async () => {
+    const gw = await startGateway(
+      { servers: { demo: fixtureServer('well', { isolation: 'shared' }) }, audit: { file: 'audit.jsonl' } },
+      { users: ['alice'] },
+    );
+    try {
+      const { client } = await connectClient(`${gw.url}/mcp/demo`, gw.keys.alice);
+      const text = 'ü'.repeat(400_000);
+      const viaRaw = await client.callTool({ name: 'raw', arguments: { json: JSON.stringify(text) } });
+      assert.equal((viaRaw.structuredContent as { value: string }).value, text);
+      assert.equal(
+        textOf(await client.callTool({ name: 'big', arguments: { bytes: 5_000_000 } })).length,
+        5_000_000,
+      );
+      // After the one-second JSON window the reply is an SSE stream.
+      const late = await client.callTool({ name: 'big', arguments: { bytes: 3_000_000, ms: 1_300 } });
+      assert.equal(textOf(late), 'x'.repeat(3_000_000));
+      await client.close();
+      const audit = readFileSync(join(gw.dir, 'audit.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map(
+          (line) =>
+            JSON.parse(line) as { event: string; tool?: string; outcome: string; responseBytes: number },
+        );
+      const calls = audit.filter((record) => record.event === 'tools.call' && record.tool === 'big');
+      assert.deepEqual(
+        calls.map((record) => record.outcome),
+        ['ok', 'ok'],
+      );
+      assert.ok((calls[0]?.responseBytes ?? 0) >= 5_000_000, `responseBytes ${calls[0]?.responseBytes}`);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+function encodeAsText(message: unknown): string {
+  const encoded = encodeMessage(message);
+  return typeof encoded === 'string' ? encoded : Buffer.concat(encoded).toString();
+}

@@ -12,6 +12,7 @@ import {
   validateMessage,
 } from '../protocol/jsonrpc.ts';
 import { OverlongLine } from './overlong-line.ts';
+import { RAW_PASS_THROUGH_BYTES, rawResponse } from './raw-response.ts';
 
 export interface BackendSpec {
   /** Config name of the server, for logs. */
@@ -183,11 +184,15 @@ export class BackendProcess {
       this.#handleLine(piece);
       return;
     }
-    this.#pending.push(piece);
-    const line = Buffer.concat(this.#pending);
+    const parts = this.#pending;
+    parts.push(piece);
+    const length = this.#pendingBytes + piece.length;
     this.#pending = [];
     this.#pendingBytes = 0;
-    this.#handleLine(line);
+    // A large response goes through as its bytes: parsing and re-serializing it would stall every user.
+    const raw = length >= RAW_PASS_THROUGH_BYTES ? rawResponse(parts, length) : undefined;
+    if (raw) this.#deliver(raw);
+    else this.#handleLine(Buffer.concat(parts, length));
   }
 
   /** A line over maxMessageBytes: the request it answers gets an error, when the line shows which. */

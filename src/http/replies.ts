@@ -2,6 +2,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { errorResponse, type JsonRpcId } from '../protocol/jsonrpc.ts';
+import { encodedLength, encodeMessage } from '../protocol/raw-json.ts';
 
 export function sendJson(
   res: ServerResponse,
@@ -13,13 +14,20 @@ export function sendJson(
     res.end();
     return;
   }
-  const text = JSON.stringify(body);
+  const encoded = encodeMessage(body);
   res.writeHead(status, {
     'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
+    'content-length': encodedLength(encoded),
     ...headers,
   });
-  res.end(text);
+  if (typeof encoded === 'string') {
+    res.end(encoded);
+    return;
+  }
+  res.cork();
+  for (const part of encoded) res.write(part);
+  res.end();
+  res.uncork();
 }
 
 /** An HTTP refusal with a JSON-RPC error body (what MCP clients parse to show the user). */

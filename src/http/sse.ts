@@ -3,6 +3,7 @@
 
 import type { ServerResponse } from 'node:http';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { encodeMessage } from '../protocol/raw-json.ts';
 
 export interface EventStreamOptions {
   /** Unique within the session; event ids are `<id>-<seq>`. */
@@ -16,9 +17,12 @@ export interface EventStreamOptions {
   prime: boolean;
 }
 
+/** One event as written: text, or pieces when it carries a passed-through result (see raw-json.ts). */
+type Frame = string | readonly Buffer[];
+
 interface LoggedEvent {
   seq: number;
-  frame: string;
+  frame: Frame;
 }
 
 export class EventStream {
@@ -76,7 +80,7 @@ export class EventStream {
     if (afterSeq === undefined) {
       if (this.#options.prime && this.#seq === 0) this.#write(this.#record(''));
     } else {
-      for (const event of this.#log) if (event.seq > afterSeq) res.write(event.frame);
+      for (const event of this.#log) if (event.seq > afterSeq) writeFrame(res, event.frame);
     }
     if (this.#ended) {
       this.#finishConnection();
@@ -88,7 +92,7 @@ export class EventStream {
 
   send(message: JsonRpcMessage): void {
     if (this.#ended) return;
-    this.#write(this.#record(JSON.stringify(message)));
+    this.#write(this.#record(encodeMessage(message)));
   }
 
   /** Sends the last message of the stream and closes the connection (the POST stream's final response). */
@@ -105,9 +109,12 @@ export class EventStream {
     this.#finishConnection();
   }
 
-  #record(data: string): string {
+  #record(data: string | readonly Buffer[]): Frame {
     const seq = ++this.#seq;
-    const frame = `id: ${this.id}-${seq}\ndata: ${data}\n\n`;
+    const frame =
+      typeof data === 'string'
+        ? `id: ${this.id}-${seq}\ndata: ${data}\n\n`
+        : [Buffer.from(`id: ${this.id}-${seq}\ndata: `), ...data, Buffer.from('\n\n')];
     if (this.#options.replayEvents > 0) {
       this.#log.push({ seq, frame });
       if (this.#log.length > this.#options.replayEvents) this.#log.shift();
@@ -115,8 +122,8 @@ export class EventStream {
     return frame;
   }
 
-  #write(frame: string): void {
-    this.#res?.write(frame);
+  #write(frame: Frame): void {
+    if (this.#res) writeFrame(this.#res, frame);
   }
 
   #finishConnection(): void {
@@ -130,4 +137,14 @@ export class EventStream {
     this.#keepAlive = undefined;
     this.#res = undefined;
   }
+}
+
+function writeFrame(res: ServerResponse, frame: Frame): void {
+  if (typeof frame === 'string') {
+    res.write(frame);
+    return;
+  }
+  res.cork();
+  for (const part of frame) res.write(part);
+  res.uncork();
 }

@@ -13,6 +13,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
+import { messageByteLength, RawJson } from '../protocol/raw-json.ts';
 import type {
   Admission,
   GatedSession,
@@ -220,14 +221,14 @@ export class Gatekeeper implements SessionGates {
             ? 'timeout'
             : ending === 'cancelled'
               ? 'cancelled'
-              : 'error' in response || response.result.isError === true
+              : 'error' in response || isToolError(response.result)
                 ? 'error'
                 : 'ok';
         this.#audit?.write({
           ...this.#callRecord(session, request, started),
           outcome,
           ...(outcome === 'ok' ? {} : { reason: failureReason(response) }),
-          responseBytes: Buffer.byteLength(JSON.stringify(response)),
+          responseBytes: messageByteLength(response),
         });
         return response;
       },
@@ -287,6 +288,12 @@ function forbidden(identity: Identity, server: string): Refusal {
     code: ErrorCode.Refused,
     message: `user ${JSON.stringify(identity.user)} is not allowed to use server "${server}"`,
   };
+}
+
+/** A tool result's isError, read from the end of a passed-through result without parsing it. */
+function isToolError(result: Record<string, unknown>): boolean {
+  if (result instanceof RawJson) return /"isError"\s*:\s*true\s*\}$/.test(result.tail(64).trimEnd());
+  return result.isError === true;
 }
 
 function failureReason(response: JsonRpcResponse): string {

@@ -16,7 +16,7 @@ export function nestsDeeperThan(raw: Buffer, value: unknown, max = MAX_JSON_DEPT
  * Nesting deeper than `max` needs more than `max` opening brackets. Brackets inside strings are
  * counted too, which only ever sends a text on to the exact walk.
  */
-function mayNestDeeperThan(raw: Buffer, max: number): boolean {
+export function mayNestDeeperThan(raw: Buffer, max = MAX_JSON_DEPTH): boolean {
   if (raw.length <= max) return false;
   // indexOf scans natively; at most max + 1 hits per bracket are looked for.
   let openers = 0;

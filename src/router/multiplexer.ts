@@ -16,6 +16,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
+import { RawJson } from '../protocol/raw-json.ts';
 import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
 import { logLevelRank, type MuxLink } from './link.ts';
 import { RequestTable } from './request-table.ts';
@@ -25,6 +26,8 @@ import { UnsolicitedTarget } from './unsolicited-target.ts';
 /** Capabilities the gateway can route for a shared backend: it answers with an error where a session lacks one. */
 const ROUTABLE_CLIENT_CAPABILITIES = { roots: { listChanged: true }, sampling: {}, elicitation: {} };
 const MAX_QUEUED = 1_000;
+/** Methods whose results the gateway never looks into: a large one may pass through as bytes (RawJson). */
+const OPAQUE_RESULTS = new Set(['tools/call', 'resources/read', 'prompts/get', 'tasks/result']);
 /** The task methods a client uses on one task, by its id. */
 const TASK_METHODS = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
 const CAPABILITY_OF: Record<string, string> = {
@@ -333,10 +336,17 @@ export class Multiplexer {
     else this.#backendNotification(message);
   }
 
-  #backendResponse(response: JsonRpcResponse): void {
-    if (typeof response.id !== 'number') return;
-    const pending = this.#requests.take(response.id);
+  #backendResponse(passed: JsonRpcResponse): void {
+    if (typeof passed.id !== 'number') return;
+    const pending = this.#requests.take(passed.id);
     if (!pending) return;
+    // A result passed through as bytes is parsed here after all when the gateway must read it.
+    const response =
+      'result' in passed &&
+      passed.result instanceof RawJson &&
+      !(pending.kind === 'client' && OPAQUE_RESULTS.has(pending.method))
+        ? { ...passed, result: passed.result.toJSON() as Record<string, unknown> }
+        : passed;
     if (pending.kind === 'internal') {
       pending.onResponse(response);
       return;
