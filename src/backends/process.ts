@@ -2,6 +2,7 @@
 // It knows nothing of sessions or HTTP; the router above decides who a message belongs to.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../protocol/json-depth.ts';
 import {
@@ -53,6 +54,8 @@ export class BackendProcess {
   readonly #maxMessageBytes: number;
   #exited: Promise<BackendExit> | undefined;
   #stopping: Promise<void> | undefined;
+  /** /proc/<pid>/stat kept open (Linux), read before each request: see `dying`. */
+  #statFd: number | undefined;
 
   constructor(spec: BackendSpec, log: Logger) {
     this.spec = spec;
@@ -82,11 +85,14 @@ export class BackendProcess {
       windowsHide: true,
     });
     this.#child = child;
+    this.#statFd = openStat(child.pid);
     this.#exited = new Promise((resolve) => {
       let settled = false;
       const finish = (exit: BackendExit) => {
         if (settled) return;
         settled = true;
+        if (this.#statFd !== undefined) closeSync(this.#statFd);
+        this.#statFd = undefined;
         resolve(exit);
         this.onexit(exit);
       };
@@ -111,12 +117,41 @@ export class BackendProcess {
     if (child.pid) this.#log.info({ pid: child.pid, command }, 'backend started');
   }
 
-  /** Writes one message; returns false when the process is not there to take it. */
-  send(message: JsonRpcMessage): boolean {
+  /**
+   * Writes one message; returns false when the process is not there to take it. `onWritten` learns
+   * how the write ended: failed (EPIPE: the process died or closed its stdin first) means the line
+   * never reached the pipe whole, its newline least of all, so the process cannot have acted on it.
+   */
+  send(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
     const stdin = this.#child?.stdin;
     if (!stdin?.writable || !this.running) return false;
-    stdin.write(`${JSON.stringify(message)}\n`);
+    // A request written now would sit unread in the pipe and be lost with the process: not written.
+    if ('method' in message && 'id' in message && this.dying) return false;
+    stdin.write(`${JSON.stringify(message)}\n`, (error) => onWritten?.(error != null));
     return true;
+  }
+
+  /**
+   * Killed but its exit not yet seen: a fatal signal pending, exiting, or a zombie (Linux, from
+   * /proc/<pid>/stat). Such a process never returns to user space, so it reads nothing more; a
+   * request not written to it is certain not to have run (DESIGN.md, "Exactly once"). False where
+   * /proc is not there.
+   */
+  get dying(): boolean {
+    if (this.#statFd === undefined) return false;
+    const buffer = Buffer.allocUnsafe(1024);
+    let length: number;
+    try {
+      length = readSync(this.#statFd, buffer, 0, buffer.length, 0);
+    } catch {
+      return true; // ESRCH: already reaped
+    }
+    return statSaysDying(buffer.toString('latin1', 0, length));
+  }
+
+  /** Kills the process at once (SIGKILL works on a stopped or hung process too); its exit is reported as usual. */
+  kill(): void {
+    if (this.running) this.#child?.kill('SIGKILL');
   }
 
   /**
@@ -281,6 +316,34 @@ export class BackendProcess {
       }
     }
   }
+}
+
+function openStat(pid: number | undefined): number | undefined {
+  if (pid === undefined || process.platform !== 'linux') return undefined;
+  try {
+    return openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return undefined;
+  }
+}
+
+const PF_EXITING = 0x4;
+const SIGKILL_BIT = 1 << 8;
+
+/** From a /proc/<pid>/stat line: zombie or dead, PF_EXITING set, or SIGKILL pending on the main thread. */
+export function statSaysDying(stat: string): boolean {
+  // The command name may hold spaces and parentheses: the fields start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0] ?? '';
+  const flags = Number(fields[6] ?? 0);
+  const pending = Number(fields[28] ?? 0);
+  return (
+    state === 'Z' ||
+    state === 'X' ||
+    state === 'x' ||
+    (flags & PF_EXITING) !== 0 ||
+    (pending & SIGKILL_BIT) !== 0
+  );
 }
 
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {

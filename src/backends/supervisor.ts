@@ -87,8 +87,24 @@ export class Supervisor {
     await this.#launch();
   }
 
-  send(message: JsonRpcMessage): boolean {
-    return this.#state === 'running' && (this.#process?.send(message) ?? false);
+  /** Writes to the running process; `onWritten` as in `BackendProcess.send`. */
+  send(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
+    return this.#state === 'running' && (this.#process?.send(message, onWritten) ?? false);
+  }
+
+  /**
+   * Gives up on a process that is there but of no use (it stopped responding, or closed its stdin):
+   * kills it and handles it as a crash at once, without waiting for its exit, so what it had in
+   * flight is answered now and a new process starts with the usual backoff.
+   */
+  replace(reason: string): void {
+    const process = this.#process;
+    if (!process || this.#state !== 'running') return;
+    // Killed already: its exit, coming, tells the real reason.
+    if (process.dying) return;
+    this.#process = undefined;
+    process.kill();
+    this.#exited({ code: null, signal: null }, reason);
   }
 
   /** Stops for good (no restart). Idempotent. */
@@ -124,12 +140,14 @@ export class Supervisor {
     if (this.#state === 'running' && this.#process === process) this.#events.started(restart);
   }
 
-  #exited(exit: BackendExit): void {
+  #exited(exit: BackendExit, why?: string): void {
     this.#process = undefined;
     if (this.#state === 'stopped') return;
-    const reason = exit.error
-      ? `backend could not be started: ${exit.error.message}`
-      : `backend exited (${exit.signal ?? `code ${exit.code}`})`;
+    const reason =
+      why ??
+      (exit.error
+        ? `backend could not be started: ${exit.error.message}`
+        : `backend exited (${exit.signal ?? `code ${exit.code}`})`);
     const now = Date.now();
     this.#crashes = [...this.#crashes.filter((time) => now - time < this.#policy.crashWindowMs), now];
     this.#events.down(reason);

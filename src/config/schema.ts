@@ -104,6 +104,11 @@ const serverSchema = z.strictObject({
   maxInstances: z.number().int().positive().default(100),
   idleTimeout: duration.default(600_000),
   requestTimeout: duration.default(300_000),
+  /**
+   * How long a backend may write nothing while requests are pending before it counts as hung: it is
+   * pinged after half of this, then killed and replaced, its calls failed. 0: never.
+   */
+  livenessTimeout: duration.default(60_000),
   app: z.strictObject({ portEnv: envName }).optional(),
   /** OAuth scopes a token must carry to use this server; replaces auth.oidc.scopes for it. */
   scopes: z.array(oauthScope).optional(),

@@ -28,6 +28,8 @@ const ROUTABLE_CLIENT_CAPABILITIES = { roots: { listChanged: true }, sampling: {
 const MAX_QUEUED = 1_000;
 /** Methods whose results the gateway never looks into: a large one may pass through as bytes (RawJson). */
 const OPAQUE_RESULTS = new Set(['tools/call', 'resources/read', 'prompts/get', 'tasks/result']);
+/** Why a process whose stdin takes no more writes is replaced (it died unseen yet, or closed stdin). */
+const INPUT_CLOSED = 'backend stopped taking input (it exited or closed its stdin)';
 /** The task methods a client uses on one task, by its id. */
 const TASK_METHODS = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
 const CAPABILITY_OF: Record<string, string> = {
@@ -42,6 +44,20 @@ export interface MultiplexerOptions {
   log: Logger;
   /** Called when the last session detaches. */
   onEmpty: () => void;
+  /**
+   * servers.<name>.livenessTimeout: how long the backend may write nothing while requests are
+   * pending (pinged after half of it) before it counts as hung and is replaced; 0: never.
+   */
+  livenessTimeoutMs?: number;
+}
+
+/** What /healthz shows of a backend's liveness. */
+export interface LivenessStats {
+  /** Silent with requests pending, pinged, no answer yet. */
+  unresponsive: boolean;
+  /** Processes replaced because they stopped responding. */
+  hangs: number;
+  lastHang: { at: string; reason: string } | undefined;
 }
 
 export class Multiplexer {
@@ -65,6 +81,21 @@ export class Multiplexer {
   #initializing = false;
   #initWaiters: Array<{ link: MuxLink; request: JsonRpcRequest }> = [];
   #backendLogLevel: string | undefined;
+  /**
+   * Requests written but not yet known to have reached the pipe whole, by backend id. One whose write
+   * fails never reached the process and is sent again to the next one; one still here when the process
+   * goes down waits for its write's outcome before it is answered (`#limbo`).
+   */
+  readonly #unconfirmed = new Map<number, { link: MuxLink; request: JsonRpcRequest }>();
+  /** Backend ids of unconfirmed writes whose process went down: answered or re-queued by the write's outcome. */
+  readonly #limbo = new Map<number, string>();
+  readonly #livenessTimeoutMs: number;
+  /** Last sign of life: backend output, a (re)start, or the first request after a quiet spell. */
+  #lastSign = Date.now();
+  #livenessTimer: NodeJS.Timeout | undefined;
+  #pingOutstanding = false;
+  #hangs = 0;
+  #lastHang: { at: string; reason: string } | undefined;
 
   constructor(options: MultiplexerOptions) {
     this.server = options.server;
@@ -72,6 +103,7 @@ export class Multiplexer {
     this.#log = options.log.child({ server: options.server, isolation: options.mode });
     this.#onEmpty = options.onEmpty;
     this.#tasks = new TaskTable(this.#log);
+    this.#livenessTimeoutMs = options.livenessTimeoutMs ?? 0;
   }
 
   get sessionCount(): number {
@@ -86,6 +118,10 @@ export class Multiplexer {
     return this.#supervisor?.state !== 'unhealthy';
   }
 
+  get liveness(): LivenessStats {
+    return { unresponsive: this.#pingOutstanding, hangs: this.#hangs, lastHang: this.#lastHang };
+  }
+
   /** Wires the supervisor's events here; called once, before the first attach. */
   bind(supervisor: Supervisor): void {
     this.#supervisor = supervisor;
@@ -98,19 +134,25 @@ export class Multiplexer {
   // --- Supervisor events --------------------------------------------------------------------------
 
   backendStarted(restart: boolean): void {
+    this.#lastSign = Date.now();
     if (this.#initParams) this.#initialize(restart);
   }
 
   backendDown(reason: string): void {
     this.#initResult = undefined;
     this.#initializing = false;
+    this.#pingOutstanding = false;
     // The new process starts with no one's work and no tasks.
     this.#unsolicited.reset();
     this.#tasks.clear();
+    const message = `${reason}; it is being restarted`;
     for (const pending of this.#requests.clear()) {
-      pending.link.deliver(
-        errorResponse(pending.clientId, ErrorCode.BackendUnavailable, `${reason}; it is being restarted`),
-      );
+      // Still being written: whether the old process got it is known when the write ends.
+      if (this.#unconfirmed.has(pending.backendId)) {
+        this.#limbo.set(pending.backendId, message);
+        continue;
+      }
+      pending.link.deliver(errorResponse(pending.clientId, ErrorCode.BackendUnavailable, message));
     }
     this.#backendLogLevel = undefined;
   }
@@ -150,6 +192,8 @@ export class Multiplexer {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.#livenessTimer);
+    this.#livenessTimer = undefined;
     await this.#supervisor?.stop();
   }
 
@@ -320,17 +364,54 @@ export class Multiplexer {
     if (progressKey !== undefined) params = { ...params, _meta: { ...meta, progressToken: progressKey } };
     const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: backendId, method: request.method };
     if (params !== undefined) forwarded.params = params;
-    if (!this.#toBackend(forwarded)) {
+    this.#unconfirmed.set(backendId, { link, request });
+    const sent = this.#toBackend(forwarded, (error) => this.#written(backendId, error));
+    if (!sent) {
+      this.#unconfirmed.delete(backendId);
       this.#requests.take(backendId);
-      link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is not running'));
+      // Not written at all: the process is going or gone (its exit not seen yet), so the request
+      // waits for the next one, as it would had it come a moment later.
+      if (this.#supervisor?.state !== 'running') {
+        link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is not running'));
+        return;
+      }
+      this.#queued.push({ link, message: request });
+      this.#supervisor.replace(INPUT_CLOSED);
       return;
     }
     this.#unsolicited.served(link);
   }
 
+  /**
+   * The write of request `backendId` ended. A failed write never reached the process (see
+   * `BackendProcess.send`): the request goes to the next process instead of failing. A successful one
+   * whose process has gone down meanwhile may have run, so it gets the error the others got.
+   */
+  #written(backendId: number, failed: boolean): void {
+    const entry = this.#unconfirmed.get(backendId);
+    if (!entry) return;
+    this.#unconfirmed.delete(backendId);
+    const downMessage = this.#limbo.get(backendId);
+    this.#limbo.delete(backendId);
+    if (!failed) {
+      if (downMessage !== undefined)
+        entry.link.deliver(errorResponse(entry.request.id, ErrorCode.BackendUnavailable, downMessage));
+      return;
+    }
+    const stillPending = this.#requests.take(backendId) !== undefined;
+    if (!stillPending && downMessage === undefined) return; // cancelled or its session left
+    if (!this.#links.has(entry.link)) return;
+    this.#log.debug({ backendId }, 'a request never reached the backend; sent to its next process');
+    this.#queued.push({ link: entry.link, message: entry.request });
+    if (this.#initResult) this.#supervisor?.replace(INPUT_CLOSED);
+    else void this.#supervisor?.start();
+  }
+
   // --- From the backend ---------------------------------------------------------------------------
 
   fromBackend(message: JsonRpcMessage): void {
+    this.#lastSign = Date.now();
+    this.#pingOutstanding = false;
     if (isResponse(message)) this.#backendResponse(message);
     else if (isRequest(message)) this.#backendRequest(message);
     else this.#backendNotification(message);
@@ -511,8 +592,55 @@ export class Multiplexer {
     if (!this.#toBackend({ jsonrpc: '2.0', id, method, params })) this.#requests.take(id);
   }
 
-  #toBackend(message: JsonRpcMessage): boolean {
-    return this.#supervisor?.send(message) ?? false;
+  #toBackend(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
+    // The backend's silence is timed from the first request after a quiet spell, not from its last output.
+    if (this.#requests.size <= 1 && 'method' in message && 'id' in message) this.#lastSign = Date.now();
+    const sent = this.#supervisor?.send(message, onWritten) ?? false;
+    if (sent && 'id' in message && 'method' in message) this.#watchLiveness();
+    return sent;
+  }
+
+  // --- Liveness -----------------------------------------------------------------------------------
+
+  /** Arms the liveness check while requests are pending (DESIGN.md, "Bounded everything"). */
+  #watchLiveness(): void {
+    if (this.#livenessTimeoutMs <= 0 || this.#livenessTimer) return;
+    this.#scheduleLiveness();
+  }
+
+  #scheduleLiveness(): void {
+    const half = this.#livenessTimeoutMs / 2;
+    const due = this.#lastSign + (this.#pingOutstanding ? this.#livenessTimeoutMs : half);
+    this.#livenessTimer = setTimeout(() => this.#checkLiveness(), Math.max(10, due - Date.now()));
+    this.#livenessTimer.unref();
+  }
+
+  #checkLiveness(): void {
+    this.#livenessTimer = undefined;
+    if (this.#requests.size === 0 || this.#supervisor?.state !== 'running') {
+      this.#pingOutstanding = false;
+      return;
+    }
+    const silentMs = Date.now() - this.#lastSign;
+    if (silentMs >= this.#livenessTimeoutMs) {
+      this.#hung(silentMs);
+      return;
+    }
+    if (silentMs >= this.#livenessTimeoutMs / 2 && !this.#pingOutstanding) {
+      this.#pingOutstanding = true;
+      this.#internalRequest('ping', {}, () => {});
+    }
+    this.#scheduleLiveness();
+  }
+
+  #hung(silentMs: number): void {
+    const pending = this.#requests.size;
+    const reason = `backend stopped responding (no output for ${Math.round(silentMs / 1000)}s with ${pending} request(s) pending, ping unanswered) and was killed; whether the call ran is unknown`;
+    this.#hangs++;
+    this.#lastHang = { at: new Date().toISOString(), reason };
+    this.#pingOutstanding = false;
+    this.#log.error({ pid: this.#supervisor?.pid, silentMs, pending }, 'backend hung; replacing it');
+    this.#supervisor?.replace(reason);
   }
 }
 

@@ -103,12 +103,17 @@ export class RequestTable {
     return taken;
   }
 
+  /** Requests (clients' and the gateway's own) the backend has yet to answer. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
   /** The backend went away: forgets everything and returns the client requests that need an answer. */
-  clear(): ClientPending[] {
-    const clients: ClientPending[] = [];
+  clear(): Array<ClientPending & { backendId: number }> {
+    const clients: Array<ClientPending & { backendId: number }> = [];
     for (const backendId of [...this.#pending.keys()]) {
       const pending = this.take(backendId);
-      if (pending?.kind === 'client') clients.push(pending);
+      if (pending?.kind === 'client') clients.push({ ...pending, backendId });
     }
     this.#progress.clear();
     this.#serverRequests.clear();

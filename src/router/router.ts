@@ -18,6 +18,11 @@ export interface ServerStats {
   backends: number;
   sessions: number;
   healthy: boolean;
+  /** Backends silent with requests pending and a ping unanswered: about to be replaced. */
+  unresponsive: number;
+  /** Backend processes replaced because they stopped responding (livenessTimeout), and the last time. */
+  hangs: number;
+  lastHang?: { at: string; reason: string };
 }
 
 interface Instance {
@@ -85,13 +90,18 @@ export class Router {
   stats(): Record<string, ServerStats> {
     const stats: Record<string, ServerStats> = {};
     for (const name of Object.keys(this.#config.servers))
-      stats[name] = { backends: 0, sessions: 0, healthy: true };
+      stats[name] = { backends: 0, sessions: 0, healthy: true, unresponsive: 0, hangs: 0 };
     for (const { mux } of this.#instances.values()) {
       const entry = stats[mux.server];
       if (!entry) continue;
       entry.backends++;
       entry.sessions += mux.sessionCount;
       entry.healthy &&= mux.healthy;
+      const liveness = mux.liveness;
+      if (liveness.unresponsive) entry.unresponsive++;
+      entry.hangs += liveness.hangs;
+      if (liveness.lastHang && (entry.lastHang === undefined || liveness.lastHang.at > entry.lastHang.at))
+        entry.lastHang = liveness.lastHang;
     }
     return stats;
   }
@@ -116,6 +126,7 @@ export class Router {
         mode: config.isolation,
         log: this.#log,
         onEmpty: () => this.#emptied(key, instance),
+        livenessTimeoutMs: config.livenessTimeout,
       }),
       idleTimer: undefined,
     };
