@@ -20,40 +20,88 @@ const MAX_PENDING_CHARS = 64 * 1024 * 1024;
  * blank keep-alive) are skipped; priming events (id, empty data) are yielded so callers can track the id.
  */
 export async function* parseSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder('utf-8');
-  const builder = new EventBuilder();
-  let buffer = '';
-  let atStart = true;
-  for await (const chunk of body) {
-    buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    if (atStart && buffer.length > 0) {
-      if (buffer.charCodeAt(0) === 0xfeff) buffer = buffer.slice(1);
-      atStart = false;
-    }
-    let lineStart = 0;
-    for (;;) {
-      const end = findLineEnd(buffer, lineStart);
-      if (end === undefined) break;
-      // A CR as the last character may be the first half of a CRLF split across chunks: wait.
-      if (buffer[end] === '\r' && end === buffer.length - 1) break;
-      const event = builder.feed(buffer.slice(lineStart, end));
-      lineStart = end + (buffer[end] === '\r' && buffer[end + 1] === '\n' ? 2 : 1);
-      if (event) yield event;
-    }
-    buffer = buffer.slice(lineStart);
-    if (buffer.length > MAX_PENDING_CHARS) throw new Error('SSE line longer than 64 MiB');
-  }
-  buffer += decoder.decode();
-  // A stream that ends without a final blank line drops the unfinished event (WHATWG rule).
-  for (const line of buffer.split(/\r\n|\r|\n/)) builder.feed(line);
+  const parser = new SseParser();
+  for await (const chunk of body) yield* parser.push(chunk);
+  parser.end();
 }
 
-function findLineEnd(text: string, from: number): number | undefined {
-  for (let index = from; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (code === 0x0a || code === 0x0d) return index;
+const LINE_END = /[\r\n]/g;
+
+/**
+ * The SSE decoder, chunk by chunk, in time linear in the input: each character is scanned once and
+ * copied at most twice (into the pieces of an unfinished line, then into the line), however the body
+ * is chunked. `scanned` and `copied` count that work so a test can hold it to the input's size.
+ */
+export class SseParser {
+  readonly #decoder = new TextDecoder('utf-8');
+  readonly #builder = new EventBuilder();
+  /** The unfinished line, in the pieces it came in; joined once, when its end arrives. */
+  #pieces: string[] = [];
+  #pieceChars = 0;
+  /** The last character was a CR: an LF first in the next text is the other half of a CRLF. */
+  #afterCr = false;
+  #atStart = true;
+  scanned = 0;
+  copied = 0;
+
+  /** Decodes one chunk; returns the events it completed. */
+  push(chunk: Uint8Array | string): SseEvent[] {
+    return this.#text(typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true }));
   }
-  return undefined;
+
+  /** The body ended: an event without its final blank line is dropped (WHATWG rule). */
+  end(): void {
+    this.#text(this.#decoder.decode());
+    this.#pieces = [];
+    this.#pieceChars = 0;
+  }
+
+  #text(input: string): SseEvent[] {
+    let text = input;
+    const events: SseEvent[] = [];
+    if (this.#atStart && text.length > 0) {
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      this.#atStart = false;
+    }
+    let start = 0;
+    if (this.#afterCr && text.length > 0) {
+      this.#afterCr = false;
+      if (text.charCodeAt(0) === 0x0a) start = 1;
+    }
+    LINE_END.lastIndex = start;
+    for (;;) {
+      const match = LINE_END.exec(text);
+      if (match === null) {
+        this.scanned += text.length - start;
+        if (start < text.length) {
+          const piece = text.slice(start);
+          this.copied += piece.length;
+          this.#pieces.push(piece);
+          this.#pieceChars += piece.length;
+          if (this.#pieceChars > MAX_PENDING_CHARS) throw new Error('SSE line longer than 64 MiB');
+        }
+        return events;
+      }
+      const end = match.index;
+      this.scanned += end + 1 - start;
+      let line = text.slice(start, end);
+      if (this.#pieces.length > 0) {
+        this.#pieces.push(line);
+        line = this.#pieces.join('');
+        this.#pieces = [];
+        this.#pieceChars = 0;
+      }
+      this.copied += line.length;
+      start = end + 1;
+      if (text.charCodeAt(end) === 0x0d) {
+        if (start === text.length) this.#afterCr = true;
+        else if (text.charCodeAt(start) === 0x0a) start++;
+      }
+      LINE_END.lastIndex = start;
+      const event = this.#builder.feed(line);
+      if (event) events.push(event);
+    }
+  }
 }
 
 /** Accumulates the fields of one event until a blank line dispatches it. */
