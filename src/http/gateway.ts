@@ -129,14 +129,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       return;
     }
     if (path === '/healthz') {
-      sendJson(res, 200, {
-        status: 'ok',
-        version: VERSION,
-        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-        sessions: sessions.size,
-        backends: router.size,
-        servers: router.stats(),
-      });
+      sendHealth(res);
       return;
     }
     if (serveResourceMetadata(req, res, path, gatewayAuth.resource)) return;
@@ -183,6 +176,31 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       return;
     }
     await endpoint.handle(req, res, server, auth.identity);
+  }
+
+  /**
+   * 200 with `ok`, or `degraded` naming the unhealthy (crash-looping) servers: the gateway still serves
+   * the others, so a load balancer must keep it (every replica runs the same broken server) while a
+   * monitor alerts. 503 `stopping` once shutdown began, so a load balancer takes it out of rotation.
+   */
+  function sendHealth(res: ServerResponse): void {
+    const servers = router.stats();
+    const unhealthy = Object.keys(servers).filter((name) => servers[name]?.healthy === false);
+    const status = closing ? 'stopping' : unhealthy.length > 0 ? 'degraded' : 'ok';
+    sendJson(
+      res,
+      closing ? 503 : 200,
+      {
+        status,
+        ...(unhealthy.length > 0 ? { unhealthy } : {}),
+        version: VERSION,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        sessions: sessions.size,
+        backends: router.size,
+        servers,
+      },
+      closing ? { connection: 'close' } : {},
+    );
   }
 
   /** "/mcp/<name>" → name; "/mcp" → the only server; null for an /mcp path naming nothing; undefined elsewhere. */

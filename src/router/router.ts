@@ -2,7 +2,7 @@
 // (shared: one for all; per-user: one per user; per-session: one each), within the instance caps.
 
 import type { BackendLauncher } from '../backends/launcher.ts';
-import { Supervisor } from '../backends/supervisor.ts';
+import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Downstream, Identity, Upstream } from '../sessions/types.ts';
@@ -23,6 +23,8 @@ export interface ServerStats {
   /** Backend processes replaced because they stopped responding (livenessTimeout), and the last time. */
   hangs: number;
   lastHang?: { at: string; reason: string };
+  /** Why the server is unhealthy (its crash loop), while it is. */
+  reason?: string;
 }
 
 interface Instance {
@@ -35,6 +37,12 @@ export class Router {
   readonly #launcher: BackendLauncher;
   readonly #log: Logger;
   readonly #instances = new Map<string, Instance>();
+  /**
+   * Servers whose backend was found crash-looping, until the cool-down ends. Kept apart from the
+   * instances: a per-session backend is gone as soon as its session failed, but the server is still broken.
+   */
+  readonly #crashLoops = new Map<string, { reason: string; until: number }>();
+  #stopped = false;
 
   constructor(config: RelayConfig, launcher: BackendLauncher, log: Logger) {
     this.#config = config;
@@ -54,6 +62,8 @@ export class Router {
   ): Promise<Upstream> {
     const config = this.#config.servers[server];
     if (!config) throw new Error(`unknown server ${server}`);
+    // After stopAll (shutdown) nothing may start a backend that no one would stop.
+    if (this.#stopped) throw new CapacityError('the gateway is shutting down');
     const mode = config.isolation;
     const key =
       mode === 'shared'
@@ -103,10 +113,21 @@ export class Router {
       if (liveness.lastHang && (entry.lastHang === undefined || liveness.lastHang.at > entry.lastHang.at))
         entry.lastHang = liveness.lastHang;
     }
+    const now = Date.now();
+    for (const [name, crashLoop] of this.#crashLoops) {
+      const entry = stats[name];
+      if (crashLoop.until <= now) this.#crashLoops.delete(name);
+      else if (entry) {
+        entry.healthy = false;
+        entry.reason = crashLoop.reason;
+      }
+    }
     return stats;
   }
 
+  /** Stops every backend, and refuses to start new ones from now on. Idempotent. */
   async stopAll(): Promise<void> {
+    this.#stopped = true;
     const all = [...this.#instances.values()];
     this.#instances.clear();
     await Promise.all(
@@ -138,7 +159,10 @@ export class Router {
         started: (restart) => mux.backendStarted(restart),
         message: (message) => mux.fromBackend(message),
         down: (reason) => mux.backendDown(reason),
-        unhealthy: (reason) => mux.backendUnhealthy(reason),
+        unhealthy: (reason) => {
+          this.#crashLoops.set(server, { reason, until: Date.now() + DEFAULT_RESTART_POLICY.cooldownMs });
+          mux.backendUnhealthy(reason);
+        },
       },
       this.#log.child({ server, user }),
     );
