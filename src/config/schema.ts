@@ -237,6 +237,12 @@ const configKeys = z.strictObject({
       headersTimeout: duration.default(20_000),
       /** A client must send its whole request, headers and body, within this (SSE replies are not limited). */
       receiveTimeout: duration.default(60_000),
+      /** Finished answers each session keeps, so a retry of the same request id is answered again, not run again. */
+      retryAnswers: z.number().int().min(0).max(10_000).default(64),
+      /** Their total size per session; a bigger answer is not kept (its retry runs again). */
+      retryAnswerBytes: size.default(1_048_576),
+      /** How long they are kept. */
+      retryAnswerAge: duration.default(300_000),
     })
     .default({
       sessionsPerUser: 10,
@@ -245,6 +251,9 @@ const configKeys = z.strictObject({
       maxBackends: 200,
       headersTimeout: 20_000,
       receiveTimeout: 60_000,
+      retryAnswers: 64,
+      retryAnswerBytes: 1_048_576,
+      retryAnswerAge: 300_000,
     }),
   sse: z
     .strictObject({

@@ -65,6 +65,11 @@ export class SessionManager {
       identity,
       server,
       requestTimeoutMs: serverConfig.requestTimeout,
+      retries: {
+        answers: this.#config.limits.retryAnswers,
+        bytes: this.#config.limits.retryAnswerBytes,
+        maxAgeMs: this.#config.limits.retryAnswerAge,
+      },
       log: this.#log,
     });
     this.#sessions.set(session.id, session);

@@ -13,12 +13,14 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
+import { JoinedReply, RecentAnswers, type RetryLimits, requestFingerprint } from './retries.ts';
 import type {
   Admission,
   Downstream,
   Identity,
   MessageSink,
   ReplyTarget,
+  RequestEnding,
   RequestGate,
   RequestTrack,
   Upstream,
@@ -29,12 +31,17 @@ export interface SessionOptions {
   identity: Identity;
   server: string;
   requestTimeoutMs: number;
+  /** What the session remembers to answer a retried request without the backend. */
+  retries: RetryLimits;
   log: Logger;
 }
 
 interface InFlight {
   id: JsonRpcId;
+  /** The first POST's reply; a `JoinedReply` once a retry of the same request joined it. */
   reply: ReplyTarget;
+  /** Method and params, to tell a retry from another request reusing the id ('' for initialize). */
+  fingerprint: string;
   timer: NodeJS.Timeout;
   progressToken: string | number | undefined;
   isInitialize: boolean;
@@ -72,6 +79,8 @@ export class Session implements Downstream {
   readonly #log: Logger;
   readonly #requestTimeoutMs: number;
   readonly #inFlight = new Map<string, InFlight>();
+  /** Answers of finished requests, for a retry of the same id (never sent to the backend again). */
+  readonly #answers: RecentAnswers;
   /**
    * Server→client requests not answered yet, and where they were sent (their cancellation follows;
    * undefined: queued for the GET stream). Only these may be answered by the client.
@@ -92,6 +101,7 @@ export class Session implements Downstream {
     this.identity = options.identity;
     this.server = options.server;
     this.#requestTimeoutMs = options.requestTimeoutMs;
+    this.#answers = new RecentAnswers(options.retries);
     this.#log = options.log.child({
       session: options.id,
       user: options.identity.user,
@@ -132,10 +142,20 @@ export class Session implements Downstream {
       return;
     }
     const key = idKey(message.id);
-    if (this.#inFlight.has(key)) {
-      reply.finish(
-        errorResponse(message.id, ErrorCode.InvalidRequest, 'a request with this id is already in flight'),
+    const running = this.#inFlight.get(key);
+    if (running) {
+      this.#joinRetry(running, message, reply);
+      return;
+    }
+    const isInitialize = message.method === 'initialize';
+    const fingerprint = isInitialize ? '' : requestFingerprint(message);
+    const answer = isInitialize ? undefined : this.#answers.recall(key, fingerprint);
+    if (answer) {
+      this.#log.info(
+        { id: message.id, method: message.method },
+        'a retried request answered again from memory',
       );
+      reply.finish(answer);
       return;
     }
     const meta = message.params?._meta as { progressToken?: unknown } | undefined;
@@ -143,9 +163,10 @@ export class Session implements Downstream {
     const entry: InFlight = {
       id: message.id,
       reply,
+      fingerprint,
       timer: this.#startTimer(message.id),
       progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
-      isInitialize: message.method === 'initialize',
+      isInitialize,
     };
     this.#inFlight.set(key, entry);
     if (!this.#gate) {
@@ -171,6 +192,28 @@ export class Session implements Downstream {
       .finally(() => {
         this.#admitting--;
       });
+  }
+
+  /**
+   * The same id again while the call runs: the same request joins it (its POST gets the answer, the
+   * backend sees it once); another request under a busy id is refused, as it always was.
+   */
+  #joinRetry(running: InFlight, message: JsonRpcRequest, reply: ReplyTarget): void {
+    if (running.isInitialize || running.fingerprint !== requestFingerprint(message)) {
+      reply.finish(
+        errorResponse(message.id, ErrorCode.InvalidRequest, 'a request with this id is already in flight'),
+      );
+      return;
+    }
+    const joined = running.reply instanceof JoinedReply ? running.reply : new JoinedReply(running.reply);
+    if (!joined.join(reply)) {
+      reply.finish(
+        errorResponse(message.id, ErrorCode.InvalidRequest, 'too many retries of this request in flight'),
+      );
+      return;
+    }
+    running.reply = joined;
+    this.#log.info({ id: message.id, method: message.method }, 'a retried request joined the call in flight');
   }
 
   /** Forwards an admitted request, or answers a refused one (with the refusal's HTTP status where the front has one). */
@@ -293,6 +336,7 @@ export class Session implements Downstream {
     this.#closed = true;
     this.#failAll(ErrorCode.SessionNotFound, `session ended (${reason})`);
     this.#queued.length = 0;
+    this.#answers.clear();
     for (const listener of this.#onclose) listener(this, reason);
     this.#log.info({ reason, ageMs: Date.now() - this.createdAt }, 'session ended');
     await this.#upstream?.close();
@@ -318,7 +362,7 @@ export class Session implements Downstream {
       const version = message.result.protocolVersion;
       if (typeof version === 'string') this.protocolVersion = version;
     }
-    entry.reply.finish(entry.track ? entry.track.settle(message, 'response') : message);
+    this.#settle(key, entry, message, 'response');
     if (entry.isInitialize && 'error' in message) void this.close('initialize failed');
   }
 
@@ -330,7 +374,17 @@ export class Session implements Downstream {
     this.#inFlight.delete(idKey(requestId));
     clearTimeout(entry.timer);
     const response = errorResponse(entry.id, REQUEST_CANCELLED, 'request cancelled by the client');
-    entry.reply.finish(entry.track ? entry.track.settle(response, 'cancelled') : response);
+    this.#settle(idKey(requestId), entry, response, 'cancelled');
+  }
+
+  /**
+   * Finishes a request that reached the backend, and keeps its answer for a retry: running it again
+   * could do its work twice, so a retry gets this answer (an error included), not a second run.
+   */
+  #settle(key: string, entry: InFlight, response: JsonRpcResponse, ending: RequestEnding): void {
+    const final = entry.track ? entry.track.settle(response, ending) : response;
+    entry.reply.finish(final);
+    if (!entry.isInitialize) this.#answers.remember(key, entry.fingerprint, final);
   }
 
   /**
@@ -376,7 +430,7 @@ export class Session implements Downstream {
       ErrorCode.RequestTimeout,
       `request timed out after ${this.#requestTimeoutMs} ms`,
     );
-    entry.reply.finish(entry.track ? entry.track.settle(response, 'timeout') : response);
+    this.#settle(key, entry, response, 'timeout');
     this.#upstream?.send({
       jsonrpc: '2.0',
       method: 'notifications/cancelled',
