@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-// The installed entry point: the one place that turns main()'s result into an exit code.
+// The installed entry point: the one place that turns main()'s result into an exit code, and that ends
+// the process: once main has returned, whatever still holds the event loop (a backend that ignored
+// SIGTERM, a stray socket) must not keep a stopped service alive, so after a second it exits anyway.
 import { main } from '../dist/cli/main.js';
 
 process.exitCode = await main(process.argv.slice(2));
+setTimeout(() => process.exit(), 1_000).unref();

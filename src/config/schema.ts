@@ -265,6 +265,8 @@ const configKeys = z.strictObject({
     .default({ keepAlive: 15_000, replayEvents: 512 }),
   ssh: sshSchema.optional(),
   audit: auditSchema.optional(),
+  /** On SIGTERM/SIGINT, how long calls in flight may take to finish before they are ended with an error. */
+  shutdownTimeout: duration.default(10_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 

@@ -40,8 +40,11 @@ export interface Gateway {
   listen(): Promise<AddressInfo | undefined>;
   /** The base URL (scheme, host, port) once listening on TCP. */
   readonly url: string;
-  /** Stops accepting, ends every session and backend. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, refuses new sessions and requests (`503`), lets calls in flight finish for up to
+   * `drainMs` (default 0: none), then ends every session (what is left gets an error) and backend. Idempotent.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
   /** Applies a new config to the running gateway: what may change live at once, the rest after a restart. */
   reload(next: RelayConfig): ConfigChange;
 }
@@ -267,12 +270,20 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         });
       });
     },
-    close() {
+    close({ drainMs = 0 } = {}) {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+        server?.closeIdleConnections();
         // At once: an ssh-entry bridge would otherwise re-initialize here while sessions are closing.
         const socketClosed = sshSocket?.close();
-        await sessions.closeAll('gateway shutting down');
+        // From here a bridge's re-initialize (on a kept-alive connection) gets 503, not a new backend.
+        const left = await sessions.drain(drainMs);
+        if (drainMs > 0) log.info({ drainMs, unfinished: left }, 'drained calls in flight');
+        await sessions.closeAll(
+          left > 0
+            ? 'gateway shut down before the answer came; the request may have run'
+            : 'gateway shutting down',
+        );
         await router.stopAll();
         server?.closeAllConnections();
         await stopped;

@@ -168,6 +168,13 @@ export class McpEndpoint {
       });
       return;
     }
+    if (!created.ok && created.reason === 'shutting-down') {
+      sendRpcError(res, 503, ErrorCode.BackendUnavailable, 'the gateway is shutting down; no new sessions', {
+        id: message.id,
+        headers: { 'retry-after': '5', connection: 'close' },
+      });
+      return;
+    }
     if (!created.ok) {
       sendRpcError(res, 429, ErrorCode.Refused, `too many sessions: at most ${created.limit} per user`, {
         id: message.id,

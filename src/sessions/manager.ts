@@ -13,6 +13,7 @@ export type UpstreamFactory = (server: string, session: Session) => Promise<Upst
 export type CreateResult =
   | { ok: true; session: Session }
   | { ok: false; reason: 'too-many-sessions'; limit: number }
+  | { ok: false; reason: 'shutting-down' }
   | { ok: false; reason: 'refused'; refusal: Refusal };
 
 export class SessionManager {
@@ -23,6 +24,7 @@ export class SessionManager {
   readonly #sessions = new Map<string, Session>();
   readonly #perUser = new Map<string, number>();
   readonly #reaper: NodeJS.Timeout;
+  #draining = false;
 
   /** `gates` (policy, limits, audit) sees every session and request, whichever front (HTTP, SSH) made it. */
   constructor(config: RelayConfig, log: Logger, connect: UpstreamFactory, gates?: SessionGates) {
@@ -47,8 +49,10 @@ export class SessionManager {
   }
 
   async create(server: string, identity: Identity): Promise<CreateResult> {
+    if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const refusal = await this.#gates?.admitSession(server, identity);
     if (refusal) return { ok: false, reason: 'refused', refusal };
+    if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const limit = this.#config.limits.sessionsPerUser;
     if ((this.#perUser.get(identity.user) ?? 0) >= limit) {
       // Most clients never send DELETE: make room by ending the user's least recently used idle session.
@@ -82,6 +86,11 @@ export class SessionManager {
       throw error;
     }
     if (this.#gates) session.guard(this.#gates.open(session));
+    // Shutdown began while the backend was attached: the initialize that asked is refused like later ones.
+    if (this.#draining) {
+      await session.close('gateway shutting down');
+      return { ok: false, reason: 'shutting-down' };
+    }
     this.#log.info({ session: session.id, user: identity.user, server }, 'session started');
     return { ok: true, session };
   }
@@ -104,6 +113,28 @@ export class SessionManager {
     return session;
   }
 
+  /**
+   * Shutdown, first step: no new session, no new request (both `503`); calls in flight go on. Resolves
+   * when none is left, or after `timeoutMs` (the caller then ends what remains). Returns how many remain.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    this.#draining = true;
+    for (const session of this.#sessions.values()) session.drain();
+    const deadline = Date.now() + timeoutMs;
+    let busy = this.#inFlight();
+    while (busy > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
+      busy = this.#inFlight();
+    }
+    return busy;
+  }
+
+  #inFlight(): number {
+    let count = 0;
+    for (const session of this.#sessions.values()) count += session.inFlightCount;
+    return count;
+  }
+
   /** Ends every session `shouldClose` picks; resolves with how many it ended. */
   async closeWhere(shouldClose: (session: Session) => boolean, reason: string): Promise<number> {
     const ending = [...this.#sessions.values()].filter((session) => !session.closed && shouldClose(session));
@@ -112,6 +143,7 @@ export class SessionManager {
   }
 
   async closeAll(reason: string): Promise<void> {
+    this.#draining = true;
     clearInterval(this.#reaper);
     await Promise.all([...this.#sessions.values()].map((session) => session.close(reason)));
   }

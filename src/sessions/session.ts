@@ -62,6 +62,10 @@ const CLIENT_NOTIFICATIONS = new Set([
 /** The LSP code for a cancelled request; MCP clients drop such responses anyway. */
 const REQUEST_CANCELLED = -32800;
 
+/** Why a request (or a session) is refused during shutdown; it never reached a backend. */
+export const SHUTTING_DOWN =
+  'the gateway is shutting down; this request was not run, send it again once it is back';
+
 /** Map key that keeps `1` and `"1"` apart. */
 export function idKey(id: JsonRpcId): string {
   return typeof id === 'number' ? `n${id}` : `s${id}`;
@@ -95,6 +99,8 @@ export class Session implements Downstream {
   #admissions: Promise<void> = Promise.resolve();
   #standalone: MessageSink | undefined;
   #closed = false;
+  /** Set when the gateway shuts down: calls in flight may finish, new ones are refused. */
+  #draining = false;
 
   constructor(options: SessionOptions) {
     this.id = options.id;
@@ -119,6 +125,11 @@ export class Session implements Downstream {
 
   get hasStandaloneStream(): boolean {
     return this.#standalone !== undefined;
+  }
+
+  /** The gateway is shutting down: new requests get `503` (never run); those in flight may finish. */
+  drain(): void {
+    this.#draining = true;
   }
 
   attach(upstream: Upstream): void {
@@ -156,6 +167,18 @@ export class Session implements Downstream {
         'a retried request answered again from memory',
       );
       reply.finish(answer);
+      return;
+    }
+    if (this.#draining) {
+      const refusal = {
+        status: 503,
+        code: ErrorCode.BackendUnavailable,
+        message: SHUTTING_DOWN,
+        retryAfterSeconds: 5,
+      };
+      const response = errorResponse(message.id, refusal.code, refusal.message);
+      if (reply.refuse) reply.refuse(refusal, response);
+      else reply.finish(response);
       return;
     }
     const meta = message.params?._meta as { progressToken?: unknown } | undefined;

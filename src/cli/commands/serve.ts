@@ -13,6 +13,9 @@ import { createLogger, type Logger } from '../../log.ts';
 import { RelayError } from '../../protocol/errors.ts';
 import { untilSignal } from '../signals.ts';
 
+/** What stopping the gateway may take beyond the drain (closing sessions, stopping backends). */
+const STOP_GRACE_MS = 1_000;
+
 export const serveCommand = defineCommand({
   meta: {
     name: 'serve',
@@ -69,10 +72,23 @@ export const serveCommand = defineCommand({
     const onHangup = () => void reloader?.reload();
     if (reloader) process.on('SIGHUP', onHangup);
     const signal = await untilSignal();
-    log.info({ signal }, 'stopping');
+    const drainMs = final.shutdownTimeout;
+    // A second SIGTERM/SIGINT now has no listener left and ends the process at once.
+    log.info({ signal, drainMs }, 'stopping: no new sessions or requests; waiting for calls in flight');
     reloader?.close();
     process.off('SIGHUP', onHangup);
-    await gateway.close();
+    // Bounded: a stop that takes longer than the drain plus a second is reported and left behind; the
+    // entry point ends the process soon after (a service manager must not wait out its own timeout).
+    let timer: NodeJS.Timeout | undefined;
+    const overdue = new Promise<'overdue'>((resolve) => {
+      timer = setTimeout(() => resolve('overdue'), drainMs + STOP_GRACE_MS);
+    });
+    const outcome = await Promise.race([gateway.close({ drainMs }), overdue]);
+    clearTimeout(timer);
+    if (outcome === 'overdue') {
+      log.error({ drainMs }, 'the gateway did not stop in time; exiting anyway');
+      return 1;
+    }
     return 0;
   },
 });
