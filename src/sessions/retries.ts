@@ -4,6 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import { RawJson } from '../protocol/raw-json.ts';
 import type { Refusal, ReplyTarget } from './types.ts';
 
 export interface RetryLimits {
@@ -88,6 +89,13 @@ export class RecentAnswers {
   remember(key: string, fingerprint: string, response: JsonRpcResponse): void {
     if (this.#limits.answers === 0) return;
     this.#forget(key);
+    // A large passed-through result is over the bound anyway: never parse it just to measure it.
+    if (
+      'result' in response &&
+      response.result instanceof RawJson &&
+      response.result.byteLength > this.#limits.bytes
+    )
+      return;
     const text = JSON.stringify(response);
     const bytes = Buffer.byteLength(text);
     if (bytes > this.#limits.bytes) return;
