@@ -51,6 +51,8 @@ export interface BridgeOptions {
   closeTimeoutMs?: number;
   /** Waits before each quick retry of a POST the gateway could not take. Default 200, 500, 1000 ms. */
   retryDelaysMs?: readonly number[];
+  /** How long a message waits for a gateway that refuses connections (a restart) before failing. Default 15 s. */
+  outageWaitMs?: number;
 }
 
 export interface Bridge {
@@ -63,6 +65,8 @@ export interface Bridge {
 const DEFAULT_REQUEST_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 2_000;
 const DEFAULT_RETRY_DELAYS_MS = [200, 500, 1_000];
+/** A gateway restart takes 0.5–6 s; waiting this long for it keeps the restart invisible to the user. */
+const DEFAULT_OUTAGE_WAIT_MS = 15_000;
 /** Notifications and responses are answered 202 at once; anything slower is a gateway problem. */
 const ONE_WAY_TIMEOUT_MS = 30_000;
 
@@ -80,6 +84,7 @@ class StdioHttpBridge implements Bridge {
   readonly #requestTimeoutMs: number;
   readonly #closeTimeoutMs: number;
   readonly #retryDelaysMs: readonly number[];
+  readonly #outageWaitMs: number;
   /** Aborted when the bridge closes: every HTTP exchange listens to it. */
   readonly #root = new AbortController();
   readonly #inFlight = new Set<Promise<void>>();
@@ -105,6 +110,7 @@ class StdioHttpBridge implements Bridge {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#retryDelaysMs = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
+    this.#outageWaitMs = options.outageWaitMs ?? DEFAULT_OUTAGE_WAIT_MS;
     this.#client = new GatewayClient({
       url,
       headers: options.headers ?? {},
@@ -217,24 +223,35 @@ class StdioHttpBridge implements Bridge {
     }
   }
 
-  /** Sends after the lifecycle barrier; a 404 for the session triggers one re-initialize and one re-send. */
+  /**
+   * Sends after the lifecycle barrier. A message the gateway refused for an unknown session (404, or
+   * 400 "no valid session") never reached a backend: it waits for one re-initialize and is sent again.
+   */
   async #transmit(
     message: JsonRpcMessage,
     partial: Pick<DeliveryHooks, 'onMessage' | 'answered' | 'signal'>,
     isBarrier: boolean,
   ): Promise<void> {
-    const hooks: DeliveryHooks = { ...partial, log: this.#log, retryDelaysMs: this.#retryDelaysMs };
+    const hooks: DeliveryHooks = {
+      ...partial,
+      log: this.#log,
+      retryDelaysMs: this.#retryDelaysMs,
+      outageWaitMs: this.#outageWaitMs,
+    };
     const isInitialize = isRequest(message) && message.method === 'initialize';
     const run = async () => {
       // A second initialize from the client starts over rather than reusing the old session id.
-      if (isInitialize) this.#client.resetSession();
-      else if (this.#sessionLost) await this.#recover(this.#generation);
+      if (isInitialize) {
+        // The old session's event stream must not start a recovery of its own meanwhile.
+        this.#eventStream?.abort();
+        this.#client.resetSession();
+      } else if (this.#sessionLost) await this.#recoverBeforeSending(this.#generation);
       const generation = this.#generation;
       try {
         await deliver(this.#client, message, hooks);
       } catch (error) {
         if (isInitialize || !(error instanceof GatewayError) || error.kind !== 'session-expired') throw error;
-        await this.#recover(generation);
+        await this.#recoverBeforeSending(generation);
         await deliver(this.#client, message, hooks);
       }
     };
@@ -248,6 +265,25 @@ class StdioHttpBridge implements Bridge {
       () => undefined,
     );
     return work;
+  }
+
+  /** Recovery for a message not sent yet: its failure must not read as if this message had been sent. */
+  async #recoverBeforeSending(generation: number): Promise<void> {
+    try {
+      await this.#recover(generation);
+    } catch (error) {
+      if (!(error instanceof GatewayError)) throw error;
+      const kind = error.kind === 'outcome-unknown' ? 'unreachable' : error.kind;
+      throw new GatewayError(
+        kind,
+        `could not start a new gateway session, so this was not sent: ${error.message}`,
+        {
+          unsent: true,
+          ...(error.status === undefined ? {} : { status: error.status }),
+          cause: error,
+        },
+      );
+    }
   }
 
   /** Replaces an ended session; concurrent callers share one attempt. */
@@ -273,6 +309,7 @@ class StdioHttpBridge implements Bridge {
       signal: this.#root.signal,
       log: this.#log,
       retryDelaysMs: this.#retryDelaysMs,
+      outageWaitMs: this.#outageWaitMs,
     }).then(() => {
       this.#generation++;
       this.#sessionLost = false;

@@ -1,8 +1,15 @@
 // Delivers one client message to the gateway and reads back what the gateway streams for it:
-// quick retries when the gateway cannot be reached, and SSE resumption (GET + Last-Event-ID) when a
-// response stream ends before the answer (network drop, or a 2025-11-25 server polling on purpose).
+// retries only while the gateway certainly has not seen it (no connection, 429/503 at the door; a
+// restart is waited out), SSE resumption (GET + Last-Event-ID) when a response stream ends before the
+// answer, and an honest "outcome unknown" for a request that may have run but whose answer was lost.
 
-import { isInvalid, isRequest, type JsonRpcMessage, validateMessage } from '../protocol/jsonrpc.ts';
+import {
+  isInvalid,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  validateMessage,
+} from '../protocol/jsonrpc.ts';
 import type { BridgeLog } from './diagnostics.ts';
 import { GatewayError } from './errors.ts';
 import type { GatewayClient, Reply } from './gateway-client.ts';
@@ -15,8 +22,13 @@ export interface DeliveryHooks {
   answered(): boolean;
   signal: AbortSignal;
   log: BridgeLog;
-  /** Waits before each retry of a failed POST; its length is the number of retries. */
+  /** Waits before each quick retry of a failed POST; its length is the number of quick retries. */
   retryDelaysMs: readonly number[];
+  /**
+   * How long to keep retrying (at the last of `retryDelaysMs`) while no connection can be made at all,
+   * so a gateway restart is waited out. Default: no longer than the quick retries.
+   */
+  outageWaitMs?: number;
 }
 
 /** Resumption gives up after this many reconnects in a row that brought nothing. */
@@ -31,21 +43,57 @@ export async function deliver(
   message: JsonRpcMessage,
   hooks: DeliveryHooks,
 ): Promise<void> {
-  const reply = await postWithRetries(client, message, hooks);
-  if (reply.kind === 'accepted') return;
-  if (reply.kind === 'json') {
-    for (const item of reply.messages) hooks.onMessage(item);
-    if (isRequest(message) && !hooks.answered()) {
+  if (!isRequest(message)) {
+    const reply = await postWithRetries(client, message, hooks);
+    if (reply.kind === 'json') for (const item of reply.messages) hooks.onMessage(item);
+    // A stream for a notification or response is unusual but legal: forward what it carries.
+    else if (reply.kind === 'stream') await readStream(reply.events, hooks, () => false);
+    return;
+  }
+  let reply: Reply;
+  try {
+    reply = await postWithRetries(client, message, hooks);
+  } catch (error) {
+    throw mayHaveRun(error, hooks.signal) ? outcomeUnknown(message, error) : error;
+  }
+  // From here on the gateway has the request: whatever goes wrong, it may have run.
+  try {
+    if (reply.kind === 'stream') {
+      await readUntilAnswered(client, reply.events, hooks);
+      return;
+    }
+    if (reply.kind === 'json') for (const item of reply.messages) hooks.onMessage(item);
+    if (!hooks.answered()) {
       throw new GatewayError('protocol', 'the gateway answered without a response to this request');
     }
-    return;
+  } catch (error) {
+    if (hooks.signal.aborted) throw error;
+    throw outcomeUnknown(message, error);
   }
-  if (!isRequest(message)) {
-    // A stream for a notification or response is unusual but legal: forward what it carries.
-    await readStream(reply.events, hooks, () => false);
-    return;
-  }
-  await readUntilAnswered(client, reply.events, hooks);
+}
+
+/** True when a failed POST may still have reached the backend: no clear "not sent" and no refusal. */
+function mayHaveRun(error: unknown, signal: AbortSignal): boolean {
+  if (signal.aborted) return false; // answered, timed out or cancelled: nobody reads this error
+  if (!(error instanceof GatewayError)) return true;
+  if (error.unsent) return false;
+  return (
+    error.kind === 'unreachable' ||
+    error.kind === 'unavailable' ||
+    error.kind === 'protocol' ||
+    error.kind === 'stream-lost'
+  );
+}
+
+/** The honest answer for a request that may have run: say so, and never send it again. */
+function outcomeUnknown(request: JsonRpcRequest, cause: unknown): GatewayError {
+  if (cause instanceof GatewayError && cause.kind === 'outcome-unknown') return cause;
+  const what = request.method === 'tools/call' ? 'the tool' : `${request.method.slice(0, 60)}`;
+  return new GatewayError(
+    'outcome-unknown',
+    `the answer was lost after the request was sent (${describe(cause)}): the outcome is unknown and ${what} may have run; not sent again, so it cannot run twice`,
+    { cause },
+  );
 }
 
 async function postWithRetries(
@@ -53,18 +101,38 @@ async function postWithRetries(
   message: JsonRpcMessage,
   hooks: DeliveryHooks,
 ): Promise<Reply> {
+  const started = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
       return await client.post(message, hooks.signal);
     } catch (error) {
-      const delay = hooks.retryDelaysMs[attempt];
-      if (!(error instanceof GatewayError) || !error.retryable || delay === undefined || hooks.signal.aborted)
-        throw error;
+      if (!(error instanceof GatewayError) || !error.retryable || hooks.signal.aborted) throw error;
+      // A request the gateway may have seen is never sent twice (DESIGN: exactly once, or an error).
+      if (isRequest(message) && !error.unsent) throw error;
       if (error.retryAfterMs !== undefined && error.retryAfterMs > MAX_RETRY_AFTER_MS) throw error;
-      hooks.log.debug(`${error.message}; retrying (${attempt + 1}/${hooks.retryDelaysMs.length})`);
+      const delay = retryDelay(error, attempt, Date.now() - started, hooks);
+      if (delay === undefined) throw error;
+      hooks.log.debug(`${error.message}; retrying (attempt ${attempt + 1})`);
       await sleep(Math.max(delay, error.retryAfterMs ?? 0), hooks.signal);
     }
   }
+}
+
+/**
+ * The wait before the next attempt, or undefined to give up: the quick retries first, then, while no
+ * connection can be made at all (a gateway restarting), the last delay again until `outageWaitMs`.
+ */
+function retryDelay(
+  error: GatewayError,
+  attempt: number,
+  elapsedMs: number,
+  hooks: DeliveryHooks,
+): number | undefined {
+  const quick = hooks.retryDelaysMs[attempt];
+  if (quick !== undefined) return quick;
+  const last = hooks.retryDelaysMs.at(-1);
+  if (last === undefined || error.kind !== 'unreachable' || !error.unsent) return undefined;
+  return elapsedMs + last <= (hooks.outageWaitMs ?? 0) ? last : undefined;
 }
 
 /** Reads a request's response stream, resuming it from the last event id until the answer arrives. */
@@ -74,6 +142,8 @@ async function readUntilAnswered(
   hooks: DeliveryHooks,
 ): Promise<void> {
   const cursor: StreamCursor = { lastEventId: undefined, retryMs: undefined };
+  // Event ids belong to the session the request was sent in; a replacement session cannot resume them.
+  const session = client.sessionId;
   let events: AsyncGenerator<SseEvent> | undefined = first;
   let fruitless = 0;
   for (;;) {
@@ -98,12 +168,18 @@ async function readUntilAnswered(
       );
     }
     await sleep(cursor.retryMs ?? DEFAULT_RESUME_DELAY_MS * 2 ** Math.max(0, fruitless - 1), hooks.signal);
+    if (client.sessionId !== session) {
+      throw new GatewayError(
+        'stream-lost',
+        'the gateway session ended (a restart) before the answer arrived',
+      );
+    }
     try {
       events = await client.listen(cursor.lastEventId, hooks.signal);
       hooks.log.debug(`resumed the response stream after event ${cursor.lastEventId}`);
     } catch (error) {
       if (hooks.signal.aborted) throw error;
-      // The session is gone: the caller re-initializes and re-sends; no point retrying here.
+      // The session is gone (a restart): no point retrying here; the request may have run.
       if (error instanceof GatewayError && !error.retryable && error.kind !== 'protocol') throw error;
       hooks.log.debug(`could not resume the response stream: ${describe(error)}`);
       events = undefined;

@@ -18,6 +18,11 @@ export type GatewayErrorKind =
   | 'not-supported'
   /** The response stream ended before the answer and could not be resumed. */
   | 'stream-lost'
+  /**
+   * A request that may have reached the server got no answer (connection reset, stream lost, a 5xx
+   * after the body was sent): it may have run, so it is never sent again.
+   */
+  | 'outcome-unknown'
   /** The answer was not Streamable HTTP (wrong content type, invalid JSON). */
   | 'protocol';
 
@@ -28,11 +33,22 @@ export class GatewayError extends Error {
   readonly retryable: boolean;
   /** The server's Retry-After, when it sent one. */
   readonly retryAfterMs: number | undefined;
+  /**
+   * True when the server certainly did not act on the message: no connection was made (refused,
+   * DNS, TLS), or it refused it at admission (429, 503). Only such a request may be sent again.
+   */
+  readonly unsent: boolean;
 
   constructor(
     kind: GatewayErrorKind,
     message: string,
-    options: { status?: number; retryable?: boolean; retryAfterMs?: number; cause?: unknown } = {},
+    options: {
+      status?: number;
+      retryable?: boolean;
+      retryAfterMs?: number;
+      unsent?: boolean;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'GatewayError';
@@ -40,6 +56,7 @@ export class GatewayError extends Error {
     this.status = options.status;
     this.retryable = options.retryable ?? false;
     this.retryAfterMs = options.retryAfterMs;
+    this.unsent = options.unsent ?? false;
   }
 }
 
@@ -49,6 +66,7 @@ export function jsonRpcCodeFor(kind: GatewayErrorKind): number {
     case 'unreachable':
     case 'unavailable':
     case 'stream-lost':
+    case 'outcome-unknown':
       return ErrorCode.BackendUnavailable;
     case 'session-expired':
       return ErrorCode.SessionNotFound;

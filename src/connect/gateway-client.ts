@@ -33,6 +33,18 @@ export type Reply =
 /** A JSON body larger than this is not an MCP answer we can hand to Claude Desktop anyway. */
 const MAX_JSON_BODY_CHARS = 64 * 1024 * 1024;
 
+/** Failures before a connection existed: the gateway cannot have seen the request. */
+const NOT_CONNECTED_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
 const TLS_TRUST_CODES = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -52,6 +64,8 @@ export class GatewayClient {
   readonly #socketPath: string | undefined;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
+  /** Between resetSession() and the answer to initialize: nothing else may go out without a session id. */
+  #awaitingSession = false;
 
   constructor(options: GatewayClientOptions) {
     this.#url = options.url;
@@ -91,16 +105,20 @@ export class GatewayClient {
   resetSession(): void {
     this.#sessionId = undefined;
     this.#protocolVersion = undefined;
+    this.#awaitingSession = true;
   }
 
   /** POSTs one JSON-RPC message. Resolves once the response headers are in; a stream is read by the caller. */
   async post(message: JsonRpcMessage, signal: AbortSignal): Promise<Reply> {
+    const initialize = isRequest(message) && message.method === 'initialize';
+    if (!initialize) this.#checkSession();
     const response = await this.#request(
       'POST',
       { accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
       JSON.stringify(message),
       signal,
     );
+    if (initialize) this.#awaitingSession = false;
     if (response.statusCode === 202 || response.statusCode === 204) {
       await discard(response);
       return { kind: 'accepted' };
@@ -125,6 +143,7 @@ export class GatewayClient {
 
   /** Opens a GET event stream: the standalone one, or a resumed one when `lastEventId` is set. */
   async listen(lastEventId: string | undefined, signal: AbortSignal): Promise<AsyncGenerator<SseEvent>> {
+    this.#checkSession();
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
     const response = await this.#request('GET', headers, undefined, signal);
@@ -147,6 +166,15 @@ export class GatewayClient {
       // 405 (server keeps sessions) or the gateway is gone: nothing more to do on the way out.
     }
     this.#sessionId = undefined;
+  }
+
+  /**
+   * A message sent while a new session is being started would go out without a session id and be
+   * refused (400); instead it fails unsent, as for an ended session, and waits for the new one.
+   */
+  #checkSession(): void {
+    if (!this.#awaitingSession) return;
+    throw new GatewayError('session-expired', 'a new gateway session is being started', { unsent: true });
   }
 
   /** Drops every connection; idempotent. */
@@ -209,6 +237,7 @@ export class GatewayClient {
 
   #networkError(error: unknown): GatewayError {
     const code = errorCode(error);
+    const unsent = code !== undefined && NOT_CONNECTED_CODES.has(code);
     if (
       code !== undefined &&
       (TLS_TRUST_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('CERT_'))
@@ -216,7 +245,7 @@ export class GatewayClient {
       return new GatewayError(
         'unreachable',
         `gateway at ${this.displayUrl}: TLS certificate not trusted (${code}); pass --ca FILE with the CA that signed it`,
-        { cause: error },
+        { cause: error, unsent: true },
       );
     }
     const reason =
@@ -227,6 +256,7 @@ export class GatewayClient {
     const hint = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' ? this.#closedHint : '';
     return new GatewayError('unreachable', `gateway at ${this.displayUrl} unreachable: ${reason}${hint}`, {
       retryable: true,
+      unsent,
       cause: error,
     });
   }
@@ -260,9 +290,12 @@ export class GatewayClient {
       });
     if (status === 403)
       return new GatewayError('forbidden', `the gateway refused access (403)${suffix}`, { status });
-    if (status === 404 && carriedSession) {
-      return new GatewayError('session-expired', 'the gateway no longer knows this session (404)', {
+    // The SDK's own servers (server-everything, its examples) answer an unknown session with 400.
+    const unknownSession = status === 400 && /\bsession\b/i.test(detail);
+    if ((status === 404 || unknownSession) && carriedSession) {
+      return new GatewayError('session-expired', `the gateway no longer knows this session (${status})`, {
         status,
+        unsent: true,
       });
     }
     if (status === 404) {
@@ -279,6 +312,9 @@ export class GatewayClient {
       return new GatewayError('unavailable', `gateway at ${this.displayUrl} ${what} (${status})${suffix}`, {
         status,
         retryable: true,
+        // 429 and 503 are refusals at the door (rate limit, no capacity); any other 5xx may come after
+        // the request reached the backend.
+        unsent: status === 429 || status === 503,
         ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
       });
     }

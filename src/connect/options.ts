@@ -11,6 +11,8 @@ import { type ClientCertificate, type ProxySettings, proxySettings } from './dis
 import { type OAuthFlags, oauthProvider } from './oauth/options.ts';
 
 export const DEFAULT_TOKEN_ENV = 'MCP_RELAY_TOKEN';
+/** A gateway restart takes 0.5–6 s: waiting this long keeps it invisible to the user. */
+export const DEFAULT_RECONNECT_WAIT = '15s';
 
 export interface ConnectFlags {
   url: string;
@@ -24,6 +26,8 @@ export interface ConnectFlags {
   /** Proxy URL; otherwise HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment. */
   proxy?: string | undefined;
   timeout: string;
+  /** How long a message waits for a gateway that refuses connections (a restart); default 15s. */
+  reconnectWait?: string | undefined;
   /** OAuth sign-in, used when neither the token variable nor an Authorization header is set. */
   oauth?: OAuthFlags | undefined;
 }
@@ -36,6 +40,7 @@ export interface ConnectSetup {
   readonly clientCert: ClientCertificate | undefined;
   readonly proxy: ProxySettings;
   readonly requestTimeoutMs: number;
+  readonly outageWaitMs: number;
 }
 
 /** Headers the transport sets itself; letting a flag override them would break the protocol. */
@@ -93,6 +98,10 @@ export function resolveConnectSetup(
   if (requestTimeoutMs === undefined || requestTimeoutMs <= 0) {
     throw usage(`--timeout "${flags.timeout}" is not a duration (use e.g. 30s, 5m)`);
   }
+  const outageWaitMs = parseDuration(flags.reconnectWait ?? DEFAULT_RECONNECT_WAIT);
+  if (outageWaitMs === undefined) {
+    throw usage(`--reconnect-wait "${flags.reconnectWait}" is not a duration (use e.g. 0s, 15s, 1m)`);
+  }
   return Object.freeze({
     url,
     headers: Object.freeze(otherHeaders),
@@ -101,6 +110,7 @@ export function resolveConnectSetup(
     clientCert,
     proxy,
     requestTimeoutMs,
+    outageWaitMs,
   });
 }
 

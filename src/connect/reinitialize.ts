@@ -27,11 +27,14 @@ export interface ReinitializeOptions {
   signal: AbortSignal;
   log: BridgeLog;
   retryDelaysMs: readonly number[];
+  /** How long to wait for a gateway that refuses connections (still restarting). */
+  outageWaitMs?: number;
 }
 
 /** Resolves with the new session's protocol version; throws a GatewayError when the gateway refuses. */
 export async function reinitialize(options: ReinitializeOptions): Promise<string | undefined> {
   const { client, initialize, signal, log, retryDelaysMs } = options;
+  const outageWaitMs = options.outageWaitMs ?? 0;
   client.resetSession();
   let answer: JsonRpcResponse | undefined;
   await deliver(client, initialize, {
@@ -43,6 +46,7 @@ export async function reinitialize(options: ReinitializeOptions): Promise<string
     signal,
     log,
     retryDelaysMs,
+    outageWaitMs,
   });
   if (answer === undefined) throw new GatewayError('protocol', 'the gateway did not answer initialize');
   if ('error' in answer) {

@@ -5,7 +5,12 @@ import { defineCommand } from 'citty';
 import { createBridge } from '../../connect/bridge.ts';
 import { createStderrLog } from '../../connect/diagnostics.ts';
 import { DEFAULT_LOGIN_TIMEOUT } from '../../connect/oauth/options.ts';
-import { collectRepeatedFlag, DEFAULT_TOKEN_ENV, resolveConnectSetup } from '../../connect/options.ts';
+import {
+  collectRepeatedFlag,
+  DEFAULT_RECONNECT_WAIT,
+  DEFAULT_TOKEN_ENV,
+  resolveConnectSetup,
+} from '../../connect/options.ts';
 
 export const connectCommand = defineCommand({
   meta: {
@@ -95,6 +100,12 @@ export const connectCommand = defineCommand({
       default: '5m',
       description: 'fail a request that gets no answer and no progress for this long (e.g. 30s, 5m)',
     },
+    'reconnect-wait': {
+      type: 'string',
+      default: DEFAULT_RECONNECT_WAIT,
+      valueHint: 'DURATION',
+      description: 'how long a call waits for a gateway that refuses connections (a restart) before failing',
+    },
     verbose: {
       type: 'boolean',
       default: false,
@@ -113,6 +124,7 @@ export const connectCommand = defineCommand({
         keyFile: args.key,
         proxy: args.proxy,
         timeout: args.timeout,
+        reconnectWait: args['reconnect-wait'],
         oauth: {
           enabled: args.oauth,
           clientId: args['client-id'],
