@@ -56,6 +56,8 @@ export class BackendProcess {
   #stopping: Promise<void> | undefined;
   /** /proc/<pid>/stat kept open (Linux), read before each request: see `dying`. */
   #statFd: number | undefined;
+  /** The `dying` verdict of this event-loop turn, once looked up. */
+  #dyingThisTurn: boolean | undefined;
 
   constructor(spec: BackendSpec, log: Logger) {
     this.spec = spec;
@@ -139,14 +141,23 @@ export class BackendProcess {
    */
   get dying(): boolean {
     if (this.#statFd === undefined) return false;
+    // One look per event-loop turn: the requests of one turn (many, under load) share it, so the
+    // read costs a few µs per turn rather than per request.
+    if (this.#dyingThisTurn !== undefined) return this.#dyingThisTurn;
     const buffer = Buffer.allocUnsafe(1024);
-    let length: number;
+    let dying: boolean;
     try {
-      length = readSync(this.#statFd, buffer, 0, buffer.length, 0);
+      dying = statSaysDying(
+        buffer.toString('latin1', 0, readSync(this.#statFd, buffer, 0, buffer.length, 0)),
+      );
     } catch {
-      return true; // ESRCH: already reaped
+      dying = true; // ESRCH: already reaped
     }
-    return statSaysDying(buffer.toString('latin1', 0, length));
+    this.#dyingThisTurn = dying;
+    setImmediate(() => {
+      this.#dyingThisTurn = undefined;
+    });
+    return dying;
   }
 
   /** Kills the process at once (SIGKILL works on a stopped or hung process too); its exit is reported as usual. */
