@@ -212,7 +212,7 @@ describe('Streamable HTTP rules', () => {
     assert.equal(response.status, 400);
   });
 
-  it('GET: 406 without text/event-stream, 409 for a second stream, keep-alive comments', async () => {
+  it('GET: 406 without text/event-stream, a second stream replaces the first, keep-alive comments', async () => {
     const wrong = await fetch(endpoint, {
       headers: { ...auth, 'mcp-session-id': session, accept: 'application/json' },
     });
@@ -225,11 +225,13 @@ describe('Streamable HTTP rules', () => {
     });
     assert.equal(first.status, 200);
     assert.equal(first.headers.get('content-type'), 'text/event-stream');
+    // A second GET replaces the first, which ends rather than staying open beside it.
     const second = await fetch(endpoint, {
       headers: { ...auth, 'mcp-session-id': session, accept: 'text/event-stream' },
+      signal: controller.signal,
     });
-    assert.equal(second.status, 409);
-    await second.text();
+    assert.equal(second.status, 200);
+    await first.text();
     controller.abort();
   });
 

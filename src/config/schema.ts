@@ -232,6 +232,8 @@ const configKeys = z.strictObject({
       maxBackendMessageBytes: size.default(64 * 1_048_576),
       /** Backend processes of all servers together. */
       maxBackends: z.number().int().positive().default(200),
+      /** Bytes one SSE connection may hold unsent (a client that does not read); past it the connection is closed. */
+      streamBufferBytes: size.default(4 * 1_048_576),
       ...limitPolicyKeys,
       /** A client must send its request headers within this (slowloris guard); then 408 and close. */
       headersTimeout: duration.default(20_000),
@@ -249,6 +251,7 @@ const configKeys = z.strictObject({
       maxBodyBytes: 4 * 1_048_576,
       maxBackendMessageBytes: 64 * 1_048_576,
       maxBackends: 200,
+      streamBufferBytes: 4 * 1_048_576,
       headersTimeout: 20_000,
       receiveTimeout: 60_000,
       retryAnswers: 64,
@@ -261,8 +264,12 @@ const configKeys = z.strictObject({
       keepAlive: duration.default(15_000),
       /** How many events each stream keeps for resumption with Last-Event-ID. */
       replayEvents: z.number().int().min(0).max(100_000).default(512),
+      /** Bytes of events one session keeps for resumption, all its streams together; a bigger event is not kept. */
+      replayBytes: size.default(2 * 1_048_576),
+      /** How long an event stays available for resumption. */
+      replayAge: duration.default(120_000),
     })
-    .default({ keepAlive: 15_000, replayEvents: 512 }),
+    .default({ keepAlive: 15_000, replayEvents: 512, replayBytes: 2 * 1_048_576, replayAge: 120_000 }),
   ssh: sshSchema.optional(),
   audit: auditSchema.optional(),
   /** On SIGTERM/SIGINT, how long calls in flight may take to finish before they are ended with an error. */

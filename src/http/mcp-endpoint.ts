@@ -21,6 +21,7 @@ import type { Identity } from '../sessions/types.ts';
 import { readBody } from './body.ts';
 import { parseJsonBody } from './json-body.ts';
 import { PostReply } from './post-reply.ts';
+import { ReplayLog } from './replay-log.ts';
 import { sendRpcError } from './replies.ts';
 import { EventStream } from './sse.ts';
 
@@ -29,12 +30,18 @@ const VERSION_HEADER = 'mcp-protocol-version';
 /** Detached streams kept per session for resumption before the oldest is forgotten. */
 const MAX_STREAMS_PER_SESSION = 64;
 
+/** A session's resumable SSE streams by id, and the replay log they share. */
+interface SessionStreams {
+  streams: Map<string, EventStream>;
+  replay: ReplayLog;
+}
+
 export class McpEndpoint {
   readonly #config: RelayConfig;
   readonly #sessions: SessionManager;
   readonly #log: Logger;
-  /** Resumable SSE streams of each session, by stream id. */
-  readonly #streams = new Map<string, Map<string, EventStream>>();
+  /** Resumable SSE streams of each session. */
+  readonly #streams = new Map<string, SessionStreams>();
 
   constructor(config: RelayConfig, sessions: SessionManager, log: Logger) {
     this.#config = config;
@@ -84,14 +91,12 @@ export class McpEndpoint {
     const body = await readBody(req, this.#config.limits.maxBodyBytes);
     if (!body.ok) {
       if (body.reason === 'too-large') {
+        // The connection stays open while the rest of the body is discarded (body.ts), so the client reads this.
         sendRpcError(
           res,
           413,
           ErrorCode.InvalidRequest,
           `body exceeds ${this.#config.limits.maxBodyBytes} bytes`,
-          {
-            headers: { connection: 'close' },
-          },
         );
       }
       return;
@@ -183,7 +188,11 @@ export class McpEndpoint {
       return;
     }
     const { session } = created;
-    this.#streams.set(session.id, new Map());
+    const { replayBytes, replayAge } = this.#config.sse;
+    this.#streams.set(session.id, {
+      streams: new Map(),
+      replay: new ReplayLog({ maxBytes: replayBytes, maxAgeMs: replayAge }),
+    });
     session.onClose(() => this.#dropStreams(session.id));
     session.request(message, this.#replyFor(res, session));
   }
@@ -196,22 +205,33 @@ export class McpEndpoint {
     if (!this.#checkVersionHeader(req, res, server, identity)) return;
     const session = this.#findSession(req, res, server, identity, null);
     if (!session) return;
-    const streams = this.#streams.get(session.id);
-    if (!streams) return;
     const lastEventId = header(req, 'last-event-id');
     const resume = lastEventId ? EventStream.parseEventId(lastEventId) : undefined;
+    const live = this.#streams.get(session.id)?.streams.get(standaloneId(session));
+    // A resumption, or a GET that replaces the open one, is a request like any other for the rate limits.
+    if (lastEventId !== undefined || live?.attached) {
+      const refusal = await this.#sessions.admitStream(session);
+      if (refusal) {
+        const retryAfter = refusal.retryAfterSeconds;
+        sendRpcError(res, refusal.status ?? 429, refusal.code, refusal.message, {
+          headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) },
+        });
+        return;
+      }
+    }
+    const streams = this.#streams.get(session.id)?.streams;
+    if (!streams || session.closed) {
+      sendRpcError(res, 404, ErrorCode.SessionNotFound, 'session not found; initialize a new session');
+      return;
+    }
     const resumed = resume ? streams.get(resume.stream) : undefined;
     if (resume && resumed) {
+      // attach() ends a connection the stream already had: one live connection per stream.
       resumed.attach(res, resume.seq);
-      if (resumed.id === standaloneId(session)) session.setStandalone(resumed);
+      if (resumed.id === standaloneId(session) && resumed.attached) session.setStandalone(resumed);
       return;
     }
-    const existing = streams.get(standaloneId(session));
-    if (existing?.attached) {
-      sendRpcError(res, 409, ErrorCode.InvalidRequest, 'this session already has an open GET stream');
-      return;
-    }
-    const stream = existing ?? this.#openStream(session, standaloneId(session));
+    const stream = streams.get(standaloneId(session)) ?? this.#openStream(session, standaloneId(session));
     stream.ondetach = () => session.setStandalone(undefined);
     stream.attach(res);
     session.setStandalone(stream);
@@ -235,19 +255,28 @@ export class McpEndpoint {
   }
 
   #openStream(session: Session, id: string): EventStream {
-    const streams = this.#streams.get(session.id);
+    const entry = this.#streams.get(session.id);
     const stream = new EventStream({
       id,
       keepAliveMs: this.#config.sse.keepAlive,
       replayEvents: this.#config.sse.replayEvents,
+      replay: entry?.replay ?? new ReplayLog({ maxBytes: 0, maxAgeMs: 0 }),
+      bufferBytes: this.#config.limits.streamBufferBytes,
+      onoverflow: (held) =>
+        this.#log.warn(
+          { session: session.id, stream: id, held },
+          'SSE client does not read; connection closed (limits.streamBufferBytes), the stream stays resumable',
+        ),
       headers: { [SESSION_HEADER]: session.id },
       prime: (session.protocolVersion ?? '') >= '2025-11-25',
     });
-    if (streams) {
+    if (entry) {
+      const { streams } = entry;
       if (streams.size >= MAX_STREAMS_PER_SESSION) {
         for (const [key, old] of streams) {
           if (old.ended || !old.attached) {
             streams.delete(key);
+            old.close();
             break;
           }
         }
@@ -258,9 +287,10 @@ export class McpEndpoint {
   }
 
   #dropStreams(sessionId: string): void {
-    const streams = this.#streams.get(sessionId);
+    const entry = this.#streams.get(sessionId);
     this.#streams.delete(sessionId);
-    for (const stream of streams?.values() ?? []) stream.close();
+    for (const stream of entry?.streams.values() ?? []) stream.close();
+    entry?.replay.clear();
   }
 
   #findSession(

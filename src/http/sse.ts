@@ -1,37 +1,50 @@
 // Server-sent event streams: event ids, a replay log for Last-Event-ID resumption, keep-alive comments.
 // A stream outlives its HTTP connection: messages written while detached wait in the log for a resume.
+// A connection holds at most `bufferBytes` its client has not read; past that it is closed (the client
+// resumes), so a reader that never reads cannot grow the gateway.
 
 import type { ServerResponse } from 'node:http';
-import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { ErrorCode, type JsonRpcMessage, type JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import { encodeMessage } from '../protocol/raw-json.ts';
+import { type Frame, frameLength, type ReplayEntry, type ReplayLog } from './replay-log.ts';
 
 export interface EventStreamOptions {
   /** Unique within the session; event ids are `<id>-<seq>`. */
   id: string;
   keepAliveMs: number;
-  /** Events kept for replay after a reconnect. */
+  /** Events this stream keeps for replay after a reconnect (within the session's `replay` bounds). */
   replayEvents: number;
+  /** The session's replay log, shared by its streams. */
+  replay: ReplayLog;
+  /** Unsent bytes a connection may hold before it is closed as not reading. */
+  bufferBytes: number;
+  /** Told when a connection is closed for not reading (for the log). */
+  onoverflow?: (held: number) => void;
   /** Headers sent when a connection is first attached (session id and the like). */
   headers?: Readonly<Record<string, string>>;
   /** Whether to send the empty priming event the 2025-11-25 spec asks for (older clients choke on it). */
   prime: boolean;
 }
 
-/** One event as written: text, or pieces when it carries a passed-through result (see raw-json.ts). */
-type Frame = string | readonly Buffer[];
-
-interface LoggedEvent {
+/** The last message of a stream, remembered small so a resume can say when it was not kept. */
+interface FinalEvent {
   seq: number;
-  frame: Frame;
+  id: JsonRpcResponse['id'];
+  bytes: number;
+  entry: ReplayEntry | undefined;
 }
 
 export class EventStream {
   readonly id: string;
   readonly #options: EventStreamOptions;
-  readonly #log: LoggedEvent[] = [];
+  /** This stream's kept events, oldest first (the session's log may have evicted some at the front). */
+  #log: ReplayEntry[] = [];
   #seq = 0;
   #res: ServerResponse | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
+  /** The connection being watched for a client that stopped reading. */
+  #watched: ServerResponse | undefined;
+  #final: FinalEvent | undefined;
   #ended = false;
   /** Called when the attached connection goes away before the stream ended. */
   ondetach: () => void = () => {};
@@ -59,7 +72,10 @@ export class EventStream {
 
   /** Sends headers on `res`, replays what came after `afterSeq`, then streams live. */
   attach(res: ServerResponse, afterSeq?: number): void {
+    // One connection per stream: a newer one replaces the old, which is ended rather than left open.
+    const previous = this.#res;
     this.#detach();
+    if (previous && previous !== res) previous.end();
     this.#res = res;
     if (!res.headersSent) {
       res.writeHead(200, {
@@ -80,13 +96,16 @@ export class EventStream {
     if (afterSeq === undefined) {
       if (this.#options.prime && this.#seq === 0) this.#write(this.#record(''));
     } else {
-      for (const event of this.#log) if (event.seq > afterSeq) writeFrame(res, event.frame);
+      for (const event of this.#log) if (event.live && event.seq > afterSeq) this.#write(event.frame);
+      const final = this.#final;
+      if (final && final.seq > afterSeq && !final.entry?.live) this.#write(lostFinalFrame(this.id, final));
     }
+    if (this.#res !== res) return;
     if (this.#ended) {
       this.#finishConnection();
       return;
     }
-    this.#keepAlive = setInterval(() => res.write(': keep-alive\n\n'), this.#options.keepAliveMs);
+    this.#keepAlive = setInterval(() => this.#write(': keep-alive\n\n'), this.#options.keepAliveMs);
     this.#keepAlive.unref();
   }
 
@@ -98,32 +117,95 @@ export class EventStream {
   /** Sends the last message of the stream and closes the connection (the POST stream's final response). */
   finish(message?: JsonRpcMessage): void {
     if (this.#ended) return;
-    if (message) this.send(message);
+    if (message) {
+      const frame = this.#record(encodeMessage(message));
+      this.#final = {
+        seq: this.#seq,
+        id: 'id' in message ? (message.id as JsonRpcResponse['id']) : null,
+        bytes: frameLength(frame),
+        entry: this.#log.at(-1)?.seq === this.#seq ? this.#log.at(-1) : undefined,
+      };
+      this.#write(frame);
+    }
     this.#ended = true;
     this.#finishConnection();
   }
 
-  /** Closes the connection without ending the stream (the client may resume). Idempotent. */
+  /** Ends the stream and its connection, and forgets its kept events. Idempotent. */
   close(): void {
     this.#ended = true;
     this.#finishConnection();
+    for (const event of this.#log) this.#options.replay.remove(event);
+    this.#log = [];
   }
 
   #record(data: string | readonly Buffer[]): Frame {
     const seq = ++this.#seq;
-    const frame =
+    const frame: Frame =
       typeof data === 'string'
         ? `id: ${this.id}-${seq}\ndata: ${data}\n\n`
         : [Buffer.from(`id: ${this.id}-${seq}\ndata: `), ...data, Buffer.from('\n\n')];
     if (this.#options.replayEvents > 0) {
-      this.#log.push({ seq, frame });
-      if (this.#log.length > this.#options.replayEvents) this.#log.shift();
+      // Events the session's log evicted (bytes, age) are at the front: drop their husks first.
+      while (this.#log[0] && !this.#log[0].live) this.#log.shift();
+      const entry = this.#options.replay.add(seq, frame);
+      if (entry) this.#log.push(entry);
+      if (this.#log.length > this.#options.replayEvents) {
+        const oldest = this.#log.shift();
+        if (oldest) this.#options.replay.remove(oldest);
+      }
     }
     return frame;
   }
 
+  /** Writes to the connection unless its client has left more than the bound unread: then closes it. */
   #write(frame: Frame): void {
-    if (this.#res) writeFrame(this.#res, frame);
+    const res = this.#res;
+    if (!res) return;
+    if (res.writableLength > this.#options.bufferBytes) {
+      this.#cut(res);
+      return;
+    }
+    if (typeof frame === 'string') res.write(frame);
+    else {
+      res.cork();
+      for (const part of frame) res.write(part);
+      res.uncork();
+    }
+    if (res.writableLength > this.#options.bufferBytes) this.#watchStall(res);
+  }
+
+  /**
+   * A connection over the bound that makes no progress for a keep-alive interval is closed, even when
+   * nothing more is written to it (a big last message to a client that stopped reading).
+   */
+  #watchStall(res: ServerResponse): void {
+    if (this.#watched === res) return;
+    this.#watched = res;
+    let held = res.writableLength;
+    const stop = () => {
+      clearInterval(timer);
+      if (this.#watched === res) this.#watched = undefined;
+    };
+    const timer = setInterval(() => {
+      const now = res.writableLength;
+      if (res.destroyed || now <= this.#options.bufferBytes) stop();
+      else if (now >= held) {
+        stop();
+        this.#cut(res);
+      } else held = now;
+    }, this.#options.keepAliveMs);
+    timer.unref();
+    res.once('close', stop);
+  }
+
+  /** Closes a connection whose client does not read; the stream stays open for a resume. */
+  #cut(res: ServerResponse): void {
+    this.#options.onoverflow?.(res.writableLength);
+    const current = this.#res === res;
+    if (current) this.#detach();
+    res.destroy();
+    if (current && !this.#ended) this.ondetach();
   }
 
   #finishConnection(): void {
@@ -139,12 +221,18 @@ export class EventStream {
   }
 }
 
-function writeFrame(res: ServerResponse, frame: Frame): void {
-  if (typeof frame === 'string') {
-    res.write(frame);
-    return;
-  }
-  res.cork();
-  for (const part of frame) res.write(part);
-  res.uncork();
+/**
+ * What a resumed stream says in place of a last message it did not keep (too big for the replay log,
+ * or older than it): the request ran, and its answer is gone — never silence the client would wait on.
+ */
+function lostFinalFrame(stream: string, final: FinalEvent): string {
+  const response: JsonRpcResponse = {
+    jsonrpc: '2.0',
+    id: final.id,
+    error: {
+      code: ErrorCode.InternalError,
+      message: `the response (${final.bytes} bytes) was sent on a connection that was lost and is no longer kept for resumption (sse.replayBytes, sse.replayAge); the request did run`,
+    },
+  };
+  return `id: ${stream}-${final.seq}\ndata: ${JSON.stringify(response)}\n\n`;
 }

@@ -91,6 +91,14 @@ export class Gatekeeper implements SessionGates {
       .then((refusal) => (refusal ? refused(refusal) : undefined));
   }
 
+  /** A resumed or replaced stream: allowed still, and one request against the rate limits. */
+  admitStream(session: GatedSession): Refusal | undefined | Promise<Refusal | undefined> {
+    if (!this.#serverPolicy(session.server)?.allows(session.identity))
+      return forbidden(session.identity, session.server);
+    if (!this.#limits.applies(session.server)) return undefined;
+    return this.#limits.consume(session.identity.user, session.server);
+  }
+
   open(session: GatedSession): RequestGate {
     const startedAt = Date.now();
     const state: SessionState = { requests: 0, taskTools: new Map() };

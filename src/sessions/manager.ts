@@ -95,6 +95,11 @@ export class SessionManager {
     return { ok: true, session };
   }
 
+  /** Whether `session` may resume or replace an SSE stream now (policy, rate limits); the refusal if not. */
+  async admitStream(session: Session): Promise<Refusal | undefined> {
+    return this.#gates?.admitStream(session);
+  }
+
   /**
    * The session with this id if it was opened with `identity`'s credential (so by the same user); any
    * other caller's id, even another key of the same user, is as unknown as a made-up one.

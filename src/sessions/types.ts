@@ -88,6 +88,8 @@ export interface RequestGate {
 export interface SessionGates {
   /** Checked before a session (and perhaps a backend) is created. Never rejects. */
   admitSession(server: string, identity: Identity): Refusal | undefined | Promise<Refusal | undefined>;
+  /** Checked (and counted like a request) before a session's SSE stream is resumed or replaced. Never rejects. */
+  admitStream(session: GatedSession): Refusal | undefined | Promise<Refusal | undefined>;
   /** The gate of a session that has just started; it learns of the session's end through `onClose`. */
   open(session: GatedSession): RequestGate;
 }
