@@ -53,6 +53,11 @@ export interface BridgeOptions {
   retryDelaysMs?: readonly number[];
   /** How long a message waits for a gateway that refuses connections (a restart) before failing. Default 15 s. */
   outageWaitMs?: number;
+  /**
+   * A connection or stream silent this long is dead (no headers, no event, no keep-alive comment).
+   * Default: 3 × the keep-alive interval the gateway advertises, none for servers that advertise none; 0: never.
+   */
+  idleTimeoutMs?: number | undefined;
 }
 
 export interface Bridge {
@@ -119,6 +124,7 @@ class StdioHttpBridge implements Bridge {
       socketPath: options.socketPath,
       clientCert: options.clientCert,
       proxy: options.proxy,
+      idleTimeoutMs: options.idleTimeoutMs,
       userAgent: `mcp-relay/${VERSION} (connect)`,
     });
     this.#pending = new PendingRequests(this.#requestTimeoutMs, (request) => this.#onTimeout(request));

@@ -1,7 +1,9 @@
 // Delivers one client message to the gateway and reads back what the gateway streams for it:
 // retries only while the gateway certainly has not seen it (no connection, 429/503 at the door; a
 // restart is waited out), SSE resumption (GET + Last-Event-ID) when a response stream ends before the
-// answer, and an honest "outcome unknown" for a request that may have run but whose answer was lost.
+// answer, a re-send in the same session of a request whose answer was lost when the gateway promised
+// to answer a repeat without running it again (Mcp-Relay-Retries), and otherwise an honest "outcome
+// unknown" for a request that may have run.
 
 import {
   isInvalid,
@@ -34,6 +36,15 @@ export interface DeliveryHooks {
 /** Resumption gives up after this many reconnects in a row that brought nothing. */
 const MAX_RESUME_ATTEMPTS = 5;
 const DEFAULT_RESUME_DELAY_MS = 500;
+/**
+ * Waits before each re-send of a request whose answer was lost; its length bounds the re-sends. More
+ * than one, because a re-send into a network that is still down (a black hole) is lost as well; each
+ * is the same request in the same session, which the gateway joins to the first or answers from memory.
+ * Fewer than the gateway's `MAX_JOINED_REPLIES` (8) replies per call.
+ */
+const RESEND_DELAYS_MS = [250, 500, 1_000, 2_000, 4_000];
+/** A re-send goes out only while the gateway keeps the answer this much longer (it may be slow to arrive). */
+const RESEND_MARGIN_MS = 10_000;
 /** A server's Retry-After longer than this is not "a quick retry": fail and let the client decide. */
 const MAX_RETRY_AFTER_MS = 5_000;
 
@@ -50,6 +61,90 @@ export async function deliver(
     else if (reply.kind === 'stream') await readStream(reply.events, hooks, () => false);
     return;
   }
+  // A re-send must reach the session that may have run the request: never a replacement session.
+  const session = client.sessionId;
+  const firstSent = Date.now();
+  let lost: GatewayError;
+  try {
+    await deliverRequest(client, message, hooks);
+    return;
+  } catch (error) {
+    if (!(error instanceof GatewayError) || error.kind !== 'outcome-unknown' || hooks.signal.aborted)
+      throw error;
+    lost = error;
+  }
+  for (let resends = 0; ; resends++) {
+    const refusal = resendRefusal(client, session, firstSent, resends);
+    if (refusal !== undefined) {
+      if (resends === 0) throw lost;
+      throw outcomeUnknown(message, lost, `${resentSoFar(resends)}, ${refusal}`);
+    }
+    const delay = RESEND_DELAYS_MS[resends] ?? 0;
+    hooks.log.info(
+      `${describeRequest(message)}: ${describe(lost.cause ?? lost)}; sending it again in the same session in ${delay} ms (the gateway answers a repeat without running it again)`,
+    );
+    await sleep(delay, hooks.signal);
+    if (client.sessionId !== session) {
+      throw outcomeUnknown(message, lost, `${resentSoFar(resends)} and then the session ended`);
+    }
+    try {
+      await deliverRequest(client, message, hooks);
+      hooks.log.info(`${describeRequest(message)}: answered after ${resends + 1} re-send(s)`);
+      return;
+    } catch (error) {
+      if (hooks.signal.aborted) throw error;
+      // Whatever the re-send met (a 404 included: the session and its memory are gone), the first may have run.
+      lost = error instanceof GatewayError ? error : new GatewayError('protocol', describe(error));
+      if (lost.kind === 'session-expired') {
+        throw outcomeUnknown(
+          message,
+          lost,
+          `sent again ${resends + 1}× but the gateway session ended (a restart), so it is not sent into a new one`,
+        );
+      }
+      // A refusal (401, 403, another 4xx) will not change by sending again.
+      if (!RESENDABLE.has(lost.kind)) throw outcomeUnknown(message, lost, `sent again ${resends + 1}×`);
+    }
+  }
+}
+
+/**
+ * Why a request whose answer was lost may not be sent again, or undefined when it may: only into the
+ * same session, while the gateway promised to keep its answer, a bounded number of times.
+ */
+function resendRefusal(
+  client: GatewayClient,
+  session: string | undefined,
+  firstSent: number,
+  resends: number,
+): string | undefined {
+  if (session === undefined || client.sessionId !== session) return 'and then the session ended';
+  const window = client.promises.retryWindowMs;
+  if (window === undefined) return 'and then the gateway stopped promising to keep answers';
+  if (resends >= RESEND_DELAYS_MS.length) return 'and every answer was lost';
+  const delay = RESEND_DELAYS_MS[resends] ?? 0;
+  if (Date.now() - firstSent + delay + RESEND_MARGIN_MS > window)
+    return 'until the gateway would no longer keep the answer';
+  return undefined;
+}
+
+/** Failures of a re-send that another re-send may get past: the network, the gateway busy, a lost stream. */
+const RESENDABLE = new Set(['outcome-unknown', 'unreachable', 'unavailable', 'stream-lost', 'protocol']);
+
+function resentSoFar(resends: number): string {
+  return resends === 0 ? 'not sent again' : `sent again ${resends}× in the same session`;
+}
+
+function describeRequest(request: JsonRpcRequest): string {
+  return `${request.method.slice(0, 60)} (${String(request.id).slice(0, 40)})`;
+}
+
+/** Sends a request once and reads its answer; a lost answer becomes an "outcome unknown" error. */
+async function deliverRequest(
+  client: GatewayClient,
+  message: JsonRpcRequest,
+  hooks: DeliveryHooks,
+): Promise<void> {
   let reply: Reply;
   try {
     reply = await postWithRetries(client, message, hooks);
@@ -85,14 +180,20 @@ function mayHaveRun(error: unknown, signal: AbortSignal): boolean {
   );
 }
 
-/** The honest answer for a request that may have run: say so, and never send it again. */
-function outcomeUnknown(request: JsonRpcRequest, cause: unknown): GatewayError {
-  if (cause instanceof GatewayError && cause.kind === 'outcome-unknown') return cause;
+/**
+ * The honest answer for a request that may have run: say so. `resent` says what re-sending it in the
+ * same session did; without it, it was not sent again (the gateway promised no memory for repeats).
+ */
+function outcomeUnknown(request: JsonRpcRequest, cause: unknown, resent?: string): GatewayError {
+  if (resent === undefined && cause instanceof GatewayError && cause.kind === 'outcome-unknown') return cause;
   const what = request.method === 'tools/call' ? 'the tool' : `${request.method.slice(0, 60)}`;
+  const reason = cause instanceof GatewayError && cause.kind === 'outcome-unknown' ? cause.cause : cause;
+  const after =
+    resent === undefined ? 'not sent again, so it cannot run twice' : `${resent}; it ran at most once`;
   return new GatewayError(
     'outcome-unknown',
-    `the answer was lost after the request was sent (${describe(cause)}): the outcome is unknown and ${what} may have run; not sent again, so it cannot run twice`,
-    { cause },
+    `the answer was lost after the request was sent (${describe(reason)}): the outcome is unknown and ${what} may have run; ${after}`,
+    { cause: reason },
   );
 }
 

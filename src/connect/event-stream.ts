@@ -28,6 +28,7 @@ export async function runEventStream(client: GatewayClient, hooks: EventStreamHo
   let failures = 0;
   let lossReported = false;
   while (!hooks.signal.aborted) {
+    const attemptStarted = Date.now();
     try {
       const events = await client.listen(lastEventId, hooks.signal);
       if (lossReported) hooks.log.info('event stream from the gateway is back');
@@ -73,8 +74,11 @@ export async function runEventStream(client: GatewayClient, hooks: EventStreamHo
       lossReported = true;
     }
     const backoff = failures === 0 ? 0 : Math.min(MAX_BACKOFF_MS, INITIAL_BACKOFF_MS * 2 ** (failures - 1));
+    // An attempt that hung until the idle timeout (a black hole) already waited that long: after the
+    // network heals, the stream is back within about one idle timeout, not that plus the backoff.
+    const waited = Date.now() - attemptStarted;
     try {
-      await sleep(Math.max(backoff, retryMs ?? 0), hooks.signal);
+      await sleep(Math.max(backoff - waited, retryMs ?? 0, 0), hooks.signal);
     } catch {
       return;
     }

@@ -22,7 +22,32 @@ export interface GatewayClientOptions {
   clientCert?: ClientCertificate | undefined;
   /** HTTP(S) proxy settings (--proxy, HTTPS_PROXY/HTTP_PROXY/NO_PROXY). */
   proxy?: ProxySettings | undefined;
+  /**
+   * A connection that brings no byte for this long (no headers, no event, no keep-alive comment) is
+   * dead (--idle-timeout). Undefined: `IDLE_KEEP_ALIVES` × the keep-alive interval the gateway
+   * advertises, and none for a server that advertises none (its streams may rightly stay silent).
+   * 0: never.
+   */
+  idleTimeoutMs?: number | undefined;
 }
+
+/** What the gateway advertised on its replies in this session (mcp-relay serve sets these headers). */
+export interface SessionPromises {
+  /** How long it keeps a finished answer for a retry of the same request (Mcp-Relay-Retries). */
+  retryWindowMs: number | undefined;
+  /** How often its streams carry a keep-alive comment (Mcp-Relay-Keep-Alive). */
+  keepAliveMs: number | undefined;
+}
+
+/** Keep-alives missed in a row before a silent connection counts as dead. */
+export const IDLE_KEEP_ALIVES = 3;
+/**
+ * The gateway sends a POST's headers within a second (a JSON answer, or the switch to a stream): an
+ * automatic idle timeout never goes below this, however short the advertised keep-alive interval.
+ */
+const MIN_AUTO_IDLE_MS = 5_000;
+const RETRIES_HEADER = 'mcp-relay-retries';
+const KEEP_ALIVE_HEADER = 'mcp-relay-keep-alive';
 
 /** What the gateway sent back for one POST. */
 export type Reply =
@@ -45,6 +70,9 @@ const NOT_CONNECTED_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/** undici's idle timers: no headers, or no body bytes, for the idle timeout. */
+const IDLE_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 const TLS_TRUST_CODES = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -62,6 +90,8 @@ export class GatewayClient {
   readonly #agent: Dispatcher;
   readonly #closedHint: string;
   readonly #socketPath: string | undefined;
+  readonly #idleTimeoutMs: number | undefined;
+  #promises: SessionPromises = { retryWindowMs: undefined, keepAliveMs: undefined };
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
   /** Between resetSession() and the answer to initialize: nothing else may go out without a session id. */
@@ -80,6 +110,7 @@ export class GatewayClient {
           ? ' (the gateway may have refused the client certificate: expired, revoked or from another CA)'
           : ' (if the gateway requires a client certificate, pass --cert FILE --key FILE)';
     this.#socketPath = options.socketPath;
+    this.#idleTimeoutMs = options.idleTimeoutMs;
   }
 
   /** The endpoint without credentials or query, safe to show in messages. */
@@ -90,6 +121,18 @@ export class GatewayClient {
 
   get sessionId(): string | undefined {
     return this.#sessionId;
+  }
+
+  /** What the gateway promised in this session; nothing until it said so, and nothing after resetSession(). */
+  get promises(): Readonly<SessionPromises> {
+    return this.#promises;
+  }
+
+  /** How long a connection may stay silent before it is dropped as dead; 0: never. */
+  get idleTimeoutMs(): number {
+    if (this.#idleTimeoutMs !== undefined) return this.#idleTimeoutMs;
+    const keepAlive = this.#promises.keepAliveMs;
+    return keepAlive === undefined ? 0 : Math.max(MIN_AUTO_IDLE_MS, keepAlive * IDLE_KEEP_ALIVES);
   }
 
   get protocolVersion(): string | undefined {
@@ -105,6 +148,7 @@ export class GatewayClient {
   resetSession(): void {
     this.#sessionId = undefined;
     this.#protocolVersion = undefined;
+    this.#promises = { retryWindowMs: undefined, keepAliveMs: undefined };
     this.#awaitingSession = true;
   }
 
@@ -119,6 +163,7 @@ export class GatewayClient {
       signal,
     );
     if (initialize) this.#awaitingSession = false;
+    if (isRequest(message)) this.#notePromises(response.headers);
     if (response.statusCode === 202 || response.statusCode === 204) {
       await discard(response);
       return { kind: 'accepted' };
@@ -139,6 +184,14 @@ export class GatewayClient {
         status: response.statusCode,
       },
     );
+  }
+
+  /** A gateway that stops saying so (a different server behind the URL now) no longer promises it. */
+  #notePromises(headers: Dispatcher.ResponseData['headers']): void {
+    this.#promises = {
+      retryWindowMs: secondsHeader(headerValue(headers[RETRIES_HEADER])),
+      keepAliveMs: secondsHeader(headerValue(headers[KEEP_ALIVE_HEADER])),
+    };
   }
 
   /** Opens a GET event stream: the standalone one, or a resumed one when `lastEventId` is set. */
@@ -192,6 +245,9 @@ export class GatewayClient {
     authRetries = 0,
   ): Promise<Dispatcher.ResponseData> {
     const headers = await this.#headersFor(extra);
+    // undici's timers are idle timers: the time to the headers, then the time between body chunks
+    // (keep-alive comments included), so a live stream is never cut and a black-holed one is.
+    const idle = this.idleTimeoutMs;
     let response: Dispatcher.ResponseData;
     try {
       response = await this.#agent.request({
@@ -201,6 +257,8 @@ export class GatewayClient {
         headers,
         body,
         signal,
+        headersTimeout: idle,
+        bodyTimeout: idle,
       });
     } catch (error) {
       if (signal.aborted) throw signal.reason ?? error;
@@ -249,6 +307,9 @@ export class GatewayClient {
       );
     }
     const reason =
+      (code !== undefined && IDLE_CODES.has(code)
+        ? `no answer for ${this.idleTimeoutMs} ms (the connection went silent)`
+        : undefined) ??
       proxyRefusal(error) ??
       code ??
       (error instanceof Error ? sanitize(error.message, 120) : 'network error');
@@ -396,6 +457,13 @@ function errorCode(error: unknown): string | undefined {
   if (typeof code === 'string') return code;
   const cause = (error as { cause?: unknown }).cause;
   return cause === undefined || cause === error ? undefined : errorCode(cause);
+}
+
+/** A positive number of seconds (fractions allowed) → ms; anything else → undefined. */
+function secondsHeader(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\s*\d+(?:\.\d+)?\s*$/.test(value)) return undefined;
+  const ms = Math.round(Number(value) * 1_000);
+  return ms > 0 ? ms : undefined;
 }
 
 function parseRetryAfter(value: string | undefined): number | undefined {

@@ -13,6 +13,8 @@ import { type OAuthFlags, oauthProvider } from './oauth/options.ts';
 export const DEFAULT_TOKEN_ENV = 'MCP_RELAY_TOKEN';
 /** A gateway restart takes 0.5–6 s: waiting this long keeps it invisible to the user. */
 export const DEFAULT_RECONNECT_WAIT = '15s';
+/** Three keep-alive intervals the gateway advertises (45 s with its default 15 s), none for other servers. */
+export const DEFAULT_IDLE_TIMEOUT = 'auto';
 
 export interface ConnectFlags {
   url: string;
@@ -28,6 +30,8 @@ export interface ConnectFlags {
   timeout: string;
   /** How long a message waits for a gateway that refuses connections (a restart); default 15s. */
   reconnectWait?: string | undefined;
+  /** A connection silent this long is dead (--idle-timeout); "auto": 3 keep-alive intervals the gateway advertises. */
+  idleTimeout?: string | undefined;
   /** OAuth sign-in, used when neither the token variable nor an Authorization header is set. */
   oauth?: OAuthFlags | undefined;
 }
@@ -41,6 +45,8 @@ export interface ConnectSetup {
   readonly proxy: ProxySettings;
   readonly requestTimeoutMs: number;
   readonly outageWaitMs: number;
+  /** Undefined: automatic (from the gateway's advertised keep-alive interval); 0: never. */
+  readonly idleTimeoutMs: number | undefined;
 }
 
 /** Headers the transport sets itself; letting a flag override them would break the protocol. */
@@ -102,6 +108,11 @@ export function resolveConnectSetup(
   if (outageWaitMs === undefined) {
     throw usage(`--reconnect-wait "${flags.reconnectWait}" is not a duration (use e.g. 0s, 15s, 1m)`);
   }
+  const idleTimeout = flags.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+  const idleTimeoutMs = idleTimeout === DEFAULT_IDLE_TIMEOUT ? undefined : parseDuration(idleTimeout);
+  if (idleTimeout !== DEFAULT_IDLE_TIMEOUT && idleTimeoutMs === undefined) {
+    throw usage(`--idle-timeout "${idleTimeout}" is not a duration (use e.g. 45s, or 0s for never, or auto)`);
+  }
   return Object.freeze({
     url,
     headers: Object.freeze(otherHeaders),
@@ -111,6 +122,7 @@ export function resolveConnectSetup(
     proxy,
     requestTimeoutMs,
     outageWaitMs,
+    idleTimeoutMs,
   });
 }
 

@@ -27,6 +27,14 @@ import { EventStream } from './sse.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
 const VERSION_HEADER = 'mcp-protocol-version';
+/**
+ * On every reply to a POSTed request: how long (seconds) this gateway keeps a finished answer for a
+ * retry of the same request (same session, id, method and params), and how often (seconds) its event
+ * streams carry keep-alive comments. `connect` re-sends a request whose answer was lost only when it
+ * saw the first, and declares a silent stream dead after a few intervals of the second.
+ */
+export const RETRIES_HEADER = 'mcp-relay-retries';
+export const KEEP_ALIVE_HEADER = 'mcp-relay-keep-alive';
 /** Detached streams kept per session for resumption before the oldest is forgotten. */
 const MAX_STREAMS_PER_SESSION = 64;
 
@@ -123,6 +131,7 @@ export class McpEndpoint {
       });
       return;
     }
+    if (isRequest(message)) this.#advertise(res);
     if (isRequest(message) && message.method === 'initialize') {
       await this.#initialize(message, res, server, identity);
       return;
@@ -247,6 +256,14 @@ export class McpEndpoint {
     if (!session) return;
     await session.close('deleted by the client');
     res.writeHead(204).end();
+  }
+
+  /** Sets the headers that tell `connect` what this gateway does for lost answers and silent streams. */
+  #advertise(res: ServerResponse): void {
+    const { limits, sse } = this.#config;
+    if (limits.retryAnswers > 0 && limits.retryAnswerAge >= 1_000)
+      res.setHeader(RETRIES_HEADER, String(Math.floor(limits.retryAnswerAge / 1_000)));
+    if (sse.keepAlive > 0) res.setHeader(KEEP_ALIVE_HEADER, String(sse.keepAlive / 1_000));
   }
 
   #replyFor(res: ServerResponse, session: Session): PostReply {

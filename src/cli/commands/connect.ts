@@ -7,6 +7,7 @@ import { createStderrLog } from '../../connect/diagnostics.ts';
 import { DEFAULT_LOGIN_TIMEOUT } from '../../connect/oauth/options.ts';
 import {
   collectRepeatedFlag,
+  DEFAULT_IDLE_TIMEOUT,
   DEFAULT_RECONNECT_WAIT,
   DEFAULT_TOKEN_ENV,
   resolveConnectSetup,
@@ -106,6 +107,13 @@ export const connectCommand = defineCommand({
       valueHint: 'DURATION',
       description: 'how long a call waits for a gateway that refuses connections (a restart) before failing',
     },
+    'idle-timeout': {
+      type: 'string',
+      default: DEFAULT_IDLE_TIMEOUT,
+      valueHint: 'DURATION',
+      description:
+        'drop a connection or event stream silent this long as dead and recover (auto: 3 keep-alive intervals the gateway advertises; 0s: never)',
+    },
     verbose: {
       type: 'boolean',
       default: false,
@@ -125,6 +133,7 @@ export const connectCommand = defineCommand({
         proxy: args.proxy,
         timeout: args.timeout,
         reconnectWait: args['reconnect-wait'],
+        idleTimeout: args['idle-timeout'],
         oauth: {
           enabled: args.oauth,
           clientId: args['client-id'],
