@@ -18,7 +18,7 @@ import { eventually } from './helpers/wait.ts';
 
 const OUTCOME_UNKNOWN = /outcome is unknown and the tool may have run/;
 /** Longer than any bound asserted here, so a hang shows as a failed bound, not as an SDK timeout. */
-const CALL_TIMEOUT = { timeout: 120_000 };
+const CALL_TIMEOUT = { timeout: 75_000 };
 /** What issue 11 asks for: every call caught in the hole answered within this of the heal. */
 const AFTER_HEAL_BOUND_MS = 60_000;
 

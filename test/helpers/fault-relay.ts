@@ -1,6 +1,10 @@
 // A TCP relay between a client (`mcp-relay connect`) and a server (the gateway) whose faults the test
 // controls: cut every connection, black-hole them (sockets stay open, bytes go nowhere), lose only the
 // answers, slow them down, or refuse new connections. Listens on 127.0.0.1 only.
+//
+// A black hole is what a dead Wi-Fi or a NAT that forgot its mappings does: every connection open
+// during it stays dead for good (bytes and closes go nowhere, in both directions, even after the
+// heal), and only connections made after `setMode('pass')` get through again.
 
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
@@ -30,10 +34,12 @@ export async function startFaultRelay(targetPort: number, targetHost = '127.0.0.
   let accepted = 0;
   const bytes = { up: 0, down: 0 };
   const pairs = new Set<[Socket, Socket]>();
+  /** Connections caught in a black hole: dead for good, until cut() or close() destroys them. */
+  const stranded = new WeakSet<[Socket, Socket]>();
 
-  const forward = (from: Socket, to: Socket, direction: 'up' | 'down') => {
+  const forward = (pair: [Socket, Socket], from: Socket, to: Socket, direction: 'up' | 'down') => {
     from.on('data', (chunk: Buffer) => {
-      if (mode === 'blackhole' || (mode === 'drop-replies' && direction === 'down')) return;
+      if (stranded.has(pair) || (mode === 'drop-replies' && direction === 'down')) return;
       const send = () => {
         if (to.destroyed) return;
         bytes[direction] += chunk.length;
@@ -53,17 +59,24 @@ export async function startFaultRelay(targetPort: number, targetHost = '127.0.0.
     const upstream = tcpConnect(targetPort, targetHost);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
-    const end = () => {
+    if (mode === 'blackhole') stranded.add(pair);
+    const end = (socket: Socket) => {
+      // A stranded connection's close reaches nobody: the other side keeps waiting.
+      if (stranded.has(pair)) {
+        socket.destroy();
+        if (client.destroyed && upstream.destroyed) pairs.delete(pair);
+        return;
+      }
       pairs.delete(pair);
       client.destroy();
       upstream.destroy();
     };
     for (const socket of pair) {
-      socket.on('error', end);
-      socket.on('close', end);
+      socket.on('error', () => end(socket));
+      socket.on('close', () => end(socket));
     }
-    forward(client, upstream, 'up');
-    forward(upstream, client, 'down');
+    forward(pair, client, upstream, 'up');
+    forward(pair, upstream, client, 'down');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -82,6 +95,7 @@ export async function startFaultRelay(targetPort: number, targetHost = '127.0.0.
     url: (path = '') => `http://127.0.0.1:${port}${path}`,
     setMode(next) {
       mode = next;
+      if (next === 'blackhole') for (const pair of pairs) stranded.add(pair);
     },
     setDelay(ms) {
       delayMs = ms;
