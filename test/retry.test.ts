@@ -149,14 +149,17 @@ describe('same-id retries, over the bounds', () => {
 
   it('keeps at most retryAnswers answers, nothing bigger than retryAnswerBytes, none older than retryAnswerAge', async () => {
     const session = await rawSession(url, gw.keys.alice as string);
+    const notRunAgain = /already ran once in this session; its answer \(\d+ bytes\) is not kept/;
     for (let id = 1; id <= 4; id++) await session.post(JSON.parse(countCall(id, `k${id}`)));
-    // Count: k1 was forgotten for k4 and runs again.
-    await session.post(JSON.parse(countCall(1, 'k1')));
-    assert.equal(await executions(session, 'k1'), 2);
-    // Bytes: an answer bigger than the budget is not kept.
+    // Count: k1's answer was pushed out by k4's; a retry is told so and does not run again.
+    const pushedOut = await session.post(JSON.parse(countCall(1, 'k1')));
+    assert.match(pushedOut.text, notRunAgain);
+    assert.equal(await executions(session, 'k1'), 1);
+    // Bytes: an answer bigger than the budget is not kept, and its retry is not run again either.
     await session.post(JSON.parse(countCall(5, 'big', { pad: 4096 })));
-    await session.post(JSON.parse(countCall(5, 'big', { pad: 4096 })));
-    assert.equal(await executions(session, 'big'), 2);
+    const tooBig = await session.post(JSON.parse(countCall(5, 'big', { pad: 4096 })));
+    assert.match(tooBig.text, notRunAgain);
+    assert.equal(await executions(session, 'big'), 1);
     // Age: after retryAnswerAge the answer is gone.
     await session.post(JSON.parse(countCall(6, 'old')));
     await new Promise((resolve) => setTimeout(resolve, 1_300));

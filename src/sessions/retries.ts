@@ -3,7 +3,14 @@
 // already produced. What a session remembers for this is bounded by count, bytes and age.
 
 import { createHash } from 'node:crypto';
-import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import {
+  ErrorCode,
+  errorResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../protocol/jsonrpc.ts';
 import { RawJson } from '../protocol/raw-json.ts';
 import type { Refusal, ReplyTarget } from './types.ts';
 
@@ -68,10 +75,21 @@ interface Answer {
   at: number;
 }
 
+/** A request that ran but whose answer is not kept (too big, or pushed out): a retry must not run it again. */
+interface Ran {
+  fingerprint: string;
+  bytes: number;
+  at: number;
+}
+
+/** Requests remembered as run without their answer, per session (a few dozen bytes each). */
+const MAX_RAN = 4_096;
+
 /** The session's recently finished answers, oldest first, within `RetryLimits`. */
 export class RecentAnswers {
   readonly #limits: RetryLimits;
   readonly #answers = new Map<string, Answer>();
+  readonly #ran = new Map<string, Ran>();
   #bytes = 0;
 
   constructor(limits: RetryLimits) {
@@ -89,44 +107,73 @@ export class RecentAnswers {
   remember(key: string, fingerprint: string, response: JsonRpcResponse): void {
     if (this.#limits.answers === 0) return;
     this.#forget(key);
+    this.#ran.delete(key);
+    const now = Date.now();
+    this.#expire(now);
     // A large passed-through result is over the bound anyway: never parse it just to measure it.
     if (
       'result' in response &&
       response.result instanceof RawJson &&
       response.result.byteLength > this.#limits.bytes
-    )
+    ) {
+      this.#markRan(key, { fingerprint, bytes: response.result.byteLength, at: now });
       return;
+    }
     const text = JSON.stringify(response);
     const bytes = Buffer.byteLength(text);
-    if (bytes > this.#limits.bytes) return;
-    const now = Date.now();
-    this.#expire(now);
-    for (const [oldest] of this.#answers) {
+    if (bytes > this.#limits.bytes) {
+      this.#markRan(key, { fingerprint, bytes, at: now });
+      return;
+    }
+    for (const [oldest, answer] of this.#answers) {
       if (this.#answers.size < this.#limits.answers && this.#bytes + bytes <= this.#limits.bytes) break;
       this.#forget(oldest);
+      this.#markRan(oldest, { fingerprint: answer.fingerprint, bytes: answer.bytes, at: answer.at });
     }
     this.#answers.set(key, { fingerprint, text, bytes, at: now });
     this.#bytes += bytes;
   }
 
-  /** The answer to the same request (same id, method and params), if still kept. */
-  recall(key: string, fingerprint: string): JsonRpcResponse | undefined {
-    if (this.#answers.size === 0) return undefined;
+  /**
+   * The answer to the same request (same id, method and params), if still kept; for one that ran but
+   * whose answer was not kept, an error saying so (running it again could do its work twice).
+   */
+  recall(key: string, fingerprint: string, id: JsonRpcId): JsonRpcResponse | undefined {
+    if (this.#answers.size === 0 && this.#ran.size === 0) return undefined;
     this.#expire(Date.now());
     const answer = this.#answers.get(key);
-    if (!answer || answer.fingerprint !== fingerprint) return undefined;
-    return JSON.parse(answer.text) as JsonRpcResponse;
+    if (answer?.fingerprint === fingerprint) return JSON.parse(answer.text) as JsonRpcResponse;
+    const ran = this.#ran.get(key);
+    if (ran?.fingerprint !== fingerprint) return undefined;
+    return errorResponse(
+      id,
+      ErrorCode.InternalError,
+      `this request already ran once in this session; its answer (${ran.bytes} bytes) is not kept for a retry (limits.retryAnswers, retryAnswerBytes), so it is not run again`,
+    );
   }
 
   clear(): void {
     this.#answers.clear();
+    this.#ran.clear();
     this.#bytes = 0;
+  }
+
+  #markRan(key: string, ran: Ran): void {
+    if (this.#ran.size >= MAX_RAN) {
+      const oldest = this.#ran.keys().next().value;
+      if (oldest !== undefined) this.#ran.delete(oldest);
+    }
+    this.#ran.set(key, ran);
   }
 
   #expire(now: number): void {
     for (const [key, answer] of this.#answers) {
       if (now - answer.at < this.#limits.maxAgeMs) break;
       this.#forget(key);
+    }
+    for (const [key, ran] of this.#ran) {
+      if (now - ran.at < this.#limits.maxAgeMs) break;
+      this.#ran.delete(key);
     }
   }
 

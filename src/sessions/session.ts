@@ -160,7 +160,7 @@ export class Session implements Downstream {
     }
     const isInitialize = message.method === 'initialize';
     const fingerprint = isInitialize ? '' : requestFingerprint(message);
-    const answer = isInitialize ? undefined : this.#answers.recall(key, fingerprint);
+    const answer = isInitialize ? undefined : this.#answers.recall(key, fingerprint, message.id);
     if (answer) {
       this.#log.info(
         { id: message.id, method: message.method },
