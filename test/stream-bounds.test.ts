@@ -223,3 +223,96 @@ describe('resumptions: counted, one live GET per session', () => {
     assert.equal(statuses.indexOf(429), 6, `statuses: ${statuses.join(' ')}`);
   });
 });
+
+describe('delivered results are not kept for the life of the session (real serve child, RSS)', () => {
+  const RESULT = 10 * MiB;
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-replay-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** RSS growth of a gateway whose one session gets 8 results of 10 MiB as SSE streams, read in full. */
+  async function growthWith(sse: string): Promise<number> {
+    const file = join(dir, `relay-${Math.random()}.yaml`);
+    writeFileSync(
+      file,
+      [
+        'listen: { host: 127.0.0.1, port: 0 }',
+        `sse: ${sse}`,
+        'servers:',
+        `  well: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE_SERVER)}], isolation: shared }`,
+        '',
+      ].join('\n'),
+    );
+    const serve = await startServe(file);
+    try {
+      const endpoint = `${serve.url}/mcp/well`;
+      const headers = await openSession(endpoint);
+      // One result first, so both gateways have grown their buffers once before the baseline.
+      const warm = await rawPost(endpoint, call(1, 'big', { bytes: RESULT, ms: 1_200 }), headers);
+      assert.ok(warm.text.length > RESULT, 'the whole result arrived');
+      const baseline = rss(serve.pid);
+      for (let id = 2; id <= 9; id++) {
+        // After the one-second JSON window the result comes as an SSE stream, whose events are kept for resumption.
+        const reply = await rawPost(endpoint, call(id, 'big', { bytes: RESULT, ms: 1_200 }), headers);
+        assert.ok(reply.text.startsWith('id: ') || reply.text.includes('\ndata: '), 'an SSE reply');
+      }
+      return rss(serve.pid) - baseline;
+    } finally {
+      await serve.stop();
+    }
+  }
+
+  it('keeps results within sse.replayBytes; a replay log without that bound holds all of them', async () => {
+    const bounded = await growthWith('{ replayBytes: 2MiB }');
+    const unbounded = await growthWith('{ replayBytes: 1GiB, replayAge: 1h }');
+    console.log(
+      `8 × 10 MiB results: RSS growth ${(bounded / MiB).toFixed(1)} MiB with the default bound, ${(unbounded / MiB).toFixed(1)} MiB without`,
+    );
+    // The control shows the measurement sees retention at all: without the bound the results stay.
+    assert.ok(
+      unbounded > 60 * MiB,
+      `without a bound the gateway grew by only ${(unbounded / MiB).toFixed(1)} MiB`,
+    );
+    assert.ok(bounded < 40 * MiB, `with the bound the gateway grew by ${(bounded / MiB).toFixed(1)} MiB`);
+  });
+});
+
+describe('a body over maxBodyBytes sent by a client that does not wait for 100-continue', () => {
+  it('gets its 413 (the gateway reads and discards the rest for a bounded time and size)', async () => {
+    const gw = await startGateway({ servers: { well: fixtureServer() } }, { users: ['ann'] });
+    try {
+      const headers = await openSession(`${gw.url}/mcp/well`, { authorization: `Bearer ${gw.keys.ann}` });
+      // fetch streams the whole body before it reads the answer: closing on it would be EPIPE/ECONNRESET.
+      const response = await fetch(`${gw.url}/mcp/well`, {
+        method: 'POST',
+        headers: {
+          ...headers,
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
+        },
+        // Sent in pieces as a slow uplink would, still going long after the gateway has answered.
+        body: trickle(16 * MiB, 256 * 1024, 5),
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal(response.status, 413);
+      assert.match(await response.text(), /body exceeds/);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+/** A request body of `bytes` spaces, `piece` bytes every `ms`. */
+function trickle(bytes: number, piece: number, ms: number): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if (sent >= bytes) {
+        controller.close();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      controller.enqueue(new Uint8Array(piece).fill(0x20));
+      sent += piece;
+    },
+  });
+}
