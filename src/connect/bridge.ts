@@ -24,6 +24,7 @@ import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
 import { GatewayError, jsonRpcCodeFor, sanitize } from './errors.ts';
 import { runEventStream } from './event-stream.ts';
 import { GatewayClient } from './gateway-client.ts';
+import { MessageOutput } from './output.ts';
 import { type PendingRequest, PendingRequests } from './pending.ts';
 import { reinitialize } from './reinitialize.ts';
 import { SessionState } from './session-state.ts';
@@ -84,6 +85,7 @@ class StdioHttpBridge implements Bridge {
   readonly #client: GatewayClient;
   readonly #log: BridgeLog;
   readonly #output: Writable;
+  readonly #messages: MessageOutput;
   readonly #lines: Interface;
   readonly #pending: PendingRequests;
   readonly #requestTimeoutMs: number;
@@ -112,6 +114,7 @@ class StdioHttpBridge implements Bridge {
     const url = typeof options.url === 'string' ? new URL(options.url) : options.url;
     this.#log = options.log ?? silentBridgeLog;
     this.#output = options.output;
+    this.#messages = new MessageOutput(options.output);
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#retryDelaysMs = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
@@ -187,11 +190,11 @@ class StdioHttpBridge implements Bridge {
     if (isInitialize) this.#initialize = request;
     this.#log.debug(`→ ${request.method} (${String(request.id)})`);
     const hooks = {
-      onMessage: (message: JsonRpcMessage) => {
+      onMessage: (message: JsonRpcMessage, raw?: string) => {
         this.#pending.touch(entry);
         if (isInitialize) this.#noteInitializeAnswer(request, message);
         this.#state.observe(request, message);
-        this.#route(message);
+        return this.#route(message, raw);
       },
       answered: () => !this.#pending.has(entry),
       signal: AbortSignal.any([this.#root.signal, entry.abort.signal]),
@@ -216,7 +219,7 @@ class StdioHttpBridge implements Bridge {
         this.#pending.take(requestId)?.abort.abort();
     }
     const hooks = {
-      onMessage: (reply: JsonRpcMessage) => this.#route(reply),
+      onMessage: (reply: JsonRpcMessage, raw?: string) => this.#route(reply, raw),
       answered: () => true,
       signal: AbortSignal.any([this.#root.signal, AbortSignal.timeout(ONE_WAY_TIMEOUT_MS)]),
     };
@@ -347,30 +350,33 @@ class StdioHttpBridge implements Bridge {
     this.#eventStream = stream;
     const generation = this.#generation;
     void runEventStream(this.#client, {
-      onMessage: (message) => this.#route(message),
+      onMessage: (message, raw) => this.#route(message, raw),
       onSessionExpired: () => this.#recover(generation),
       signal: AbortSignal.any([this.#root.signal, stream.signal]),
       log: this.#log,
     });
   }
 
-  /** Passes a gateway message to the client; an answer only while someone still waits for it. */
-  #route(message: JsonRpcMessage): void {
+  /**
+   * Passes a gateway message to the client; an answer only while someone still waits for it. `raw` is
+   * the message's text as the gateway sent it. Returns a promise while the client is behind in reading.
+   */
+  #route(message: JsonRpcMessage, raw?: string): Promise<void> | undefined {
     if (isResponse(message)) {
       if (message.id === null) {
         this.#log.warn(
           `the gateway reported: ${'error' in message ? sanitize(message.error.message) : 'an error'}`,
         );
-        return;
+        return undefined;
       }
       if (!this.#pending.take(message.id)) {
         this.#log.debug(`dropped an answer for ${String(message.id)}: nobody waits for it any more`);
-        return;
+        return undefined;
       }
     } else if (isNotification(message) && message.method === 'notifications/progress') {
       this.#pending.touchByProgressToken(message.params?.progressToken);
     }
-    this.#write(message);
+    return this.#write(message, raw);
   }
 
   #onTimeout(request: PendingRequest): void {
@@ -387,9 +393,10 @@ class StdioHttpBridge implements Bridge {
     this.#track(this.#sendOneWay(cancelled(request.id, 'mcp-relay: request timed out')));
   }
 
-  #write(message: JsonRpcMessage): void {
-    if (this.#outputBroken || this.#output.destroyed) return;
-    this.#output.write(`${JSON.stringify(message)}\n`);
+  /** One write per message; the bridge's own short answers do not wait, gateway streams do. */
+  #write(message: JsonRpcMessage, raw?: string): Promise<void> | undefined {
+    if (this.#outputBroken) return undefined;
+    return this.#messages.write(message, raw);
   }
 
   #track(work: Promise<void>): void {
@@ -417,6 +424,7 @@ class StdioHttpBridge implements Bridge {
       }
       this.#eventStream?.abort();
       this.#root.abort(new Error('bridge closed'));
+      this.#messages.release();
       await this.#client.terminate(this.#closeTimeoutMs);
       await this.#client.close();
       this.#log.debug('bridge closed');

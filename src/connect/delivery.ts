@@ -18,8 +18,12 @@ import type { GatewayClient, Reply } from './gateway-client.ts';
 import type { SseEvent } from './sse.ts';
 
 export interface DeliveryHooks {
-  /** Every message the gateway sends back while this one is delivered, the answer included. */
-  onMessage(message: JsonRpcMessage): void;
+  /**
+   * Every message the gateway sends back while this one is delivered, the answer included, with its
+   * text as received when there is one. A returned promise holds back reading until it settles (the
+   * client reads slowly), so the gateway's stream waits instead of the bridge buffering it.
+   */
+  onMessage(message: JsonRpcMessage, raw?: string): Promise<void> | undefined | void;
   /** True once nobody waits for the answer any more (answered, timed out, cancelled). */
   answered(): boolean;
   signal: AbortSignal;
@@ -56,7 +60,7 @@ export async function deliver(
 ): Promise<void> {
   if (!isRequest(message)) {
     const reply = await postWithRetries(client, message, hooks);
-    if (reply.kind === 'json') for (const item of reply.messages) hooks.onMessage(item);
+    if (reply.kind === 'json') await forwardJson(reply, hooks);
     // A stream for a notification or response is unusual but legal: forward what it carries.
     else if (reply.kind === 'stream') await readStream(reply.events, hooks, () => false);
     return;
@@ -157,7 +161,7 @@ async function deliverRequest(
       await readUntilAnswered(client, reply.events, hooks);
       return;
     }
-    if (reply.kind === 'json') for (const item of reply.messages) hooks.onMessage(item);
+    if (reply.kind === 'json') await forwardJson(reply, hooks);
     if (!hooks.answered()) {
       throw new GatewayError('protocol', 'the gateway answered without a response to this request');
     }
@@ -306,7 +310,7 @@ async function readStream(
       received++;
       if (event.id !== undefined) cursor.lastEventId = event.id;
       if (event.retry !== undefined) cursor.retryMs = event.retry;
-      if (event.event === 'message' && event.data.trim() !== '') forwardEventData(event.data, hooks);
+      if (event.event === 'message' && event.data.trim() !== '') await forwardEventData(event.data, hooks);
       if (stop()) break;
     }
     return { received, error: undefined };
@@ -318,7 +322,13 @@ async function readStream(
   }
 }
 
-function forwardEventData(data: string, hooks: DeliveryHooks): void {
+async function forwardJson(reply: Extract<Reply, { kind: 'json' }>, hooks: DeliveryHooks): Promise<void> {
+  const [only] = reply.messages;
+  if (reply.messages.length === 1 && only !== undefined) await hooks.onMessage(only, reply.raw);
+  else for (const item of reply.messages) await hooks.onMessage(item);
+}
+
+async function forwardEventData(data: string, hooks: DeliveryHooks): Promise<void> {
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -331,7 +341,7 @@ function forwardEventData(data: string, hooks: DeliveryHooks): void {
     hooks.log.debug(`skipped an invalid message from the gateway: ${checked.reason}`);
     return;
   }
-  hooks.onMessage(checked);
+  await hooks.onMessage(checked, data);
 }
 
 export function describe(error: unknown): string {

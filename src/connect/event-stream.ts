@@ -10,7 +10,8 @@ import { GatewayError } from './errors.ts';
 import type { GatewayClient } from './gateway-client.ts';
 
 export interface EventStreamHooks {
-  onMessage(message: JsonRpcMessage): void;
+  /** A returned promise holds back reading the stream until the client has taken the message. */
+  onMessage(message: JsonRpcMessage, raw: string): Promise<void> | undefined | void;
   /** Re-initializes after a 404; the bridge then starts a new stream and aborts this one. */
   onSessionExpired(): Promise<void>;
   /** Aborted when the session is replaced or the bridge closes. */
@@ -41,7 +42,7 @@ export async function runEventStream(client: GatewayClient, hooks: EventStreamHo
         if (event.retry !== undefined) retryMs = event.retry;
         if (event.event !== 'message' || event.data.trim() === '') continue;
         const message = parse(event.data);
-        if (message) hooks.onMessage(message);
+        if (message) await hooks.onMessage(message, event.data);
         else hooks.log.debug('skipped an invalid message on the event stream');
       }
       // A stream that closes without a word counts as a failure, so a server that does so at once

@@ -52,11 +52,12 @@ const KEEP_ALIVE_HEADER = 'mcp-relay-keep-alive';
 /** What the gateway sent back for one POST. */
 export type Reply =
   | { kind: 'accepted' }
-  | { kind: 'json'; messages: JsonRpcMessage[] }
+  /** `raw`: the body's text when it holds one message, so a large one is passed on without re-serializing. */
+  | { kind: 'json'; messages: JsonRpcMessage[]; raw?: string }
   | { kind: 'stream'; events: AsyncGenerator<SseEvent> };
 
 /** A JSON body larger than this is not an MCP answer we can hand to Claude Desktop anyway. */
-const MAX_JSON_BODY_CHARS = 64 * 1024 * 1024;
+const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
 
 /** Failures before a connection existed: the gateway cannot have seen the request. */
 const NOT_CONNECTED_CODES = new Set([
@@ -175,7 +176,7 @@ export class GatewayClient {
       await discard(response);
       return { kind: 'accepted' };
     }
-    if (type === 'application/json') return { kind: 'json', messages: await readJsonMessages(response) };
+    if (type === 'application/json') return readJsonMessages(response);
     await discard(response);
     throw new GatewayError(
       'protocol',
@@ -391,9 +392,25 @@ async function discard(response: Dispatcher.ResponseData): Promise<void> {
   }
 }
 
-async function readJsonMessages(response: Dispatcher.ResponseData): Promise<JsonRpcMessage[]> {
-  const text = await response.body.text();
-  if (text.length > MAX_JSON_BODY_CHARS) throw new GatewayError('protocol', 'gateway answer too large');
+/**
+ * Reads a JSON reply: its bytes kept as they come and decoded once at the end (linear), and stopped at
+ * the size limit rather than after buffering whatever the gateway sends.
+ */
+async function readJsonMessages(response: Dispatcher.ResponseData): Promise<Reply> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_JSON_BODY_BYTES) {
+      response.body.destroy();
+      throw new GatewayError('protocol', 'gateway answer too large (over 64 MiB)', {
+        status: response.statusCode,
+      });
+    }
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks, size).toString('utf8');
+  chunks.length = 0;
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -407,7 +424,7 @@ async function readJsonMessages(response: Dispatcher.ResponseData): Promise<Json
       throw new GatewayError('protocol', `gateway sent an invalid message: ${checked.reason}`);
     messages.push(checked);
   }
-  return messages;
+  return Array.isArray(value) ? { kind: 'json', messages } : { kind: 'json', messages, raw: text };
 }
 
 /** A short reason from an error body: a JSON-RPC error message if there is one, else the text. */
