@@ -1,11 +1,12 @@
 // `node bench/large-bridge.ts [--sizes 1,10,50] [--modes json,sse] [--clients direct,sdk,lean] [--runs 1]
-// [--profile DIR]`: what the
-// `connect` bridge adds to a large tool result. The official SDK stdio client → `mcp-relay connect` →
-// a `mcp-relay serve` child → the fixture's `big {bytes, ms}`, against the SDK's Streamable HTTP client
-// talking to the same gateway directly. `ms` = 0 gets a JSON reply, `ms` = 1100 an SSE stream (the
-// gateway switches after a second); the delay is taken off both times. A third column reads connect's
-// stdout with a lean line reader instead of the SDK, whose stdio buffer re-copies a growing line on
-// every chunk, so the bridge's own share can be told apart from the SDK client's.
+// [--profile DIR]`: what the `connect` bridge adds to a large tool result. The official SDK stdio
+// client → `mcp-relay connect` → a `mcp-relay serve` child → the fixture's `big {bytes, ms}`, against
+// the SDK's Streamable HTTP client talking to the same gateway directly. `ms` = 0 asks for a JSON reply
+// (a result that takes the backend over a second to produce still comes as SSE), `ms` = 1100 for an
+// SSE stream; the delay is taken off both times. A third column reads connect's stdout with a lean
+// line reader instead of the SDK, whose stdio buffer re-copies a growing line on every chunk, so the
+// bridge's share can be told apart from the SDK client's; with it, the CPU connect spent on the call
+// (from /proc), which a loaded machine does not distort the way it does wall times.
 // `--profile DIR` starts connect with --cpu-prof (profiles land in DIR).
 
 import { spawn } from 'node:child_process';
@@ -16,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { cpuSeconds, freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin/mcp-relay.js');
@@ -89,6 +90,9 @@ async function viaSdkStdio(url: string, bytes: number, ms: number): Promise<numb
   }
 }
 
+/** CPU seconds connect spent on the last lean call: its own work, whatever the machine's load. */
+let lastBridgeCpu = 0;
+
 /** The same exchange by hand: newline-delimited JSON on connect's stdio, read without re-copying. */
 async function viaLeanStdio(url: string, bytes: number, ms: number): Promise<number> {
   const child = spawn(process.execPath, [BIN, 'connect', url, '--timeout', '10m'], {
@@ -121,11 +125,13 @@ async function viaLeanStdio(url: string, bytes: number, ms: number): Promise<num
     });
     await answer;
     send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const cpuBefore = cpuSeconds(child.pid ?? 0);
     const started = performance.now();
     answer = nextLine();
     send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'big', arguments: { bytes, ms } } });
     const line = await answer;
     const elapsed = performance.now() - started - ms;
+    lastBridgeCpu = cpuSeconds(child.pid ?? 0) - cpuBefore;
     const text = (JSON.parse(line.toString('utf8')) as { result: { content: { text: string }[] } }).result
       .content[0]?.text;
     if (text?.length !== bytes) throw new Error(`short result: ${text?.length} of ${bytes} characters`);
@@ -165,24 +171,32 @@ async function main(): Promise<void> {
     await direct(url, 1_000, 0);
     await viaLeanStdio(url, 1_000, 0);
     console.log(
-      '| result | reply | direct (SDK HTTP) | bridge (SDK stdio) | ratio | bridge (lean stdio) | ratio |',
+      '| result | reply | direct (SDK HTTP) | bridge (SDK stdio) | ratio | bridge (lean stdio) | ratio | connect CPU |',
     );
-    console.log('|---:|---|---:|---:|---:|---:|---:|');
+    console.log('|---:|---|---:|---:|---:|---:|---:|---:|');
     for (const mb of sizes) {
       for (const mode of modes) {
         const bytes = Math.round(mb * MB);
         const ms = mode === 'sse' ? SSE_DELAY_MS : 0;
-        const times = { direct: [] as number[], sdk: [] as number[], lean: [] as number[] };
+        const times = {
+          direct: [] as number[],
+          sdk: [] as number[],
+          lean: [] as number[],
+          cpu: [] as number[],
+        };
         for (let run = 0; run < runs; run++) {
           if (clients.has('direct')) times.direct.push(await direct(url, bytes, ms));
           if (clients.has('sdk')) times.sdk.push(await viaSdkStdio(url, bytes, ms));
-          if (clients.has('lean')) times.lean.push(await viaLeanStdio(url, bytes, ms));
+          if (clients.has('lean')) {
+            times.lean.push(await viaLeanStdio(url, bytes, ms));
+            times.cpu.push(lastBridgeCpu * 1000);
+          }
         }
         const d = median(times.direct);
         const s = median(times.sdk);
         const l = median(times.lean);
         console.log(
-          `| ${mb} MB | ${mode.toUpperCase()} | ${d.toFixed(0)} ms | ${s.toFixed(0)} ms | ${(s / d).toFixed(2)}× | ${l.toFixed(0)} ms | ${(l / d).toFixed(2)}× |`,
+          `| ${mb} MB | ${mode.toUpperCase()} | ${d.toFixed(0)} ms | ${s.toFixed(0)} ms | ${(s / d).toFixed(2)}× | ${l.toFixed(0)} ms | ${(l / d).toFixed(2)}× | ${median(times.cpu).toFixed(0)} ms |`,
         );
       }
     }
