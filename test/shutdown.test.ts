@@ -69,6 +69,12 @@ describe('serve: SIGTERM while busy', () => {
       );
       await eventually(() => counted().length === 4, 'all four calls to reach the backend');
       const backendsBefore = (serve.stderr().match(/"backend started"/g) ?? []).length;
+      // The raw session's GET stream, open through the shutdown: it must end with when to reconnect.
+      const getStream = await fetch(url, {
+        headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId },
+      });
+      assert.equal(getStream.status, 200);
+      const getStreamText = getStream.text().catch((error: Error) => `failed: ${error.message}`);
 
       const signalled = Date.now();
       serve.child.kill('SIGTERM');
@@ -87,6 +93,7 @@ describe('serve: SIGTERM while busy', () => {
       assert.match(raw, /counted raw/);
       assert.match(raw, /HTTP\/1\.1 503 [\s\S]*shutting down/);
       assert.match(await longCall, /shut down before the answer came; the request may have run/);
+      assert.match(await getStreamText, /retry: 5000\n\n$/, 'the GET stream ends with a retry delay');
 
       const [code] = await exited;
       const tookMs = Date.now() - signalled;

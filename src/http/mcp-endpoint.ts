@@ -26,6 +26,8 @@ import { sendRpcError } from './replies.ts';
 import { EventStream } from './sse.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
+/** The SSE `retry:` streams end with when the gateway shuts down, matching the 503s' Retry-After. */
+const SHUTDOWN_RETRY_MS = 5_000;
 const VERSION_HEADER = 'mcp-protocol-version';
 /**
  * On every reply to a POSTed request: how long (seconds) this gateway keeps a finished answer for a
@@ -306,7 +308,9 @@ export class McpEndpoint {
   #dropStreams(sessionId: string): void {
     const entry = this.#streams.get(sessionId);
     this.#streams.delete(sessionId);
-    for (const stream of entry?.streams.values() ?? []) stream.close();
+    // At shutdown, clients are told to wait before they reconnect to the gateway's replacement.
+    const retryAfterMs = this.#sessions.draining ? SHUTDOWN_RETRY_MS : undefined;
+    for (const stream of entry?.streams.values() ?? []) stream.close(retryAfterMs);
     entry?.replay.clear();
   }
 

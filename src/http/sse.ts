@@ -132,7 +132,9 @@ export class EventStream {
   }
 
   /** Ends the stream and its connection, and forgets its kept events. Idempotent. */
-  close(): void {
+  close(retryAfterMs?: number): void {
+    // A last word to a connected client (the gateway is going away): wait this long before reconnecting.
+    if (retryAfterMs !== undefined && !this.#ended) this.#write(`retry: ${retryAfterMs}\n\n`);
     this.#ended = true;
     this.#finishConnection();
     for (const event of this.#log) this.#options.replay.remove(event);

@@ -37,6 +37,11 @@ export class SessionManager {
     this.#reaper.unref();
   }
 
+  /** Whether shutdown has begun (no new sessions or requests). */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
   get size(): number {
     return this.#sessions.size;
   }
