@@ -14,6 +14,7 @@ import {
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
 import { messageByteLength, RawJson } from '../protocol/raw-json.ts';
+import { MAX_TASKS_PER_SESSION, TASK_METHODS } from '../protocol/tasks.ts';
 import type {
   Admission,
   GatedSession,
@@ -36,10 +37,6 @@ import { RateLimits } from './rate-limits.ts';
 
 /** Tool names and error texts in audit lines are bounded, so one odd call cannot make a huge line. */
 const MAX_AUDIT_TEXT = 256;
-/** The task methods that act on one task: the policy of the tool that started it applies to them. */
-const TASK_METHODS = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
-/** Tasks remembered per session for the policy (the multiplexer keeps the same bound). */
-const MAX_TASKS = 1_000;
 
 /** What the gate remembers of one session between requests. */
 interface SessionState {
@@ -319,7 +316,7 @@ function rememberTask(state: SessionState, request: JsonRpcRequest, response: Js
   const taskId = (response.result.task as { taskId?: unknown } | undefined)?.taskId;
   const tool = request.params?.name;
   if (typeof taskId !== 'string' || typeof tool !== 'string') return;
-  if (state.taskTools.size >= MAX_TASKS) {
+  if (state.taskTools.size >= MAX_TASKS_PER_SESSION) {
     const oldest = state.taskTools.keys().next().value;
     if (oldest !== undefined) state.taskTools.delete(oldest);
   }

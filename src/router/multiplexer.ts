@@ -17,6 +17,7 @@ import {
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
 import { RawJson } from '../protocol/raw-json.ts';
+import { TASK_METHODS } from '../protocol/tasks.ts';
 import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
 import { logLevelRank, type MuxLink } from './link.ts';
 import { RequestTable } from './request-table.ts';
@@ -30,8 +31,6 @@ const MAX_QUEUED = 1_000;
 const OPAQUE_RESULTS = new Set(['tools/call', 'resources/read', 'prompts/get', 'tasks/result']);
 /** Why a process whose stdin takes no more writes is replaced (it died unseen yet, or closed stdin). */
 const INPUT_CLOSED = 'backend stopped taking input (it exited or closed its stdin)';
-/** The task methods a client uses on one task, by its id. */
-const TASK_METHODS = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
 const CAPABILITY_OF: Record<string, string> = {
   'sampling/createMessage': 'sampling',
   'elicitation/create': 'elicitation',

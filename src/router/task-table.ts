@@ -4,10 +4,9 @@
 
 import type { Logger } from '../log.ts';
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
+import { MAX_TASKS_PER_SESSION } from '../protocol/tasks.ts';
 import type { MuxLink } from './link.ts';
 
-/** Tasks remembered per session; the oldest is forgotten beyond this (the backend expires them by ttl anyway). */
-const MAX_TASKS_PER_SESSION = 1_000;
 /** Where a server→client message names the task it belongs to. */
 const RELATED_TASK = 'io.modelcontextprotocol/related-task';
 
