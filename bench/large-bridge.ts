@@ -10,18 +10,17 @@
 // `--profile DIR` starts connect with --cpu-prof (profiles land in DIR).
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { cpuSeconds, freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { startFixtureGateway } from './fixture-gateway.ts';
+import { cpuSeconds } from './processes.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin/mcp-relay.js');
-const FIXTURE = join(ROOT, 'test/fixtures/stdio-server.mjs');
 const MB = 1_048_576;
 const SSE_DELAY_MS = 1_100;
 const CALL_TIMEOUT_MS = 600_000;
@@ -153,20 +152,9 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   if (profileDir) mkdirSync(profileDir, { recursive: true });
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-large-bridge-'));
-  const port = await freePort();
-  const config = {
-    listen: { host: '127.0.0.1', port },
-    logLevel: 'warn',
-    servers: { big: { command: process.execPath, args: [FIXTURE], isolation: 'shared' } },
-  };
-  writeFileSync(join(dir, 'relay.yaml'), JSON.stringify(config));
-  const gateway = startProcess(process.execPath, [BIN, 'serve', '--config', join(dir, 'relay.yaml')], {
-    cwd: dir,
-  });
+  const gateway = await startFixtureGateway('big');
   try {
-    await waitForPort(port, gateway);
-    const url = `http://127.0.0.1:${port}/mcp/big`;
+    const url = gateway.url;
     // One warm-up call each, so the first row does not carry process and JIT start-up.
     await direct(url, 1_000, 0);
     await viaLeanStdio(url, 1_000, 0);
@@ -201,8 +189,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await stopProcess(gateway);
-    rmSync(dir, { recursive: true, force: true });
+    await gateway.stop();
   }
 }
 

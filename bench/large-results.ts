@@ -4,15 +4,10 @@
 // the reply without parsing it, while a second session pings every 2 ms and records the longest wait.
 // Prints, per size: the result's time to last byte, and the worst and p99 ping latency during it.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { startFixtureGateway } from './fixture-gateway.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const FIXTURE = join(ROOT, 'test/fixtures/stdio-server.mjs');
 const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1,10,50' } } });
 const sizes = (values.sizes ?? '').split(',').map(Number);
 
@@ -63,22 +58,9 @@ async function open(url: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-large-'));
-  const port = await freePort();
-  const config = {
-    listen: { host: '127.0.0.1', port },
-    logLevel: 'warn',
-    servers: { big: { command: process.execPath, args: [FIXTURE], isolation: 'shared' } },
-  };
-  writeFileSync(join(dir, 'relay.yaml'), JSON.stringify(config));
-  const gateway = startProcess(
-    process.execPath,
-    [join(ROOT, 'bin/mcp-relay.js'), 'serve', '--config', join(dir, 'relay.yaml')],
-    { cwd: dir },
-  );
+  const gateway = await startFixtureGateway('big');
   try {
-    await waitForPort(port, gateway);
-    const url = `http://127.0.0.1:${port}/mcp/big`;
+    const url = gateway.url;
     const caller = await open(url);
     const pinger = await open(url);
     let id = 1;
@@ -120,8 +102,7 @@ async function main(): Promise<void> {
     }
   } finally {
     agent.destroy();
-    await stopProcess(gateway);
-    rmSync(dir, { recursive: true, force: true });
+    await gateway.stop();
   }
 }
 

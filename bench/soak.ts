@@ -6,15 +6,11 @@
 // One user (no auth), so `limits.sessionsPerUser` is raised above --sessions: otherwise the gateway
 // would end idle sessions to make room (404s, which are answers, not lost calls).
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, rssBytes, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { startFixtureGateway } from './fixture-gateway.ts';
+import { rssBytes } from './processes.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const FIXTURE = join(ROOT, 'test/fixtures/stdio-server.mjs');
 const { values } = parseArgs({
   options: {
     sessions: { type: 'string', default: '200' },
@@ -162,29 +158,20 @@ async function runSession(url: string, index: number, deadline: number): Promise
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-soak-'));
-  const port = await freePort();
-  const config = {
-    listen: { host: '127.0.0.1', port },
-    logLevel: 'warn',
+  const gateway = await startFixtureGateway('echo', {
+    isolation: values.isolation,
     limits: { sessionsPerUser: SESSIONS + 10 },
-    servers: { echo: { command: process.execPath, args: [FIXTURE], isolation: values.isolation } },
-  };
-  writeFileSync(join(dir, 'relay.yaml'), JSON.stringify(config));
-  const gateway = startProcess(
-    process.execPath,
-    [join(ROOT, 'bin/mcp-relay.js'), 'serve', '--config', join(dir, 'relay.yaml')],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   try {
-    await waitForPort(port, gateway);
-    const url = `http://127.0.0.1:${port}/mcp/echo`;
+    const url = gateway.url;
+    const pid = gateway.process.pid;
     const started = Date.now();
     const deadline = started + DURATION_MS;
-    const rssStart = gateway.pid ? rssBytes(gateway.pid) : 0;
+    const rssStart = pid ? rssBytes(pid) : 0;
     let rssPeak = rssStart;
     const sampler = setInterval(() => {
-      if (gateway.pid) rssPeak = Math.max(rssPeak, rssBytes(gateway.pid));
+      if (pid) rssPeak = Math.max(rssPeak, rssBytes(pid));
       const total = counts.answered + counts.wrong + counts.failed + counts.lost;
       console.error(
         `${((Date.now() - started) / 1000).toFixed(0)} s: ${total} calls, ${counts.lost} lost, ${counts.failed} failed`,
@@ -215,8 +202,7 @@ async function main(): Promise<void> {
     if (counts.lost > 0 || counts.wrong > 0) process.exitCode = 1;
   } finally {
     agent.destroy();
-    await stopProcess(gateway);
-    rmSync(dir, { recursive: true, force: true });
+    await gateway.stop();
   }
 }
 
