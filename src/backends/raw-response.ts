@@ -4,7 +4,7 @@
 // stays in the pieces it arrived in. Only certain cases pass; anything else takes the ordinary parse.
 
 import { isUtf8 } from 'node:buffer';
-import { MAX_JSON_DEPTH } from '../protocol/json-depth.ts';
+import { MAX_JSON_DEPTH, openingBrackets } from '../protocol/json-depth.ts';
 import { firstBytes, lastBytes, RawJson, type RawResponse } from '../protocol/raw-json.ts';
 
 /** Lines from this size on are passed through when they are plainly a response. */
@@ -69,11 +69,8 @@ function plainText(parts: readonly Buffer[]): boolean {
   let carry = Buffer.alloc(0);
   for (const part of parts) {
     if (part.includes(13)) return false;
-    for (const bracket of [0x7b, 0x5b]) {
-      for (let at = part.indexOf(bracket); at !== -1; at = part.indexOf(bracket, at + 1)) {
-        if (++brackets > MAX_JSON_DEPTH) return false;
-      }
-    }
+    brackets += openingBrackets(part, MAX_JSON_DEPTH + 1 - brackets);
+    if (brackets > MAX_JSON_DEPTH) return false;
     const bytes = carry.length > 0 ? Buffer.concat([carry, part]) : part;
     const complete = completeUtf8Length(bytes);
     if (!isUtf8(bytes.subarray(0, complete))) return false;

@@ -18,14 +18,21 @@ export function nestsDeeperThan(raw: Buffer, value: unknown, max = MAX_JSON_DEPT
  */
 export function mayNestDeeperThan(raw: Buffer, max = MAX_JSON_DEPTH): boolean {
   if (raw.length <= max) return false;
-  // indexOf scans natively; at most max + 1 hits per bracket are looked for.
+  return openingBrackets(raw, max + 1) > max;
+}
+
+/**
+ * How many `{` and `[` bytes `raw` holds, counting no further than `atMost` (a text in pieces sums its
+ * pieces' counts). indexOf scans natively.
+ */
+export function openingBrackets(raw: Buffer, atMost: number): number {
   let openers = 0;
   for (const bracket of [0x7b, 0x5b]) {
     for (let at = raw.indexOf(bracket); at !== -1; at = raw.indexOf(bracket, at + 1)) {
-      if (++openers > max) return true;
+      if (++openers >= atMost) return openers;
     }
   }
-  return false;
+  return openers;
 }
 
 /** Whether `value` nests objects/arrays more than `max` levels; iterative, so any depth is safe to check. */
