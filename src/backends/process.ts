@@ -56,8 +56,6 @@ export class BackendProcess {
   #stopping: Promise<void> | undefined;
   /** /proc/<pid>/stat kept open (Linux), read before each request: see `dying`. */
   #statFd: number | undefined;
-  /** The `dying` verdict of this event-loop turn, once looked up. */
-  #dyingThisTurn: boolean | undefined;
 
   constructor(spec: BackendSpec, log: Logger) {
     this.spec = spec;
@@ -141,23 +139,14 @@ export class BackendProcess {
    */
   get dying(): boolean {
     if (this.#statFd === undefined) return false;
-    // One look per event-loop turn: the requests of one turn (many, under load) share it, so the
-    // read costs a few µs per turn rather than per request.
-    if (this.#dyingThisTurn !== undefined) return this.#dyingThisTurn;
     const buffer = Buffer.allocUnsafe(1024);
-    let dying: boolean;
+    let length: number;
     try {
-      dying = statSaysDying(
-        buffer.toString('latin1', 0, readSync(this.#statFd, buffer, 0, buffer.length, 0)),
-      );
+      length = readSync(this.#statFd, buffer, 0, buffer.length, 0);
     } catch {
-      dying = true; // ESRCH: already reaped
+      return true; // ESRCH: already reaped
     }
-    this.#dyingThisTurn = dying;
-    setImmediate(() => {
-      this.#dyingThisTurn = undefined;
-    });
-    return dying;
+    return statSaysDying(buffer.toString('latin1', 0, length));
   }
 
   /** Kills the process at once (SIGKILL works on a stopped or hung process too); its exit is reported as usual. */
