@@ -6,15 +6,21 @@ import type { IncomingMessage } from 'node:http';
 
 export type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
 
-/** How long, and how many bytes, the rest of a refused body is read and thrown away before the connection is closed. */
+/** How long the 413 waits for the rest of a refused body to be read and thrown away, and how many bytes of it are taken before the connection is closed. */
 export const LINGER_MS = 10_000;
 export const LINGER_BYTES = 64 * 1_048_576;
 
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyResult> {
   const declared = Number(req.headers['content-length']);
+  // The 413 goes out once the rest is discarded: answered while the client still uploads, a close
+  // (the client's Connection: close, or ours past the bounds) would reset it before it reads the answer.
+  // A body that could not be discarded within the bounds anyway is refused at once.
   if (Number.isFinite(declared) && declared > maxBytes) {
-    discardRest(req);
-    return Promise.resolve({ ok: false, reason: 'too-large' });
+    if (declared > LINGER_BYTES) {
+      void discardRest(req);
+      return Promise.resolve({ ok: false, reason: 'too-large' });
+    }
+    return discardRest(req).then(() => ({ ok: false, reason: 'too-large' }));
   }
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -30,8 +36,8 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRe
       size += chunk.length;
       if (size > maxBytes) {
         chunks.length = 0;
-        discardRest(req);
-        finish({ ok: false, reason: 'too-large' });
+        done = true;
+        void discardRest(req).then(() => resolve({ ok: false, reason: 'too-large' }));
         return;
       }
       chunks.push(chunk);
@@ -49,13 +55,18 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRe
  * still uploading before it reads the answer (nginx's lingering close does the same); past the bounds
  * the connection is closed anyway. A body read to its end leaves the connection usable.
  */
-function discardRest(req: IncomingMessage): void {
-  if (req.complete) return;
+function discardRest(req: IncomingMessage): Promise<void> {
+  if (req.complete) return Promise.resolve();
   const socket = req.socket;
   let discarded = 0;
+  let settle: () => void = () => {};
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
   const stop = () => {
     clearTimeout(timer);
     req.off('data', count);
+    settle();
   };
   const giveUp = () => {
     stop();
@@ -65,10 +76,13 @@ function discardRest(req: IncomingMessage): void {
     discarded += chunk.length;
     if (discarded > LINGER_BYTES) giveUp();
   };
-  const timer = setTimeout(giveUp, LINGER_MS);
+  // A client that stops sending gets its answer after LINGER_MS; what it sends later still flows away
+  // unread until limits.receiveTimeout ends the request.
+  const timer = setTimeout(settle, LINGER_MS);
   timer.unref();
   req.on('data', count);
   req.once('end', stop);
   req.once('close', stop);
   req.resume();
+  return settled;
 }
