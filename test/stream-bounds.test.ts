@@ -162,6 +162,58 @@ describe('a client that never reads an SSE stream (real serve child, RSS)', () =
     assert.ok(received.length < FLOOD / 4, `the client received ${received.length} bytes`);
     assert.ok(!received.includes('"flooded"'), 'the connection was closed before the response');
     assert.ok(growth < 64 * MiB, `the gateway grew by ${(growth / MiB).toFixed(1)} MiB`);
+    // The cut stream stays resumable: from the last event it saw, the client gets the answer.
+    const lastSeen = [...received.matchAll(/^id: (\S+)$/gm)].at(-1)?.[1];
+    assert.ok(lastSeen, 'the client saw at least one event id before the cut');
+    const resumed = await fetch(endpoint, {
+      headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastSeen },
+      signal: AbortSignal.timeout(30_000),
+    });
+    assert.equal(resumed.status, 200);
+    const reader = (resumed.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let tail = '';
+    while (!tail.includes('"flooded"')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      tail = (tail + decoder.decode(value, { stream: true })).slice(-4096);
+    }
+    await reader.cancel();
+    const answer = /^data: (.*"flooded".*)$/m.exec(tail)?.[1];
+    assert.ok(answer, `the resumed stream carried the answer: …${tail.slice(-300)}`);
+    assert.equal(JSON.parse(answer).id, 7);
+  });
+
+  it(`GET stream: ${FLOOD / MiB} MiB of log messages to a reader that never reads`, async () => {
+    const headers = await openSession(endpoint);
+    assert.equal((await rawPost(endpoint, call(1, 'echo', { text: 'warm' }), headers)).status, 200);
+    const client = neverReading(
+      port,
+      httpRequest('GET', '/mcp/well', [
+        ['Host', `127.0.0.1:${port}`],
+        ['Accept', 'text/event-stream'],
+        ['Mcp-Session-Id', headers['mcp-session-id'] as string],
+      ]),
+    );
+    // The GET stream is open once the gateway routes the session's background messages to it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const baseline = rss(serve.pid);
+    const started = await rawPost(
+      endpoint,
+      call(2, 'flood', { bytes: FLOOD, chunk: 64 * 1024, later: true, file: marker, key: 'get' }),
+      headers,
+    );
+    assert.equal(started.status, 200, started.text);
+    await marked('get');
+    const peak = await peakRss(serve.pid, marked('get done'));
+    const growth = peak - baseline;
+    console.log(`GET stream: RSS growth ${(growth / MiB).toFixed(1)} MiB for ${FLOOD / MiB} MiB sent`);
+    const received = await client.drain(5_000);
+    assert.match(received, /^HTTP\/1\.1 200/, 'the GET stream was opened');
+    assert.ok(received.length < FLOOD / 4, `the client received ${received.length} bytes`);
+    assert.ok(growth < 64 * MiB, `the gateway grew by ${(growth / MiB).toFixed(1)} MiB`);
+    // The session outlives the cut stream: the client may resume or open a new GET.
+    assert.equal((await rawPost(endpoint, call(3, 'echo', { text: 'still here' }), headers)).status, 200);
   });
 });
 
