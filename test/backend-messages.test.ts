@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { OverlongLine } from '../src/backends/overlong-line.ts';
-import { rawResponse } from '../src/backends/raw-response.ts';
 import { encodeMessage } from '../src/protocol/raw-json.ts';
+import { rawResponse } from '../src/protocol/raw-response.ts';
 import { connectClient, fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 
 const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;

@@ -56,7 +56,7 @@ function fakeGateway(progress: Progress): Server {
     const message = JSON.parse(await readBody(req)) as {
       id?: number;
       method: string;
-      params?: { name?: string };
+      params?: { name?: string; arguments?: { layout?: string } };
     };
     if (message.id === undefined) {
       res.writeHead(202).end();
@@ -75,6 +75,10 @@ function fakeGateway(progress: Progress): Server {
           },
         }),
       );
+      return;
+    }
+    if (message.params?.name === 'large') {
+      res.writeHead(200, json).end(largeAnswer(message.id, message.params.arguments?.layout));
       return;
     }
     if (message.params?.name === 'huge') {
@@ -106,6 +110,18 @@ function fakeGateway(progress: Progress): Server {
     progress.done = true;
     res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { content: [] } })}\n\n`);
   });
+}
+
+/**
+ * A 1 MiB JSON answer, as the gateway writes it (compact, with an escape a parser would decode), or
+ * spread over lines (valid JSON that must not reach stdio as it is).
+ */
+function largeAnswer(id: number, layout = 'compact'): string {
+  const text = `caf\\u00e9 ${'z'.repeat(1024 * 1024)}`;
+  if (layout === 'lines') {
+    return `{\n  "jsonrpc": "2.0",\n  "id": ${id},\n  "result": {"content": [{"type": "text", "text": "${text}"}]}\n}`;
+  }
+  return `{"jsonrpc":"2.0","id":${id},"result":{"content":[{"type":"text","text":"${text}"}]}}`;
 }
 
 /** Claude Desktop reading slowly: while paused, nothing written is taken. */
@@ -231,6 +247,23 @@ describe('connect: a slow client and an oversized gateway answer', () => {
         progress.jsonBytes < 128 * 1024 * 1024,
         `the bridge read ${progress.jsonBytes} bytes of an answer limited to 64 MiB`,
       );
+    } finally {
+      await close();
+    }
+  });
+
+  it('writes a large JSON answer out as the bytes the gateway sent, and one spread over lines as one line', async () => {
+    const { input, output, close } = await bridged();
+    try {
+      const call = (id: number, layout: string) =>
+        `${JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'large', arguments: { layout } } })}\n`;
+      input.write(call(5, 'compact'));
+      const compact = await output.lineMatching((line) => line.includes('"id":5'));
+      assert.equal(compact, largeAnswer(5), 'passed through unchanged: the escape is still there');
+      input.write(call(6, 'lines'));
+      const spread = await output.lineMatching((line) => line.includes('"id":6'));
+      assert.equal(spread, JSON.stringify(JSON.parse(largeAnswer(6, 'lines'))));
+      assert.ok(spread.includes('café'), 'parsed and written again as one line');
     } finally {
       await close();
     }

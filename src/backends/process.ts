@@ -12,8 +12,8 @@ import {
   type JsonRpcMessage,
   validateMessage,
 } from '../protocol/jsonrpc.ts';
+import { RAW_PASS_THROUGH_BYTES, rawResponse } from '../protocol/raw-response.ts';
 import { OverlongLine } from './overlong-line.ts';
-import { RAW_PASS_THROUGH_BYTES, rawResponse } from './raw-response.ts';
 
 export interface BackendSpec {
   /** Config name of the server, for logs. */

@@ -24,7 +24,7 @@ import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
 import { GatewayError, jsonRpcCodeFor, sanitize } from './errors.ts';
 import { runEventStream } from './event-stream.ts';
 import { GatewayClient } from './gateway-client.ts';
-import { MessageOutput } from './output.ts';
+import { MessageOutput, type MessageText } from './output.ts';
 import { type PendingRequest, PendingRequests } from './pending.ts';
 import { reinitialize } from './reinitialize.ts';
 import { SessionState } from './session-state.ts';
@@ -190,7 +190,7 @@ class StdioHttpBridge implements Bridge {
     if (isInitialize) this.#initialize = request;
     this.#log.debug(`→ ${request.method} (${String(request.id)})`);
     const hooks = {
-      onMessage: (message: JsonRpcMessage, raw?: string) => {
+      onMessage: (message: JsonRpcMessage, raw?: MessageText) => {
         this.#pending.touch(entry);
         if (isInitialize) this.#noteInitializeAnswer(request, message);
         this.#state.observe(request, message);
@@ -219,7 +219,7 @@ class StdioHttpBridge implements Bridge {
         this.#pending.take(requestId)?.abort.abort();
     }
     const hooks = {
-      onMessage: (reply: JsonRpcMessage, raw?: string) => this.#route(reply, raw),
+      onMessage: (reply: JsonRpcMessage, raw?: MessageText) => this.#route(reply, raw),
       answered: () => true,
       signal: AbortSignal.any([this.#root.signal, AbortSignal.timeout(ONE_WAY_TIMEOUT_MS)]),
     };
@@ -361,7 +361,7 @@ class StdioHttpBridge implements Bridge {
    * Passes a gateway message to the client; an answer only while someone still waits for it. `raw` is
    * the message's text as the gateway sent it. Returns a promise while the client is behind in reading.
    */
-  #route(message: JsonRpcMessage, raw?: string): Promise<void> | undefined {
+  #route(message: JsonRpcMessage, raw?: MessageText): Promise<void> | undefined {
     if (isResponse(message)) {
       if (message.id === null) {
         this.#log.warn(
@@ -394,7 +394,7 @@ class StdioHttpBridge implements Bridge {
   }
 
   /** One write per message; the bridge's own short answers do not wait, gateway streams do. */
-  #write(message: JsonRpcMessage, raw?: string): Promise<void> | undefined {
+  #write(message: JsonRpcMessage, raw?: MessageText): Promise<void> | undefined {
     if (this.#outputBroken) return undefined;
     return this.#messages.write(message, raw);
   }

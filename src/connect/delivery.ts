@@ -15,6 +15,7 @@ import {
 import type { BridgeLog } from './diagnostics.ts';
 import { GatewayError } from './errors.ts';
 import type { GatewayClient, Reply } from './gateway-client.ts';
+import type { MessageText } from './output.ts';
 import type { SseEvent } from './sse.ts';
 
 export interface DeliveryHooks {
@@ -23,7 +24,7 @@ export interface DeliveryHooks {
    * text as received when there is one. A returned promise holds back reading until it settles (the
    * client reads slowly), so the gateway's stream waits instead of the bridge buffering it.
    */
-  onMessage(message: JsonRpcMessage, raw?: string): Promise<void> | undefined | void;
+  onMessage(message: JsonRpcMessage, raw?: MessageText): Promise<void> | undefined | void;
   /** True once nobody waits for the answer any more (answered, timed out, cancelled). */
   answered(): boolean;
   signal: AbortSignal;

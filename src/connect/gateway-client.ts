@@ -3,9 +3,11 @@
 
 import type { Dispatcher } from 'undici';
 import { isInvalid, isRequest, type JsonRpcMessage, validateMessage } from '../protocol/jsonrpc.ts';
+import { RAW_PASS_THROUGH_BYTES, rawResponse } from '../protocol/raw-response.ts';
 import type { AuthProvider } from './auth.ts';
 import { type ClientCertificate, createDispatcher, type ProxySettings } from './dispatcher.ts';
 import { GatewayError, sanitize } from './errors.ts';
+import type { MessageText } from './output.ts';
 import { parseSse, type SseEvent } from './sse.ts';
 
 export interface GatewayClientOptions {
@@ -53,7 +55,7 @@ const KEEP_ALIVE_HEADER = 'mcp-relay-keep-alive';
 export type Reply =
   | { kind: 'accepted' }
   /** `raw`: the body's text when it holds one message, so a large one is passed on without re-serializing. */
-  | { kind: 'json'; messages: JsonRpcMessage[]; raw?: string }
+  | { kind: 'json'; messages: JsonRpcMessage[]; raw?: MessageText }
   | { kind: 'stream'; events: AsyncGenerator<SseEvent> };
 
 /** A JSON body larger than this is not an MCP answer we can hand to Claude Desktop anyway. */
@@ -409,6 +411,9 @@ async function readJsonMessages(response: Dispatcher.ResponseData): Promise<Repl
     }
     chunks.push(chunk);
   }
+  // A large answer that plainly is one response line goes out as its bytes: no decode, parse or copy.
+  const passed = size >= RAW_PASS_THROUGH_BYTES ? rawResponse(chunks, size) : undefined;
+  if (passed) return { kind: 'json', messages: [passed], raw: chunks };
   const text = Buffer.concat(chunks, size).toString('utf8');
   chunks.length = 0;
   let value: unknown;

@@ -12,14 +12,20 @@ import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
  */
 export const RAW_PASS_THROUGH_CHARS = 256 * 1024;
 
+/**
+ * A message's text as the gateway sent it: a string (an SSE event's data), or the pieces of a large
+ * JSON reply body that protocol/raw-response.ts found to be one plain response line, never decoded.
+ */
+export type MessageText = string | readonly Buffer[];
+
 const LINE_BREAK = /[\r\n]/;
 
 export class MessageOutput {
   readonly #output: Writable;
   #drained: Promise<void> | undefined;
   #release: (() => void) | undefined;
-  /** Characters written as the gateway's own text, without a second JSON.stringify (for tests). */
-  passedThroughChars = 0;
+  /** Characters (or bytes, for pieces) written as the gateway's own text, without a second JSON.stringify. */
+  passedThrough = 0;
 
   constructor(output: Writable) {
     this.#output = output;
@@ -34,15 +40,26 @@ export class MessageOutput {
    * promise that settles once it drained (or closed): whoever feeds the bridge from the gateway waits
    * for it before reading the next message, so at most one message per stream sits in the buffer.
    */
-  write(message: JsonRpcMessage, raw?: string): Promise<void> | undefined {
+  write(message: JsonRpcMessage, raw?: MessageText): Promise<void> | undefined {
     if (!this.usable) return undefined;
-    let line: string;
-    if (raw !== undefined && raw.length >= RAW_PASS_THROUGH_CHARS && !LINE_BREAK.test(raw)) {
-      line = raw;
-      this.passedThroughChars += raw.length;
-    } else line = JSON.stringify(message);
-    if (this.#output.write(`${line}\n`)) return undefined;
+    if (this.#writeLine(message, raw)) return undefined;
     return this.#whenDrained();
+  }
+
+  /** Whether the stream still takes more at once. */
+  #writeLine(message: JsonRpcMessage, raw: MessageText | undefined): boolean {
+    if (typeof raw === 'object') {
+      for (const part of raw) {
+        this.#output.write(part);
+        this.passedThrough += part.length;
+      }
+      return this.#output.write('\n');
+    }
+    if (raw !== undefined && raw.length >= RAW_PASS_THROUGH_CHARS && !LINE_BREAK.test(raw)) {
+      this.passedThrough += raw.length;
+      return this.#output.write(`${raw}\n`);
+    }
+    return this.#output.write(`${JSON.stringify(message)}\n`);
   }
 
   /** Lets every waiter go (the bridge is closing): nothing more will be read for them anyway. */

@@ -1,11 +1,12 @@
-// Recognizes a large backend line that is a response, without parsing it: its top-level id and the
-// bytes of its result, read from the line's first and last bytes (`{"jsonrpc":"2.0","id":7,"result":…}`
-// as most SDKs write it, `{"result":…,"jsonrpc":"2.0","id":7}` as the TypeScript SDK does). The line
-// stays in the pieces it arrived in. Only certain cases pass; anything else takes the ordinary parse.
+// Recognizes a large JSON-RPC response without parsing it (a backend's line in the gateway, a JSON reply
+// body in `connect`): its top-level id and the bytes of its result, read from the text's first and last
+// bytes (`{"jsonrpc":"2.0","id":7,"result":…}` as most SDKs and the gateway write it,
+// `{"result":…,"jsonrpc":"2.0","id":7}` as the TypeScript SDK does). The text stays in the pieces it
+// arrived in. Only certain cases pass; anything else takes the ordinary parse.
 
 import { isUtf8 } from 'node:buffer';
-import { MAX_JSON_DEPTH, openingBrackets } from '../protocol/json-depth.ts';
-import { firstBytes, lastBytes, RawJson, type RawResponse } from '../protocol/raw-json.ts';
+import { MAX_JSON_DEPTH, openingBrackets } from './json-depth.ts';
+import { firstBytes, lastBytes, RawJson, type RawResponse } from './raw-json.ts';
 
 /** Lines from this size on are passed through when they are plainly a response. */
 export const RAW_PASS_THROUGH_BYTES = 256 * 1024;
@@ -41,8 +42,8 @@ export function rawResponse(parts: readonly Buffer[], length: number): RawRespon
   }
   const result = slice(parts, start, length - after);
   if (firstBytes(result, 1)[0] !== 0x7b || lastBytes(result, 1)[0] !== 0x7d) return undefined;
-  // What goes out as is must stay one SSE data line, be UTF-8, and not nest past what clients parse;
-  // a line that fails any of these takes the ordinary path (and its errors).
+  // What goes out as is must stay one line (an SSE data line, a stdio message), be UTF-8, and not nest
+  // past what clients parse; text that fails any of these takes the ordinary path (and its errors).
   if (!plainText(parts)) return undefined;
   return { jsonrpc: '2.0', id, result: new RawJson(result) };
 }
@@ -61,14 +62,14 @@ function slice(parts: readonly Buffer[], start: number, end: number): Buffer[] {
 }
 
 /**
- * No CR (it would end the SSE data line), no more opening brackets than the depth limit allows
+ * No CR or LF (either would end the line), no more opening brackets than the depth limit allows
  * (a cheap bound on nesting), and valid UTF-8 across piece boundaries.
  */
 function plainText(parts: readonly Buffer[]): boolean {
   let brackets = 0;
   let carry = Buffer.alloc(0);
   for (const part of parts) {
-    if (part.includes(13)) return false;
+    if (part.includes(13) || part.includes(10)) return false;
     brackets += openingBrackets(part, MAX_JSON_DEPTH + 1 - brackets);
     if (brackets > MAX_JSON_DEPTH) return false;
     const bytes = carry.length > 0 ? Buffer.concat([carry, part]) : part;
