@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { OverlongLine } from '../src/backends/overlong-line.ts';
 import { encodeMessage } from '../src/protocol/raw-json.ts';
-import { rawResponse } from '../src/protocol/raw-response.ts';
+import { plainResponseId, rawResponse } from '../src/protocol/raw-response.ts';
 import { connectClient, fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 
 const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
@@ -151,6 +151,21 @@ describe('large responses passed through as bytes', () => {
       Buffer.from(`${'x'.repeat(300_000)}"}}`),
     ]);
     assert.equal(rawResponse([invalid], invalid.length), undefined, 'invalid UTF-8');
+  });
+
+  it('recognizes the same on decoded text (an SSE event in connect), and refuses what it refuses', () => {
+    const result = JSON.stringify({ content: [{ type: 'text', text: big }] });
+    assert.equal(plainResponseId(`{"jsonrpc":"2.0","id":41,"result":${result}}`), 41);
+    assert.equal(plainResponseId(`{"result":${result},"jsonrpc":"2.0","id":42}`), 42);
+    const body = JSON.stringify({ content: [{ type: 'text', text: big }] });
+    for (const text of [
+      `{"jsonrpc":"2.0","id":1,"method":"x","params":${body}}`,
+      `{"jsonrpc":"2.0","id":1,"result":${body.replace('é', '\n')}}`, // an LF would end the stdio line
+      `{"jsonrpc":"2.0","id":1,"result":{"a":${'['.repeat(200)}${']'.repeat(200)},"t":${JSON.stringify(big)}}}`,
+      `{"jsonrpc":"2.0","id":1,"result":${body}} trailing`,
+      `{"jsonrpc":"2.0","id":1,"result":[${body}]}`, // a result that is not an object
+    ])
+      assert.equal(plainResponseId(text), undefined, text.slice(0, 60));
   });
 
   it('delivers a large result unchanged through the gateway, as JSON and as SSE', async () => {

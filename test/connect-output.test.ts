@@ -78,7 +78,11 @@ function fakeGateway(progress: Progress): Server {
       return;
     }
     if (message.params?.name === 'large') {
-      res.writeHead(200, json).end(largeAnswer(message.id, message.params.arguments?.layout));
+      const layout = message.params.arguments?.layout;
+      if (layout === 'sse') {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': SESSION });
+        res.end(`id: 1\ndata: ${largeAnswer(message.id)}\n\n`);
+      } else res.writeHead(200, json).end(largeAnswer(message.id, layout));
       return;
     }
     if (message.params?.name === 'huge') {
@@ -252,7 +256,7 @@ describe('connect: a slow client and an oversized gateway answer', () => {
     }
   });
 
-  it('writes a large JSON answer out as the bytes the gateway sent, and one spread over lines as one line', async () => {
+  it('writes a large answer (a JSON body or an SSE event) out as the gateway sent it, and one spread over lines as one line', async () => {
     const { input, output, close } = await bridged();
     try {
       const call = (id: number, layout: string) =>
@@ -264,6 +268,9 @@ describe('connect: a slow client and an oversized gateway answer', () => {
       const spread = await output.lineMatching((line) => line.includes('"id":6'));
       assert.equal(spread, JSON.stringify(JSON.parse(largeAnswer(6, 'lines'))));
       assert.ok(spread.includes('café'), 'parsed and written again as one line');
+      input.write(call(7, 'sse'));
+      const event = await output.lineMatching((line) => line.includes('"id":7'));
+      assert.equal(event, largeAnswer(7), "an SSE event's data, passed through unchanged as well");
     } finally {
       await close();
     }

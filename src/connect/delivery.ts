@@ -12,10 +12,11 @@ import {
   type JsonRpcRequest,
   validateMessage,
 } from '../protocol/jsonrpc.ts';
+import { plainResponseId } from '../protocol/raw-response.ts';
 import type { BridgeLog } from './diagnostics.ts';
 import { GatewayError } from './errors.ts';
 import type { GatewayClient, Reply } from './gateway-client.ts';
-import type { MessageText } from './output.ts';
+import { type MessageText, RAW_PASS_THROUGH_CHARS } from './output.ts';
 import type { SseEvent } from './sse.ts';
 
 export interface DeliveryHooks {
@@ -330,6 +331,13 @@ async function forwardJson(reply: Extract<Reply, { kind: 'json' }>, hooks: Deliv
 }
 
 async function forwardEventData(data: string, hooks: DeliveryHooks): Promise<void> {
+  // A large result that plainly is one response line goes out as the gateway's text, unparsed: only
+  // its id is needed here, and stdout gets `data` itself (see output.ts).
+  const id = data.length >= RAW_PASS_THROUGH_CHARS ? plainResponseId(data) : undefined;
+  if (id !== undefined) {
+    await hooks.onMessage({ jsonrpc: '2.0', id, result: unparsedResult(data) }, data);
+    return;
+  }
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -343,6 +351,11 @@ async function forwardEventData(data: string, hooks: DeliveryHooks): Promise<voi
     return;
   }
   await hooks.onMessage(checked, data);
+}
+
+/** Stands for the result of an unparsed response: serializing it the ordinary way still gives the right text. */
+function unparsedResult(data: string): Record<string, unknown> {
+  return { toJSON: () => (JSON.parse(data) as { result: unknown }).result };
 }
 
 export function describe(error: unknown): string {

@@ -22,12 +22,12 @@ export function mayNestDeeperThan(raw: Buffer, max = MAX_JSON_DEPTH): boolean {
 }
 
 /**
- * How many `{` and `[` bytes `raw` holds, counting no further than `atMost` (a text in pieces sums its
- * pieces' counts). indexOf scans natively.
+ * How many `{` and `[` `raw` holds (bytes, or characters of a decoded text), counting no further than
+ * `atMost` (a text in pieces sums its pieces' counts). indexOf scans natively.
  */
-export function openingBrackets(raw: Buffer, atMost: number): number {
+export function openingBrackets(raw: Buffer | string, atMost: number): number {
   let openers = 0;
-  for (const bracket of [0x7b, 0x5b]) {
+  for (const bracket of ['{', '[']) {
     for (let at = raw.indexOf(bracket); at !== -1; at = raw.indexOf(bracket, at + 1)) {
       if (++openers >= atMost) return openers;
     }

@@ -19,33 +19,47 @@ const CLOSE = /\}\s*\}\s*$/;
 
 /** `parts` are one line's bytes in order (without the newline). */
 export function rawResponse(parts: readonly Buffer[], length: number): RawResponse | undefined {
-  const head = firstBytes(parts, EDGE).toString('latin1');
-  const tail = lastBytes(parts, EDGE).toString('latin1');
-  let id: number;
-  let start: number;
-  /** Bytes after the result object's closing brace. */
-  let after: number;
-  const idFirst = ID_FIRST.exec(head);
-  if (idFirst) {
-    const close = CLOSE.exec(tail);
-    if (!close) return undefined;
-    id = Number(idFirst[1]);
-    start = idFirst[0].length;
-    after = tail.length - close.index - 1;
-  } else {
-    const resultFirst = RESULT_FIRST.exec(head);
-    const idLast = ID_LAST.exec(tail);
-    if (!resultFirst || !idLast) return undefined;
-    id = Number(idLast[1]);
-    start = resultFirst[0].length;
-    after = tail.length - idLast.index - 1;
-  }
+  const edges = responseEdges(
+    firstBytes(parts, EDGE).toString('latin1'),
+    lastBytes(parts, EDGE).toString('latin1'),
+  );
+  if (!edges) return undefined;
+  const { id, start, after } = edges;
   const result = slice(parts, start, length - after);
   if (firstBytes(result, 1)[0] !== 0x7b || lastBytes(result, 1)[0] !== 0x7d) return undefined;
   // What goes out as is must stay one line (an SSE data line, a stdio message), be UTF-8, and not nest
   // past what clients parse; text that fails any of these takes the ordinary path (and its errors).
   if (!plainText(parts)) return undefined;
   return { jsonrpc: '2.0', id, result: new RawJson(result) };
+}
+
+/**
+ * The same recognition on decoded text (an SSE event's data in `connect`): the response's id, or
+ * undefined when the text is not plainly one response line that can go out as it is.
+ */
+export function plainResponseId(text: string): number | undefined {
+  const edges = responseEdges(text.slice(0, EDGE), text.slice(-EDGE));
+  if (!edges) return undefined;
+  if (text[edges.start] !== '{' || text[text.length - edges.after - 1] !== '}') return undefined;
+  if (text.includes('\n') || text.includes('\r')) return undefined;
+  return openingBrackets(text, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH ? undefined : edges.id;
+}
+
+/**
+ * The id, where the result starts, and how many characters follow the result's closing brace, read
+ * from a text's first and last characters; undefined unless the text is plainly a response.
+ */
+function responseEdges(head: string, tail: string): { id: number; start: number; after: number } | undefined {
+  const idFirst = ID_FIRST.exec(head);
+  if (idFirst) {
+    const close = CLOSE.exec(tail);
+    if (!close) return undefined;
+    return { id: Number(idFirst[1]), start: idFirst[0].length, after: tail.length - close.index - 1 };
+  }
+  const resultFirst = RESULT_FIRST.exec(head);
+  const idLast = ID_LAST.exec(tail);
+  if (!resultFirst || !idLast) return undefined;
+  return { id: Number(idLast[1]), start: resultFirst[0].length, after: tail.length - idLast.index - 1 };
 }
 
 /** The bytes from `start` to `end` of `parts`, as views into them. */
