@@ -9,9 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { BackendProcess, statSaysDying } from '../src/backends/process.ts';
 import { Supervisor } from '../src/backends/supervisor.ts';
 import { silentLogger } from '../src/log.ts';
+import { MuxLink } from '../src/mux/link.ts';
+import { Multiplexer } from '../src/mux/multiplexer.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../src/protocol/jsonrpc.ts';
-import { MuxLink } from '../src/router/link.ts';
-import { Multiplexer } from '../src/router/multiplexer.ts';
 import {
   connectClient,
   FIXTURE_SERVER,

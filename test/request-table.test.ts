@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../src/log.ts';
+import { MuxLink } from '../src/mux/link.ts';
+import { Multiplexer } from '../src/mux/multiplexer.ts';
+import { RequestTable } from '../src/mux/request-table.ts';
 import type { JsonRpcMessage } from '../src/protocol/jsonrpc.ts';
-import { MuxLink } from '../src/router/link.ts';
-import { Multiplexer } from '../src/router/multiplexer.ts';
-import { RequestTable } from '../src/router/request-table.ts';
 
 function links(count: number): MuxLink[] {
   const mux = new Multiplexer({ server: 's', mode: 'shared', log: silentLogger, onEmpty: () => {} });

@@ -14,10 +14,10 @@ import { BackendLauncher } from '../backends/launcher.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { BackendPool } from '../mux/pool.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
-import { Router } from '../router/router.ts';
 import { SessionManager } from '../sessions/manager.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { VERSION } from '../version.ts';
@@ -95,7 +95,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         if (closed > 0) log.info({ sessions: closed }, 'closed sessions of revoked or changed API keys');
       });
   });
-  const router = new Router(
+  const router = new BackendPool(
     config,
     new BackendLauncher(config.servers, log, env, { maxMessageBytes: config.limits.maxBackendMessageBytes }),
     log,

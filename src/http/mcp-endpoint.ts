@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { CapacityError } from '../mux/pool.ts';
 import {
   ErrorCode,
   isInvalid,
@@ -14,7 +15,6 @@ import {
   validateMessage,
 } from '../protocol/jsonrpc.ts';
 import { isSupportedProtocolVersion } from '../protocol/versions.ts';
-import { CapacityError } from '../router/router.ts';
 import type { SessionManager } from '../sessions/manager.ts';
 import type { Session } from '../sessions/session.ts';
 import type { Identity } from '../sessions/types.ts';

@@ -32,7 +32,7 @@ interface Instance {
   idleTimer: NodeJS.Timeout | undefined;
 }
 
-export class Router {
+export class BackendPool {
   readonly #config: RelayConfig;
   readonly #launcher: BackendLauncher;
   readonly #log: Logger;
