@@ -16,6 +16,7 @@ import {
   type JsonRpcRequest,
   validateMessage,
 } from '../protocol/jsonrpc.ts';
+import { cancelledRequestId } from '../protocol/mcp.ts';
 import { VERSION } from '../version.ts';
 import type { AuthProvider } from './auth.ts';
 import { type DeliveryHooks, deliver, describe } from './delivery.ts';
@@ -214,9 +215,8 @@ class StdioHttpBridge implements Bridge {
   async #sendOneWay(message: JsonRpcMessage): Promise<void> {
     const isInitialized = isNotification(message) && message.method === 'notifications/initialized';
     if (isNotification(message) && message.method === 'notifications/cancelled') {
-      const requestId = message.params?.requestId;
-      if (typeof requestId === 'string' || typeof requestId === 'number')
-        this.#pending.take(requestId)?.abort.abort();
+      const requestId = cancelledRequestId(message.params);
+      if (requestId !== undefined) this.#pending.take(requestId)?.abort.abort();
     }
     const hooks = {
       onMessage: (reply: JsonRpcMessage, raw?: MessageText) => this.#route(reply, raw),

@@ -2,8 +2,7 @@
 // notifications push back: a long tool call that reports progress stays alive, a silent one does not.
 
 import type { JsonRpcId, JsonRpcRequest } from '../protocol/jsonrpc.ts';
-
-export type ProgressToken = string | number;
+import { idKey, isRequestId, type ProgressToken, progressTokenOf } from '../protocol/mcp.ts';
 
 export interface PendingRequest {
   readonly id: JsonRpcId;
@@ -40,7 +39,7 @@ export class PendingRequests {
     const request: PendingRequest = {
       id: message.id,
       method: message.method,
-      progressToken: progressTokenOf(message),
+      progressToken: progressTokenOf(message.params),
       abort: new AbortController(),
     };
     this.#byId.set(key, { request, timer: this.#startTimer(key) });
@@ -74,7 +73,7 @@ export class PendingRequests {
 
   /** Restarts the idle timeout of the request a progress notification belongs to. */
   touchByProgressToken(token: unknown): void {
-    if (typeof token !== 'string' && typeof token !== 'number') return;
+    if (!isRequestId(token)) return;
     const key = this.#byToken.get(idKey(token));
     const entry = key === undefined ? undefined : this.#byId.get(key);
     if (entry) this.touch(entry.request);
@@ -95,16 +94,4 @@ export class PendingRequests {
       this.#onTimeout(entry.request);
     }, this.#timeoutMs);
   }
-}
-
-/** 1 and "1" are different JSON-RPC ids. */
-function idKey(id: JsonRpcId): string {
-  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
-}
-
-function progressTokenOf(message: JsonRpcRequest): ProgressToken | undefined {
-  const meta = message.params?._meta;
-  if (typeof meta !== 'object' || meta === null) return undefined;
-  const token = (meta as { progressToken?: unknown }).progressToken;
-  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
 }

@@ -2,16 +2,9 @@
 // (its ids in flight, subscriptions, log level, capabilities) to route without guessing.
 
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { logLevelRank } from '../protocol/mcp.ts';
 import type { Downstream, Upstream } from '../sessions/types.ts';
 import type { Multiplexer } from './multiplexer.ts';
-
-/** RFC 5424 severities as MCP names them, most verbose first. */
-const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
-
-export function logLevelRank(level: unknown): number | undefined {
-  const rank = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
-  return rank === -1 ? undefined : rank;
-}
 
 export class MuxLink implements Upstream {
   readonly #mux: Multiplexer;

@@ -16,10 +16,17 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
+import {
+  cancelledRequestId,
+  logLevelRank,
+  Method,
+  progressTokenOf,
+  withProgressToken,
+} from '../protocol/mcp.ts';
 import { RawJson } from '../protocol/raw-json.ts';
 import { TASK_METHODS } from '../protocol/tasks.ts';
 import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
-import { logLevelRank, type MuxLink } from './link.ts';
+import type { MuxLink } from './link.ts';
 import { RequestTable } from './request-table.ts';
 import { TaskTable } from './task-table.ts';
 import { UnsolicitedTarget } from './unsolicited-target.ts';
@@ -237,8 +244,8 @@ export class Multiplexer {
   #clientNotification(link: MuxLink, notification: JsonRpcNotification): void {
     if (notification.method === 'notifications/initialized') return;
     if (notification.method === 'notifications/cancelled') {
-      const requestId = notification.params?.requestId;
-      if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+      const requestId = cancelledRequestId(notification.params);
+      if (requestId === undefined) return;
       const backendId = this.#requests.backendIdOf(link, requestId);
       if (backendId === undefined) return;
       this.#requests.take(backendId);
@@ -350,17 +357,15 @@ export class Multiplexer {
       return;
     }
     let params = request.params;
-    const meta = params?._meta as Record<string, unknown> | undefined;
-    const token = meta?.progressToken;
     const uri = params?.uri;
     const { backendId, progressKey } = this.#requests.addClient(
       link,
       request.id,
       request.method,
-      typeof token === 'string' || typeof token === 'number' ? token : undefined,
-      request.method === 'resources/subscribe' && typeof uri === 'string' ? uri : undefined,
+      progressTokenOf(params),
+      request.method === Method.subscribe && typeof uri === 'string' ? uri : undefined,
     );
-    if (progressKey !== undefined) params = { ...params, _meta: { ...meta, progressToken: progressKey } };
+    if (progressKey !== undefined) params = withProgressToken(params, progressKey);
     const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: backendId, method: request.method };
     if (params !== undefined) forwarded.params = params;
     this.#unconfirmed.set(backendId, { link, request });
@@ -467,13 +472,7 @@ export class Multiplexer {
       );
       return;
     }
-    const meta = request.params?._meta as Record<string, unknown> | undefined;
-    const token = meta?.progressToken;
-    const id = this.#requests.addServerRequest(
-      request.id,
-      link,
-      typeof token === 'string' || typeof token === 'number' ? token : undefined,
-    );
+    const id = this.#requests.addServerRequest(request.id, link, progressTokenOf(request.params));
     link.deliver({ ...request, id });
   }
 

@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { JsonRpcId, JsonRpcResponse } from '../protocol/jsonrpc.ts';
-import { idKey } from '../sessions/session.ts';
+import { idKey, isRequestId, type ProgressToken } from '../protocol/mcp.ts';
 import type { MuxLink } from './link.ts';
 
 /** A client request the gateway forwarded. */
@@ -30,14 +30,14 @@ export interface ServerRequest {
   backendId: JsonRpcId;
   link: MuxLink;
   /** The token the backend asked progress under, which the session may report on. */
-  progressToken: string | number | undefined;
+  progressToken: ProgressToken | undefined;
 }
 
 export class RequestTable {
   /** Keyed by the id the backend saw. */
   readonly #pending = new Map<number, Pending>();
   /** Backend progress token → the session and the token it chose. */
-  readonly #progress = new Map<string, { link: MuxLink; token: string | number }>();
+  readonly #progress = new Map<string, { link: MuxLink; token: ProgressToken }>();
   /**
    * Id the session saw for a server→client request → the backend's id and the session. The ids are
    * random, so no session can answer (or even name) a request that went to another.
@@ -53,7 +53,7 @@ export class RequestTable {
     link: MuxLink,
     clientId: JsonRpcId,
     method: string,
-    progressToken: string | number | undefined,
+    progressToken: ProgressToken | undefined,
     subscribeUri?: string,
   ): { backendId: number; progressKey: string | undefined } {
     const backendId = this.#nextBackendId++;
@@ -121,12 +121,12 @@ export class RequestTable {
   }
 
   /** Where a backend progress notification goes, and the token its session chose. */
-  progressTarget(backendToken: unknown): { link: MuxLink; token: string | number } | undefined {
+  progressTarget(backendToken: unknown): { link: MuxLink; token: ProgressToken } | undefined {
     return typeof backendToken === 'string' ? this.#progress.get(backendToken) : undefined;
   }
 
   /** Registers a server→client request forwarded to `link`; returns the id that session sees. */
-  addServerRequest(backendId: JsonRpcId, link: MuxLink, progressToken?: string | number): string {
+  addServerRequest(backendId: JsonRpcId, link: MuxLink, progressToken?: ProgressToken): string {
     const id = randomBytes(12).toString('base64url');
     this.#serverRequests.set(id, { backendId, link, progressToken });
     return id;
@@ -142,7 +142,7 @@ export class RequestTable {
 
   /** Whether `link` has an unanswered server→client request that asked for progress under `token`. */
   awaitsProgressFrom(link: MuxLink, token: unknown): boolean {
-    if (typeof token !== 'string' && typeof token !== 'number') return false;
+    if (!isRequestId(token)) return false;
     for (const entry of this.#serverRequests.values())
       if (entry.link === link && entry.progressToken === token) return true;
     return false;

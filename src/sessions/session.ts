@@ -13,6 +13,13 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
+import {
+  cancelledRequestId,
+  idKey,
+  isRequestId,
+  type ProgressToken,
+  progressTokenOf,
+} from '../protocol/mcp.ts';
 import { JoinedReply, RecentAnswers, type RetryLimits, requestFingerprint } from './retries.ts';
 import type {
   Admission,
@@ -43,7 +50,7 @@ interface InFlight {
   /** Method and params, to tell a retry from another request reusing the id ('' for initialize). */
   fingerprint: string;
   timer: NodeJS.Timeout;
-  progressToken: string | number | undefined;
+  progressToken: ProgressToken | undefined;
   isInitialize: boolean;
   /** Set by the gate when it wants to see (and may rewrite) the response. */
   track?: RequestTrack | undefined;
@@ -65,11 +72,6 @@ const REQUEST_CANCELLED = -32800;
 /** Why a request (or a session) is refused during shutdown; it never reached a backend. */
 export const SHUTTING_DOWN =
   'the gateway is shutting down; this request was not run, send it again once it is back';
-
-/** Map key that keeps `1` and `"1"` apart. */
-export function idKey(id: JsonRpcId): string {
-  return typeof id === 'number' ? `n${id}` : `s${id}`;
-}
 
 export class Session implements Downstream {
   readonly id: string;
@@ -181,14 +183,12 @@ export class Session implements Downstream {
       else reply.finish(response);
       return;
     }
-    const meta = message.params?._meta as { progressToken?: unknown } | undefined;
-    const token = meta?.progressToken;
     const entry: InFlight = {
       id: message.id,
       reply,
       fingerprint,
       timer: this.#startTimer(message.id),
-      progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
+      progressToken: progressTokenOf(message.params),
       isInitialize,
     };
     this.#inFlight.set(key, entry);
@@ -328,8 +328,8 @@ export class Session implements Downstream {
       return;
     }
     if (method === 'notifications/cancelled') {
-      const requestId = message.params?.requestId;
-      const key = typeof requestId === 'string' || typeof requestId === 'number' ? idKey(requestId) : '';
+      const requestId = cancelledRequestId(message.params);
+      const key = requestId === undefined ? '' : idKey(requestId);
       if (!this.#serverRequests.has(key)) return;
       const target = this.#serverRequests.get(key);
       this.#serverRequests.delete(key);
@@ -390,8 +390,8 @@ export class Session implements Downstream {
   }
 
   #cancelledByClient(message: JsonRpcNotification): void {
-    const requestId = message.params?.requestId;
-    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    const requestId = cancelledRequestId(message.params);
+    if (requestId === undefined) return;
     const entry = this.#inFlight.get(idKey(requestId));
     if (!entry) return;
     this.#inFlight.delete(idKey(requestId));
@@ -423,7 +423,7 @@ export class Session implements Downstream {
   }
 
   #findByProgressToken(token: unknown): InFlight | undefined {
-    if (typeof token !== 'string' && typeof token !== 'number') return undefined;
+    if (!isRequestId(token)) return undefined;
     for (const entry of this.#inFlight.values()) if (entry.progressToken === token) return entry;
     return undefined;
   }

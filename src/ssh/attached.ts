@@ -9,6 +9,7 @@ import { SOCKET_GROUPS_HEADER, SOCKET_USER_HEADER } from '../auth/socket-identit
 import { createBridge } from '../connect/bridge.ts';
 import type { BridgeLog } from '../connect/diagnostics.ts';
 import { RelayError } from '../protocol/errors.ts';
+import { isRequestId } from '../protocol/mcp.ts';
 import type { RunOutcome } from './standalone.ts';
 
 export interface AttachedOptions {
@@ -102,10 +103,7 @@ function watchInitialize(): InitializeWatch {
     resolveRefused = resolve;
   });
   const input = lineTap((message) => {
-    if (
-      message.method === 'initialize' &&
-      (typeof message.id === 'string' || typeof message.id === 'number')
-    ) {
+    if (message.method === 'initialize' && isRequestId(message.id)) {
       initializeId = message.id;
       return false;
     }
