@@ -123,7 +123,6 @@ describe('a hung backend (SIGSTOP)', () => {
 
 /** A multiplexer over one real fixture process, with a session link that collects answers by id. */
 async function startMux() {
-  const mux = new Multiplexer({ server: 'fixture', mode: 'shared', log: silentLogger, onEmpty: () => {} });
   const supervisor = new Supervisor(
     async () =>
       new BackendProcess(
@@ -136,17 +135,16 @@ async function startMux() {
         },
         silentLogger,
       ),
-    {
-      started: (restart) => mux.backendStarted(restart),
-      message: (message) => mux.fromBackend(message),
-      down: (reason) => mux.backendDown(reason),
-      unhealthy: (reason) => mux.backendUnhealthy(reason),
-    },
     silentLogger,
     // Many kills in a row must not trip the crash-loop guard: that is not what is tested here.
     { initialDelayMs: 20, maxDelayMs: 20, crashLimit: 1_000, crashWindowMs: 60_000, cooldownMs: 60_000 },
   );
-  mux.bind(supervisor);
+  const mux = new Multiplexer(supervisor, {
+    server: 'fixture',
+    mode: 'shared',
+    log: silentLogger,
+    onEmpty: () => {},
+  });
   const waiters = new Map<string | number, (response: JsonRpcResponse) => void>();
   const link = new MuxLink(
     mux,

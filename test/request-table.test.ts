@@ -8,9 +8,15 @@ import { MuxLink } from '../src/mux/link.ts';
 import { Multiplexer } from '../src/mux/multiplexer.ts';
 import { RequestTable } from '../src/mux/request-table.ts';
 import type { JsonRpcMessage } from '../src/protocol/jsonrpc.ts';
+import { FakeBackend } from './helpers/fake-backend.ts';
 
 function links(count: number): MuxLink[] {
-  const mux = new Multiplexer({ server: 's', mode: 'shared', log: silentLogger, onEmpty: () => {} });
+  const mux = new Multiplexer(new FakeBackend(), {
+    server: 's',
+    mode: 'shared',
+    log: silentLogger,
+    onEmpty: () => {},
+  });
   const sink = { deliver: (_message: JsonRpcMessage) => {} };
   return Array.from({ length: count }, (_, i) => new MuxLink(mux, sink, `user${i}`));
 }

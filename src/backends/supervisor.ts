@@ -1,8 +1,9 @@
-// Keeps one backend alive: restarts it with exponential backoff when it dies, and gives up for a
-// cool-down when it crashes in a loop, so clients get a clear error instead of endless restarts.
+// Keeps one backend process alive behind a `BackendChannel`: restarts it with exponential backoff when
+// it dies, and gives up for a cool-down when it crashes in a loop, so clients get a clear error instead.
 
 import type { Logger } from '../log.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import type { BackendChannel, ChannelState } from './channel.ts';
 import type { BackendExit, BackendProcess } from './process.ts';
 
 export interface RestartPolicy {
@@ -24,44 +25,29 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = {
   cooldownMs: 60_000,
 };
 
-export type SupervisorState = 'idle' | 'running' | 'restarting' | 'unhealthy' | 'stopped';
-
-export interface SupervisorEvents {
-  /** A process is up (first start or restart) and must be initialized. */
-  started(restart: boolean): void;
-  message(message: JsonRpcMessage): void;
-  /** The running process died; what it had in flight is lost. */
-  down(reason: string): void;
-  /** Too many crashes: no restart until the cool-down ends. */
-  unhealthy(reason: string): void;
-}
-
-export class Supervisor {
+export class Supervisor implements BackendChannel {
   readonly #spawn: () => Promise<BackendProcess>;
-  readonly #events: SupervisorEvents;
   readonly #policy: RestartPolicy;
   readonly #log: Logger;
   #process: BackendProcess | undefined;
-  #state: SupervisorState = 'idle';
+  #state: ChannelState = 'idle';
   #crashes: number[] = [];
   #restartTimer: NodeJS.Timeout | undefined;
   #unhealthyUntil = 0;
   #unhealthyReason = '';
   #everStarted = false;
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onstarted: ((restart: boolean) => void) | undefined;
+  ondown: ((reason: string) => void) | undefined;
+  onunhealthy: ((reason: string) => void) | undefined;
 
-  constructor(
-    spawn: () => Promise<BackendProcess>,
-    events: SupervisorEvents,
-    log: Logger,
-    policy = DEFAULT_RESTART_POLICY,
-  ) {
+  constructor(spawn: () => Promise<BackendProcess>, log: Logger, policy = DEFAULT_RESTART_POLICY) {
     this.#spawn = spawn;
-    this.#events = events;
     this.#log = log;
     this.#policy = policy;
   }
 
-  get state(): SupervisorState {
+  get state(): ChannelState {
     return this.#state;
   }
 
@@ -130,14 +116,14 @@ export class Supervisor {
       return;
     }
     this.#process = process;
-    process.onmessage = (message) => this.#events.message(message);
+    process.onmessage = (message) => this.onmessage?.(message);
     process.onexit = (exit) => {
       if (this.#process === process) this.#exited(exit);
     };
     process.start();
     const restart = this.#everStarted;
     this.#everStarted = true;
-    if (this.#state === 'running' && this.#process === process) this.#events.started(restart);
+    if (this.#state === 'running' && this.#process === process) this.onstarted?.(restart);
   }
 
   #exited(exit: BackendExit, why?: string): void {
@@ -150,7 +136,7 @@ export class Supervisor {
         : `backend exited (${exit.signal ?? `code ${exit.code}`})`);
     const now = Date.now();
     this.#crashes = [...this.#crashes.filter((time) => now - time < this.#policy.crashWindowMs), now];
-    this.#events.down(reason);
+    this.ondown?.(reason);
     // A command that cannot be started at all (missing, not executable) will not start on a retry either.
     if (exit.error || this.#crashes.length >= this.#policy.crashLimit) {
       this.#state = 'unhealthy';
@@ -162,7 +148,7 @@ export class Supervisor {
         { crashes: this.#crashes.length, reason },
         'backend cannot be kept running; marked unhealthy',
       );
-      this.#events.unhealthy(this.#describeUnhealthy());
+      this.onunhealthy?.(this.#describeUnhealthy());
       return;
     }
     const delay = Math.min(

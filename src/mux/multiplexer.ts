@@ -2,7 +2,7 @@
 // rewrites every id and progress token so replies find their own session, and sends a message to a
 // session only when it is certain the message is that session's (DESIGN.md, "the multiplexer").
 
-import type { Supervisor } from '../backends/supervisor.ts';
+import type { BackendChannel } from '../backends/channel.ts';
 import type { IsolationMode } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import {
@@ -50,6 +50,8 @@ export interface MultiplexerOptions {
   log: Logger;
   /** Called when the last session detaches. */
   onEmpty: () => void;
+  /** Called when the backend is marked unhealthy (crash loop), before the sessions waiting on it are answered. */
+  onUnhealthy?: (reason: string) => void;
   /**
    * servers.<name>.livenessTimeout: how long the backend may write nothing while requests are
    * pending (pinged after half of it) before it counts as hung and is replaced; 0: never.
@@ -71,6 +73,9 @@ export class Multiplexer {
   readonly #mode: IsolationMode;
   readonly #log: Logger;
   readonly #onEmpty: () => void;
+  readonly #onUnhealthy: ((reason: string) => void) | undefined;
+  /** The only conversation with the backend. */
+  readonly #channel: BackendChannel;
   readonly #links = new Set<MuxLink>();
   /** What is in flight on the backend, under whose ids. */
   readonly #requests = new RequestTable();
@@ -81,7 +86,6 @@ export class Multiplexer {
   readonly #unsolicited = new UnsolicitedTarget();
   /** Client requests waiting for the backend to be (re)initialized. */
   #queued: Array<{ link: MuxLink; message: JsonRpcRequest }> = [];
-  #supervisor: Supervisor | undefined;
   #initParams: Record<string, unknown> | undefined;
   #initResult: Record<string, unknown> | undefined;
   #initializing = false;
@@ -103,13 +107,20 @@ export class Multiplexer {
   #hangs = 0;
   #lastHang: { at: string; reason: string } | undefined;
 
-  constructor(options: MultiplexerOptions) {
+  /** Takes over `channel`'s callbacks: from here on the multiplexer is the backend's only client. */
+  constructor(channel: BackendChannel, options: MultiplexerOptions) {
     this.server = options.server;
     this.#mode = options.mode;
     this.#log = options.log.child({ server: options.server, isolation: options.mode });
     this.#onEmpty = options.onEmpty;
+    this.#onUnhealthy = options.onUnhealthy;
     this.#tasks = new TaskTable(this.#log);
     this.#livenessTimeoutMs = options.livenessTimeoutMs ?? 0;
+    this.#channel = channel;
+    channel.onmessage = (message) => this.#fromBackend(message);
+    channel.onstarted = (restart) => this.#backendStarted(restart);
+    channel.ondown = (reason) => this.#backendDown(reason);
+    channel.onunhealthy = (reason) => this.#backendUnhealthy(reason);
   }
 
   get sessionCount(): number {
@@ -117,34 +128,29 @@ export class Multiplexer {
   }
 
   get pid(): number | undefined {
-    return this.#supervisor?.pid;
+    return this.#channel.pid;
   }
 
   get healthy(): boolean {
-    return this.#supervisor?.state !== 'unhealthy';
+    return this.#channel.state !== 'unhealthy';
   }
 
   get liveness(): LivenessStats {
     return { unresponsive: this.#pingOutstanding, hangs: this.#hangs, lastHang: this.#lastHang };
   }
 
-  /** Wires the supervisor's events here; called once, before the first attach. */
-  bind(supervisor: Supervisor): void {
-    this.#supervisor = supervisor;
-  }
-
   attach(link: MuxLink): void {
     this.#links.add(link);
   }
 
-  // --- Supervisor events --------------------------------------------------------------------------
+  // --- Channel events ---------------------------------------------------------------------------
 
-  backendStarted(restart: boolean): void {
+  #backendStarted(restart: boolean): void {
     this.#lastSign = Date.now();
     if (this.#initParams) this.#initialize(restart);
   }
 
-  backendDown(reason: string): void {
+  #backendDown(reason: string): void {
     this.#initResult = undefined;
     this.#initializing = false;
     this.#pingOutstanding = false;
@@ -163,7 +169,8 @@ export class Multiplexer {
     this.#backendLogLevel = undefined;
   }
 
-  backendUnhealthy(reason: string): void {
+  #backendUnhealthy(reason: string): void {
+    this.#onUnhealthy?.(reason);
     const waiting = [
       ...this.#initWaiters.splice(0),
       ...this.#queued.splice(0).map(({ link, message }) => ({ link, request: message })),
@@ -200,7 +207,7 @@ export class Multiplexer {
   async stop(): Promise<void> {
     clearTimeout(this.#livenessTimer);
     this.#livenessTimer = undefined;
-    await this.#supervisor?.stop();
+    await this.#channel.stop();
   }
 
   #clientRequest(link: MuxLink, request: JsonRpcRequest): void {
@@ -291,8 +298,8 @@ export class Multiplexer {
               capabilities: { ...(params.capabilities as object), ...ROUTABLE_CLIENT_CAPABILITIES },
             };
     }
-    if (this.#supervisor?.state === 'running') this.#initialize(false);
-    else void this.#supervisor?.start();
+    if (this.#channel.state === 'running') this.#initialize(false);
+    else void this.#channel.start();
   }
 
   #initialize(restart: boolean): void {
@@ -353,7 +360,7 @@ export class Multiplexer {
         return;
       }
       this.#queued.push({ link, message: request });
-      void this.#supervisor?.start();
+      void this.#channel.start();
       return;
     }
     let params = request.params;
@@ -375,12 +382,12 @@ export class Multiplexer {
       this.#requests.take(backendId);
       // Not written at all: the process is going or gone (its exit not seen yet), so the request
       // waits for the next one, as it would had it come a moment later.
-      if (this.#supervisor?.state !== 'running') {
+      if (this.#channel.state !== 'running') {
         link.deliver(errorResponse(request.id, ErrorCode.BackendUnavailable, 'backend is not running'));
         return;
       }
       this.#queued.push({ link, message: request });
-      this.#supervisor.replace(INPUT_CLOSED);
+      this.#channel.replace(INPUT_CLOSED);
       return;
     }
     this.#unsolicited.served(link);
@@ -407,13 +414,13 @@ export class Multiplexer {
     if (!this.#links.has(entry.link)) return;
     this.#log.debug({ backendId }, 'a request never reached the backend; sent to its next process');
     this.#queued.push({ link: entry.link, message: entry.request });
-    if (this.#initResult) this.#supervisor?.replace(INPUT_CLOSED);
-    else void this.#supervisor?.start();
+    if (this.#initResult) this.#channel.replace(INPUT_CLOSED);
+    else void this.#channel.start();
   }
 
   // --- From the backend ---------------------------------------------------------------------------
 
-  fromBackend(message: JsonRpcMessage): void {
+  #fromBackend(message: JsonRpcMessage): void {
     this.#lastSign = Date.now();
     this.#pingOutstanding = false;
     if (isResponse(message)) this.#backendResponse(message);
@@ -562,7 +569,7 @@ export class Multiplexer {
 
   /** Answers `request` with an error while the backend sits out its crash-loop cool-down. */
   #refusedAsUnhealthy(link: MuxLink, request: JsonRpcRequest): boolean {
-    const reason = this.#supervisor?.unhealthyReason;
+    const reason = this.#channel.unhealthyReason;
     if (!reason) return false;
     link.deliver(this.#unavailable(request.id, reason));
     return true;
@@ -593,7 +600,7 @@ export class Multiplexer {
   #toBackend(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
     // The backend's silence is timed from the first request after a quiet spell, not from its last output.
     if (this.#requests.size <= 1 && 'method' in message && 'id' in message) this.#lastSign = Date.now();
-    const sent = this.#supervisor?.send(message, onWritten) ?? false;
+    const sent = this.#channel.send(message, onWritten);
     if (sent && 'id' in message && 'method' in message) this.#watchLiveness();
     return sent;
   }
@@ -615,7 +622,7 @@ export class Multiplexer {
 
   #checkLiveness(): void {
     this.#livenessTimer = undefined;
-    if (this.#requests.size === 0 || this.#supervisor?.state !== 'running') {
+    if (this.#requests.size === 0 || this.#channel.state !== 'running') {
       this.#pingOutstanding = false;
       return;
     }
@@ -637,8 +644,8 @@ export class Multiplexer {
     this.#hangs++;
     this.#lastHang = { at: new Date().toISOString(), reason };
     this.#pingOutstanding = false;
-    this.#log.error({ pid: this.#supervisor?.pid, silentMs, pending }, 'backend hung; replacing it');
-    this.#supervisor?.replace(reason);
+    this.#log.error({ pid: this.#channel.pid, silentMs, pending }, 'backend hung; replacing it');
+    this.#channel.replace(reason);
   }
 }
 

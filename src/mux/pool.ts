@@ -141,32 +141,21 @@ export class BackendPool {
   #create(key: string, server: string, user: string | undefined, sessionId: string | undefined): Instance {
     const config = this.#config.servers[server];
     if (!config) throw new Error(`unknown server ${server}`);
+    const owner = { server, user, ...(sessionId ? { session: sessionId } : {}) };
+    const supervisor = new Supervisor(() => this.#launcher.launch(owner), this.#log.child({ server, user }));
     const instance: Instance = {
-      mux: new Multiplexer({
+      mux: new Multiplexer(supervisor, {
         server,
         mode: config.isolation,
         log: this.#log,
         onEmpty: () => this.#emptied(key, instance),
+        // The server stays marked broken for the cool-down even after a per-session backend is gone.
+        onUnhealthy: (reason) =>
+          this.#crashLoops.set(server, { reason, until: Date.now() + DEFAULT_RESTART_POLICY.cooldownMs }),
         livenessTimeoutMs: config.livenessTimeout,
       }),
       idleTimer: undefined,
     };
-    const { mux } = instance;
-    const owner = { server, user, ...(sessionId ? { session: sessionId } : {}) };
-    const supervisor = new Supervisor(
-      () => this.#launcher.launch(owner),
-      {
-        started: (restart) => mux.backendStarted(restart),
-        message: (message) => mux.fromBackend(message),
-        down: (reason) => mux.backendDown(reason),
-        unhealthy: (reason) => {
-          this.#crashLoops.set(server, { reason, until: Date.now() + DEFAULT_RESTART_POLICY.cooldownMs });
-          mux.backendUnhealthy(reason);
-        },
-      },
-      this.#log.child({ server, user }),
-    );
-    mux.bind(supervisor);
     this.#instances.set(key, instance);
     return instance;
   }
