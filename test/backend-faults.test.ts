@@ -9,7 +9,6 @@ import { after, before, describe, it } from 'node:test';
 import { BackendProcess, statSaysDying } from '../src/backends/process.ts';
 import { Supervisor } from '../src/backends/supervisor.ts';
 import { silentLogger } from '../src/log.ts';
-import { MuxLink } from '../src/mux/link.ts';
 import { Multiplexer } from '../src/mux/multiplexer.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../src/protocol/jsonrpc.ts';
 import {
@@ -146,8 +145,7 @@ async function startMux() {
     onEmpty: () => {},
   });
   const waiters = new Map<string | number, (response: JsonRpcResponse) => void>();
-  const link = new MuxLink(
-    mux,
+  const link = mux.attach(
     {
       deliver(message: JsonRpcMessage) {
         if ('id' in message && !('method' in message) && message.id !== null)
@@ -156,7 +154,6 @@ async function startMux() {
     },
     'alice',
   );
-  mux.attach(link);
   let nextId = 1;
   const request = (method: string, params: Record<string, unknown>) => {
     const id = nextId++;

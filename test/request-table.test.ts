@@ -1,24 +1,16 @@
 // The multiplexer's request table on its own: backend ids, progress tokens, server→client requests,
-// and that nothing of a finished, cancelled or detached request stays behind.
+// and that nothing of a finished, cancelled or detached request stays behind. It builds no multiplexer.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../src/log.ts';
 import { MuxLink } from '../src/mux/link.ts';
-import { Multiplexer } from '../src/mux/multiplexer.ts';
 import { RequestTable } from '../src/mux/request-table.ts';
 import type { JsonRpcMessage } from '../src/protocol/jsonrpc.ts';
-import { FakeBackend } from './helpers/fake-backend.ts';
 
+/** Sessions' links, with no multiplexer behind them: the table needs none. */
 function links(count: number): MuxLink[] {
-  const mux = new Multiplexer(new FakeBackend(), {
-    server: 's',
-    mode: 'shared',
-    log: silentLogger,
-    onEmpty: () => {},
-  });
   const sink = { deliver: (_message: JsonRpcMessage) => {} };
-  return Array.from({ length: count }, (_, i) => new MuxLink(mux, sink, `user${i}`));
+  return Array.from({ length: count }, (_, i) => new MuxLink(sink, `user${i}`));
 }
 
 describe('RequestTable', () => {
@@ -47,7 +39,7 @@ describe('RequestTable', () => {
     assert.equal(table.progressTarget('client-token'), undefined, 'the backend never sees client tokens');
     table.take(backendId);
     assert.equal(table.progressTarget(progressKey), undefined);
-    assert.equal(a.backendIds.size, 0);
+    assert.equal(table.inFlightOf(a), 0);
   });
 
   it('takes all of a detached session, including its server→client requests, and nobody else’s', () => {
@@ -61,7 +53,7 @@ describe('RequestTable', () => {
     const internal = table.addInternal(() => {});
     const asked = table.addServerRequest('backend-7', a);
     assert.deepEqual(table.takeAllOf(a).sort(), ids.sort());
-    assert.equal(a.backendIds.size, 0);
+    assert.equal(table.inFlightOf(a), 0);
     assert.equal(table.takeServerRequest(a, asked), undefined);
     assert.equal(table.backendIdOf(b, 1), other);
     assert.equal(table.take(internal)?.kind, 'internal');
@@ -104,7 +96,33 @@ describe('RequestTable', () => {
       answered.map((pending) => pending.clientId),
       ['x'],
     );
-    assert.equal(a.backendIds.size, 0);
+    assert.equal(table.inFlightOf(a), 0);
     assert.deepEqual(table.clear(), []);
+  });
+
+  it('counts each session’s requests in flight apart, as the certain-owner rule reads them', () => {
+    const [a, b] = links(2) as [MuxLink, MuxLink];
+    const table = new RequestTable();
+    assert.equal(table.inFlightOf(a), 0);
+    const first = table.addClient(a, 1, 'tools/call', undefined).backendId;
+    table.addClient(a, 2, 'tools/call', undefined);
+    table.addInternal(() => {});
+    assert.equal(table.inFlightOf(a), 2);
+    assert.equal(table.inFlightOf(b), 0, 'internal requests are nobody’s');
+    table.take(first);
+    assert.equal(table.inFlightOf(a), 1);
+    assert.equal(table.backendIdOf(a, 1), undefined);
+    assert.equal(table.size, 2);
+  });
+
+  it('keeps the same client id of two sessions apart when one is cancelled', () => {
+    const [a, b] = links(2) as [MuxLink, MuxLink];
+    const table = new RequestTable();
+    const ofA = table.addClient(a, 'same', 'tools/call', undefined).backendId;
+    const ofB = table.addClient(b, 'same', 'tools/call', undefined).backendId;
+    assert.equal(table.backendIdOf(a, 'same'), ofA);
+    table.take(ofA);
+    assert.equal(table.backendIdOf(a, 'same'), undefined);
+    assert.equal(table.backendIdOf(b, 'same'), ofB);
   });
 });

@@ -1,16 +1,15 @@
 // One session's attachment to a multiplexed backend: what the multiplexer must remember per session
-// (its ids in flight, subscriptions, log level, capabilities) to route without guessing.
+// (subscriptions, log level, capabilities, tasks) to route without guessing. Private to the mux: the
+// session holds only the `Upstream` that `Multiplexer.attach` returns.
 
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import { logLevelRank } from '../protocol/mcp.ts';
-import type { Downstream, Upstream } from '../sessions/types.ts';
-import type { Multiplexer } from './multiplexer.ts';
+import type { Downstream } from '../sessions/types.ts';
 
-export class MuxLink implements Upstream {
-  readonly #mux: Multiplexer;
+export class MuxLink {
   readonly #downstream: Downstream;
-  /** The session's request ids in flight (by idKey) → the id the backend saw. */
-  readonly backendIds = new Map<string, number>();
+  /** The authenticated user of the session. */
+  readonly user: string;
   readonly subscriptions = new Set<string>();
   /** Ids of the MCP tasks this session created on the backend: the only ones it may see or touch. */
   readonly tasks = new Set<string>();
@@ -18,19 +17,10 @@ export class MuxLink implements Upstream {
   logLevel: string | undefined;
   /** The params of this session's initialize (its capabilities and protocol version). */
   clientInit: Record<string, unknown> | undefined;
-  #closing: Promise<void> | undefined;
 
-  /** The authenticated user of the session. */
-  readonly user: string;
-
-  constructor(mux: Multiplexer, downstream: Downstream, user: string) {
-    this.#mux = mux;
-    this.user = user;
+  constructor(downstream: Downstream, user: string) {
     this.#downstream = downstream;
-  }
-
-  send(message: JsonRpcMessage): void {
-    if (!this.#closing) this.#mux.fromClient(this, message);
+    this.user = user;
   }
 
   deliver(message: JsonRpcMessage): void {
@@ -45,10 +35,5 @@ export class MuxLink implements Upstream {
   wantsLog(level: unknown): boolean {
     if (this.logLevel === undefined) return true;
     return (logLevelRank(level) ?? Number.POSITIVE_INFINITY) >= (logLevelRank(this.logLevel) ?? 0);
-  }
-
-  close(): Promise<void> {
-    this.#closing ??= this.#mux.detach(this);
-    return this.#closing;
   }
 }

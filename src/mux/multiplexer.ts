@@ -26,7 +26,8 @@ import {
 import { RawJson } from '../protocol/raw-json.ts';
 import { TASK_METHODS } from '../protocol/tasks.ts';
 import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
-import type { MuxLink } from './link.ts';
+import type { Downstream, Upstream } from '../sessions/types.ts';
+import { MuxLink } from './link.ts';
 import { RequestTable } from './request-table.ts';
 import { TaskTable } from './task-table.ts';
 import { UnsolicitedTarget } from './unsolicited-target.ts';
@@ -139,8 +140,20 @@ export class Multiplexer {
     return { unresponsive: this.#pingOutstanding, hangs: this.#hangs, lastHang: this.#lastHang };
   }
 
-  attach(link: MuxLink): void {
+  /** Attaches a session: what the backend has for it goes to `downstream`; it talks back through the upstream. */
+  attach(downstream: Downstream, user: string): Upstream {
+    const link = new MuxLink(downstream, user);
     this.#links.add(link);
+    let closing: Promise<void> | undefined;
+    return {
+      send: (message) => {
+        if (!closing) this.#fromClient(link, message);
+      },
+      close: () => {
+        closing ??= this.#detach(link);
+        return closing;
+      },
+    };
   }
 
   // --- Channel events ---------------------------------------------------------------------------
@@ -180,13 +193,13 @@ export class Multiplexer {
 
   // --- From sessions ------------------------------------------------------------------------------
 
-  fromClient(link: MuxLink, message: JsonRpcMessage): void {
+  #fromClient(link: MuxLink, message: JsonRpcMessage): void {
     if (isRequest(message)) this.#clientRequest(link, message);
     else if (isResponse(message)) this.#clientResponse(link, message);
     else this.#clientNotification(link, message);
   }
 
-  async detach(link: MuxLink): Promise<void> {
+  async #detach(link: MuxLink): Promise<void> {
     if (!this.#links.delete(link)) return;
     // What the session still had in flight is cancelled at the backend, so no work runs for nobody.
     for (const backendId of this.#requests.takeAllOf(link)) {
@@ -457,7 +470,7 @@ export class Multiplexer {
   }
 
   #backendRequest(request: JsonRpcRequest): void {
-    const link = this.#tasks.relatedOwner(request) ?? this.#unsolicited.of(this.#links);
+    const link = this.#tasks.relatedOwner(request) ?? this.#unsolicited.of(this.#links, this.#requests);
     const capability = CAPABILITY_OF[request.method];
     if (!link) {
       this.#log.warn(
@@ -515,7 +528,7 @@ export class Multiplexer {
     }
     // Log messages and anything else may carry one user's data and are tied to no request: they go
     // where their task says, or to the session that is certain to be theirs, or nowhere.
-    const link = this.#tasks.relatedOwner(notification) ?? this.#unsolicited.of(this.#links);
+    const link = this.#tasks.relatedOwner(notification) ?? this.#unsolicited.of(this.#links, this.#requests);
     if (!link) {
       this.#log.debug(
         { method, sessions: this.#links.size, users: this.#unsolicited.servedUsers },

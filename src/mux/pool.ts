@@ -6,7 +6,6 @@ import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Downstream, Identity, Upstream } from '../sessions/types.ts';
-import { MuxLink } from './link.ts';
 import { Multiplexer } from './multiplexer.ts';
 
 /** No room for another backend process (per-server or total cap). */
@@ -92,9 +91,7 @@ export class BackendPool {
     }
     clearTimeout(instance.idleTimer);
     instance.idleTimer = undefined;
-    const link = new MuxLink(instance.mux, downstream, session.identity.user);
-    instance.mux.attach(link);
-    return link;
+    return instance.mux.attach(downstream, session.identity.user);
   }
 
   stats(): Record<string, ServerStats> {

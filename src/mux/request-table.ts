@@ -43,6 +43,8 @@ export class RequestTable {
    * random, so no session can answer (or even name) a request that went to another.
    */
   readonly #serverRequests = new Map<string, ServerRequest>();
+  /** Each session's request ids in flight (by idKey) → the backend id they were sent under. */
+  readonly #backendIds = new Map<MuxLink, Map<string, number>>();
   #nextBackendId = 1;
 
   /**
@@ -63,7 +65,12 @@ export class RequestTable {
       this.#progress.set(progressKey, { link, token: progressToken });
     }
     this.#pending.set(backendId, { kind: 'client', link, clientId, method, progressKey, subscribeUri });
-    link.backendIds.set(idKey(clientId), backendId);
+    let ids = this.#backendIds.get(link);
+    if (!ids) {
+      ids = new Map();
+      this.#backendIds.set(link, ids);
+    }
+    ids.set(idKey(clientId), backendId);
     return { backendId, progressKey };
   }
 
@@ -79,7 +86,7 @@ export class RequestTable {
     if (!pending) return undefined;
     this.#pending.delete(backendId);
     if (pending.kind === 'client') {
-      pending.link.backendIds.delete(idKey(pending.clientId));
+      this.#backendIds.get(pending.link)?.delete(idKey(pending.clientId));
       if (pending.progressKey) this.#progress.delete(pending.progressKey);
     }
     return pending;
@@ -87,7 +94,7 @@ export class RequestTable {
 
   /** The backend id of a session's request still in flight. */
   backendIdOf(link: MuxLink, clientId: JsonRpcId): number | undefined {
-    const backendId = link.backendIds.get(idKey(clientId));
+    const backendId = this.#backendIds.get(link)?.get(idKey(clientId));
     return backendId !== undefined && this.#pending.has(backendId) ? backendId : undefined;
   }
 
@@ -100,7 +107,13 @@ export class RequestTable {
       taken.push(backendId);
     }
     for (const [id, entry] of this.#serverRequests) if (entry.link === link) this.#serverRequests.delete(id);
+    this.#backendIds.delete(link);
     return taken;
+  }
+
+  /** How many requests of `link` the backend has yet to answer. */
+  inFlightOf(link: MuxLink): number {
+    return this.#backendIds.get(link)?.size ?? 0;
   }
 
   /** Requests (clients' and the gateway's own) the backend has yet to answer. */
@@ -117,6 +130,7 @@ export class RequestTable {
     }
     this.#progress.clear();
     this.#serverRequests.clear();
+    this.#backendIds.clear();
     return clients;
   }
 

@@ -4,6 +4,11 @@
 
 import type { MuxLink } from './link.ts';
 
+/** What the target needs of the request table: whether a session has requests in flight. */
+export interface InFlightCounts {
+  inFlightOf(link: MuxLink): number;
+}
+
 export class UnsolicitedTarget {
   /**
    * Users whose requests this backend process has worked on. While this holds one user, a message
@@ -29,7 +34,7 @@ export class UnsolicitedTarget {
    * The certain target among `links`: the process has worked for one user only, and of that user's
    * sessions exactly one has requests in flight, or none has and only one is attached.
    */
-  of(links: ReadonlySet<MuxLink>): MuxLink | undefined {
+  of(links: ReadonlySet<MuxLink>, requests: InFlightCounts): MuxLink | undefined {
     if (this.#served.size > 1) return undefined;
     const owner: string | undefined = this.#served.values().next().value;
     let busy: MuxLink | undefined;
@@ -39,7 +44,7 @@ export class UnsolicitedTarget {
       if (owner !== undefined && link.user !== owner) continue;
       candidates++;
       only = link;
-      if (link.backendIds.size === 0) continue;
+      if (requests.inFlightOf(link) === 0) continue;
       if (busy) return undefined;
       busy = link;
     }
