@@ -14,14 +14,14 @@ import { BackendLauncher } from '../backends/launcher.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import { BackendPool } from '../mux/pool.ts';
+import { BackendPool, CapacityError } from '../mux/pool.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { SessionManager } from '../sessions/manager.ts';
+import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { VERSION } from '../version.ts';
-import { McpEndpoint } from './mcp-endpoint.ts';
 import { sendJson, sendRpcError } from './replies.ts';
 import { duplicatedHeader, hostAllowed, originAllowed } from './request-guards.ts';
 import { CLIENT_CERT_CHALLENGE, ClientCertificates, serverOptions, superviseTls } from './server-options.ts';
@@ -103,7 +103,15 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const sessions = new SessionManager(
     live.view,
     log,
-    (server, session) => router.attach(server, session, session),
+    async (server, session) => {
+      try {
+        return { ok: true, upstream: await router.attach(server, session, session) };
+      } catch (error) {
+        // The pool says "no room" by throwing; sessions and fronts see it as a result.
+        if (error instanceof CapacityError) return { ok: false, reason: 'capacity', message: error.message };
+        throw error;
+      }
+    },
     gatekeeper,
   );
   const endpoint = new McpEndpoint(live.view, sessions, log);

@@ -7,11 +7,21 @@ import type { Logger } from '../log.ts';
 import { Session } from './session.ts';
 import type { Identity, Refusal, SessionGates, Upstream } from './types.ts';
 
-/** Connects a new session to a backend according to the server's isolation mode. */
-export type UpstreamFactory = (server: string, session: Session) => Promise<Upstream>;
+/** No room for another backend (a per-server or total cap, or shutdown): an expected refusal, not a fault. */
+export type AtCapacity = { ok: false; reason: 'capacity'; message: string };
+
+/**
+ * Connects a new session to a backend according to the server's isolation mode; the pool's caps come
+ * back as a result. It throws only for faults (the session could not be started).
+ */
+export type UpstreamFactory = (
+  server: string,
+  session: Session,
+) => Promise<{ ok: true; upstream: Upstream } | AtCapacity>;
 
 export type CreateResult =
   | { ok: true; session: Session }
+  | AtCapacity
   | { ok: false; reason: 'too-many-sessions'; limit: number }
   | { ok: false; reason: 'shutting-down' }
   | { ok: false; reason: 'refused'; refusal: Refusal };
@@ -84,12 +94,18 @@ export class SessionManager {
     this.#sessions.set(session.id, session);
     this.#perUser.set(identity.user, current + 1);
     session.onClose(() => this.#forget(session));
+    let attached: Awaited<ReturnType<UpstreamFactory>>;
     try {
-      session.attach(await this.#connect(server, session));
+      attached = await this.#connect(server, session);
     } catch (error) {
       await session.close('backend could not be attached');
       throw error;
     }
+    if (!attached.ok) {
+      await session.close('backend could not be attached');
+      return attached;
+    }
+    session.attach(attached.upstream);
     if (this.#gates) session.guard(this.#gates.open(session));
     // Shutdown began while the backend was attached: the initialize that asked is refused like later ones.
     if (this.#draining) {

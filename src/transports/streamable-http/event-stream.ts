@@ -4,8 +4,8 @@
 // resumes), so a reader that never reads cannot grow the gateway.
 
 import type { ServerResponse } from 'node:http';
-import { ErrorCode, type JsonRpcMessage, type JsonRpcResponse } from '../protocol/jsonrpc.ts';
-import { encodeMessage } from '../protocol/raw-json.ts';
+import { ErrorCode, type JsonRpcMessage, type JsonRpcResponse } from '../../protocol/jsonrpc.ts';
+import { encodeMessage } from '../../protocol/raw-json.ts';
 import { type Frame, frameLength, type ReplayEntry, type ReplayLog } from './replay-log.ts';
 
 export interface EventStreamOptions {

@@ -3,9 +3,11 @@
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RelayConfig } from '../config/schema.ts';
-import type { Logger } from '../log.ts';
-import { CapacityError } from '../mux/pool.ts';
+import type { RelayConfig } from '../../config/schema.ts';
+import { readBody } from '../../http/body.ts';
+import { parseJsonBody } from '../../http/json-body.ts';
+import { sendRpcError } from '../../http/replies.ts';
+import type { Logger } from '../../log.ts';
 import {
   ErrorCode,
   isInvalid,
@@ -13,17 +15,14 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
   validateMessage,
-} from '../protocol/jsonrpc.ts';
-import { isSupportedProtocolVersion } from '../protocol/versions.ts';
-import type { SessionManager } from '../sessions/manager.ts';
-import type { Session } from '../sessions/session.ts';
-import type { Identity } from '../sessions/types.ts';
-import { readBody } from './body.ts';
-import { parseJsonBody } from './json-body.ts';
+} from '../../protocol/jsonrpc.ts';
+import { isSupportedProtocolVersion } from '../../protocol/versions.ts';
+import type { SessionManager } from '../../sessions/manager.ts';
+import type { Session } from '../../sessions/session.ts';
+import type { Identity } from '../../sessions/types.ts';
+import { EventStream } from './event-stream.ts';
 import { PostReply } from './post-reply.ts';
 import { ReplayLog } from './replay-log.ts';
-import { sendRpcError } from './replies.ts';
-import { EventStream } from './sse.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
 /** The SSE `retry:` streams end with when the gateway shuts down, matching the 503s' Retry-After. */
@@ -162,16 +161,15 @@ export class McpEndpoint {
     try {
       created = await this.#sessions.create(server, identity);
     } catch (error) {
-      // Capacity is the expected refusal; anything else is our fault and stays in the log.
-      const capacity = error instanceof CapacityError;
+      // Our fault, not the client's: the details stay in the log.
       this.#log.error({ err: (error as Error).message, server }, 'could not start a session');
-      const text = capacity
-        ? (error as Error).message
-        : 'the session could not be started; see the gateway log';
-      sendRpcError(res, 503, ErrorCode.BackendUnavailable, text, {
-        id: message.id,
-        headers: { 'retry-after': '30' },
-      });
+      this.#unavailable(res, message.id, 'the session could not be started; see the gateway log');
+      return;
+    }
+    if (!created.ok && created.reason === 'capacity') {
+      // The expected refusal (no room for another backend), logged as before.
+      this.#log.error({ err: created.message, server }, 'could not start a session');
+      this.#unavailable(res, message.id, created.message);
       return;
     }
     if (!created.ok && created.reason === 'refused') {
@@ -258,6 +256,10 @@ export class McpEndpoint {
     if (!session) return;
     await session.close('deleted by the client');
     res.writeHead(204).end();
+  }
+
+  #unavailable(res: ServerResponse, id: JsonRpcRequest['id'], text: string): void {
+    sendRpcError(res, 503, ErrorCode.BackendUnavailable, text, { id, headers: { 'retry-after': '30' } });
   }
 
   /** Sets the headers that tell `connect` what this gateway does for lost answers and silent streams. */

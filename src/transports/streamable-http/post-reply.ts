@@ -2,10 +2,10 @@
 // an SSE stream as soon as anything else must go first (progress, sampling) or the answer takes a while.
 
 import type { ServerResponse } from 'node:http';
-import type { JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.ts';
-import type { Refusal, ReplyTarget } from '../sessions/types.ts';
-import { sendJson } from './replies.ts';
-import type { EventStream } from './sse.ts';
+import { sendJson } from '../../http/replies.ts';
+import type { JsonRpcMessage, JsonRpcResponse } from '../../protocol/jsonrpc.ts';
+import type { Refusal, ReplyTarget } from '../../sessions/types.ts';
+import type { EventStream } from './event-stream.ts';
 
 /**
  * How long a reply may stay silent before it becomes an SSE stream: long enough that ordinary calls
