@@ -1,9 +1,11 @@
 // Who a verified TLS client certificate names: a pure mapping from the peer certificate (subject,
-// subjectAltName) to a user and groups, per `auth.clientCert`. The TLS layer has already checked the
-// chain, dates and revocation; this only reads names and refuses certificates that name nobody.
+// subjectAltName) to a user and groups, per `auth.clientCert`, and when a request's certificate decides
+// who is calling. The TLS layer has already checked the chain, dates and revocation; this only reads
+// names and refuses certificates that name nobody.
 
-import type { RelayConfig } from '../config/schema.ts';
+import { listenTls, type RelayConfig } from '../config/schema.ts';
 import type { Identity } from '../sessions/types.ts';
+import type { AuthFailure, AuthResult } from './authenticate.ts';
 import { isPrincipalName, PRINCIPAL_NAME_RULE } from './principal-name.ts';
 
 export type ClientCertAuth = NonNullable<RelayConfig['auth']['clientCert']>;
@@ -34,6 +36,76 @@ export interface SubjectAltName {
   /** As node prints it: DNS, email, URI, IP Address, othername, DirName, Registered ID. */
   type: string;
   value: string;
+}
+
+/** Whether a token method (API keys, OIDC, …) is configured besides client certificates. */
+export function tokenAuthConfigured(config: RelayConfig): boolean {
+  return Object.entries(config.auth).some(
+    ([method, value]) => method !== 'clientCert' && method !== 'none' && value !== undefined,
+  );
+}
+
+/** 'required' | 'optional' when client certificates are requested, else undefined. */
+export function clientCertMode(config: RelayConfig): 'required' | 'optional' | undefined {
+  const tls = listenTls(config);
+  if (!tls?.clientCa) return undefined;
+  return tls.clientCert ?? (tokenAuthConfigured(config) ? 'optional' : 'required');
+}
+
+/** The WWW-Authenticate challenge sent with a refused client certificate. */
+export const CLIENT_CERT_CHALLENGE =
+  'Bearer realm="mcp-relay", error="invalid_request", error_description="client certificate refused"';
+
+const CHALLENGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'www-authenticate': CLIENT_CERT_CHALLENGE,
+});
+
+/** Per-request identity from the client certificate, or undefined for "let token authentication decide". */
+export class ClientCertificates {
+  readonly #options: ClientCertAuth;
+  readonly #tokens: boolean;
+  readonly #required: boolean;
+
+  constructor(config: RelayConfig) {
+    this.#options = config.auth.clientCert ?? DEFAULT_CLIENT_CERT_AUTH;
+    this.#tokens = tokenAuthConfigured(config);
+    this.#required = clientCertMode(config) === 'required';
+  }
+
+  /** A client certificate is requested by this config. */
+  static enabled(config: RelayConfig): boolean {
+    return clientCertMode(config) !== undefined;
+  }
+
+  /**
+   * An untrusted certificate is always refused (a client that presents one means to use it). A trusted
+   * one names the user, unless the request carries an Authorization header and a token method is
+   * configured: then the token decides, and the certificate only admitted the connection. `peer` is the
+   * request's connection: only a TLS socket has a certificate to read.
+   */
+  identify(peer: unknown, authorization: string | undefined): AuthResult | undefined {
+    if (!isTlsPeer(peer)) return undefined;
+    if (peer.authorized && authorization !== undefined && this.#tokens) return undefined;
+    const outcome = identifyPeer(peer, this.#options);
+    // superviseTls already closed such connections; this keeps `required` true on its own.
+    if (outcome.kind === 'absent' && this.#required) return refused('client certificate required');
+    if (outcome.kind === 'absent') return undefined;
+    if (outcome.kind === 'refused') return refused(outcome.reason);
+    return { ok: true, identity: outcome.identity };
+  }
+}
+
+function refused(message: string): AuthFailure {
+  return { ok: false, status: 401, message, headers: CHALLENGE_HEADERS };
+}
+
+function isTlsPeer(socket: unknown): socket is TlsPeer {
+  return (
+    typeof socket === 'object' &&
+    socket !== null &&
+    'getPeerCertificate' in socket &&
+    typeof (socket as { getPeerCertificate?: unknown }).getPeerCertificate === 'function'
+  );
 }
 
 /**

@@ -9,7 +9,9 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { ClientCertificates } from '../auth/client-cert.ts';
 import { GatewayAuth } from '../auth/gateway-auth.ts';
+import { identifier } from '../auth/identify.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import type { RelayConfig } from '../config/schema.ts';
@@ -24,8 +26,8 @@ import { isLoopbackAddress } from '../util/loopback.ts';
 import { VERSION } from '../version.ts';
 import { sendJson, sendRpcError } from './replies.ts';
 import { duplicatedHeader, hostAllowed, originAllowed } from './request-guards.ts';
-import { CLIENT_CERT_CHALLENGE, ClientCertificates, serverOptions, superviseTls } from './server-options.ts';
-import { openSshSocket, socketCaller } from './ssh-socket.ts';
+import { serverOptions, superviseTls } from './server-options.ts';
+import { isSocketRequest, openSshSocket } from './ssh-socket.ts';
 import { serveResourceMetadata } from './well-known.ts';
 
 export interface GatewayOptions {
@@ -60,6 +62,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   // API keys and OAuth; its base URL for OAuth resource identifiers is publicUrl, else where we listen.
   const gatewayAuth = new GatewayAuth(config, log, () => config.publicUrl ?? gatewayUrl());
   const authConfigured = gatewayAuth.configured || clientCerts !== undefined;
+  const identify = identifier({ certificates: clientCerts, tokens: gatewayAuth });
   if (tcp && !loopback && !authConfigured) {
     throw new RelayError(
       'LISTEN_REFUSED',
@@ -162,22 +165,15 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       return;
     }
     // SSH attached mode: on the gateway's Unix socket, ssh-entry names the user (see ssh-socket.ts).
-    const viaSocket = socketCaller(req);
-    if (viaSocket?.ok === false) {
-      sendRpcError(res, 401, ErrorCode.Refused, viaSocket.message);
-      return;
-    }
-    const viaCert = viaSocket ? undefined : clientCerts?.identify(req.socket, req.headers.authorization);
-    if (viaCert?.ok === false) {
-      sendRpcError(res, 401, ErrorCode.Refused, viaCert.message, {
-        headers: { 'www-authenticate': CLIENT_CERT_CHALLENGE },
-      });
-      return;
-    }
-    const auth =
-      viaSocket ??
-      viaCert ??
-      (await gatewayAuth.authenticate({ authorization: req.headers.authorization, server, path }));
+    const outcome = identify({
+      viaSocket: isSocketRequest(req),
+      headers: req.headers,
+      peer: req.socket,
+      authorization: req.headers.authorization,
+      server,
+      path,
+    });
+    const auth = outcome instanceof Promise ? await outcome : outcome;
     if (!auth.ok) {
       sendRpcError(res, auth.status, ErrorCode.Refused, auth.message, { headers: auth.headers });
       return;

@@ -1,35 +1,15 @@
 // The gateway listener's options from config: the timeouts that cut off slow (slowloris) clients, TLS,
-// and client certificates (mTLS): handshake settings, reloading rotated certificate and CRL files
-// without a restart, and the identity a request's certificate gives.
+// and client certificates (mTLS): handshake settings, and reloading rotated certificate and CRL files
+// without a restart (who a certificate names is auth/client-cert.ts).
 
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { ServerOptions as HttpServerOptions } from 'node:http';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import {
-  type ClientCertAuth,
-  DEFAULT_CLIENT_CERT_AUTH,
-  identifyPeer,
-  type TlsPeer,
-} from '../auth/client-cert.ts';
+import { clientCertMode } from '../auth/client-cert.ts';
 import { listenTls, type RelayConfig, type TlsConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RelayError } from '../protocol/errors.ts';
-import type { Identity } from '../sessions/types.ts';
-
-/** Whether a token method (API keys, OIDC, …) is configured besides client certificates. */
-export function tokenAuthConfigured(config: RelayConfig): boolean {
-  return Object.entries(config.auth).some(
-    ([method, value]) => method !== 'clientCert' && method !== 'none' && value !== undefined,
-  );
-}
-
-/** 'required' | 'optional' when client certificates are requested, else undefined. */
-export function clientCertMode(config: RelayConfig): 'required' | 'optional' | undefined {
-  const tls = listenTls(config);
-  if (!tls?.clientCa) return undefined;
-  return tls.clientCert ?? (tokenAuthConfigured(config) ? 'optional' : 'required');
-}
 
 /** limits.headersTimeout and limits.receiveTimeout, for every listener of the gateway (TCP and the SSH socket). */
 export function slowClientTimeouts(config: RelayConfig): HttpServerOptions {
@@ -93,56 +73,6 @@ function readTlsFile(file: string, key: string): Buffer {
       `${key}: cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
     );
   }
-}
-
-export type CertificateAuthResult = { ok: true; identity: Identity } | { ok: false; message: string };
-
-/** Per-request identity from the client certificate, or undefined for "let token authentication decide". */
-export class ClientCertificates {
-  readonly #options: ClientCertAuth;
-  readonly #tokens: boolean;
-  readonly #required: boolean;
-
-  constructor(config: RelayConfig) {
-    this.#options = config.auth.clientCert ?? DEFAULT_CLIENT_CERT_AUTH;
-    this.#tokens = tokenAuthConfigured(config);
-    this.#required = clientCertMode(config) === 'required';
-  }
-
-  /** A client certificate is requested by this config. */
-  static enabled(config: RelayConfig): boolean {
-    return clientCertMode(config) !== undefined;
-  }
-
-  /**
-   * An untrusted certificate is always refused (a client that presents one means to use it). A trusted
-   * one names the user, unless the request carries an Authorization header and a token method is
-   * configured: then the token decides, and the certificate only admitted the connection.
-   */
-  identify(socket: unknown, authorization: string | undefined): CertificateAuthResult | undefined {
-    if (!isTlsPeer(socket)) return undefined;
-    if (socket.authorized && authorization !== undefined && this.#tokens) return undefined;
-    const outcome = identifyPeer(socket, this.#options);
-    // superviseTls already closed such connections; this keeps `required` true on its own.
-    if (outcome.kind === 'absent' && this.#required)
-      return { ok: false, message: 'client certificate required' };
-    if (outcome.kind === 'absent') return undefined;
-    if (outcome.kind === 'refused') return { ok: false, message: outcome.reason };
-    return { ok: true, identity: outcome.identity };
-  }
-}
-
-/** The WWW-Authenticate challenge sent with a refused client certificate. */
-export const CLIENT_CERT_CHALLENGE =
-  'Bearer realm="mcp-relay", error="invalid_request", error_description="client certificate refused"';
-
-function isTlsPeer(socket: unknown): socket is TlsPeer {
-  return (
-    typeof socket === 'object' &&
-    socket !== null &&
-    'getPeerCertificate' in socket &&
-    typeof (socket as { getPeerCertificate?: unknown }).getPeerCertificate === 'function'
-  );
 }
 
 /**

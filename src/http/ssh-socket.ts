@@ -3,11 +3,8 @@
 // marked requests may name their user in a header (the socket's permissions are the authentication).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PRINCIPAL_NAME_RULE } from '../auth/principal-name.ts';
-import { SOCKET_USER_HEADER, socketIdentity } from '../auth/socket-identity.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { Identity } from '../sessions/types.ts';
 import { slowClientTimeouts } from './server-options.ts';
 import { listenOnUnixSocket, type UnixListener } from './unix-listener.ts';
 
@@ -38,16 +35,7 @@ export async function openSshSocket(
   return listener;
 }
 
-export type SocketCaller = { ok: true; identity: Identity } | { ok: false; message: string };
-
-/** The caller of a socket request (or why it is refused); undefined for every request over TCP. */
-export function socketCaller(req: IncomingMessage): SocketCaller | undefined {
-  if (!socketRequests.has(req)) return undefined;
-  const identity = socketIdentity(req.headers);
-  return identity
-    ? { ok: true, identity }
-    : {
-        ok: false,
-        message: `the gateway socket needs a valid ${SOCKET_USER_HEADER} header (${PRINCIPAL_NAME_RULE})`,
-      };
+/** Whether `req` came in on the socket: only then may its headers name the user (auth/identify.ts). */
+export function isSocketRequest(req: IncomingMessage): boolean {
+  return socketRequests.has(req);
 }

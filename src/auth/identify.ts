@@ -1,0 +1,37 @@
+// Who is calling, decided in one place for every front: the user ssh-entry names on the gateway's
+// socket, else the client certificate, else the bearer token (or nobody, when no authentication is
+// configured on loopback). One result type, so the HTTP edge renders every refusal the same way.
+
+import type { AuthRequest, AuthResult } from './authenticate.ts';
+import type { ClientCertificates } from './client-cert.ts';
+import { type HeaderValues, socketCaller } from './socket-identity.ts';
+
+/** What the edge knows about a request, without sockets or node:http types. */
+export interface Caller extends AuthRequest {
+  /** The request came in on the SSH attached-mode socket (whose file permissions authenticate). */
+  viaSocket: boolean;
+  headers: HeaderValues;
+  /** The request's connection: a TLS socket carries the client certificate, anything else none. */
+  peer: unknown;
+}
+
+export interface IdentifyMethods {
+  /** Client certificates, when `listen.tls.clientCa` asks for them. */
+  certificates?: ClientCertificates | undefined;
+  /** API keys and OAuth (the gateway's `GatewayAuth`); also answers when neither is configured. */
+  tokens: { authenticate(request: AuthRequest): Promise<AuthResult> };
+}
+
+export type Identify = (caller: Caller) => AuthResult | Promise<AuthResult>;
+
+/**
+ * The caller's identity or the refusal to send. Synchronous when the socket or a certificate decides,
+ * so those requests wait on nothing; a token check is the one that may await the issuer's keys.
+ */
+export function identifier(methods: IdentifyMethods): Identify {
+  const { certificates, tokens } = methods;
+  return function identify(caller: Caller): AuthResult | Promise<AuthResult> {
+    if (caller.viaSocket) return socketCaller(caller.headers);
+    return certificates?.identify(caller.peer, caller.authorization) ?? tokens.authenticate(caller);
+  };
+}
