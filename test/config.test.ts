@@ -6,7 +6,7 @@ import { type AccountSystem, resolveAccounts } from '../src/backends/account.ts'
 import { BackendLauncher } from '../src/backends/launcher.ts';
 import { buildConfig, parseConfigText } from '../src/config/load.ts';
 import { parseDuration, parseSize } from '../src/config/units.ts';
-import { createGateway } from '../src/http/gateway.ts';
+import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import { RelayError } from '../src/protocol/errors.ts';
 

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { identityFromCertificate, parseSubjectAltName } from '../src/auth/client-cert.ts';
 import { buildConfig, parseConfigText } from '../src/config/load.ts';
-import { createGateway } from '../src/http/gateway.ts';
+import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import { type IssuedCert, opensslDate, type TestCa, TestPki } from './helpers/certs.ts';
 import { fixtureServer, INITIALIZE, startGateway, type TestGateway } from './helpers/gateway.ts';

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { OidcVerifier } from '../src/auth/oidc.ts';
 import { buildConfig } from '../src/config/load.ts';
-import { createGateway } from '../src/http/gateway.ts';
+import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import {
   connectClient,

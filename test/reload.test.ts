@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { createKey, revokeKey } from '../src/auth/key-admin.ts';
 import { loadConfigFile } from '../src/config/load.ts';
 import { ConfigReloader } from '../src/config/reload.ts';
-import { createGateway, type Gateway } from '../src/http/gateway.ts';
+import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { connectClient, FIXTURE_SERVER, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
 

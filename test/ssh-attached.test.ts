@@ -22,7 +22,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { createKey } from '../src/auth/key-admin.ts';
 import { loadConfigFile } from '../src/config/load.ts';
-import { createGateway, type Gateway } from '../src/http/gateway.ts';
+import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { createLogger, silentLogger } from '../src/log.ts';
 import { runCli } from './helpers/cli.ts';
 import { connectClient, FIXTURE_SERVER, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';

@@ -1,6 +1,64 @@
-// Checks that run before authentication: Host (DNS rebinding) and Origin (browsers), pure over headers.
+// Checks that run before authentication: repeated headers, Host (DNS rebinding) and Origin (browsers),
+// pure over headers. Each guard returns the refusal to send, or undefined to let the request on.
 
+import type { IncomingMessage } from 'node:http';
+import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
+import type { Refusal } from './refusal.ts';
+
+/** What a guard reads: what every request has, a plain one or an upgrade. */
+export type GuardedRequest = Pick<IncomingMessage, 'headers' | 'rawHeaders'>;
+
+/** A check of one request before its route's handler runs. */
+export type Guard = (req: GuardedRequest) => Refusal | undefined;
+
+/** Refuses a request that repeats a header that must come once (see SINGLE_HEADERS). */
+export function singleHeaders(req: GuardedRequest): Refusal | undefined {
+  const duplicate = duplicatedHeader(req.rawHeaders);
+  if (duplicate === undefined) return undefined;
+  return {
+    status: 400,
+    code: ErrorCode.InvalidRequest,
+    message: `the ${duplicate} header may appear only once`,
+  };
+}
+
+const WRONG_HOST: Refusal = Object.freeze({
+  status: 421,
+  code: ErrorCode.Refused,
+  message: 'Host header does not name this gateway',
+});
+
+/** The Host guard of a gateway (see hostAllowed). */
+export function hostGuard(boundToLoopback: boolean, publicHost?: string): Guard {
+  return function checkHost(req) {
+    return hostAllowed(req.headers.host, boundToLoopback, publicHost) ? undefined : WRONG_HOST;
+  };
+}
+
+const WRONG_ORIGIN: Refusal = Object.freeze({
+  status: 403,
+  code: ErrorCode.Refused,
+  message: 'Origin not allowed',
+});
+
+/**
+ * The Origin guard of a gateway (see originAllowed): its own origin is the scheme and the Host the
+ * request named; `allowedOrigins` is read per request, so a reload applies at once.
+ */
+export function originGuard(
+  scheme: 'http' | 'https',
+  allowedOrigins: () => readonly string[],
+  publicOrigin?: string,
+): Guard {
+  return function checkOrigin(req) {
+    const { origin } = req.headers;
+    // No Origin (not a browser): nothing to compare, and no string to build.
+    if (origin === undefined) return undefined;
+    const own = `${scheme}://${req.headers.host ?? ''}`;
+    return originAllowed(origin, own, allowedOrigins(), publicOrigin) ? undefined : WRONG_ORIGIN;
+  };
+}
 
 /** The hostname part of a Host header ("[::1]:8787" → "[::1]", "a.b:80" → "a.b"). */
 function hostname(hostHeader: string): string {

@@ -3,7 +3,7 @@
 // from any web origin (browser-based MCP clients discover the authorization server through it).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PRM_PATH, type ProtectedResource } from '../auth/protected-resource.ts';
+import type { ProtectedResource } from '../auth/protected-resource.ts';
 import { sendJson } from './replies.ts';
 
 const CORS = {
@@ -12,29 +12,24 @@ const CORS = {
   'access-control-allow-headers': 'mcp-protocol-version',
 };
 
-/** Answers a request for resource metadata and returns true; false when `path` is not one. */
-export function serveResourceMetadata(
-  req: IncomingMessage,
-  res: ServerResponse,
-  path: string,
-  resource: ProtectedResource | undefined,
-): boolean {
-  if (path !== PRM_PATH && !path.startsWith(`${PRM_PATH}/`)) return false;
-  const metadata = resource?.metadataFor(path);
-  if (!metadata) {
-    sendJson(res, 404, {
-      error: resource ? 'no protected resource here' : 'this gateway does not use OAuth',
-    });
-    return true;
-  }
-  if (req.method === 'OPTIONS') {
-    res.writeHead(204, { ...CORS, 'access-control-max-age': '86400' }).end();
-    return true;
-  }
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, OPTIONS' });
-    return true;
-  }
-  sendJson(res, 200, metadata, { ...CORS, 'cache-control': 'public, max-age=300' });
-  return true;
+/** The handler of the metadata row (every path under PRM_PATH): the document, 404 when there is none here. */
+export function resourceMetadata(resource: ProtectedResource | undefined) {
+  return function serveResourceMetadata(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const metadata = resource?.metadataFor(path);
+    if (!metadata) {
+      sendJson(res, 404, {
+        error: resource ? 'no protected resource here' : 'this gateway does not use OAuth',
+      });
+      return;
+    }
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { ...CORS, 'access-control-max-age': '86400' }).end();
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, OPTIONS' });
+      return;
+    }
+    sendJson(res, 200, metadata, { ...CORS, 'cache-control': 'public, max-age=300' });
+  };
 }

@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createKey } from '../../src/auth/key-admin.ts';
 import { buildConfig } from '../../src/config/load.ts';
-import { createGateway, type Gateway } from '../../src/http/gateway.ts';
+import { createGateway, type Gateway } from '../../src/gateway/create-gateway.ts';
 import { createLogger, type Logger, silentLogger } from '../../src/log.ts';
 
 export const FIXTURE_SERVER = fileURLToPath(new URL('../fixtures/stdio-server.mjs', import.meta.url));

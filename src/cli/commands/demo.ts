@@ -9,7 +9,7 @@ import { createKey, listKeys, revokeKey } from '../../auth/key-admin.ts';
 import { claudeEntryForUrl, mcpServersSnippet } from '../../claude/entry.ts';
 import { thisMachineLauncher } from '../../claude/launcher.ts';
 import { buildConfig, loadConfigFile } from '../../config/load.ts';
-import { createGateway } from '../../http/gateway.ts';
+import { createGateway } from '../../gateway/create-gateway.ts';
 import { createLogger } from '../../log.ts';
 import { untilSignal } from '../signals.ts';
 

@@ -1,0 +1,218 @@
+// `mcp-relay serve` assembled: the running config, the gate, the backend pool, the sessions, the
+// routes of the HTTP edge and its listeners, what a reload or a revoked key ends, /healthz, and the
+// shutdown order. Everything the gateway owns is built and closed here.
+
+import type { AddressInfo } from 'node:net';
+import { ClientCertificates } from '../auth/client-cert.ts';
+import { GatewayAuth } from '../auth/gateway-auth.ts';
+import { identifier } from '../auth/identify.ts';
+import { PRM_PATH } from '../auth/protected-resource.ts';
+import { BackendLauncher } from '../backends/launcher.ts';
+import { type ConfigChange, LiveConfig } from '../config/live.ts';
+import type { RelayConfig } from '../config/schema.ts';
+import { createListener } from '../http/listener.ts';
+import type { Refusal } from '../http/refusal.ts';
+import { sendJson } from '../http/replies.ts';
+import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/request-guards.ts';
+import { anyPath, exact, param, prefix, type Route, routeRequests } from '../http/routes.ts';
+import { resourceMetadata } from '../http/well-known.ts';
+import type { Logger } from '../log.ts';
+import { Gatekeeper } from '../policy/gatekeeper.ts';
+import { RelayError } from '../protocol/errors.ts';
+import { ErrorCode } from '../protocol/jsonrpc.ts';
+import { BackendPool, CapacityError } from '../mux/pool.ts';
+import { SessionManager } from '../sessions/manager.ts';
+import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
+import { isLoopbackAddress } from '../util/loopback.ts';
+import { healthReport } from './health.ts';
+
+export interface GatewayOptions {
+  config: RelayConfig;
+  log: Logger;
+  /** Environment the backends inherit their allowlisted variables from. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Gateway {
+  /** Starts listening; resolves with the bound TCP address (undefined with `listen: false`: the SSH socket only). */
+  listen(): Promise<AddressInfo | undefined>;
+  /** The base URL (scheme, host, port) once listening on TCP. */
+  readonly url: string;
+  /**
+   * Stops accepting, refuses new sessions and requests (`503`), lets calls in flight finish for up to
+   * `drainMs` (default 0: none), then ends every session (what is left gets an error) and backend. Idempotent.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+  /** Applies a new config to the running gateway: what may change live at once, the rest after a restart. */
+  reload(next: RelayConfig): ConfigChange;
+}
+
+const NO_SUCH_SERVER: Refusal = Object.freeze({
+  status: 404,
+  code: ErrorCode.InvalidRequest,
+  message: 'no such MCP server on this gateway',
+});
+
+export function createGateway({ config, log, env = process.env }: GatewayOptions): Gateway {
+  const tcp = config.listen === false ? undefined : config.listen;
+  // The socket's clients (ssh-entry) address the gateway as localhost, so the Host guard stays on.
+  const loopback = tcp === undefined || isLoopbackAddress(tcp.host);
+  // Client certificates (listen.tls.clientCa) count as authentication too.
+  const clientCerts = ClientCertificates.enabled(config) ? new ClientCertificates(config) : undefined;
+  // API keys and OAuth; its base URL for OAuth resource identifiers is publicUrl, else where we listen.
+  const gatewayAuth = new GatewayAuth(config, log, () => config.publicUrl ?? listener.url);
+  refuseUnprotectedListen(config, gatewayAuth.configured || clientCerts !== undefined);
+
+  // Policy, limits, origins and audit are read per request from `live`, so a reload applies at once.
+  const live = new LiveConfig(config);
+  const gatekeeper = new Gatekeeper(config, log);
+  const pool = new BackendPool(
+    config,
+    new BackendLauncher(config.servers, log, env, { maxMessageBytes: config.limits.maxBackendMessageBytes }),
+    log,
+  );
+  const sessions = new SessionManager(
+    live.view,
+    log,
+    async (server, session) => {
+      try {
+        return { ok: true, upstream: await pool.attach(server, session, session) };
+      } catch (error) {
+        // The pool says "no room" by throwing; sessions and fronts see it as a result.
+        if (error instanceof CapacityError) return { ok: false, reason: 'capacity', message: error.message };
+        throw error;
+      }
+    },
+    gatekeeper,
+  );
+  live.onChange((next) => {
+    gatekeeper.update(next);
+    // A user who lost access keeps no session (nor its backend): their client's next request gets 404,
+    // and its re-initialize the 403 that explains why.
+    void sessions
+      .closeWhere((session) => !gatekeeper.allows(session.server, session.identity), 'access withdrawn')
+      .then((closed) => {
+        if (closed > 0) log.info({ sessions: closed }, 'closed sessions whose user lost access in a reload');
+      });
+  });
+  // A revoked (or edited) API key ends its sessions at once, rather than at their next request.
+  gatewayAuth.onKeysChanged(() => {
+    void sessions
+      .closeWhere((session) => !gatewayAuth.stillValid(session.identity), 'API key revoked or changed')
+      .then((closed) => {
+        if (closed > 0) log.info({ sessions: closed }, 'closed sessions of revoked or changed API keys');
+      });
+  });
+
+  const endpoint = new McpEndpoint(live.view, sessions, log);
+  const serverNames = Object.keys(config.servers);
+  const publicUrl = config.publicUrl ? new URL(config.publicUrl) : undefined;
+  const startedAt = Date.now();
+  let closing: Promise<void> | undefined;
+
+  // Every row starts with these, so a repeated header or a foreign Host is refused before any path is served.
+  const edge: Guard[] = [singleHeaders, hostGuard(loopback, publicUrl?.hostname)];
+  const scheme = tcp?.tls ? 'https' : 'http';
+  const routes: Route[] = [
+    {
+      match: exact('/healthz'),
+      guards: edge,
+      handle(_req, res) {
+        const report = healthReport(pool, sessions, startedAt, closing !== undefined);
+        sendJson(res, report.status, report.body, report.headers);
+      },
+    },
+    { match: prefix(PRM_PATH), guards: edge, handle: resourceMetadata(gatewayAuth.resource) },
+    {
+      // "/mcp" alone names the only server, when there is one; own keys only, so "constructor" or
+      // "__proto__" name no server.
+      match: param('/mcp/:server', (name) =>
+        name === undefined
+          ? serverNames.length === 1
+            ? (serverNames[0] ?? null)
+            : null
+          : Object.hasOwn(config.servers, name)
+            ? name
+            : null,
+      ),
+      guards: [...edge, originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin)],
+      caller: true,
+      unknown: NO_SUCH_SERVER,
+      handle: (req, res, server, identity) => endpoint.handle(req, res, server, identity),
+    },
+    {
+      match: anyPath,
+      guards: edge,
+      handle(_req, res) {
+        sendJson(res, 404, { error: 'not found' });
+      },
+    },
+  ];
+  const identify = identifier({ certificates: clientCerts, tokens: gatewayAuth });
+  const listener = createListener(config, routeRequests(routes, identify, log), log);
+
+  return {
+    get url() {
+      return listener.url;
+    },
+    reload(next) {
+      return live.apply(next);
+    },
+    async listen() {
+      await gatewayAuth.open();
+      const address = await listener.listen();
+      if (address === undefined) {
+        log.info({ servers: serverNames, tcp: false }, 'gateway listening on the SSH socket only');
+      } else {
+        log.info(
+          { url: listener.url, servers: serverNames, auth: gatewayAuth.describe },
+          'gateway listening',
+        );
+      }
+      return address;
+    },
+    close({ drainMs = 0 } = {}) {
+      closing ??= (async () => {
+        const stopped = listener.stopAccepting();
+        // From here a bridge's re-initialize (on a kept-alive connection) gets 503, not a new backend.
+        const left = await sessions.drain(drainMs);
+        if (drainMs > 0) log.info({ drainMs, unfinished: left }, 'drained calls in flight');
+        await sessions.closeAll(
+          left > 0
+            ? 'gateway shut down before the answer came; the request may have run'
+            : 'gateway shutting down',
+        );
+        await pool.stopAll();
+        listener.dropConnections();
+        await stopped;
+        gatewayAuth.close();
+        listener.close();
+        gatekeeper.close();
+        log.info('gateway stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Refuses to start a gateway anyone could use: beyond loopback without authentication, or over TCP
+ * without authentication next to an SSH socket whose permissions were chosen to keep other accounts out.
+ */
+function refuseUnprotectedListen(config: RelayConfig, authConfigured: boolean): void {
+  const tcp = config.listen === false ? undefined : config.listen;
+  if (tcp && !isLoopbackAddress(tcp.host) && !authConfigured) {
+    throw new RelayError(
+      'LISTEN_REFUSED',
+      `refusing to listen on ${tcp.host} without authentication: configure auth.apiKeys, auth.oidc or listen.tls.clientCa, or listen on 127.0.0.1`,
+    );
+  }
+  // Unauthenticated loopback makes every local account user "local". Fine for one person's machine,
+  // not next to an SSH socket whose file permissions were chosen to keep other accounts out.
+  if (tcp && config.ssh?.mode === 'attached' && !authConfigured && config.auth.none !== true) {
+    throw new RelayError(
+      'LISTEN_REFUSED',
+      `refusing to start: ssh.mode attached without authentication would let every local account in over TCP ${tcp.host}:${tcp.port} as user "local"; set listen: false to serve only the SSH socket, or auth: { none: true } to allow that on purpose`,
+    );
+  }
+}
