@@ -11,7 +11,6 @@ import { serverOptions, superviseTls } from './server-options.ts';
 import { openSshSocket } from './ssh-socket.ts';
 
 export interface Listener {
-  readonly scheme: 'http' | 'https';
   /** The base URL (scheme, host, port) once listening on TCP; throws before, or with `listen: false`. */
   readonly url: string;
   /** Opens the SSH socket (when configured), then TCP; the bound TCP address, undefined without TCP. */
@@ -46,7 +45,6 @@ export function createListener(config: RelayConfig, handler: RequestListener, lo
   }
 
   return {
-    scheme,
     get url() {
       return url();
     },
