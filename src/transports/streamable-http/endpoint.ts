@@ -23,19 +23,17 @@ import type { Identity } from '../../sessions/types.ts';
 import { EventStream } from './event-stream.ts';
 import { PostReply } from './post-reply.ts';
 import { ReplayLog } from './replay-log.ts';
+import {
+  accepts,
+  header,
+  KEEP_ALIVE_HEADER,
+  RETRIES_HEADER,
+  SESSION_HEADER,
+  VERSION_HEADER,
+} from './request-headers.ts';
 
-const SESSION_HEADER = 'mcp-session-id';
 /** The SSE `retry:` streams end with when the gateway shuts down, matching the 503s' Retry-After. */
 const SHUTDOWN_RETRY_MS = 5_000;
-const VERSION_HEADER = 'mcp-protocol-version';
-/**
- * On every reply to a POSTed request: how long (seconds) this gateway keeps a finished answer for a
- * retry of the same request (same session, id, method and params), and how often (seconds) its event
- * streams carry keep-alive comments. `connect` re-sends a request whose answer was lost only when it
- * saw the first, and declares a silent stream dead after a few intervals of the second.
- */
-export const RETRIES_HEADER = 'mcp-relay-retries';
-export const KEEP_ALIVE_HEADER = 'mcp-relay-keep-alive';
 /** Detached streams kept per session for resumption before the oldest is forgotten. */
 const MAX_STREAMS_PER_SESSION = 64;
 
@@ -363,34 +361,4 @@ export class McpEndpoint {
 
 function standaloneId(session: Session): string {
   return `g${session.id.slice(0, 8)}`;
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Whether the Accept header lists `type` (or a wildcard that covers it). */
-function accepts(req: IncomingMessage, type: string): boolean {
-  const accept = req.headers.accept;
-  if (!accept) return false;
-  const media = mediaTypes(accept);
-  return media.has(type) || media.has('*/*') || media.has(`${type.slice(0, type.indexOf('/'))}/*`);
-}
-
-/**
- * Recently seen Accept values → the media types they list. A client sends the same value on every POST,
- * and splitting it twice per request showed in the gateway's CPU profile; bounded, as values are the client's.
- */
-const ACCEPT_CACHE = new Map<string, ReadonlySet<string>>();
-const ACCEPT_CACHE_SIZE = 64;
-
-function mediaTypes(accept: string): ReadonlySet<string> {
-  let media = ACCEPT_CACHE.get(accept);
-  if (!media) {
-    media = new Set(accept.split(',').map((part) => (part.split(';')[0] ?? '').trim().toLowerCase()));
-    if (ACCEPT_CACHE.size >= ACCEPT_CACHE_SIZE) ACCEPT_CACHE.clear();
-    ACCEPT_CACHE.set(accept, media);
-  }
-  return media;
 }
