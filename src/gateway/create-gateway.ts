@@ -17,10 +17,10 @@ import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/reque
 import { anyPath, exact, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
 import type { Logger } from '../log.ts';
+import { BackendPool, CapacityError } from '../mux/pool.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
-import { BackendPool, CapacityError } from '../mux/pool.ts';
 import { SessionManager } from '../sessions/manager.ts';
 import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
