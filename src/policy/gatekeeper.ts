@@ -3,10 +3,10 @@
 // sees and which notifications reach it. Reads the current config on every decision, so a reload
 // applies to running sessions at once.
 
-import { AuditLog, type AuditOutcome, type AuditRecord } from '../audit/audit-log.ts';
 import type { AuditConfig } from '../config/policy-schema.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { AuditLog, type AuditOutcome, type AuditRecord } from '../observe/audit-log.ts';
 import {
   ErrorCode,
   type JsonRpcNotification,
