@@ -2,6 +2,7 @@
 // it dies, and gives up for a cool-down when it crashes in a loop, so clients get a clear error instead.
 
 import type { Logger } from '../log.ts';
+import { backendDown, backendStarted, backendUnhealthy, publishBackend } from '../observe/events.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import type { BackendChannel, ChannelState } from './channel.ts';
 import type { BackendExit, BackendProcess } from './process.ts';
@@ -30,6 +31,8 @@ export class Supervisor implements BackendChannel {
   readonly #policy: RestartPolicy;
   readonly #log: Logger;
   #process: BackendProcess | undefined;
+  /** The process of the current launch, named in backend events (observe/events.ts) after it is gone. */
+  #launched: BackendProcess | undefined;
   #state: ChannelState = 'idle';
   #crashes: number[] = [];
   #restartTimer: NodeJS.Timeout | undefined;
@@ -104,6 +107,7 @@ export class Supervisor implements BackendChannel {
 
   async #launch(): Promise<void> {
     this.#state = 'running';
+    this.#launched = undefined;
     let process: BackendProcess;
     try {
       process = await this.#spawn();
@@ -115,7 +119,7 @@ export class Supervisor implements BackendChannel {
       await process.stop();
       return;
     }
-    this.#process = process;
+    this.#process = this.#launched = process;
     process.onmessage = (message) => this.onmessage?.(message);
     process.onexit = (exit) => {
       if (this.#process === process) this.#exited(exit);
@@ -123,7 +127,9 @@ export class Supervisor implements BackendChannel {
     process.start();
     const restart = this.#everStarted;
     this.#everStarted = true;
-    if (this.#state === 'running' && this.#process === process) this.onstarted?.(restart);
+    if (this.#state !== 'running' || this.#process !== process) return;
+    publishBackend(backendStarted, process.spec.server, process.pid, undefined, restart);
+    this.onstarted?.(restart);
   }
 
   #exited(exit: BackendExit, why?: string): void {
@@ -136,6 +142,7 @@ export class Supervisor implements BackendChannel {
         : `backend exited (${exit.signal ?? `code ${exit.code}`})`);
     const now = Date.now();
     this.#crashes = [...this.#crashes.filter((time) => now - time < this.#policy.crashWindowMs), now];
+    publishBackend(backendDown, this.#launched?.spec.server, this.#launched?.pid, reason);
     this.ondown?.(reason);
     // A command that cannot be started at all (missing, not executable) will not start on a retry either.
     if (exit.error || this.#crashes.length >= this.#policy.crashLimit) {
@@ -147,6 +154,12 @@ export class Supervisor implements BackendChannel {
       this.#log.error(
         { crashes: this.#crashes.length, reason },
         'backend cannot be kept running; marked unhealthy',
+      );
+      publishBackend(
+        backendUnhealthy,
+        this.#launched?.spec.server,
+        this.#launched?.pid,
+        this.#unhealthyReason,
       );
       this.onunhealthy?.(this.#describeUnhealthy());
       return;

@@ -18,6 +18,7 @@ import { anyPath, exact, param, prefix, type Route, routeRequests } from '../htt
 import { resourceMetadata } from '../http/well-known.ts';
 import type { Logger } from '../log.ts';
 import { BackendPool, CapacityError } from '../mux/pool.ts';
+import { Audit } from '../observe/audit.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
@@ -65,7 +66,10 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
 
   // Policy, limits, origins and audit are read per request from `live`, so a reload applies at once.
   const live = new LiveConfig(config);
-  const gatekeeper = new Gatekeeper(config, log);
+  // The token in this gateway's events (observe/events.ts): the audit log writes only its own.
+  const owner = Symbol('gateway');
+  const gatekeeper = new Gatekeeper(config, log, owner);
+  const audit = new Audit(config, log, owner);
   const pool = new BackendPool(
     config,
     new BackendLauncher(config.servers, log, env, { maxMessageBytes: config.limits.maxBackendMessageBytes }),
@@ -84,8 +88,10 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       }
     },
     gatekeeper,
+    owner,
   );
   live.onChange((next) => {
+    audit.update(next);
     gatekeeper.update(next);
     // A user who lost access keeps no session (nor its backend): their client's next request gets 404,
     // and its re-initialize the 403 that explains why.
@@ -187,7 +193,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         await stopped;
         gatewayAuth.close();
         listener.close();
-        gatekeeper.close();
+        audit.close();
         log.info('gateway stopped');
       })();
       return closing;

@@ -1,19 +1,17 @@
-// Policy, rate limits and the audit log in the one request path every front shares: who may open a
-// session on a server (allow, limits), and per session which requests pass, which list entries it
-// sees and which notifications reach it. Reads the current config on every decision, so a reload
-// applies to running sessions at once.
+// Policy and rate limits in the one request path every front shares: who may open a session on a
+// server (allow, limits), and per session which requests pass, which list entries it sees and which
+// notifications reach it. Reads the current config on every decision, so a reload applies to running
+// sessions at once. Refusals are published (observe/events.ts); the audit log follows them there.
 
-import type { AuditConfig } from '../config/policy-schema.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import { AuditLog, type AuditOutcome, type AuditRecord } from '../observe/audit-log.ts';
+import { type EventOwner, publishRequestRefused, publishSessionRefused, UNOWNED } from '../observe/events.ts';
 import {
   ErrorCode,
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
-import { messageByteLength, RawJson } from '../protocol/raw-json.ts';
 import { MAX_TASKS_PER_SESSION, TASK_METHODS } from '../protocol/tasks.ts';
 import type {
   Admission,
@@ -35,35 +33,28 @@ import {
 import { Policy, type ServerPolicy } from './policy.ts';
 import { RateLimits } from './rate-limits.ts';
 
-/** Tool names and error texts in audit lines are bounded, so one odd call cannot make a huge line. */
-const MAX_AUDIT_TEXT = 256;
-
 /** What the gate remembers of one session between requests. */
 interface SessionState {
-  requests: number;
   /** The tool each of the session's tasks runs, so the tool's policy follows the task. */
   readonly taskTools: Map<string, string>;
 }
 
 export class Gatekeeper implements SessionGates {
-  readonly #log: Logger;
   readonly #limits: RateLimits;
+  readonly #owner: EventOwner;
   #policy: Policy;
-  #audit: AuditLog | undefined;
 
-  /** Opens the audit log at once: an audit file that cannot be written stops the gateway at start. */
-  constructor(config: RelayConfig, log: Logger) {
-    this.#log = log;
+  /** `owner` names the gateway in the refusals it publishes (observe/events.ts). */
+  constructor(config: RelayConfig, log: Logger, owner: EventOwner = UNOWNED) {
+    this.#owner = owner;
     this.#policy = new Policy(config);
     this.#limits = new RateLimits(config, log);
-    this.#audit = config.audit && new AuditLog(config.audit, log);
   }
 
-  /** Applies a reloaded config: policy and limits at once, the audit log from its next line. */
+  /** Applies a reloaded config: policy and limits at once. */
   update(config: RelayConfig): void {
     this.#policy = new Policy(config);
     this.#limits.update(config);
-    this.#updateAudit(config.audit);
   }
 
   /** Whether `identity` may use `server` under the current policy. */
@@ -73,12 +64,7 @@ export class Gatekeeper implements SessionGates {
 
   admitSession(server: string, identity: Identity): Refusal | undefined | Promise<Refusal | undefined> {
     const refused = (refusal: Refusal): Refusal => {
-      this.#audit?.write({
-        event: 'session.start',
-        ...who(identity, server),
-        outcome: 'refused',
-        reason: refusal.message,
-      });
+      publishSessionRefused(this.#owner, server, identity, refusal);
       return refusal;
     };
     if (!this.#serverPolicy(server)?.allows(identity)) return refused(forbidden(identity, server));
@@ -97,37 +83,11 @@ export class Gatekeeper implements SessionGates {
   }
 
   open(session: GatedSession): RequestGate {
-    const startedAt = Date.now();
-    const state: SessionState = { requests: 0, taskTools: new Map() };
-    this.#audit?.write({
-      event: 'session.start',
-      ...who(session.identity, session.server),
-      session: session.id,
-      groups: session.identity.groups,
-      outcome: 'ok',
-    });
-    session.onClose((_session, reason) => {
-      this.#audit?.write({
-        event: 'session.end',
-        ...who(session.identity, session.server),
-        session: session.id,
-        reason: bounded(reason),
-        durationMs: Date.now() - startedAt,
-        requests: state.requests,
-      });
-    });
+    const state: SessionState = { taskTools: new Map() };
     return {
-      admit: (request) => {
-        state.requests++;
-        return this.#admit(session, state, request);
-      },
+      admit: (request) => this.#admit(session, state, request),
       passes: (notification) => this.#passes(session, notification),
     };
-  }
-
-  /** Closes the audit log. Idempotent. */
-  close(): void {
-    this.#audit?.close();
   }
 
   #serverPolicy(server: string): ServerPolicy | undefined {
@@ -156,7 +116,7 @@ export class Gatekeeper implements SessionGates {
       );
   }
 
-  /** The policy's answer for an allowed, counted request: refuse a hidden item, filter a list, audit a call. */
+  /** The policy's answer for an allowed, counted request: refuse a hidden item, filter a list, follow a task. */
   #decide(session: GatedSession, state: SessionState, request: JsonRpcRequest, started: number): Admission {
     const visibility = this.#serverPolicy(session.server)?.visibilityFor(session.identity);
     if (visibility) {
@@ -184,20 +144,13 @@ export class Gatekeeper implements SessionGates {
       }
       if (isFilteredList(request.method)) return { track: this.#listTrack(session, request.method) };
     }
-    if (request.method === 'tools/call' && (this.#audit || request.params?.task !== undefined))
-      return { track: this.#callTrack(session, state, request, started) };
+    if (request.method === 'tools/call' && request.params?.task !== undefined)
+      return { track: this.#taskTrack(state, request) };
     return { track: undefined };
   }
 
   #refuse(session: GatedSession, request: JsonRpcRequest, started: number, refusal: Refusal): Admission {
-    if (request.method === 'tools/call') {
-      this.#audit?.write({
-        ...this.#callRecord(session, request, started),
-        outcome: 'refused',
-        reason: refusal.message,
-        responseBytes: 0,
-      });
-    }
+    publishRequestRefused(this.#owner, session, request, refusal, started);
     return { refusal };
   }
 
@@ -211,46 +164,13 @@ export class Gatekeeper implements SessionGates {
     };
   }
 
-  #callTrack(
-    session: GatedSession,
-    state: SessionState,
-    request: JsonRpcRequest,
-    started: number,
-  ): RequestTrack {
+  /** A tool call that may be answered with a task: the task's later requests follow the tool's policy. */
+  #taskTrack(state: SessionState, request: JsonRpcRequest): RequestTrack {
     return {
-      settle: (response, ending) => {
+      settle: (response) => {
         rememberTask(state, request, response);
-        if (!this.#audit) return response;
-        const outcome: AuditOutcome =
-          ending === 'timeout'
-            ? 'timeout'
-            : ending === 'cancelled'
-              ? 'cancelled'
-              : 'error' in response || isToolError(response.result)
-                ? 'error'
-                : 'ok';
-        this.#audit?.write({
-          ...this.#callRecord(session, request, started),
-          outcome,
-          ...(outcome === 'ok' ? {} : { reason: failureReason(response) }),
-          responseBytes: messageByteLength(response),
-        });
         return response;
       },
-    };
-  }
-
-  #callRecord(session: GatedSession, request: JsonRpcRequest, started: number): AuditRecord {
-    const params = request.params ?? {};
-    const tool = typeof params.name === 'string' ? bounded(params.name) : undefined;
-    return {
-      event: 'tools.call',
-      ...who(session.identity, session.server),
-      session: session.id,
-      ...(tool === undefined ? {} : { tool }),
-      durationMs: Math.round(performance.now() - started),
-      requestBytes: Buffer.byteLength(JSON.stringify(request)),
-      ...(this.#audit?.includeArguments ? { arguments: params.arguments ?? {} } : {}),
     };
   }
 
@@ -261,30 +181,6 @@ export class Gatekeeper implements SessionGates {
     const visibility = policy.visibilityFor(session.identity);
     return !visibility || notificationVisible(notification, visibility);
   }
-
-  #updateAudit(next: AuditConfig | undefined): void {
-    if (this.#audit && next && this.#audit.sameDestination(next)) {
-      this.#audit.update(next);
-      return;
-    }
-    if (!next) {
-      this.#audit?.close();
-      this.#audit = undefined;
-      return;
-    }
-    try {
-      const opened = new AuditLog(next, this.#log);
-      this.#audit?.close();
-      this.#audit = opened;
-    } catch (error) {
-      // The old log stays: losing the audit trail because of a typo in a reload is the worse outcome.
-      this.#log.error({ err: (error as Error).message }, 'audit log not switched; still writing the old one');
-    }
-  }
-}
-
-function who(identity: Identity, server: string): Pick<AuditRecord, 'user' | 'auth' | 'server'> {
-  return { user: identity.user, auth: identity.method, server };
 }
 
 function forbidden(identity: Identity, server: string): Refusal {
@@ -293,21 +189,6 @@ function forbidden(identity: Identity, server: string): Refusal {
     code: ErrorCode.Refused,
     message: `user ${JSON.stringify(identity.user)} is not allowed to use server "${server}"`,
   };
-}
-
-/** A tool result's isError, read from the end of a passed-through result without parsing it. */
-function isToolError(result: Record<string, unknown>): boolean {
-  if (result instanceof RawJson) return /"isError"\s*:\s*true\s*\}$/.test(result.tail(64).trimEnd());
-  return result.isError === true;
-}
-
-function failureReason(response: JsonRpcResponse): string {
-  if ('error' in response) return bounded(response.error.message);
-  return 'the tool reported an error';
-}
-
-function bounded(text: string): string {
-  return text.length > MAX_AUDIT_TEXT ? `${text.slice(0, MAX_AUDIT_TEXT)}…` : text;
 }
 
 /** A tools/call answered with a task (`{ task: { taskId } }`): its later tasks/* requests are that tool's. */

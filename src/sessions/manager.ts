@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { type EventOwner, publishSessionClose, publishSessionOpen, UNOWNED } from '../observe/events.ts';
 import { Session } from './session.ts';
 import type { Identity, Refusal, SessionGates, Upstream } from './types.ts';
 
@@ -31,17 +32,28 @@ export class SessionManager {
   readonly #log: Logger;
   readonly #connect: UpstreamFactory;
   readonly #gates: SessionGates | undefined;
+  readonly #owner: EventOwner;
   readonly #sessions = new Map<string, Session>();
   readonly #perUser = new Map<string, number>();
   readonly #reaper: NodeJS.Timeout;
   #draining = false;
 
-  /** `gates` (policy, limits, audit) sees every session and request, whichever front (HTTP, SSH) made it. */
-  constructor(config: RelayConfig, log: Logger, connect: UpstreamFactory, gates?: SessionGates) {
+  /**
+   * `gates` (policy, limits) sees every session and request, whichever front (HTTP, SSH) made it;
+   * `owner` names the gateway in the events of its sessions (observe/events.ts), which the audit log follows.
+   */
+  constructor(
+    config: RelayConfig,
+    log: Logger,
+    connect: UpstreamFactory,
+    gates?: SessionGates,
+    owner: EventOwner = UNOWNED,
+  ) {
     this.#config = config;
     this.#log = log;
     this.#connect = connect;
     this.#gates = gates;
+    this.#owner = owner;
     const shortestIdle = Math.min(...Object.values(config.servers).map((server) => server.idleTimeout));
     this.#reaper = setInterval(() => this.#reapIdle(), Math.max(250, Math.min(shortestIdle / 4, 30_000)));
     this.#reaper.unref();
@@ -90,6 +102,7 @@ export class SessionManager {
         maxAgeMs: this.#config.limits.retryAnswerAge,
       },
       log: this.#log,
+      owner: this.#owner,
     });
     this.#sessions.set(session.id, session);
     this.#perUser.set(identity.user, current + 1);
@@ -107,6 +120,9 @@ export class SessionManager {
     }
     session.attach(attached.upstream);
     if (this.#gates) session.guard(this.#gates.open(session));
+    const openedAt = Date.now();
+    publishSessionOpen(this.#owner, session);
+    session.onClose((_session, reason) => publishSessionClose(this.#owner, session, reason, openedAt));
     // Shutdown began while the backend was attached: the initialize that asked is refused like later ones.
     if (this.#draining) {
       await session.close('gateway shutting down');

@@ -3,6 +3,13 @@
 
 import type { Logger } from '../log.ts';
 import {
+  type EventOwner,
+  publishRequestSettled,
+  type RequestWatch,
+  UNOWNED,
+  watchRequest,
+} from '../observe/events.ts';
+import {
   ErrorCode,
   errorResponse,
   isRequest,
@@ -41,6 +48,8 @@ export interface SessionOptions {
   /** What the session remembers to answer a retried request without the backend. */
   retries: RetryLimits;
   log: Logger;
+  /** The gateway the session belongs to, named in its events (observe/events.ts). */
+  owner?: EventOwner;
 }
 
 interface InFlight {
@@ -54,6 +63,8 @@ interface InFlight {
   isInitialize: boolean;
   /** Set by the gate when it wants to see (and may rewrite) the response. */
   track?: RequestTrack | undefined;
+  /** Set when forwarded while someone observes settled requests (observe/events.ts). */
+  watch: RequestWatch | undefined;
 }
 
 /** Unsolicited messages kept for a GET stream that is not open yet. */
@@ -77,6 +88,7 @@ export class Session implements Downstream {
   readonly id: string;
   readonly identity: Identity;
   readonly server: string;
+  readonly owner: EventOwner;
   readonly createdAt = Date.now();
   lastActivity = Date.now();
   /** The protocol version agreed at initialize; undefined until the initialize result arrived. */
@@ -101,6 +113,8 @@ export class Session implements Downstream {
   #admissions: Promise<void> = Promise.resolve();
   #standalone: MessageSink | undefined;
   #closed = false;
+  /** Requests that reached admission (initialize included), for the session's end in the audit log. */
+  #requests = 0;
   /** Set when the gateway shuts down: calls in flight may finish, new ones are refused. */
   #draining = false;
 
@@ -108,6 +122,7 @@ export class Session implements Downstream {
     this.id = options.id;
     this.identity = options.identity;
     this.server = options.server;
+    this.owner = options.owner ?? UNOWNED;
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#answers = new RecentAnswers(options.retries);
     this.#log = options.log.child({
@@ -123,6 +138,10 @@ export class Session implements Downstream {
 
   get inFlightCount(): number {
     return this.#inFlight.size;
+  }
+
+  get requestCount(): number {
+    return this.#requests;
   }
 
   get hasStandaloneStream(): boolean {
@@ -190,8 +209,10 @@ export class Session implements Downstream {
       timer: this.#startTimer(message.id),
       progressToken: progressTokenOf(message.params),
       isInitialize,
+      watch: undefined,
     };
     this.#inFlight.set(key, entry);
+    this.#requests++;
     if (!this.#gate) {
       this.#forward(key, entry, message);
       return;
@@ -259,6 +280,7 @@ export class Session implements Downstream {
 
   /** Hands a request to the upstream; one that cannot take it answers at once instead of leaving the id in flight. */
   #forward(key: string, entry: InFlight, message: JsonRpcRequest): void {
+    entry.watch = watchRequest(message);
     try {
       this.#upstream?.send(message);
     } catch (error) {
@@ -405,6 +427,7 @@ export class Session implements Downstream {
    * could do its work twice, so a retry gets this answer (an error included), not a second run.
    */
   #settle(key: string, entry: InFlight, response: JsonRpcResponse, ending: RequestEnding): void {
+    if (entry.watch) publishRequestSettled(this.owner, this, entry.watch, response, ending);
     const final = entry.track ? entry.track.settle(response, ending) : response;
     entry.reply.finish(final);
     if (!entry.isInitialize) this.#answers.remember(key, entry.fingerprint, final);
@@ -465,6 +488,7 @@ export class Session implements Downstream {
     for (const entry of this.#inFlight.values()) {
       clearTimeout(entry.timer);
       const response = errorResponse(entry.id, code, message);
+      if (entry.watch) publishRequestSettled(this.owner, this, entry.watch, response, 'closed');
       entry.reply.finish(entry.track ? entry.track.settle(response, 'closed') : response);
     }
     this.#inFlight.clear();
