@@ -1,6 +1,6 @@
 // The observation channels in-process: a SessionManager with a fake upstream, the Gatekeeper and a
 // Supervisor with a fake process publish what happened; the audit subscriber writes only its own
-// gateway's lines, follows reloads and unsubscribes on close. No HTTP.
+// gateway's lines, follows reloads and unsubscribes on close; sessions.snapshot() counts. No HTTP.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -355,6 +355,34 @@ describe('audit subscriber', () => {
       );
     } finally {
       audit.close();
+      await sessions.closeAll('done');
+    }
+  });
+});
+
+describe('sessions.snapshot', () => {
+  it('counts sessions by server and user, and requests in flight, in a copy', async () => {
+    const { sessions } = gateway(CONFIG, Symbol('counted'));
+    try {
+      const empty = sessions.snapshot();
+      assert.deepEqual(empty, { sessions: 0, inFlight: 0, draining: false, byServer: {}, byUser: {} });
+      const a1 = await open(sessions, 'alice');
+      await open(sessions, 'alice', 't');
+      await open(sessions, '__proto__', 't');
+      const pending = ask(a1, { jsonrpc: '2.0', id: 1, method: 'ping' });
+      const snapshot = sessions.snapshot();
+      assert.equal(snapshot.sessions, 3);
+      assert.equal(snapshot.inFlight, 1);
+      assert.deepEqual({ ...snapshot.byServer }, { s: 1, t: 2 });
+      assert.equal(snapshot.byUser.alice, 2);
+      assert.equal(Object.getOwnPropertyDescriptor(snapshot.byUser, '__proto__')?.value, 1);
+      await a1.close('gone');
+      await pending;
+      assert.deepEqual(snapshot.byServer, { s: 1, t: 2 }, 'an earlier snapshot does not change');
+      assert.deepEqual(sessions.snapshot().byServer, { t: 2 });
+      await sessions.drain(0);
+      assert.equal(sessions.snapshot().draining, true);
+    } finally {
       await sessions.closeAll('done');
     }
   });

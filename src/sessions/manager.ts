@@ -27,6 +27,17 @@ export type CreateResult =
   | { ok: false; reason: 'shutting-down' }
   | { ok: false; reason: 'refused'; refusal: Refusal };
 
+/** What the manager holds, read-only and copied (never its live maps), for /healthz and an admin page. */
+export interface SessionsSnapshot {
+  readonly sessions: number;
+  /** Client requests in flight across all sessions. */
+  readonly inFlight: number;
+  /** Shutdown has begun: no new sessions or requests. */
+  readonly draining: boolean;
+  readonly byServer: Readonly<Record<string, number>>;
+  readonly byUser: Readonly<Record<string, number>>;
+}
+
 export class SessionManager {
   readonly #config: RelayConfig;
   readonly #log: Logger;
@@ -68,11 +79,24 @@ export class SessionManager {
     return this.#sessions.size;
   }
 
-  /** Sessions per server, for health and metrics. */
-  countsByServer(): Record<string, number> {
-    const counts: Record<string, number> = {};
-    for (const session of this.#sessions.values()) counts[session.server] = (counts[session.server] ?? 0) + 1;
-    return counts;
+  /** Counts of sessions by server and by user, and requests in flight: a copy, for health and metrics. */
+  snapshot(): SessionsSnapshot {
+    const byServer = new Map<string, number>();
+    const byUser = new Map<string, number>();
+    let inFlight = 0;
+    for (const session of this.#sessions.values()) {
+      byServer.set(session.server, (byServer.get(session.server) ?? 0) + 1);
+      byUser.set(session.identity.user, (byUser.get(session.identity.user) ?? 0) + 1);
+      inFlight += session.inFlightCount;
+    }
+    // fromEntries defines own keys, so a user named "__proto__" is counted, not a prototype change.
+    return {
+      sessions: this.#sessions.size,
+      inFlight,
+      draining: this.#draining,
+      byServer: Object.fromEntries(byServer),
+      byUser: Object.fromEntries(byUser),
+    };
   }
 
   async create(server: string, identity: Identity): Promise<CreateResult> {
