@@ -66,7 +66,7 @@ export interface Refusal {
 /** How a request that reached the backend ended, for its `RequestTrack`. */
 export type RequestEnding = 'response' | 'timeout' | 'cancelled' | 'closed';
 
-/** Follows one admitted request to its end: may rewrite the response (filtered lists), records it (audit). */
+/** Follows one admitted request to its end: may rewrite the response (filtered lists), or learn from it (tasks). */
 export interface RequestTrack {
   settle(response: JsonRpcResponse, ending: RequestEnding): JsonRpcResponse;
 }
@@ -74,7 +74,7 @@ export interface RequestTrack {
 export type Admission = { refusal: Refusal } | { track: RequestTrack | undefined };
 
 /**
- * Policy, limits and audit around one session (policy/gatekeeper.ts), in every front (HTTP, SSH):
+ * Policy and limits around one session (policy/gatekeeper.ts), in every front (HTTP, SSH):
  * the session asks it about each client request and each unsolicited backend notification.
  */
 export interface RequestGate {
