@@ -10,12 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { claudeDesktopConfigPath } from '../src/claude/desktop-config.ts';
-import {
-  type ClaudeServerEntry,
-  claudeEntryForSsh,
-  claudeEntryForUrl,
-  TOKEN_PLACEHOLDER,
-} from '../src/claude/entry.ts';
+import { type ClaudeServerEntry, claudeEntryForSsh, claudeEntryForUrl } from '../src/claude/entry.ts';
+import { TOKEN_PLACEHOLDER } from '../src/connect/token-env.ts';
 import { VERSION } from '../src/version.ts';
 import { runCli, runProcess } from './helpers/cli.ts';
 

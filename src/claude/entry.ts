@@ -1,6 +1,7 @@
 // Claude Desktop `mcpServers` entries, as pure functions: the relay bridge (`connect <url>`) run by
 // node or npx, or SSH into the office. `claude config`, `claude install`, `demo` and the gateway share them.
 
+import { DEFAULT_TOKEN_ENV, TOKEN_PLACEHOLDER } from '../connect/token-env.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 
@@ -17,9 +18,6 @@ export type RelayLauncher =
   | { readonly kind: 'node'; readonly nodePath: string; readonly binPath: string }
   /** `npx -y mcp-relay`: works on any machine with Node, fetches the package on first start. */
   | { readonly kind: 'npx' };
-
-export const TOKEN_ENV = 'MCP_RELAY_TOKEN';
-export const TOKEN_PLACEHOLDER = '<paste your key from "mcp-relay keys create" here>';
 
 /** Entry names: what Claude Desktop shows; kept to characters that need no quoting anywhere. */
 export const ENTRY_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -44,7 +42,7 @@ export function claudeEntryForUrl(options: UrlEntryOptions): ClaudeServerEntry {
       : { command: 'npx', args: ['-y', 'mcp-relay'] };
   const args = [...relay.args, 'connect', url, ...(options.connectArgs ?? [])];
   if (options.oauth) return { command: relay.command, args };
-  return { command: relay.command, args, env: { [TOKEN_ENV]: options.token ?? TOKEN_PLACEHOLDER } };
+  return { command: relay.command, args, env: { [DEFAULT_TOKEN_ENV]: options.token ?? TOKEN_PLACEHOLDER } };
 }
 
 export interface SshEntryOptions {

@@ -2,10 +2,10 @@
 // kept apart from schema.ts so that file stays a readable overview; schema.ts spreads these in.
 
 import { z } from 'zod';
-import { globProblem } from '../policy/glob.ts';
+import { globProblem } from '../util/glob.ts';
 import { parseSize } from './units.ts';
 
-/** One glob pattern (see policy/glob.ts for the syntax); a bad one is a config error with its line. */
+/** One glob pattern (see util/glob.ts for the syntax); a bad one is a config error with its line. */
 const pattern = z.string().superRefine((value, ctx) => {
   const problem = globProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: `bad pattern ${JSON.stringify(value)}: ${problem}` });

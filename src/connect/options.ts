@@ -2,15 +2,14 @@
 // URL, extra headers (with ${ENV} expansion), the token's source or OAuth sign-in, CA file and timeout.
 
 import { readFileSync } from 'node:fs';
-import { TOKEN_PLACEHOLDER } from '../claude/entry.ts';
 import { parseDuration } from '../config/units.ts';
 import { RelayError } from '../protocol/errors.ts';
 import { type AuthProvider, staticTokenAuth } from './auth.ts';
 import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import { type ClientCertificate, type ProxySettings, proxySettings } from './dispatcher.ts';
 import { type OAuthFlags, oauthProvider } from './oauth/options.ts';
+import { TOKEN_PLACEHOLDER } from './token-env.ts';
 
-export const DEFAULT_TOKEN_ENV = 'MCP_RELAY_TOKEN';
 /** A gateway restart takes 0.5–6 s: waiting this long keeps it invisible to the user. */
 export const DEFAULT_RECONNECT_WAIT = '15s';
 /** Three keep-alive intervals the gateway advertises (45 s with its default 15 s), none for other servers. */
@@ -169,27 +168,6 @@ function expandEnv(value: string, env: NodeJS.ProcessEnv, header: string): strin
       `--header ${header}: environment variable ${name} is not set (write \${${name}:-default} for a default)`,
     );
   });
-}
-
-/**
- * The values of a repeatable flag (`--header v`, `--header=v`, `-H v`) from raw argv, since the CLI
- * parser keeps only the last one. Stops at `--`.
- */
-export function collectRepeatedFlag(rawArgs: readonly string[], long: string, short?: string): string[] {
-  const values: string[] = [];
-  for (let index = 0; index < rawArgs.length; index++) {
-    const arg = rawArgs[index] ?? '';
-    if (arg === '--') break;
-    if (arg === long || (short !== undefined && arg === short)) {
-      const next = rawArgs[index + 1];
-      if (next === undefined) throw usage(`${arg} needs a value`);
-      values.push(next);
-      index++;
-    } else if (arg.startsWith(`${long}=`)) {
-      values.push(arg.slice(long.length + 1));
-    }
-  }
-  return values;
 }
 
 function readCa(file: string): string {

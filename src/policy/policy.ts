@@ -4,7 +4,7 @@
 import type { ItemFilterConfig } from '../config/policy-schema.ts';
 import type { RelayConfig, ServerConfig } from '../config/schema.ts';
 import type { Identity } from '../sessions/types.ts';
-import { compileGlobs } from './glob.ts';
+import { compileGlobs } from '../util/glob.ts';
 
 /** The three kinds of item a server offers that the config can filter. */
 export type ItemKind = 'tool' | 'prompt' | 'resource';

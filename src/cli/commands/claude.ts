@@ -14,8 +14,8 @@ import {
   mcpServersSnippet,
 } from '../../claude/entry.ts';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
-import { collectRepeatedFlag } from '../../connect/options.ts';
 import { RelayError } from '../../protocol/errors.ts';
+import { collectRepeatedFlag } from '../flags.ts';
 
 const entryArgs = {
   url: {

@@ -5,13 +5,9 @@ import { defineCommand } from 'citty';
 import { createBridge } from '../../connect/bridge.ts';
 import { createStderrLog } from '../../connect/diagnostics.ts';
 import { DEFAULT_LOGIN_TIMEOUT } from '../../connect/oauth/options.ts';
-import {
-  collectRepeatedFlag,
-  DEFAULT_IDLE_TIMEOUT,
-  DEFAULT_RECONNECT_WAIT,
-  DEFAULT_TOKEN_ENV,
-  resolveConnectSetup,
-} from '../../connect/options.ts';
+import { DEFAULT_IDLE_TIMEOUT, DEFAULT_RECONNECT_WAIT, resolveConnectSetup } from '../../connect/options.ts';
+import { DEFAULT_TOKEN_ENV } from '../../connect/token-env.ts';
+import { collectRepeatedFlag } from '../flags.ts';
 
 export const connectCommand = defineCommand({
   meta: {

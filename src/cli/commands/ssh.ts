@@ -6,11 +6,11 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type ArgsDef, defineCommand } from 'citty';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
-import { collectRepeatedFlag } from '../../connect/options.ts';
 import { RelayError } from '../../protocol/errors.ts';
 import { type AuthorizedEntry, authorizeKey, listAuthorized, revokeKeys } from '../../ssh/authorized-keys.ts';
 import { loadConfigDespiteUnsetVars, runSshEntry } from '../../ssh/entry.ts';
 import { parsePublicKeyFile } from '../../ssh/public-key.ts';
+import { collectRepeatedFlag } from '../flags.ts';
 import { alignColumns } from '../table.ts';
 
 const fileArgs = {

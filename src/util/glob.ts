@@ -1,5 +1,6 @@
 // Glob patterns of the policy filters (tool and prompt names, resource URIs): checked once when the
-// config is read, compiled to anchored regular expressions the request path only runs.
+// config is read, compiled to anchored regular expressions the request path only runs. A leaf under
+// util/, so config/ checks patterns without loading policy/.
 //
 // Syntax: `*` any run of characters (including none, and including `/`), `?` one character,
 // `[abc]` / `[a-z]` / `[!abc]` one character of (or not of) a class, `\x` the character x itself.
