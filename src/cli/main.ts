@@ -1,9 +1,11 @@
 // The CLI: commands are data (citty); each `run` calls library code and returns an exit code.
-// main(argv) never calls process.exit, so tests can drive it; bin/mcp-relay.js owns the exit.
+// main(argv, io) never calls process.exit and writes only through io, so tests can drive it
+// in-process; bin/mcp-relay.js owns the exit.
 
 import { type CommandDef, renderUsage, runCommand } from 'citty';
 import { RelayError } from '../protocol/errors.ts';
 import { VERSION } from '../version.ts';
+import { type CliIo, processIo } from './io.ts';
 
 const root: CommandDef = {
   meta: {
@@ -23,35 +25,55 @@ const root: CommandDef = {
   },
 };
 
-/** Runs the CLI with `argv` (without node and script) and resolves to the process exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
+/**
+ * Runs the CLI with `argv` (without node and script) and resolves to the process exit code. `io` is
+ * where commands read and write (default: this process's streams and environment).
+ */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
-    process.stdout.write(`${await renderUsage(root)}\n`);
+    io.stdout.write(`${await renderUsage(root)}\n`);
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version' || argv[0] === '-v') {
-    process.stdout.write(`${VERSION}\n`);
+    io.stdout.write(`${VERSION}\n`);
     return 0;
   }
   const help = await helpFor(argv);
   if (help !== undefined) {
-    process.stdout.write(`${help}\n`);
+    io.stdout.write(`${help}\n`);
     return 0;
   }
   const subCommands = (await resolve(root.subCommands)) as Record<string, CommandDef>;
   const [name, ...rest] = argv as [string, ...string[]];
   const command = subCommands[name];
   if (!command) {
-    process.stderr.write(`mcp-relay: unknown command "${name}"; see mcp-relay --help\n`);
+    io.stderr.write(`mcp-relay: unknown command "${name}"; see mcp-relay --help\n`);
     return 2;
   }
   try {
-    // Run the command itself (not through root): citty drops the return value of subcommands.
-    const { result } = await runCommand(await resolve(command), { rawArgs: rest });
+    // Run the named command itself (not through root or its parent): citty hands neither the return
+    // value of a subcommand back nor `data` (the io) down to it.
+    const [leaf, leafArgs] = await leafCommand(await resolve(command), rest);
+    const { result } = await runCommand(leaf, { rawArgs: leafArgs, data: io });
     return typeof result === 'number' ? result : 0;
   } catch (error) {
-    return reportError(error);
+    return reportError(error, io);
   }
+}
+
+/**
+ * The subcommand argv names (`keys list` → list) with the words after its name, found as citty finds
+ * it. A group without a known subcommand comes back itself, so citty reports the error as it would.
+ */
+async function leafCommand(command: CommandDef, rawArgs: string[]): Promise<[CommandDef, string[]]> {
+  const subs = (await resolve(command.subCommands)) as Record<string, CommandDef> | undefined;
+  // Only argument-less groups (claude, keys, ssh): flags before the subcommand name take no value there.
+  if (subs === undefined || command.args !== undefined || command.run !== undefined)
+    return [command, rawArgs];
+  const at = rawArgs.findIndex((word) => word === '--' || !word.startsWith('-'));
+  const word = at === -1 ? undefined : rawArgs[at];
+  if (word === undefined || word === '--' || !Object.hasOwn(subs, word)) return [command, rawArgs];
+  return leafCommand(await resolve(subs[word] as CommandDef), rawArgs.slice(at + 1));
 }
 
 /** Usage text when argv asks for help (`cmd --help`, `cmd sub -h`), else undefined. */
@@ -75,17 +97,16 @@ async function resolve<T>(value: T | Promise<T> | (() => T) | (() => Promise<T>)
   return typeof value === 'function' ? await (value as () => T | Promise<T>)() : await value;
 }
 
-function reportError(error: unknown): number {
+function reportError(error: unknown, io: CliIo): number {
   if (error instanceof RelayError) {
-    process.stderr.write(`mcp-relay: ${error.message}\n`);
+    io.stderr.write(`mcp-relay: ${error.message}\n`);
     return error.code === 'USAGE' || error.code === 'CONFIG_INVALID' || error.code === 'CONFIG_NOT_FOUND'
       ? 2
       : 1;
   }
   // citty's own argument errors (unknown command, missing positional) arrive as plain errors.
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`mcp-relay: ${message}\n`);
-  if (process.env.MCP_RELAY_DEBUG && error instanceof Error && error.stack)
-    process.stderr.write(`${error.stack}\n`);
+  io.stderr.write(`mcp-relay: ${message}\n`);
+  if (io.env.MCP_RELAY_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
   return 1;
 }

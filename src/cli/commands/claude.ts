@@ -1,7 +1,7 @@
 // `mcp-relay claude config|install`: the Claude Desktop entry that starts the relay bridge (or ssh),
 // printed as ready-to-paste JSON or merged into the user's claude_desktop_config.json.
 
-import { resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 import { type ArgsDef, defineCommand } from 'citty';
 import { claudeDesktopConfigPath, installClaudeEntry } from '../../claude/desktop-config.ts';
 import {
@@ -16,6 +16,7 @@ import {
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
 import { RelayError } from '../../protocol/errors.ts';
 import { collectRepeatedFlag } from '../flags.ts';
+import { absolutePathIn, type CliIo, ioFrom } from '../io.ts';
 
 const entryArgs = {
   url: {
@@ -80,10 +81,11 @@ interface EntryArgs {
 const configCommand = defineCommand({
   meta: { name: 'config', description: 'Print a ready-to-paste Claude Desktop config for a gateway URL' },
   args: entryArgs,
-  run({ args, rawArgs }) {
-    const { name, entry } = entryFromArgs(args, rawArgs);
-    process.stdout.write(`${JSON.stringify(mcpServersSnippet(name, entry), null, 2)}\n`);
-    warnAbout(args);
+  run({ args, rawArgs, data }) {
+    const io = ioFrom(data);
+    const { name, entry } = entryFromArgs(args, rawArgs, io);
+    io.stdout.write(`${JSON.stringify(mcpServersSnippet(name, entry), null, 2)}\n`);
+    warnAbout(args, io.stderr);
     return 0;
   },
 });
@@ -101,20 +103,24 @@ const installCommand = defineCommand({
       valueHint: 'PATH',
     },
   },
-  async run({ args, rawArgs }) {
-    const { name, entry } = entryFromArgs(args, rawArgs);
+  async run({ args, rawArgs, data }) {
+    const io = ioFrom(data);
+    const { name, entry } = entryFromArgs(args, rawArgs, io);
     const given = args['config-path'];
-    const path = given !== undefined && given !== '' ? resolve(given) : claudeDesktopConfigPath();
+    const path =
+      given !== undefined && given !== ''
+        ? absolutePathIn(io, given)
+        : claudeDesktopConfigPath(process.platform, io.env);
     const result = await installClaudeEntry(path, name, entry);
     if (result.unchanged) {
-      process.stdout.write(`"${name}" is already in ${path} as given; nothing to do.\n`);
+      io.stdout.write(`"${name}" is already in ${path} as given; nothing to do.\n`);
       return 0;
     }
     const verb = result.replaced ? 'replaced' : 'added';
-    process.stdout.write(`${verb} "${name}" in ${path}${result.created ? ' (new file)' : ''}\n`);
-    if (result.backup) process.stdout.write(`previous file saved as ${result.backup}\n`);
-    process.stdout.write('Restart Claude Desktop (quit it fully, then open it again) to load the change.\n');
-    warnAbout(args);
+    io.stdout.write(`${verb} "${name}" in ${path}${result.created ? ' (new file)' : ''}\n`);
+    if (result.backup) io.stdout.write(`previous file saved as ${result.backup}\n`);
+    io.stdout.write('Restart Claude Desktop (quit it fully, then open it again) to load the change.\n');
+    warnAbout(args, io.stderr);
     return 0;
   },
 });
@@ -127,9 +133,10 @@ export const claudeCommand = defineCommand({
 function entryFromArgs(
   args: EntryArgs,
   rawArgs: readonly string[],
+  io: CliIo,
 ): { name: string; entry: ClaudeServerEntry } {
   const sshOptions = collectRepeatedFlag(rawArgs, '--ssh-option');
-  const connectArgs = connectFlags(args);
+  const connectArgs = connectFlags(args, io);
   if (args.ssh !== undefined && args.url !== undefined)
     throw new RelayError('USAGE', 'give either --url or --ssh, not both');
   let name: string;
@@ -173,39 +180,35 @@ function entryFromArgs(
 }
 
 /** The `connect` flags the entry carries; files become absolute, since Claude Desktop's working folder is unknown. */
-function connectFlags(args: EntryArgs): string[] {
+function connectFlags(args: EntryArgs, io: CliIo): string[] {
   if ((args.cert === undefined) !== (args.key === undefined))
     throw new RelayError('USAGE', '--cert and --key go together');
   const flags: string[] = [];
   for (const name of ['ca', 'cert', 'key'] as const) {
     const file = args[name];
-    if (file !== undefined) flags.push(`--${name}`, resolve(file));
+    if (file !== undefined) flags.push(`--${name}`, absolutePathIn(io, file));
   }
   if (args.proxy !== undefined) flags.push('--proxy', args.proxy);
   return flags;
 }
 
 /** Hints on stderr, so stdout stays pure JSON for `claude config > file`. */
-function warnAbout(args: EntryArgs): void {
+function warnAbout(args: EntryArgs, stderr: Writable): void {
   if (args.ssh !== undefined) {
-    process.stderr.write(
+    stderr.write(
       'note: on the office server, let the key in with "mcp-relay ssh authorize --user <name> --key-file <key>.pub".\n',
     );
   }
   if (args.url === undefined) return;
   if (args.token === undefined && !args.oauth) {
-    process.stderr.write(
+    stderr.write(
       'note: MCP_RELAY_TOKEN holds a placeholder; replace it with a key from "mcp-relay keys create <user>" (or use --oauth).\n',
     );
   }
   if (isCleartextRemote(args.url)) {
-    process.stderr.write(
-      'warning: the URL is plain http to another machine; the key would travel unencrypted.\n',
-    );
+    stderr.write('warning: the URL is plain http to another machine; the key would travel unencrypted.\n');
   }
   if (args.command === 'default' && !isBuilt()) {
-    process.stderr.write(
-      'warning: this checkout is not built; run "npm run build" or the entry will not start.\n',
-    );
+    stderr.write('warning: this checkout is not built; run "npm run build" or the entry will not start.\n');
   }
 }

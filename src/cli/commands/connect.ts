@@ -8,6 +8,7 @@ import { DEFAULT_LOGIN_TIMEOUT } from '../../connect/oauth/options.ts';
 import { DEFAULT_IDLE_TIMEOUT, DEFAULT_RECONNECT_WAIT, resolveConnectSetup } from '../../connect/options.ts';
 import { DEFAULT_TOKEN_ENV } from '../../connect/token-env.ts';
 import { collectRepeatedFlag } from '../flags.ts';
+import { ioFrom } from '../io.ts';
 
 export const connectCommand = defineCommand({
   meta: {
@@ -116,8 +117,10 @@ export const connectCommand = defineCommand({
       description: 'more detail on stderr (stdout only ever carries protocol messages)',
     },
   },
-  async run({ args, rawArgs }): Promise<number> {
-    const log = createStderrLog({ verbose: args.verbose });
+  async run({ args, rawArgs, data }): Promise<number> {
+    const io = ioFrom(data);
+    const input = io.stdin ?? process.stdin;
+    const log = createStderrLog({ verbose: args.verbose, write: (line) => io.stderr.write(line) });
     const setup = resolveConnectSetup(
       {
         url: args.url,
@@ -140,13 +143,13 @@ export const connectCommand = defineCommand({
           loginTimeout: args['login-timeout'],
         },
       },
-      process.env,
+      io.env,
       log,
     );
     const bridge = createBridge({
       ...setup,
-      input: process.stdin,
-      output: process.stdout,
+      input,
+      output: io.stdout,
       log,
     });
     const stop = () => {
@@ -160,7 +163,7 @@ export const connectCommand = defineCommand({
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
       // After a signal stdin may still be open; it must not keep the process alive.
-      process.stdin.destroy();
+      input.destroy();
       await setup.auth.close?.();
     }
     return 0;

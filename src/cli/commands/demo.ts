@@ -11,6 +11,7 @@ import { thisMachineLauncher } from '../../claude/launcher.ts';
 import { buildConfig, loadConfigFile } from '../../config/load.ts';
 import { createGateway } from '../../gateway/create-gateway.ts';
 import { createLogger } from '../../log.ts';
+import { ioFrom } from '../io.ts';
 import { untilSignal } from '../signals.ts';
 
 const DEMO_USER = 'demo';
@@ -31,7 +32,8 @@ export const demoCommand = defineCommand({
     },
     port: { type: 'string', description: 'port to listen on', default: '8787', valueHint: 'N' },
   },
-  async run({ args }) {
+  async run({ args, data }) {
+    const io = ioFrom(data);
     const dir = resolve(args.dir);
     const configPath = join(dir, 'relay.yaml');
     if (!existsSync(configPath)) writeDemoConfig(dir, configPath);
@@ -49,7 +51,7 @@ export const demoCommand = defineCommand({
     await gateway.listen();
     const url = `${gateway.url.replace('127.0.0.1', 'localhost')}/mcp/${DEMO_SERVER}`;
     const entry = claudeEntryForUrl({ url, token: key, launcher: thisMachineLauncher() });
-    process.stdout.write(
+    io.stdout.write(
       [
         '',
         'mcp-relay is running with the 3D scene demo.',

@@ -1,13 +1,13 @@
 // `mcp-relay keys create|list|revoke`: manages the API-key file named by relay.yaml (or --keys-file).
 // The key is printed once, to stdout only; everything else goes to stderr.
 
-import { resolve } from 'node:path';
 import { type ArgsDef, defineCommand } from 'citty';
 import { createKey, type KeySummary, listKeys, revokeKey } from '../../auth/key-admin.ts';
 import { PRINCIPAL_NAME_RULE } from '../../auth/principal-name.ts';
 import { type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { formatDuration, parseDuration } from '../../config/units.ts';
 import { RelayError } from '../../protocol/errors.ts';
+import { absolutePathIn, type CliIo, ioFrom, pathIn } from '../io.ts';
 import { alignColumns } from '../table.ts';
 
 const fileArgs = {
@@ -36,21 +36,22 @@ const createCommand = defineCommand({
     group: { type: 'string', description: 'a group the user belongs to (repeatable)', valueHint: 'NAME' },
     ...fileArgs,
   },
-  async run({ args, rawArgs }) {
-    const file = keysFileFrom(args);
+  async run({ args, rawArgs, data }) {
+    const io = ioFrom(data);
+    const file = keysFileFrom(args, io);
     const expiresInMs = args.expires === undefined ? undefined : parseLifetime(args.expires);
     const { key, record } = await createKey(file, {
       user: args.user,
       groups: repeatedOption(rawArgs, 'group'),
       ...(expiresInMs === undefined ? {} : { expiresInMs }),
     });
-    process.stdout.write(`${key}\n`);
+    io.stdout.write(`${key}\n`);
     const groups = record.groups.length > 0 ? `, groups ${record.groups.join(',')}` : '';
     const expiry =
       record.expires && expiresInMs !== undefined
         ? `expires ${record.expires} (in ${formatDuration(expiresInMs)})`
         : 'never expires';
-    process.stderr.write(
+    io.stderr.write(
       `created key ${record.id} for ${record.user}${groups}; ${expiry}.\n` +
         'The key above is shown only this once: give it to the user now (their MCP_RELAY_TOKEN).\n',
     );
@@ -64,15 +65,16 @@ const listCommand = defineCommand({
     json: { type: 'boolean', description: 'print JSON instead of a table', default: false },
     ...fileArgs,
   },
-  async run({ args }) {
-    const file = keysFileFrom(args);
+  async run({ args, data }) {
+    const io = ioFrom(data);
+    const file = keysFileFrom(args, io);
     const keys = await listKeys(file);
     if (args.json) {
-      process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
+      io.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
     } else if (keys.length === 0) {
-      process.stderr.write(`no API keys in ${file}\n`);
+      io.stderr.write(`no API keys in ${file}\n`);
     } else {
-      process.stdout.write(`${formatTable(keys)}\n`);
+      io.stdout.write(`${formatTable(keys)}\n`);
     }
     return 0;
   },
@@ -84,9 +86,10 @@ const revokeCommand = defineCommand({
     id: { type: 'positional', description: 'the key id shown by "keys list"', required: true },
     ...fileArgs,
   },
-  async run({ args }) {
-    const record = await revokeKey(keysFileFrom(args), args.id);
-    process.stderr.write(
+  async run({ args, data }) {
+    const io = ioFrom(data);
+    const record = await revokeKey(keysFileFrom(args, io), args.id);
+    io.stderr.write(
       `revoked key ${record.id} of ${record.user}; a running gateway stops accepting it within 2 seconds.\n`,
     );
     return 0;
@@ -98,12 +101,12 @@ export const keysCommand = defineCommand({
   subCommands: { create: createCommand, list: listCommand, revoke: revokeCommand },
 });
 
-function keysFileFrom(args: { config: string; 'keys-file'?: string | undefined }): string {
+function keysFileFrom(args: { config: string; 'keys-file'?: string | undefined }, io: CliIo): string {
   const direct = args['keys-file'];
-  if (direct !== undefined && direct !== '') return resolve(direct);
+  if (direct !== undefined && direct !== '') return absolutePathIn(io, direct);
   let loaded: LoadedConfig;
   try {
-    loaded = loadConfigFile(args.config);
+    loaded = loadConfigFile(pathIn(io, args.config), io.env);
   } catch (error) {
     if (error instanceof RelayError && error.code === 'CONFIG_NOT_FOUND') {
       throw new RelayError('CONFIG_NOT_FOUND', `${error.message} (pass --config FILE or --keys-file FILE)`);

@@ -11,6 +11,7 @@ import type { RelayConfig } from '../../config/schema.ts';
 import { createGateway } from '../../gateway/create-gateway.ts';
 import { createLogger, type Logger } from '../../log.ts';
 import { RelayError } from '../../protocol/errors.ts';
+import { ioFrom } from '../io.ts';
 import { untilSignal } from '../signals.ts';
 
 /** What stopping the gateway may take beyond the drain (closing sessions, stopping backends). */
@@ -28,7 +29,8 @@ export const serveCommand = defineCommand({
     host: { type: 'string', description: 'address to bind (overrides listen.host)', valueHint: 'ADDR' },
     isolation: { type: 'string', description: 'isolation of the quick-form server', valueHint: 'MODE' },
   },
-  async run({ args, rawArgs }) {
+  async run({ args, rawArgs, data }) {
+    const io = ioFrom(data);
     const dashDash = rawArgs.indexOf('--');
     const command = dashDash === -1 ? [] : rawArgs.slice(dashDash + 1);
     const loaded = command.length > 0 ? quickConfig(command, args.isolation) : fileConfig(args.config);
@@ -54,7 +56,7 @@ export const serveCommand = defineCommand({
     await gateway.listen();
     const where =
       final.listen === false ? `on ${final.ssh?.socket} only (listen: false)` : `at ${gateway.url}`;
-    process.stderr.write(`mcp-relay gateway ${where} (servers: ${Object.keys(final.servers).join(', ')})\n`);
+    io.stderr.write(`mcp-relay gateway ${where} (servers: ${Object.keys(final.servers).join(', ')})\n`);
     // A config file is watched, and SIGHUP re-reads it at once: policy, limits, origins and audit apply live.
     const reloader =
       command.length > 0

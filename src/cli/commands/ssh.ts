@@ -3,7 +3,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { type ArgsDef, defineCommand } from 'citty';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
 import { RelayError } from '../../protocol/errors.ts';
@@ -11,6 +11,7 @@ import { type AuthorizedEntry, authorizeKey, listAuthorized, revokeKeys } from '
 import { loadConfigDespiteUnsetVars, runSshEntry } from '../../ssh/entry.ts';
 import { parsePublicKeyFile } from '../../ssh/public-key.ts';
 import { collectRepeatedFlag } from '../flags.ts';
+import { absolutePathIn, type CliIo, ioFrom, pathIn } from '../io.ts';
 import { alignColumns } from '../table.ts';
 
 const fileArgs = {
@@ -44,20 +45,21 @@ const authorizeCommand = defineCommand({
     },
     ...fileArgs,
   },
-  async run({ args, rawArgs }) {
-    const configPath = resolve(args.config);
+  async run({ args, rawArgs, data }) {
+    const io = ioFrom(data);
+    const configPath = absolutePathIn(io, args.config);
     // Loaded now so that a key never points at a broken config. The service's ${VAR}s may be unset
     // in this shell; whether ssh-entry gets them is checked when it runs.
-    loadConfigDespiteUnsetVars(configPath, process.env);
+    loadConfigDespiteUnsetVars(configPath, io.env);
     let text: string;
     try {
-      text = await readFile(args['key-file'], 'utf8');
+      text = await readFile(pathIn(io, args['key-file']), 'utf8');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
       throw new RelayError('AUTHORIZED_KEYS', `cannot read the key file ${args['key-file']}: ${code}`);
     }
     const key = parsePublicKeyFile(text, args['key-file']);
-    const file = authorizedKeysPath(args['authorized-keys']);
+    const file = authorizedKeysPath(args['authorized-keys'], io);
     const launcher = thisMachineLauncher();
     if (launcher.kind !== 'node') throw new Error('unreachable: this installation runs under node');
     const { nodePath, binPath } = launcher;
@@ -69,9 +71,9 @@ const authorizeCommand = defineCommand({
       groups: [...new Set(collectRepeatedFlag(rawArgs, '--group'))],
     });
     const said = { added: 'added', replaced: 'updated', unchanged: 'already present, unchanged:' }[outcome];
-    process.stdout.write(`${said} ${key.type} ${key.fingerprint} for ${args.user} in ${file}\n`);
+    io.stdout.write(`${said} ${key.type} ${key.fingerprint} for ${args.user} in ${file}\n`);
     if (!isBuilt()) {
-      process.stderr.write(
+      io.stderr.write(
         'warning: this checkout is not built; run "npm run build" or ssh-entry will not start.\n',
       );
     }
@@ -90,14 +92,15 @@ const revokeCommand = defineCommand({
     },
     ...fileArgs,
   },
-  async run({ args }) {
-    const file = authorizedKeysPath(args['authorized-keys']);
+  async run({ args, data }) {
+    const io = ioFrom(data);
+    const file = authorizedKeysPath(args['authorized-keys'], io);
     const removed = await revokeKeys(file, args.user, args.fingerprint);
     if (removed === 0) {
       const which = args.fingerprint ? `key ${args.fingerprint} of ${args.user}` : `keys of ${args.user}`;
       throw new RelayError('AUTHORIZED_KEYS', `no ${which} in ${file}`);
     }
-    process.stdout.write(`removed ${removed} key(s) of ${args.user} from ${file}\n`);
+    io.stdout.write(`removed ${removed} key(s) of ${args.user} from ${file}\n`);
     return 0;
   },
 });
@@ -108,12 +111,13 @@ const listCommand = defineCommand({
     json: { type: 'boolean', description: 'print JSON instead of a table', default: false },
     ...fileArgs,
   },
-  async run({ args }) {
-    const file = authorizedKeysPath(args['authorized-keys']);
+  async run({ args, data }) {
+    const io = ioFrom(data);
+    const file = authorizedKeysPath(args['authorized-keys'], io);
     const entries = await listAuthorized(file);
-    if (args.json) process.stdout.write(`${JSON.stringify(entries.map(summary), null, 2)}\n`);
-    else if (entries.length === 0) process.stderr.write(`no keys written by mcp-relay in ${file}\n`);
-    else process.stdout.write(`${table(entries)}\n`);
+    if (args.json) io.stdout.write(`${JSON.stringify(entries.map(summary), null, 2)}\n`);
+    else if (entries.length === 0) io.stderr.write(`no keys written by mcp-relay in ${file}\n`);
+    else io.stdout.write(`${table(entries)}\n`);
     return 0;
   },
 });
@@ -134,7 +138,9 @@ export const sshEntryCommand = defineCommand({
     user: { type: 'string', description: 'the user this key belongs to', required: true },
     group: { type: 'string', description: 'a group of the user (repeatable)', valueHint: 'NAME' },
   },
-  async run({ args, rawArgs }): Promise<number> {
+  async run({ args, rawArgs, data }): Promise<number> {
+    const io = ioFrom(data);
+    const input = io.stdin ?? process.stdin;
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     const signals = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
@@ -144,22 +150,24 @@ export const sshEntryCommand = defineCommand({
         configPath: args.config,
         user: args.user,
         groups: collectRepeatedFlag(rawArgs, '--group'),
-        env: process.env,
-        input: process.stdin,
-        output: process.stdout,
-        errors: process.stderr,
+        env: io.env,
+        input,
+        output: io.stdout,
+        errors: io.stderr,
         signal: stop.signal,
       });
     } finally {
       for (const name of signals) process.off(name, onSignal);
       // stdin may still be open (a refusal, a signal); it must not keep the process alive.
-      process.stdin.destroy();
+      input.destroy();
     }
   },
 });
 
-function authorizedKeysPath(given: string | undefined): string {
-  return given !== undefined && given !== '' ? resolve(given) : join(homedir(), '.ssh', 'authorized_keys');
+function authorizedKeysPath(given: string | undefined, io: CliIo): string {
+  return given !== undefined && given !== ''
+    ? absolutePathIn(io, given)
+    : join(homedir(), '.ssh', 'authorized_keys');
 }
 
 function summary(entry: AuthorizedEntry) {
