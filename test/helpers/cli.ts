@@ -1,10 +1,12 @@
-// Runs `mcp-relay <args>` from source in a child process and captures stdout, stderr and exit code;
-// starts the `connect` bridge with the SDK client on its stdio.
+// Runs `mcp-relay <args>` from source in a child process, or in this process through main(argv, io),
+// and captures stdout, stderr and exit code; starts the `connect` bridge with the SDK client on its stdio.
 
 import { spawn } from 'node:child_process';
+import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { main } from '../../src/cli/main.ts';
 
 const RUN_CLI = fileURLToPath(new URL('../fixtures/run-cli.ts', import.meta.url));
 
@@ -19,6 +21,37 @@ export function runCli(
   options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<CliResult> {
   return runProcess(process.execPath, [RUN_CLI, ...args], options);
+}
+
+/**
+ * `runCli` without the child process: main() in this process, its output in buffers. stdin is empty
+ * and already ended, as a spawned run's is; `env` replaces the environment the command sees.
+ */
+export async function runCliInProcess(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
+  const stdout = new TextSink();
+  const stderr = new TextSink();
+  const stdin = new PassThrough();
+  stdin.end();
+  const code = await main(args, {
+    stdout,
+    stderr,
+    stdin,
+    env: options.env ?? { ...process.env },
+    cwd: options.cwd ?? process.cwd(),
+  });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** A stream that keeps what is written to it as text. */
+class TextSink extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
+    this.text += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    done();
+  }
 }
 
 export function runProcess(
