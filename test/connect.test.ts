@@ -1,5 +1,5 @@
 // `mcp-relay connect`: the bridge as a real child process between the official SDK client (stdio)
-// and a real Streamable HTTP MCP server, plus fast unit tests of its SSE parser and flag parsing.
+// and a real Streamable HTTP MCP server (connect-unit.test.ts: its SSE parser and flag parsing).
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -11,10 +11,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { collectRepeatedFlag } from '../src/cli/flags.ts';
 import { createBridge } from '../src/connect/bridge.ts';
-import { parseHeaderFlags } from '../src/connect/options.ts';
-import { parseSse, type SseEvent } from '../src/connect/sse.ts';
 import { type FixtureOptions, type FixtureServer, startFixtureServer } from './fixtures/http-mcp-server.ts';
 import { BRIDGE_BASE_ENV, type Bridged, connectThroughBridge } from './helpers/cli.ts';
 
@@ -381,13 +378,6 @@ describe('connect: stdio hygiene and lifecycle', () => {
     bridge.child.kill('SIGTERM');
     assert.equal(await bridge.exited, 0);
   });
-
-  it('exits with a usage error on a bad flag, without echoing the header value', async () => {
-    const bridge = spawnRaw(fixture().url, ['--header', 'no-colon-secret']);
-    assert.equal(await bridge.exited, 2);
-    assert.match(bridge.stderr(), /--header needs "Name: Value"/);
-    assert.doesNotMatch(bridge.stderr(), /secret/);
-  });
 });
 
 describe('connect: the bridge in-process', () => {
@@ -474,52 +464,5 @@ describe('connect: TLS with a private CA', () => {
     } finally {
       await bridged.close();
     }
-  });
-});
-
-describe('connect: SSE parser', () => {
-  async function collect(chunks: string[]): Promise<SseEvent[]> {
-    const events: SseEvent[] = [];
-    async function* body() {
-      for (const chunk of chunks) yield new TextEncoder().encode(chunk);
-    }
-    for await (const event of parseSse(body())) events.push(event);
-    return events;
-  }
-
-  it('handles fields split across chunks, CRLF, comments, priming events and multi-line data', async () => {
-    const events = await collect([
-      ': keep-alive\r\n\r\nid: 1\r',
-      '\nretry: 50\r\ndata:\r\n\r\nevent: message\ndata: {"a":',
-      '1}\ndata: 2\nid: 7\n\n',
-      'data: unfinished',
-    ]);
-    assert.deepEqual(events, [
-      { id: '1', event: 'message', data: '', retry: 50 },
-      { id: '7', event: 'message', data: '{"a":1}\n2', retry: undefined },
-    ]);
-  });
-});
-
-describe('connect: flags', () => {
-  it('collects repeated --header flags in every spelling, up to --', () => {
-    assert.deepEqual(
-      collectRepeatedFlag(
-        ['u', '--header', 'A: 1', '-H', 'B: 2', '--header=C: 3', '--', '-H', 'D'],
-        '--header',
-        '-H',
-      ),
-      ['A: 1', 'B: 2', 'C: 3'],
-    );
-  });
-
-  it('expands environment references (with and without default) and refuses managed headers', () => {
-    const env = { TEAM: 'design' };
-    assert.deepEqual(parseHeaderFlags([`X-Team: ${envRef('TEAM')}`, `X-Zone: ${envRef('ZONE:-eu')}`], env), {
-      'x-team': 'design',
-      'x-zone': 'eu',
-    });
-    assert.throws(() => parseHeaderFlags([`X-Key: ${envRef('MISSING')}`], env), /MISSING is not set/);
-    assert.throws(() => parseHeaderFlags(['Mcp-Session-Id: x'], env), /sets this header itself/);
   });
 });

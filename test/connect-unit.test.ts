@@ -1,0 +1,67 @@
+// `mcp-relay connect` without a server: its SSE parser, and its flags parsed by the CLI in-process.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { collectRepeatedFlag } from '../src/cli/flags.ts';
+import { parseHeaderFlags } from '../src/connect/options.ts';
+import { parseSse, type SseEvent } from '../src/connect/sse.ts';
+import { BRIDGE_BASE_ENV, runCliInProcess } from './helpers/cli.ts';
+
+/** `${NAME}` as a user types it in a flag value (a literal, not a template). */
+const envRef = (name: string) => `\${${name}}`;
+
+describe('connect: SSE parser', () => {
+  async function collect(chunks: string[]): Promise<SseEvent[]> {
+    const events: SseEvent[] = [];
+    async function* body() {
+      for (const chunk of chunks) yield new TextEncoder().encode(chunk);
+    }
+    for await (const event of parseSse(body())) events.push(event);
+    return events;
+  }
+
+  it('handles fields split across chunks, CRLF, comments, priming events and multi-line data', async () => {
+    const events = await collect([
+      ': keep-alive\r\n\r\nid: 1\r',
+      '\nretry: 50\r\ndata:\r\n\r\nevent: message\ndata: {"a":',
+      '1}\ndata: 2\nid: 7\n\n',
+      'data: unfinished',
+    ]);
+    assert.deepEqual(events, [
+      { id: '1', event: 'message', data: '', retry: 50 },
+      { id: '7', event: 'message', data: '{"a":1}\n2', retry: undefined },
+    ]);
+  });
+});
+
+describe('connect: flags', () => {
+  it('exits with a usage error on a bad flag, without echoing the header value', async () => {
+    // Refused before any connection: no server is needed, and stdin is empty (a bridge would end at once).
+    const args = ['connect', 'http://127.0.0.1:9/mcp', '--header', 'no-colon-secret'];
+    const bridge = await runCliInProcess(args, { env: BRIDGE_BASE_ENV });
+    assert.equal(bridge.code, 2);
+    assert.match(bridge.stderr, /--header needs "Name: Value"/);
+    assert.doesNotMatch(bridge.stderr, /secret/);
+  });
+
+  it('collects repeated --header flags in every spelling, up to --', () => {
+    assert.deepEqual(
+      collectRepeatedFlag(
+        ['u', '--header', 'A: 1', '-H', 'B: 2', '--header=C: 3', '--', '-H', 'D'],
+        '--header',
+        '-H',
+      ),
+      ['A: 1', 'B: 2', 'C: 3'],
+    );
+  });
+
+  it('expands environment references (with and without default) and refuses managed headers', () => {
+    const env = { TEAM: 'design' };
+    assert.deepEqual(parseHeaderFlags([`X-Team: ${envRef('TEAM')}`, `X-Zone: ${envRef('ZONE:-eu')}`], env), {
+      'x-team': 'design',
+      'x-zone': 'eu',
+    });
+    assert.throws(() => parseHeaderFlags([`X-Key: ${envRef('MISSING')}`], env), /MISSING is not set/);
+    assert.throws(() => parseHeaderFlags(['Mcp-Session-Id: x'], env), /sets this header itself/);
+  });
+});
