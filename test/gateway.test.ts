@@ -2,6 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
   connectClient,
@@ -114,6 +116,29 @@ describe('gateway with the SDK client', () => {
   });
 });
 
+/**
+ * An SDK client on `url` once its backend answers. A server's short requestTimeout also bounds the
+ * initialize that starts its backend, which a loaded machine can take longer than; so initialize is
+ * tried again within a start-up budget (the backend, one per user, keeps starting meanwhile), and the
+ * short timeout is left to bound only the calls under test.
+ */
+async function connectOnceStarted(url: string, key: string, budgetMs = 30_000): Promise<Client> {
+  const deadline = Date.now() + budgetMs;
+  for (;;) {
+    const transport = new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${key}` } },
+    });
+    const client = new Client({ name: 'test-client', version: '1.0.0' });
+    try {
+      await client.connect(transport);
+      return client;
+    } catch (error) {
+      await client.close();
+      if (Date.now() > deadline) throw error;
+    }
+  }
+}
+
 describe('misbehaving backends', () => {
   let gw: TestGateway;
   let key: string;
@@ -143,7 +168,7 @@ describe('misbehaving backends', () => {
   });
 
   it('answers a call the backend never answers with a timeout error', async () => {
-    const { client } = await connectClient(`${gw.url}/mcp/hang`, key);
+    const client = await connectOnceStarted(`${gw.url}/mcp/hang`, key);
     await assert.rejects(
       client.callTool({ name: 'echo', arguments: { text: 'x' } }),
       /timed out after 700 ms/,
@@ -154,7 +179,7 @@ describe('misbehaving backends', () => {
   });
 
   it('ignores garbage on stdout and still answers (with a timeout error)', async () => {
-    const { client } = await connectClient(`${gw.url}/mcp/garbage`, key);
+    const client = await connectOnceStarted(`${gw.url}/mcp/garbage`, key);
     await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 'x' } }), /timed out/);
     assert.ok((await client.listTools()).tools.length > 0);
     await client.close();
