@@ -99,13 +99,26 @@ export async function rawPost(
     body,
   });
   const text = await response.text();
-  let json: unknown;
+  return { status: response.status, headers: response.headers, json: answerIn(text), text };
+}
+
+/**
+ * The JSON of a reply: the body, or, when the gateway chose a stream (a backend slow to start, on a
+ * loaded machine, turns a JSON reply into SSE after a second), its last message that is a response.
+ */
+function answerIn(text: string): unknown {
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    json = undefined;
+    const messages = [...text.matchAll(/^data: (.+)$/gm)].map((match) => {
+      try {
+        return JSON.parse(match[1] as string) as Record<string, unknown>;
+      } catch {
+        return undefined;
+      }
+    });
+    return messages.findLast((message) => message !== undefined && 'id' in message && !('method' in message));
   }
-  return { status: response.status, headers: response.headers, json, text };
 }
 
 export const INITIALIZE = JSON.stringify({
