@@ -50,9 +50,9 @@ function gateway(config: RelayConfig, owner: symbol) {
   const sessions = new SessionManager(
     config,
     silentLogger,
-    async () => ({
+    () => ({
       ok: true as const,
-      upstream: { send: (message: JsonRpcMessage) => void sent.push(message), close: async () => {} },
+      attach: () => ({ send: (message: JsonRpcMessage) => void sent.push(message), close: async () => {} }),
     }),
     gatekeeper,
     owner,

@@ -17,7 +17,7 @@ import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/reque
 import { anyPath, exact, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
 import type { Logger } from '../log.ts';
-import { BackendPool, CapacityError } from '../mux/pool.ts';
+import { BackendPool } from '../mux/pool.ts';
 import { Audit } from '../observe/audit.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { RelayError } from '../protocol/errors.ts';
@@ -78,15 +78,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const sessions = new SessionManager(
     live.view,
     log,
-    async (server, session) => {
-      try {
-        return { ok: true, upstream: await pool.attach(server, session, session) };
-      } catch (error) {
-        // The pool says "no room" by throwing; sessions and fronts see it as a result.
-        if (error instanceof CapacityError) return { ok: false, reason: 'capacity', message: error.message };
-        throw error;
-      }
-    },
+    (server, session) => pool.place(server, session),
     gatekeeper,
     owner,
   );

@@ -5,12 +5,11 @@ import type { BackendLauncher } from '../backends/launcher.ts';
 import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { Downstream, Identity, Upstream } from '../sessions/types.ts';
+import type { AtCapacity, Identity, Placement } from '../sessions/types.ts';
 import { Multiplexer } from './multiplexer.ts';
 
-/** No room for another backend process (per-server or total cap). */
-export class CapacityError extends Error {
-  override readonly name = 'CapacityError';
+function atCapacity(message: string): AtCapacity {
+  return { ok: false, reason: 'capacity', message };
 }
 
 export interface ServerStats {
@@ -54,15 +53,15 @@ export class BackendPool {
     return this.#instances.size;
   }
 
-  async attach(
-    server: string,
-    session: { id: string; identity: Identity },
-    downstream: Downstream,
-  ): Promise<Upstream> {
+  /**
+   * Where a new session's backend is (found, or started now), or no room when one more would pass a cap
+   * or the gateway is stopping: the session attaches there from its constructor.
+   */
+  place(server: string, session: { id: string; identity: Identity }): Placement {
     const config = this.#config.servers[server];
     if (!config) throw new Error(`unknown server ${server}`);
     // After stopAll (shutdown) nothing may start a backend that no one would stop.
-    if (this.#stopped) throw new CapacityError('the gateway is shutting down');
+    if (this.#stopped) return atCapacity('the gateway is shutting down');
     const mode = config.isolation;
     const key =
       mode === 'shared'
@@ -72,16 +71,12 @@ export class BackendPool {
           : `${server}\0s\0${session.id}`;
     let instance = this.#instances.get(key);
     if (!instance) {
-      if (this.#countFor(server) >= config.maxInstances) {
-        throw new CapacityError(
-          `server "${server}" already runs its maximum of ${config.maxInstances} instances`,
-        );
-      }
-      if (this.#instances.size >= this.#config.limits.maxBackends) {
-        throw new CapacityError(
+      if (this.#countFor(server) >= config.maxInstances)
+        return atCapacity(`server "${server}" already runs its maximum of ${config.maxInstances} instances`);
+      if (this.#instances.size >= this.#config.limits.maxBackends)
+        return atCapacity(
           `the gateway already runs its maximum of ${this.#config.limits.maxBackends} backends`,
         );
-      }
       instance = this.#create(
         key,
         server,
@@ -91,7 +86,8 @@ export class BackendPool {
     }
     clearTimeout(instance.idleTimer);
     instance.idleTimer = undefined;
-    return instance.mux.attach(downstream, session.identity.user);
+    const { mux } = instance;
+    return { ok: true, attach: (downstream) => mux.attach(downstream, session.identity.user) };
   }
 
   stats(): Record<string, ServerStats> {

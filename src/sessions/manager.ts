@@ -1,24 +1,18 @@
 // Creates, finds and ends sessions: binds each to its user, enforces per-user session caps, reaps idle
-// sessions, and asks the router for the upstream that serves it.
+// sessions, and asks the backend pool where each one's backend is.
 
 import { randomUUID } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { type EventOwner, publishSessionClose, publishSessionOpen, UNOWNED } from '../observe/events.ts';
 import { Session } from './session.ts';
-import type { Identity, Refusal, SessionGates, Upstream } from './types.ts';
-
-/** No room for another backend (a per-server or total cap, or shutdown): an expected refusal, not a fault. */
-export type AtCapacity = { ok: false; reason: 'capacity'; message: string };
+import type { AtCapacity, Identity, Placement, Refusal, SessionGates } from './types.ts';
 
 /**
- * Connects a new session to a backend according to the server's isolation mode; the pool's caps come
- * back as a result. It throws only for faults (the session could not be started).
+ * Where a new session's backend is, by the server's isolation mode: attach to it (once, from the
+ * session's constructor), or no room for another backend (a cap, or shutdown) as a result, not a fault.
  */
-export type UpstreamFactory = (
-  server: string,
-  session: Session,
-) => Promise<{ ok: true; upstream: Upstream } | AtCapacity>;
+export type UpstreamFactory = (server: string, session: { id: string; identity: Identity }) => Placement;
 
 export type CreateResult =
   | { ok: true; session: Session }
@@ -42,7 +36,7 @@ export class SessionManager {
   readonly #config: RelayConfig;
   readonly #log: Logger;
   readonly #connect: UpstreamFactory;
-  readonly #gates: SessionGates | undefined;
+  readonly #gates: SessionGates;
   readonly #owner: EventOwner;
   readonly #sessions = new Map<string, Session>();
   readonly #perUser = new Map<string, number>();
@@ -57,7 +51,7 @@ export class SessionManager {
     config: RelayConfig,
     log: Logger,
     connect: UpstreamFactory,
-    gates?: SessionGates,
+    gates: SessionGates,
     owner: EventOwner = UNOWNED,
   ) {
     this.#config = config;
@@ -101,7 +95,7 @@ export class SessionManager {
 
   async create(server: string, identity: Identity): Promise<CreateResult> {
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
-    const refusal = await this.#gates?.admitSession(server, identity);
+    const refusal = await this.#gates.admitSession(server, identity);
     if (refusal) return { ok: false, reason: 'refused', refusal };
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const limit = this.#config.limits.sessionsPerUser;
@@ -115,39 +109,34 @@ export class SessionManager {
     if (current >= limit) return { ok: false, reason: 'too-many-sessions', limit };
     const serverConfig = this.#config.servers[server];
     if (!serverConfig) throw new Error(`unknown server ${server}`);
-    const session = new Session({
-      id: randomUUID(),
-      identity,
-      server,
-      requestTimeoutMs: serverConfig.requestTimeout,
-      retries: {
-        answers: this.#config.limits.retryAnswers,
-        bytes: this.#config.limits.retryAnswerBytes,
-        maxAgeMs: this.#config.limits.retryAnswerAge,
+    // Placed first (a per-session backend is keyed by the id): at capacity, no session exists at all.
+    const id = randomUUID();
+    const placed = this.#connect(server, { id, identity });
+    if (!placed.ok) return placed;
+    // Connected and gated when constructed.
+    const session = new Session(
+      {
+        id,
+        identity,
+        server,
+        requestTimeoutMs: serverConfig.requestTimeout,
+        retries: {
+          answers: this.#config.limits.retryAnswers,
+          bytes: this.#config.limits.retryAnswerBytes,
+          maxAgeMs: this.#config.limits.retryAnswerAge,
+        },
+        log: this.#log,
+        owner: this.#owner,
       },
-      log: this.#log,
-      owner: this.#owner,
-    });
+      { connect: placed.attach, gate: (created) => this.#gates.open(created) },
+    );
     this.#sessions.set(session.id, session);
     this.#perUser.set(identity.user, current + 1);
     session.onClose(() => this.#forget(session));
-    let attached: Awaited<ReturnType<UpstreamFactory>>;
-    try {
-      attached = await this.#connect(server, session);
-    } catch (error) {
-      await session.close('backend could not be attached');
-      throw error;
-    }
-    if (!attached.ok) {
-      await session.close('backend could not be attached');
-      return attached;
-    }
-    session.attach(attached.upstream);
-    if (this.#gates) session.guard(this.#gates.open(session));
     const openedAt = Date.now();
     publishSessionOpen(this.#owner, session);
     session.onClose((_session, reason) => publishSessionClose(this.#owner, session, reason, openedAt));
-    // Shutdown began while the backend was attached: the initialize that asked is refused like later ones.
+    // Shutdown began while an idle session was being replaced: the initialize that asked is refused like later ones.
     if (this.#draining) {
       await session.close('gateway shutting down');
       return { ok: false, reason: 'shutting-down' };
@@ -158,7 +147,7 @@ export class SessionManager {
 
   /** Whether `session` may resume or replace an SSE stream now (policy, rate limits); the refusal if not. */
   async admitStream(session: Session): Promise<Refusal | undefined> {
-    return this.#gates?.admitStream(session);
+    return this.#gates.admitStream(session);
   }
 
   /**

@@ -52,6 +52,16 @@ export interface SessionOptions {
   owner?: EventOwner;
 }
 
+/**
+ * What a session is built with besides its options, each called once from the constructor with the
+ * session itself: its link to a backend (may throw, e.g. no room for another backend: then there is
+ * no session), and its gate (policy, limits, audit), which learns of the session's end through `onClose`.
+ */
+export interface SessionParts {
+  connect(session: Session): Upstream;
+  gate(session: Session): RequestGate;
+}
+
 interface InFlight {
   id: JsonRpcId;
   /** The first POST's reply; a `JoinedReply` once a retry of the same request joined it. */
@@ -106,8 +116,8 @@ export class Session implements Downstream {
   readonly #serverRequests = new Map<string, MessageSink | ReplyTarget | undefined>();
   readonly #queued: JsonRpcMessage[] = [];
   readonly #onclose: Array<(session: Session, reason: string) => void> = [];
-  #upstream: Upstream | undefined;
-  #gate: RequestGate | undefined;
+  readonly #upstream: Upstream;
+  readonly #gate: RequestGate;
   /** Admissions still being decided; while any is, later requests queue behind it to keep their order. */
   #admitting = 0;
   #admissions: Promise<void> = Promise.resolve();
@@ -118,7 +128,8 @@ export class Session implements Downstream {
   /** Set when the gateway shuts down: calls in flight may finish, new ones are refused. */
   #draining = false;
 
-  constructor(options: SessionOptions) {
+  /** Complete once constructed: connected to its backend, behind its gate. */
+  constructor(options: SessionOptions, parts: SessionParts) {
     this.id = options.id;
     this.identity = options.identity;
     this.server = options.server;
@@ -130,6 +141,9 @@ export class Session implements Downstream {
       user: options.identity.user,
       server: options.server,
     });
+    // Last, so both see a session whose fields are set.
+    this.#upstream = parts.connect(this);
+    this.#gate = parts.gate(this);
   }
 
   get closed(): boolean {
@@ -153,17 +167,8 @@ export class Session implements Downstream {
     this.#draining = true;
   }
 
-  attach(upstream: Upstream): void {
-    this.#upstream = upstream;
-  }
-
   onClose(listener: (session: Session, reason: string) => void): void {
     this.#onclose.push(listener);
-  }
-
-  /** Puts policy, limits and audit (a `RequestGate`) in front of this session's requests. */
-  guard(gate: RequestGate): void {
-    this.#gate = gate;
   }
 
   /** A client request; its response (or an error) will finish `reply`. */
@@ -213,10 +218,6 @@ export class Session implements Downstream {
     };
     this.#inFlight.set(key, entry);
     this.#requests++;
-    if (!this.#gate) {
-      this.#forward(key, entry, message);
-      return;
-    }
     const admission = this.#gate.admit(message);
     if (this.#admitting === 0 && !(admission instanceof Promise)) {
       this.#admitted(key, entry, message, admission);
@@ -282,7 +283,7 @@ export class Session implements Downstream {
   #forward(key: string, entry: InFlight, message: JsonRpcRequest): void {
     entry.watch = watchRequest(message);
     try {
-      this.#upstream?.send(message);
+      this.#upstream.send(message);
     } catch (error) {
       this.#log.error(
         { err: (error as Error).message, method: message.method },
@@ -320,7 +321,7 @@ export class Session implements Downstream {
     } else if (message.method === 'notifications/cancelled') {
       this.#cancelledByClient(message);
     }
-    this.#upstream?.send(message);
+    this.#upstream.send(message);
     return undefined;
   }
 
@@ -337,7 +338,7 @@ export class Session implements Downstream {
       this.#deliverResponse(message);
       return;
     }
-    if (this.#gate && !isRequest(message) && !this.#gate.passes(message)) return;
+    if (!isRequest(message) && !this.#gate.passes(message)) return;
     const method = message.method;
     if (method === 'notifications/progress') {
       const entry = this.#findByProgressToken(message.params?.progressToken);
@@ -384,7 +385,7 @@ export class Session implements Downstream {
     this.#answers.clear();
     for (const listener of this.#onclose) listener(this, reason);
     this.#log.info({ reason, ageMs: Date.now() - this.createdAt }, 'session ended');
-    await this.#upstream?.close();
+    await this.#upstream.close();
   }
 
   #deliverResponse(message: JsonRpcResponse): void {
@@ -477,7 +478,7 @@ export class Session implements Downstream {
       `request timed out after ${this.#requestTimeoutMs} ms`,
     );
     this.#settle(key, entry, response, 'timeout');
-    this.#upstream?.send({
+    this.#upstream.send({
       jsonrpc: '2.0',
       method: 'notifications/cancelled',
       params: { requestId: id, reason: 'timed out at the gateway' },

@@ -51,6 +51,15 @@ export interface Downstream {
   deliver(message: JsonRpcMessage): void;
 }
 
+/** No room for another backend (a per-server or total cap, or shutdown): an expected refusal, not a fault. */
+export type AtCapacity = { ok: false; reason: 'capacity'; message: string };
+
+/**
+ * Where a new session's backend is: `attach` makes the session's upstream there (called once, from the
+ * session's constructor, so a session never exists without one), or no room for another backend.
+ */
+export type Placement = { ok: true; attach(downstream: Downstream): Upstream } | AtCapacity;
+
 /**
  * The gateway refused a request before it reached the backend (policy, rate limit). `status` is the
  * HTTP status a front that has one should answer with (403, 429); without it the refusal is an
