@@ -1,0 +1,164 @@
+// The Supervisor in-process, over fake processes and mock timers: restart with backoff, the crash-loop
+// cool-down, a process that cannot be started, replacing a useless one, and stopping for good.
+
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import type { BackendExit, BackendProcess } from '../src/backends/process.ts';
+import { Supervisor } from '../src/backends/supervisor.ts';
+import { silentLogger } from '../src/log.ts';
+import type { JsonRpcMessage } from '../src/protocol/jsonrpc.ts';
+
+/** What the supervisor uses of a BackendProcess, in memory. */
+class FakeProcess {
+  static count = 0;
+  readonly pid = ++FakeProcess.count;
+  readonly written: JsonRpcMessage[] = [];
+  started = false;
+  killed = false;
+  stopped = false;
+  onmessage: (message: JsonRpcMessage) => void = () => {};
+  onexit: (exit: BackendExit) => void = () => {};
+  get dying(): boolean {
+    return this.killed;
+  }
+  start(): void {
+    this.started = true;
+  }
+  send(message: JsonRpcMessage): boolean {
+    this.written.push(message);
+    return true;
+  }
+  kill(): void {
+    this.killed = true;
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+  }
+  exit(code = 1): void {
+    this.onexit({ code, signal: null });
+  }
+}
+
+/** Lets the supervisor's awaited spawn and its follow-up run (setImmediate is not mocked). */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+function supervised(spawnError?: Error) {
+  const processes: FakeProcess[] = [];
+  const events: string[] = [];
+  const supervisor = new Supervisor(async () => {
+    if (spawnError) throw spawnError;
+    const process = new FakeProcess();
+    processes.push(process);
+    return process as unknown as BackendProcess;
+  }, silentLogger);
+  supervisor.onstarted = (restart) => events.push(restart ? 'restarted' : 'started');
+  supervisor.ondown = (reason) => events.push(`down: ${reason}`);
+  supervisor.onunhealthy = (reason) => events.push(`unhealthy: ${reason}`);
+  supervisor.onmessage = (message) => events.push(`message: ${JSON.stringify(message)}`);
+  return { supervisor, processes, events };
+}
+
+describe('Supervisor (fake processes, mock timers)', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'] }));
+  afterEach(() => mock.timers.reset());
+
+  it('starts a process, passes messages both ways, and restarts it after a crash with a doubling delay', async () => {
+    const { supervisor, processes, events } = supervised();
+    await supervisor.start();
+    assert.equal(supervisor.state, 'running');
+    assert.ok(processes[0]?.started);
+    assert.ok(supervisor.send({ jsonrpc: '2.0', method: 'x' }));
+    assert.equal(processes[0]?.written.length, 1);
+    processes[0]?.onmessage({ jsonrpc: '2.0', method: 'y' });
+    processes[0]?.exit(1);
+    assert.equal(supervisor.state, 'restarting');
+    assert.equal(supervisor.send({ jsonrpc: '2.0', method: 'x' }), false, 'nothing is written while down');
+    mock.timers.tick(199);
+    await settle();
+    assert.equal(processes.length, 1);
+    mock.timers.tick(1);
+    await settle();
+    assert.equal(processes.length, 2);
+    processes[1]?.exit(1);
+    mock.timers.tick(399);
+    await settle();
+    assert.equal(processes.length, 2, 'the second restart waits twice as long');
+    mock.timers.tick(1);
+    await settle();
+    assert.equal(processes.length, 3);
+    assert.deepEqual(events, [
+      'started',
+      'message: {"jsonrpc":"2.0","method":"y"}',
+      'down: backend exited (code 1)',
+      'restarted',
+      'down: backend exited (code 1)',
+      'restarted',
+    ]);
+  });
+
+  it('marks a crash loop unhealthy for the cool-down, then tries again', async () => {
+    const { supervisor, processes, events } = supervised();
+    await supervisor.start();
+    for (let crash = 0; crash < 5; crash++) {
+      processes.at(-1)?.exit(3);
+      if (crash === 4) break;
+      mock.timers.tick(5_000);
+      await settle();
+    }
+    assert.equal(supervisor.state, 'unhealthy');
+    assert.equal(processes.length, 5);
+    assert.match(
+      events.at(-1) ?? '',
+      /^unhealthy: crashed 5 times within 60s \(last: backend exited \(code 3\)\); next attempt in 60s$/,
+    );
+    await supervisor.start();
+    assert.equal(processes.length, 5, 'no attempt during the cool-down');
+    mock.timers.tick(30_000);
+    assert.match(supervisor.unhealthyReason ?? '', /next attempt in 30s/);
+    await supervisor.start();
+    assert.equal(processes.length, 5);
+    mock.timers.tick(30_000);
+    await supervisor.start();
+    assert.equal(processes.length, 6);
+    assert.equal(supervisor.state, 'running');
+  });
+
+  it('gives up at once on a command that cannot be started', async () => {
+    const { supervisor, events } = supervised(new Error('spawn ENOENT'));
+    await supervisor.start();
+    assert.equal(supervisor.state, 'unhealthy');
+    assert.deepEqual(events, [
+      'down: backend could not be started: spawn ENOENT',
+      'unhealthy: backend could not be started: spawn ENOENT; next attempt in 60s',
+    ]);
+  });
+
+  it('replaces a useless process now, as a crash, and ignores its later exit', async () => {
+    const { supervisor, processes, events } = supervised();
+    await supervisor.start();
+    const old = processes[0];
+    supervisor.replace('backend stopped responding');
+    assert.ok(old?.killed);
+    assert.deepEqual(events.slice(1), ['down: backend stopped responding']);
+    old?.exit(137);
+    assert.equal(events.length, 2, 'the killed process’s exit is not a second crash');
+    mock.timers.tick(200);
+    await settle();
+    assert.equal(processes.length, 2);
+    assert.equal(events.at(-1), 'restarted');
+  });
+
+  it('stops for good: the process is stopped, its exit restarts nothing, stop is idempotent', async () => {
+    const { supervisor, processes, events } = supervised();
+    await supervisor.start();
+    await Promise.all([supervisor.stop(), supervisor.stop()]);
+    assert.ok(processes[0]?.stopped);
+    processes[0]?.exit(0);
+    mock.timers.tick(60_000);
+    await settle();
+    await supervisor.start();
+    assert.equal(processes.length, 1);
+    assert.equal(supervisor.state, 'stopped');
+    assert.deepEqual(events, ['started']);
+  });
+});
