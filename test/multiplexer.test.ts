@@ -1,4 +1,5 @@
-// The multiplexer's routing rules, one test each, against the hand-written fixture backend.
+// The multiplexer's routing rules end to end, against the hand-written fixture backend through a real
+// gateway; mux-unit.test.ts and mux-lifecycle.test.ts check the same rules in-process.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

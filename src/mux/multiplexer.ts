@@ -8,24 +8,15 @@ import type { Logger } from '../log.ts';
 import {
   ErrorCode,
   errorResponse,
-  isRequest,
-  isResponse,
   type JsonRpcId,
   type JsonRpcMessage,
-  type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
-import {
-  cancelledRequestId,
-  logLevelRank,
-  Method,
-  progressTokenOf,
-  withProgressToken,
-} from '../protocol/mcp.ts';
-import { TASK_METHODS } from '../protocol/tasks.ts';
+import { Method, progressTokenOf, withProgressToken } from '../protocol/mcp.ts';
 import type { Downstream, Upstream } from '../sessions/types.ts';
 import { BackendRouting } from './from-backend.ts';
+import { ClientRouting } from './from-client.ts';
 import { Handshake } from './handshake.ts';
 import { MuxLink } from './link.ts';
 import { Liveness, type LivenessStats } from './liveness.ts';
@@ -55,7 +46,6 @@ export interface MultiplexerOptions {
 
 export class Multiplexer {
   readonly server: string;
-  readonly #mode: IsolationMode;
   readonly #log: Logger;
   readonly #onEmpty: () => void;
   readonly #onUnhealthy: ((reason: string) => void) | undefined;
@@ -83,11 +73,12 @@ export class Multiplexer {
   readonly #liveness: Liveness;
   /** Where each backend message goes. */
   readonly #fromBackendRouting: BackendRouting;
+  /** What each session's message does: answered here, or forwarded. */
+  readonly #fromClientRouting: ClientRouting;
 
   /** Takes over `channel`'s callbacks: from here on the multiplexer is the backend's only client. */
   constructor(channel: BackendChannel, options: MultiplexerOptions) {
     this.server = options.server;
-    this.#mode = options.mode;
     this.#log = options.log.child({ server: options.server, isolation: options.mode });
     this.#onEmpty = options.onEmpty;
     this.#onUnhealthy = options.onUnhealthy;
@@ -109,6 +100,18 @@ export class Multiplexer {
       unsolicited: this.#unsolicited,
       subscriptions: this.#subscriptions,
       toBackend: (message) => this.#toBackend(message),
+    });
+    this.#fromClientRouting = new ClientRouting({
+      log: this.#log,
+      links: this.#links,
+      requests: this.#requests,
+      tasks: this.#tasks,
+      unsolicited: this.#unsolicited,
+      subscriptions: this.#subscriptions,
+      handshake: this.#handshake,
+      forward: (link, request) => this.#forward(link, request),
+      toBackend: (message) => this.#toBackend(message),
+      internalRequest: (method, params, onResponse) => this.#internalRequest(method, params, onResponse),
     });
     this.#liveness = new Liveness(options.livenessTimeoutMs ?? 0, {
       pending: () => this.#requests.size,
@@ -194,9 +197,7 @@ export class Multiplexer {
   // --- From sessions ------------------------------------------------------------------------------
 
   #fromClient(link: MuxLink, message: JsonRpcMessage): void {
-    if (isRequest(message)) this.#clientRequest(link, message);
-    else if (isResponse(message)) this.#clientResponse(link, message);
-    else this.#clientNotification(link, message);
+    this.#fromClientRouting.route(link, message);
   }
 
   async #detach(link: MuxLink): Promise<void> {
@@ -209,90 +210,17 @@ export class Multiplexer {
         params: { requestId: backendId, reason: 'the client session ended' },
       });
     }
-    for (const uri of link.subscriptions) this.#unsubscribe(link, uri, undefined);
+    for (const uri of link.subscriptions) this.#fromClientRouting.unsubscribe(link, uri, undefined);
     this.#tasks.forget(link);
     this.#queued = this.#queued.filter((entry) => entry.link !== link);
     this.#handshake.forget(link);
-    if (link.logLevel !== undefined) this.#applyLogLevel();
+    if (link.logLevel !== undefined) this.#fromClientRouting.applyLogLevel();
     if (this.#links.size === 0) this.#onEmpty();
   }
 
   async stop(): Promise<void> {
     this.#liveness.stop();
     await this.#channel.stop();
-  }
-
-  #clientRequest(link: MuxLink, request: JsonRpcRequest): void {
-    switch (request.method) {
-      case Method.initialize:
-        this.#handshake.clientInitialize(link, request);
-        return;
-      case Method.ping:
-        link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
-        return;
-      case Method.subscribe:
-      case Method.unsubscribe: {
-        const uri = request.params?.uri;
-        if (typeof uri !== 'string') break;
-        if (request.method === Method.subscribe) this.#subscribe(link, uri, request);
-        else this.#unsubscribe(link, uri, request);
-        return;
-      }
-      case Method.setLogLevel: {
-        const level = request.params?.level;
-        if (
-          typeof level !== 'string' ||
-          logLevelRank(level) === undefined ||
-          !this.#handshake.capability('logging')
-        )
-          break;
-        link.logLevel = level;
-        this.#applyLogLevel();
-        link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
-        return;
-      }
-    }
-    if (TASK_METHODS.has(request.method) && !this.#tasks.owns(link, request.params?.taskId)) {
-      // Another session's task is answered exactly as one that does not exist.
-      const taskId = request.params?.taskId;
-      link.deliver(
-        errorResponse(request.id, ErrorCode.InvalidParams, `Task not found: ${boundedJson(taskId)}`),
-      );
-      return;
-    }
-    this.#forward(link, request);
-  }
-
-  #clientNotification(link: MuxLink, notification: JsonRpcNotification): void {
-    if (notification.method === Method.initialized) return;
-    if (notification.method === Method.cancelled) {
-      const requestId = cancelledRequestId(notification.params);
-      if (requestId === undefined) return;
-      const backendId = this.#requests.backendIdOf(link, requestId);
-      if (backendId === undefined) return;
-      this.#requests.take(backendId);
-      this.#toBackend({ ...notification, params: { ...notification.params, requestId: backendId } });
-      return;
-    }
-    // A client reports progress only on what the backend asked it, under the backend's token.
-    if (
-      notification.method === Method.progress &&
-      !this.#requests.awaitsProgressFrom(link, notification.params?.progressToken)
-    ) {
-      this.#log.debug({ user: link.user }, 'progress for no server→client request of this session; dropped');
-      return;
-    }
-    this.#unsolicited.served(link);
-    this.#toBackend(notification);
-  }
-
-  #clientResponse(link: MuxLink, response: JsonRpcResponse): void {
-    const entry = this.#requests.takeServerRequest(link, response.id);
-    if (!entry) {
-      this.#log.warn({ user: link.user }, 'an answer to no server→client request of this session; dropped');
-      return;
-    }
-    this.#toBackend({ ...response, id: entry.backendId });
   }
 
   /** The backend took initialize: after a restart it is restored first, then what waited goes to it. */
@@ -304,7 +232,7 @@ export class Multiplexer {
   /** Restores what the new process does not know (subscriptions, log level) and tells sessions lists may differ. */
   #afterRestart(): void {
     for (const uri of this.#subscriptions.uris()) this.#internalRequest(Method.subscribe, { uri }, () => {});
-    this.#applyLogLevel();
+    this.#fromClientRouting.applyLogLevel();
     const changed: string[] = [Method.toolsListChanged];
     if (this.#handshake.capability('resources')) changed.push(Method.resourcesListChanged);
     if (this.#handshake.capability('prompts')) changed.push(Method.promptsListChanged);
@@ -388,26 +316,6 @@ export class Multiplexer {
 
   // --- Helpers ------------------------------------------------------------------------------------
 
-  #subscribe(link: MuxLink, uri: string, request: JsonRpcRequest): void {
-    if (this.#subscriptions.add(link, uri)) this.#forward(link, request);
-    else link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
-  }
-
-  /** Drops one session's subscription; the backend is unsubscribed when the last one goes. */
-  #unsubscribe(link: MuxLink, uri: string, request: JsonRpcRequest | undefined): void {
-    const last = this.#subscriptions.remove(link, uri);
-    if (request && last) this.#forward(link, request);
-    else if (request) link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
-    else if (last && this.#handshake.ready) this.#internalRequest(Method.unsubscribe, { uri }, () => {});
-  }
-
-  /** The backend logs at the most verbose level any session asked for; each session filters its own. */
-  #applyLogLevel(): void {
-    if (!this.#handshake.ready) return;
-    const level = this.#subscriptions.logLevelToApply(this.#links);
-    if (level !== undefined) this.#internalRequest(Method.setLogLevel, { level }, () => {});
-  }
-
   /** Answers `request` with an error while the backend sits out its crash-loop cool-down. */
   #refusedAsUnhealthy(link: MuxLink, request: JsonRpcRequest): boolean {
     const reason = this.#channel.unhealthyReason;
@@ -440,10 +348,4 @@ export class Multiplexer {
     if (sent && request) this.#liveness.requested();
     return sent;
   }
-}
-
-/** Client input shown in an error: quoted, and bounded so one odd id cannot make a huge message. */
-function boundedJson(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
 }
