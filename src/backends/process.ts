@@ -1,5 +1,5 @@
 // One backend: an unchanged stdio MCP server in a child process, framed as newline-delimited JSON-RPC.
-// It knows nothing of sessions or HTTP; the router above decides who a message belongs to.
+// It knows nothing of sessions or HTTP; the multiplexer above decides who a message belongs to.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';

@@ -24,6 +24,7 @@ import {
   cancelledRequestId,
   idKey,
   isRequestId,
+  Method,
   type ProgressToken,
   progressTokenOf,
 } from '../protocol/mcp.ts';
@@ -184,7 +185,7 @@ export class Session implements Downstream {
       this.#joinRetry(running, message, reply);
       return;
     }
-    const isInitialize = message.method === 'initialize';
+    const isInitialize = message.method === Method.initialize;
     const fingerprint = isInitialize ? '' : requestFingerprint(message);
     const answer = isInitialize ? undefined : this.#answers.recall(key, fingerprint, message.id);
     if (answer) {
@@ -318,7 +319,7 @@ export class Session implements Downstream {
       }
       this.#log.info({ method }, 'a notification clients do not send; dropped');
       return undefined;
-    } else if (message.method === 'notifications/cancelled') {
+    } else if (message.method === Method.cancelled) {
       this.#cancelledByClient(message);
     }
     this.#upstream.send(message);
@@ -340,7 +341,7 @@ export class Session implements Downstream {
     }
     if (!isRequest(message) && !this.#gate.passes(message)) return;
     const method = message.method;
-    if (method === 'notifications/progress') {
+    if (method === Method.progress) {
       const entry = this.#findByProgressToken(message.params?.progressToken);
       if (!entry) {
         this.#log.debug('progress for a request no longer in flight; dropped');
@@ -350,7 +351,7 @@ export class Session implements Downstream {
       entry.reply.send(message);
       return;
     }
-    if (method === 'notifications/cancelled') {
+    if (method === Method.cancelled) {
       const requestId = cancelledRequestId(message.params);
       const key = requestId === undefined ? '' : idKey(requestId);
       if (!this.#serverRequests.has(key)) return;
@@ -360,7 +361,7 @@ export class Session implements Downstream {
       else this.#unsolicited(message);
       return;
     }
-    if (isRequest(message) || method === 'notifications/message') {
+    if (isRequest(message) || method === Method.message) {
       const target = this.#requestScopedTarget();
       if (isRequest(message)) this.#serverRequests.set(idKey(message.id), target);
       if (target) target.send(message);
@@ -480,7 +481,7 @@ export class Session implements Downstream {
     this.#settle(key, entry, response, 'timeout');
     this.#upstream.send({
       jsonrpc: '2.0',
-      method: 'notifications/cancelled',
+      method: Method.cancelled,
       params: { requestId: id, reason: 'timed out at the gateway' },
     });
   }

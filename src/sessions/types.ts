@@ -1,4 +1,4 @@
-// The contracts between the HTTP front, sessions and the router, so that none imports the others' internals.
+// The contracts between the HTTP front, sessions and the mux, so that none imports the others' internals.
 
 import type {
   JsonRpcMessage,
