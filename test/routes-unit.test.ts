@@ -1,8 +1,9 @@
 // The HTTP edge in process: the route table's matchers, each guard as a pure function, the order a
-// row runs in (guards → caller → unknown name → handler), and a refusal written to a raw upgrade socket.
+// row runs in (guards → caller → unknown name → handler) through node's HTTP parser without a port,
+// and a refusal written to a raw upgrade socket (a real one).
 
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type RequestListener, request } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener } from 'node:http';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { AuthResult } from '../src/auth/authenticate.ts';
@@ -12,6 +13,7 @@ import { hostGuard, originGuard, singleHeaders } from '../src/http/request-guard
 import { anyPath, exact, param, prefix, type Route, routeRequests } from '../src/http/routes.ts';
 import { silentLogger } from '../src/log.ts';
 import { ErrorCode } from '../src/protocol/jsonrpc.ts';
+import { inject } from './helpers/inject.ts';
 
 const servers: Record<string, true> = { a: true, 'b c': true };
 const serverNamed = (name: string | undefined) =>
@@ -99,8 +101,8 @@ describe('guards', () => {
   });
 });
 
-interface Served {
-  url: string;
+interface Table {
+  handler: RequestListener;
   asked: Caller[];
   handled: string[];
 }
@@ -110,16 +112,7 @@ after(() => {
   for (const close of closers) close();
 });
 
-async function serve(handler: RequestListener): Promise<string> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => server.close());
-  const address = server.address();
-  assert.ok(address && typeof address === 'object');
-  return `http://127.0.0.1:${address.port}`;
-}
-
-async function table(): Promise<Served> {
+function table(): Table {
   const asked: Caller[] = [];
   const handled: string[] = [];
   const teapot: Refusal = { status: 418, code: -1, message: 'teapot', headers: { 'x-why': 'guard' } };
@@ -159,27 +152,35 @@ async function table(): Promise<Served> {
       });
     return { ok: false, status: 401, message: 'who are you', headers: { 'www-authenticate': 'Bearer' } };
   };
-  return { url: await serve(routeRequests(routes, identify, silentLogger)), asked, handled };
+  return { handler: routeRequests(routes, identify, silentLogger), asked, handled };
 }
 
-async function call(url: string, init: RequestInit = {}) {
-  const res = await fetch(url, init);
-  return { status: res.status, headers: res.headers, text: await res.text() };
+/** One request through the table, in process (test/helpers/inject.ts). */
+async function call(
+  handler: RequestListener,
+  url: string,
+  options: { method?: string; authorization?: string } = {},
+) {
+  const headers: Array<[string, string]> = options.authorization
+    ? [['authorization', options.authorization]]
+    : [];
+  const res = await inject(handler, { method: options.method ?? 'GET', url, headers });
+  return { status: res.status, headers: res.headers, text: res.body };
 }
 
 describe('routeRequests', () => {
   it('serves the first row whose matcher and methods fit, and falls through on another method', async () => {
-    const { url } = await table();
-    assert.equal((await call(`${url}/post-only`, { method: 'POST' })).text, 'post');
-    assert.equal((await call(`${url}/post-only`)).text, 'none');
-    assert.equal((await call(`${url}/open?x=1`)).text, 'open /open', 'the query is not part of the path');
+    const { handler } = table();
+    assert.equal((await call(handler, '/post-only', { method: 'POST' })).text, 'post');
+    assert.equal((await call(handler, '/post-only')).text, 'none');
+    assert.equal((await call(handler, '/open?x=1')).text, 'open /open', 'the query is not part of the path');
   });
 
   it('answers the first refusal of a row’s guards, with its status, headers and a JSON-RPC body', async () => {
-    const { url } = await table();
-    const refused = await call(`${url}/guarded`);
+    const { handler } = table();
+    const refused = await call(handler, '/guarded');
     assert.equal(refused.status, 418);
-    assert.equal(refused.headers.get('x-why'), 'guard');
+    assert.equal(refused.headers['x-why'], 'guard');
     assert.deepEqual(JSON.parse(refused.text), {
       jsonrpc: '2.0',
       id: null,
@@ -188,46 +189,38 @@ describe('routeRequests', () => {
   });
 
   it('establishes the caller after the guards and before the name is checked, and hands the handler its identity', async () => {
-    const { url, asked, handled } = await table();
-    const stranger = await call(`${url}/mcp/zz`);
+    const { handler, asked, handled } = table();
+    const stranger = await call(handler, '/mcp/zz');
     assert.equal(stranger.status, 401, 'an unknown name is not revealed to a stranger');
-    assert.equal(stranger.headers.get('www-authenticate'), 'Bearer');
+    assert.equal(stranger.headers['www-authenticate'], 'Bearer');
     assert.equal(JSON.parse(stranger.text).error.code, ErrorCode.Refused);
     assert.equal(asked[0]?.server, null);
     assert.equal(asked[0]?.viaSocket, false);
-    const unknown = await call(`${url}/mcp/zz`, { headers: { authorization: 'Bearer ok' } });
+    const unknown = await call(handler, '/mcp/zz', { authorization: 'Bearer ok' });
     assert.equal(unknown.status, 404);
     assert.equal(JSON.parse(unknown.text).error.message, 'no such server');
-    assert.equal((await call(`${url}/mcp/a`, { headers: { authorization: 'Bearer ok' } })).text, 'a for u');
-    assert.equal(
-      (await call(`${url}/mcp/b%20c/`, { headers: { authorization: 'Bearer later' } })).text,
-      'b c for v',
-    );
+    assert.equal((await call(handler, '/mcp/a', { authorization: 'Bearer ok' })).text, 'a for u');
+    assert.equal((await call(handler, '/mcp/b%20c/', { authorization: 'Bearer later' })).text, 'b c for v');
     assert.deepEqual(handled, ['a u', 'b c v']);
     assert.equal(asked.at(-1)?.path, '/mcp/b%20c/');
   });
 
   it('answers a duplicate header before asking who is calling', async () => {
-    const { url, asked } = await table();
-    const status = await new Promise<number | undefined>((resolve, reject) => {
-      const req = request(`${url}/mcp/a`, {
-        // The flat raw form: node sends both copies as given.
-        headers: ['authorization', 'Bearer ok', 'authorization', 'Bearer x'],
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode);
-      });
-      req.on('error', reject);
-      req.end();
+    const { handler, asked } = table();
+    const { status } = await inject(handler, {
+      url: '/mcp/a',
+      headers: [
+        ['authorization', 'Bearer ok'],
+        ['authorization', 'Bearer x'],
+      ],
     });
     assert.equal(status, 400);
     assert.equal(asked.length, 0);
   });
 
   it('turns a handler that throws into a 500 with a JSON-RPC internal error', async () => {
-    const { url } = await table();
-    const failed = await call(`${url}/throws`);
+    const { handler } = table();
+    const failed = await call(handler, '/throws');
     assert.equal(failed.status, 500);
     assert.equal(JSON.parse(failed.text).error.code, ErrorCode.InternalError);
   });

@@ -60,7 +60,11 @@ export function rawExchange(
       clearTimeout(deadline);
       clearTimeout(trickle);
       socket.destroy();
-      resolve({ ...parseResponse(Buffer.concat(chunks)), closedByServer, elapsedMs: Date.now() - started });
+      resolve({
+        ...parseRawResponse(Buffer.concat(chunks)),
+        closedByServer,
+        elapsedMs: Date.now() - started,
+      });
     };
     const deadline = setTimeout(() => finish(false), options.timeoutMs ?? 10_000);
     socket.on('data', (chunk: Buffer) => {
@@ -103,7 +107,8 @@ function responseComplete(data: Buffer): boolean {
   return false;
 }
 
-function parseResponse(data: Buffer): Omit<RawResponse, 'closedByServer' | 'elapsedMs'> {
+/** One response from raw bytes (after any 100 Continue), its chunked body joined. */
+export function parseRawResponse(data: Buffer): Omit<RawResponse, 'closedByServer' | 'elapsedMs'> {
   let start = 0;
   for (;;) {
     const end = data.indexOf('\r\n\r\n', start);
