@@ -63,8 +63,20 @@ describe('layout: the direction of imports', () => {
     assert.ok(edges.some((edge) => edge.to.startsWith('mux/')));
   });
 
-  it('http/ and transports/ reach the sessions through their contracts only: no mux, backends or policy', () => {
-    assert.deepEqual(violations(['http', 'transports'], inFolders('mux', 'backends', 'policy')), []);
+  it('http/ knows no front, pool, backend, policy or assembly, and sessions only by their contracts', () => {
+    assert.deepEqual(
+      violations(
+        ['http'],
+        (target) =>
+          inFolders('mux', 'backends', 'policy', 'transports', 'gateway')(target) ||
+          (target.startsWith('sessions/') && target !== 'sessions/types.ts'),
+      ),
+      [],
+    );
+  });
+
+  it('transports/ reach the sessions, not the pool, backends, policy or the assembly', () => {
+    assert.deepEqual(violations(['transports'], inFolders('mux', 'backends', 'policy', 'gateway')), []);
   });
 
   it('auth/ and policy/ are pure over typed inputs: no node:http, nothing of the HTTP front', () => {
