@@ -108,6 +108,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const startedAt = Date.now();
   let closing: Promise<void> | undefined;
 
+  /** "/mcp" alone names the only server, when there is one; own keys only, so "constructor" names none. */
+  const serverNamed = (name: string | undefined): string | null => {
+    if (name === undefined) return serverNames.length === 1 ? (serverNames[0] ?? null) : null;
+    return Object.hasOwn(config.servers, name) ? name : null;
+  };
   // Every row starts with these, so a repeated header or a foreign Host is refused before any path is served.
   const edge: Guard[] = [singleHeaders, hostGuard(loopback, publicUrl?.hostname)];
   const scheme = tcp?.tls ? 'https' : 'http';
@@ -122,17 +127,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     },
     { match: prefix(PRM_PATH), guards: edge, handle: resourceMetadata(gatewayAuth.resource) },
     {
-      // "/mcp" alone names the only server, when there is one; own keys only, so "constructor" or
-      // "__proto__" name no server.
-      match: param('/mcp/:server', (name) =>
-        name === undefined
-          ? serverNames.length === 1
-            ? (serverNames[0] ?? null)
-            : null
-          : Object.hasOwn(config.servers, name)
-            ? name
-            : null,
-      ),
+      match: param('/mcp/:server', serverNamed),
       guards: [...edge, originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin)],
       caller: true,
       unknown: NO_SUCH_SERVER,
