@@ -21,7 +21,7 @@ const root: CommandDef = {
     claude: () => import('./commands/claude.ts').then((m) => m.claudeCommand),
     demo: () => import('./commands/demo.ts').then((m) => m.demoCommand),
     ssh: () => import('./commands/ssh.ts').then((m) => m.sshCommand),
-    'ssh-entry': () => import('./commands/ssh.ts').then((m) => m.sshEntryCommand),
+    'ssh-entry': () => import('./commands/ssh-entry.ts').then((m) => m.sshEntryCommand),
   },
 };
 

@@ -1,5 +1,5 @@
-// `mcp-relay ssh authorize|revoke|list` (the keys sshd lets in, each pinned to ssh-entry) and
-// `mcp-relay ssh-entry` (the forced command itself).
+// `mcp-relay ssh authorize|revoke|list`: the keys sshd lets in, each pinned to ssh-entry (the forced
+// command itself is ssh-entry.ts, so listing keys does not load the bridge and the backends).
 
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -8,7 +8,6 @@ import { type ArgsDef, defineCommand } from 'citty';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
 import { RelayError } from '../../protocol/errors.ts';
 import { type AuthorizedEntry, authorizeKey, listAuthorized, revokeKeys } from '../../ssh/authorized-keys.ts';
-import { loadConfigDespiteUnsetVars, runSshEntry } from '../../ssh/entry.ts';
 import { parsePublicKeyFile } from '../../ssh/public-key.ts';
 import { collectRepeatedFlag } from '../flags.ts';
 import { absolutePathIn, type CliIo, ioFrom, pathIn } from '../io.ts';
@@ -49,7 +48,9 @@ const authorizeCommand = defineCommand({
     const io = ioFrom(data);
     const configPath = absolutePathIn(io, args.config);
     // Loaded now so that a key never points at a broken config. The service's ${VAR}s may be unset
-    // in this shell; whether ssh-entry gets them is checked when it runs.
+    // in this shell; whether ssh-entry gets them is checked when it runs. (ssh/entry.ts brings the
+    // bridge and the backends with it: only authorize loads it.)
+    const { loadConfigDespiteUnsetVars } = await import('../../ssh/entry.ts');
     loadConfigDespiteUnsetVars(configPath, io.env);
     let text: string;
     try {
@@ -125,43 +126,6 @@ const listCommand = defineCommand({
 export const sshCommand = defineCommand({
   meta: { name: 'ssh', description: 'SSH mode: manage the keys sshd lets in (authorize, revoke, list)' },
   subCommands: { authorize: authorizeCommand, revoke: revokeCommand, list: listCommand },
-});
-
-export const sshEntryCommand = defineCommand({
-  meta: {
-    name: 'ssh-entry',
-    description:
-      'The forced command sshd runs for keys from "ssh authorize"; serves the server named by the client',
-  },
-  args: {
-    config: { type: 'string', description: 'the relay config', required: true, valueHint: 'FILE' },
-    user: { type: 'string', description: 'the user this key belongs to', required: true },
-    group: { type: 'string', description: 'a group of the user (repeatable)', valueHint: 'NAME' },
-  },
-  async run({ args, rawArgs, data }): Promise<number> {
-    const io = ioFrom(data);
-    const input = io.stdin ?? process.stdin;
-    const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    const signals = ['SIGTERM', 'SIGHUP', 'SIGINT'] as const;
-    for (const name of signals) process.once(name, onSignal);
-    try {
-      return await runSshEntry({
-        configPath: args.config,
-        user: args.user,
-        groups: collectRepeatedFlag(rawArgs, '--group'),
-        env: io.env,
-        input,
-        output: io.stdout,
-        errors: io.stderr,
-        signal: stop.signal,
-      });
-    } finally {
-      for (const name of signals) process.off(name, onSignal);
-      // stdin may still be open (a refusal, a signal); it must not keep the process alive.
-      input.destroy();
-    }
-  },
 });
 
 function authorizedKeysPath(given: string | undefined, io: CliIo): string {
