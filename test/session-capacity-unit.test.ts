@@ -1,12 +1,12 @@
 // A backend pool at its cap is a result of SessionManager.create, not an error the front must know:
-// the session it began is ended and forgotten, and the user's count is free again.
+// no session is made, and the user's count stays free.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildConfig } from '../src/config/load.ts';
 import { silentLogger } from '../src/log.ts';
 import { SessionManager } from '../src/sessions/manager.ts';
-import type { Identity } from '../src/sessions/types.ts';
+import type { Identity, SessionGates } from '../src/sessions/types.ts';
 
 const config = buildConfig({
   listen: { host: '127.0.0.1', port: 0 },
@@ -14,14 +14,25 @@ const config = buildConfig({
   limits: { sessionsPerUser: 1 },
 });
 const alice: Identity = { user: 'alice', groups: [], method: 'none', credential: 'none' };
+/** Gates that admit everything: only the pool's answer decides here. */
+const open: SessionGates = {
+  admitSession: () => undefined,
+  admitStream: () => undefined,
+  open: () => ({ admit: () => ({ track: undefined }), passes: () => true }),
+};
 
 describe('SessionManager.create at capacity', () => {
   it('returns the capacity result with the pool’s message and keeps no session', async () => {
-    const sessions = new SessionManager(config, silentLogger, async () => ({
-      ok: false,
-      reason: 'capacity',
-      message: 'server "s" already runs its maximum of 1 instances',
-    }));
+    const sessions = new SessionManager(
+      config,
+      silentLogger,
+      () => ({
+        ok: false,
+        reason: 'capacity',
+        message: 'server "s" already runs its maximum of 1 instances',
+      }),
+      open,
+    );
     try {
       const first = await sessions.create('s', alice);
       assert.deepEqual(first, {
@@ -38,10 +49,15 @@ describe('SessionManager.create at capacity', () => {
     }
   });
 
-  it('still throws a fault of the factory, after ending the session', async () => {
-    const sessions = new SessionManager(config, silentLogger, async () => {
-      throw new Error('spawn failed');
-    });
+  it('still throws a fault of the pool, and keeps no session', async () => {
+    const sessions = new SessionManager(
+      config,
+      silentLogger,
+      () => {
+        throw new Error('spawn failed');
+      },
+      open,
+    );
     try {
       await assert.rejects(sessions.create('s', alice), /spawn failed/);
       assert.equal(sessions.size, 0);
