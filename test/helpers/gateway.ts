@@ -99,26 +99,29 @@ export async function rawPost(
     body,
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, json: answerIn(text), text };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, json, text };
 }
 
 /**
- * The JSON of a reply: the body, or, when the gateway chose a stream (a backend slow to start, on a
- * loaded machine, turns a JSON reply into SSE after a second), its last message that is a response.
+ * A reply's answer: its JSON body, or, when the gateway chose a stream (a backend slow to start, on a
+ * loaded machine, turns a JSON reply into SSE after a second), the stream's last response.
  */
-function answerIn(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    const messages = [...text.matchAll(/^data: (.+)$/gm)].map((match) => {
-      try {
-        return JSON.parse(match[1] as string) as Record<string, unknown>;
-      } catch {
-        return undefined;
-      }
-    });
-    return messages.findLast((message) => message !== undefined && 'id' in message && !('method' in message));
-  }
+export function answerOf(reply: { json: unknown; text: string }): unknown {
+  if (reply.json !== undefined) return reply.json;
+  const messages = [...reply.text.matchAll(/^data: (.+)$/gm)].map((match) => {
+    try {
+      return JSON.parse(match[1] as string) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  });
+  return messages.findLast((message) => message !== undefined && 'id' in message && !('method' in message));
 }
 
 export const INITIALIZE = JSON.stringify({
@@ -137,7 +140,7 @@ export async function rawSession(url: string, key: string) {
   await rawPost(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
   return {
     headers,
-    init: init.json as { result: { protocolVersion: string; serverInfo: { name: string } } },
+    init: answerOf(init) as { result: { protocolVersion: string; serverInfo: { name: string } } },
     call: (
       id: string | number,
       name: string,
