@@ -12,6 +12,7 @@ import type { JsonRpcMessage } from '../src/protocol/jsonrpc.ts';
 class FakeProcess {
   static count = 0;
   readonly pid = ++FakeProcess.count;
+  readonly spec = { server: 'fake' };
   readonly written: JsonRpcMessage[] = [];
   started = false;
   killed = false;
