@@ -6,9 +6,9 @@ import { type AccountSystem, resolveAccounts } from '../src/backends/account.ts'
 import { BackendLauncher } from '../src/backends/launcher.ts';
 import { buildConfig, parseConfigText } from '../src/config/load.ts';
 import { parseDuration, parseSize } from '../src/config/units.ts';
+import { RelayError } from '../src/errors.ts';
 import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
-import { RelayError } from '../src/protocol/errors.ts';
 
 const VALID = `
 listen: { host: 127.0.0.1, port: 9000 }
@@ -23,12 +23,12 @@ auth:
 limits: { maxBodyBytes: 1MiB }
 `;
 
-function configError(text: string, env: NodeJS.ProcessEnv = {}): string {
+function configError(text: string, env: NodeJS.ProcessEnv = {}, code = 'CONFIG_INVALID'): string {
   try {
     parseConfigText(text, '/etc/relay/relay.yaml', env);
   } catch (error) {
     assert.ok(error instanceof RelayError);
-    assert.equal(error.code, 'CONFIG_INVALID');
+    assert.equal(error.code, code);
     return error.message;
   }
   assert.fail('expected a config error');
@@ -53,7 +53,7 @@ describe('config', () => {
     const config = parseConfigText(VALID, '/etc/relay/relay.yaml', { TITLE: 'Studio' });
     assert.equal(config.servers['3d']?.env.SCENE_TITLE, 'Studio');
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's ${VAR} syntax, not a template
-    const message = configError('servers:\n  a:\n    command: "${NOPE}"\n');
+    const message = configError('servers:\n  a:\n    command: "${NOPE}"\n', {}, 'CONFIG_ENV_UNSET');
     assert.match(message, /relay\.yaml:3: environment variable NOPE is not set/);
   });
 

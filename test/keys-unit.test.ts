@@ -12,8 +12,8 @@ import { pino } from 'pino';
 import { createKey, listKeys, revokeKey } from '../src/auth/key-admin.ts';
 import { hashApiKey } from '../src/auth/key-material.ts';
 import { KeyStore } from '../src/auth/keys.ts';
+import { RelayError } from '../src/errors.ts';
 import { silentLogger } from '../src/log.ts';
-import { RelayError } from '../src/protocol/errors.ts';
 import { runCliInProcess } from './helpers/cli.ts';
 
 let dir: string;

@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { buildConfig, parseConfigText } from '../src/config/load.ts';
+import { RelayError } from '../src/errors.ts';
 import { Policy } from '../src/policy/policy.ts';
-import { RelayError } from '../src/protocol/errors.ts';
 import { compileGlob, globProblem } from '../src/util/glob.ts';
 import {
   connectClient,

@@ -2,8 +2,8 @@
 // resource server (auth.oidc), built from the config, asked once per request, closed with the gateway.
 
 import { listenTls, type RelayConfig } from '../config/schema.ts';
+import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { RelayError } from '../protocol/errors.ts';
 import type { Identity } from '../sessions/types.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { type AuthMethods, type AuthRequest, type AuthResult, authenticate } from './authenticate.ts';

@@ -1,6 +1,6 @@
 // What `mcp-relay keys` does, as library calls: create a key (returned once), list, revoke.
 
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 import { type KeyRecord, readKeysFile, updateKeysFile } from './key-file.ts';
 import { generateApiKey, generateKeyId, hashApiKey } from './key-material.ts';
 import { isPrincipalName, PRINCIPAL_NAME_RULE } from './principal-name.ts';

@@ -5,7 +5,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Document, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { RelayError } from '../protocol/errors.ts';
+import { errorText, RelayError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { withFileLock } from '../util/file-lock.ts';
 import { hasPrincipalNameCharacters } from './principal-name.ts';
@@ -83,7 +83,7 @@ export async function readKeysFile(file: string): Promise<readonly KeyRecord[]> 
     text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new RelayError('KEYS_FILE', `cannot read keys file ${file}: ${(error as Error).message}`, {
+    throw new RelayError('KEYS_FILE', `cannot read keys file ${file}: ${errorText(error)}`, {
       cause: error,
     });
   }

@@ -2,6 +2,7 @@
 // `mcp-relay keys create|revoke` rewrites the file, so keys change without a restart.
 
 import { unwatchFile, watchFile } from 'node:fs';
+import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type KeyRecord, readKeysFile } from './key-file.ts';
 import { hashApiKey, looksLikeApiKey } from './key-material.ts';
@@ -115,7 +116,7 @@ export class KeyStore {
     } catch (error) {
       // The message names the file and line only; it never carries key material.
       this.#log.error(
-        { file: this.file, err: (error as Error).message },
+        { file: this.file, err: errorText(error) },
         'API keys file is invalid; keeping the last good keys',
       );
       return;

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { ServerConfig } from '../config/schema.ts';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 
 /** How a backend is spawned for its account: the ids (undefined when nothing switches) and its HOME, USER, LOGNAME. */
 export interface BackendAccount {

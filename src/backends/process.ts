@@ -3,6 +3,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
+import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../protocol/json-depth.ts';
 import {
@@ -302,7 +303,7 @@ export class BackendProcess {
       this.onmessage(message);
     } catch (error) {
       this.#log.error(
-        { err: (error as Error).message, stack: (error as Error).stack },
+        { err: errorText(error), stack: (error as Error).stack },
         'a backend message could not be routed; dropped',
       );
       // Its request still gets an answer, so the client does not wait for its timeout.

@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, posix, win32 } from 'node:path';
-import { RelayError } from '../protocol/errors.ts';
+import { errorText, RelayError } from '../errors.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { type ClaudeServerEntry, checkEntryName } from './entry.ts';
 
@@ -80,7 +80,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
     return await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new RelayError('CLAUDE_CONFIG', `cannot read ${path}: ${(error as Error).message}`, {
+    throw new RelayError('CLAUDE_CONFIG', `cannot read ${path}: ${errorText(error)}`, {
       cause: error,
     });
   }
@@ -94,7 +94,7 @@ function parseConfig(text: string, path: string): Record<string, unknown> {
   } catch (error) {
     throw new RelayError(
       'CLAUDE_CONFIG',
-      `${path} is not valid JSON (${(error as Error).message}); fix or move it and run again. It was left untouched.`,
+      `${path} is not valid JSON (${errorText(error)}); fix or move it and run again. It was left untouched.`,
     );
   }
   if (!isPlainObject(value)) {

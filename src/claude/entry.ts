@@ -2,7 +2,7 @@
 // node or npx, or SSH into the office. `claude config`, `claude install`, `demo` and the gateway share them.
 
 import { DEFAULT_TOKEN_ENV, TOKEN_PLACEHOLDER } from '../connect/token-env.ts';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 
 /** One value of `mcpServers` in claude_desktop_config.json. */

@@ -1,7 +1,7 @@
 // Flags citty cannot express: a repeatable flag (`--header a --header b`) keeps only its last value
 // there, so commands read every value from raw argv here.
 
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 
 /**
  * The values of a repeatable flag (`--header v`, `--header=v`, `-H v`) from raw argv, since the CLI

@@ -3,7 +3,7 @@
 // in-process; bin/mcp-relay.js owns the exit.
 
 import { type CommandDef, renderUsage, runCommand } from 'citty';
-import { RelayError } from '../protocol/errors.ts';
+import { errorText, RelayError, type RelayErrorCode } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { type CliIo, processIo } from './io.ts';
 
@@ -97,16 +97,21 @@ async function resolve<T>(value: T | Promise<T> | (() => T) | (() => Promise<T>)
   return typeof value === 'function' ? await (value as () => T | Promise<T>)() : await value;
 }
 
+/** Errors in what the user asked for (flags, the config) exit with 2, like a usage error; others with 1. */
+const USAGE_CODES: ReadonlySet<RelayErrorCode> = new Set([
+  'USAGE',
+  'CONFIG_INVALID',
+  'CONFIG_NOT_FOUND',
+  'CONFIG_ENV_UNSET',
+]);
+
 function reportError(error: unknown, io: CliIo): number {
   if (error instanceof RelayError) {
     io.stderr.write(`mcp-relay: ${error.message}\n`);
-    return error.code === 'USAGE' || error.code === 'CONFIG_INVALID' || error.code === 'CONFIG_NOT_FOUND'
-      ? 2
-      : 1;
+    return USAGE_CODES.has(error.code) ? 2 : 1;
   }
   // citty's own argument errors (unknown command, missing positional) arrive as plain errors.
-  const message = error instanceof Error ? error.message : String(error);
-  io.stderr.write(`mcp-relay: ${message}\n`);
+  io.stderr.write(`mcp-relay: ${errorText(error)}\n`);
   if (io.env.MCP_RELAY_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
   return 1;
 }

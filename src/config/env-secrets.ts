@@ -3,6 +3,7 @@
 // secrets from /proc/<gateway pid>/environ. The values stay here, module-private, so that a reload
 // still resolves the file's `${VAR}`s and envPassthrough still finds its variables.
 
+import { errorText } from '../errors.ts';
 import { eraseFromInitialEnvironment } from '../util/initial-environ.ts';
 
 const taken = new Map<string, string>();
@@ -37,7 +38,7 @@ export function takeFromEnvironment(names: Iterable<string>): TakenVariables {
     eraseFromInitialEnvironment(new Set(moved));
     return { names: moved };
   } catch (error) {
-    return { names: moved, eraseError: (error as Error).message };
+    return { names: moved, eraseError: errorText(error) };
   }
 }
 

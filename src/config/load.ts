@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 import { envValue } from './env-secrets.ts';
 import { configSchema, listenTls, type RelayConfig, type SshConfig } from './schema.ts';
 
@@ -91,7 +91,7 @@ function substituteEnv(
         if (value !== undefined) return value;
         if (fallback !== undefined) return fallback;
         throw new RelayError(
-          'CONFIG_INVALID',
+          'CONFIG_ENV_UNSET',
           `${where(node.range?.[0])}: environment variable ${name} is not set (write \${${name}:-default} for a default)`,
         );
       });

@@ -2,6 +2,7 @@
 // new version to the gateway; an invalid edit is logged with its line and the running config kept.
 
 import { unwatchFile, watchFile } from 'node:fs';
+import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { ConfigChange } from './live.ts';
 import type { RelayConfig } from './schema.ts';
@@ -56,7 +57,7 @@ export class ConfigReloader {
       change = this.#options.apply(this.#options.load());
     } catch (error) {
       // The message names the file, line and key, as at start.
-      log.error({ file, err: (error as Error).message }, 'config not reloaded; the running config stays');
+      log.error({ file, err: errorText(error) }, 'config not reloaded; the running config stays');
       return undefined;
     }
     if (change.applied.length > 0) log.info({ file, applied: change.applied }, 'config reloaded');

@@ -4,6 +4,7 @@
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { formatDuration } from '../config/units.ts';
+import { errorText } from '../errors.ts';
 import {
   ErrorCode,
   errorResponse,
@@ -17,12 +18,13 @@ import {
   validateMessage,
 } from '../protocol/jsonrpc.ts';
 import { cancelledRequestId } from '../protocol/mcp.ts';
+import { sanitize } from '../util/sanitize.ts';
 import { VERSION } from '../version.ts';
 import type { AuthProvider } from './auth.ts';
-import { type DeliveryHooks, deliver, describe } from './delivery.ts';
+import { type DeliveryHooks, deliver } from './delivery.ts';
 import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
-import { GatewayError, jsonRpcCodeFor, sanitize } from './errors.ts';
+import { GatewayError, jsonRpcCodeFor } from './errors.ts';
 import { runEventStream } from './event-stream.ts';
 import { GatewayClient } from './gateway-client.ts';
 import { MessageOutput, type MessageText } from './output.ts';
@@ -206,7 +208,7 @@ class StdioHttpBridge implements Bridge {
       if (!this.#pending.has(entry)) return; // answered, timed out, cancelled or shutting down
       this.#pending.take(request.id);
       const code = error instanceof GatewayError ? jsonRpcCodeFor(error.kind) : ErrorCode.InternalError;
-      const reason = error instanceof GatewayError ? error.message : `internal error: ${describe(error)}`;
+      const reason = error instanceof GatewayError ? error.message : `internal error: ${errorText(error)}`;
       this.#log.warn(`${request.method} failed: ${reason}`);
       this.#write(errorResponse(request.id, code, `mcp-relay: ${reason}`));
     }
@@ -228,7 +230,7 @@ class StdioHttpBridge implements Bridge {
       if (isInitialized) this.#openEventStream();
     } catch (error) {
       if (this.#closing) return;
-      this.#log.warn(`could not deliver ${describeMessage(message)}: ${describe(error)}`);
+      this.#log.warn(`could not deliver ${describeMessage(message)}: ${errorText(error)}`);
     }
   }
 
@@ -406,7 +408,7 @@ class StdioHttpBridge implements Bridge {
     };
     work.then(done, (error: unknown) => {
       done();
-      this.#log.error(`internal error: ${describe(error)}`);
+      this.#log.error(`internal error: ${errorText(error)}`);
     });
   }
 
@@ -429,7 +431,7 @@ class StdioHttpBridge implements Bridge {
       await this.#client.close();
       this.#log.debug('bridge closed');
     })().catch((error: unknown) => {
-      this.#log.error(`error while closing: ${describe(error)}`);
+      this.#log.error(`error while closing: ${errorText(error)}`);
     });
     this.#closing.then(
       () => this.#resolveClosed(),

@@ -5,6 +5,7 @@
 // to answer a repeat without running it again (Mcp-Relay-Retries), and otherwise an honest "outcome
 // unknown" for a request that may have run.
 
+import { errorText } from '../errors.ts';
 import {
   isInvalid,
   isRequest,
@@ -87,7 +88,7 @@ export async function deliver(
     }
     const delay = RESEND_DELAYS_MS[resends] ?? 0;
     hooks.log.info(
-      `${describeRequest(message)}: ${describe(lost.cause ?? lost)}; sending it again in the same session in ${delay} ms (the gateway answers a repeat without running it again)`,
+      `${describeRequest(message)}: ${errorText(lost.cause ?? lost)}; sending it again in the same session in ${delay} ms (the gateway answers a repeat without running it again)`,
     );
     await sleep(delay, hooks.signal);
     if (client.sessionId !== session) {
@@ -100,7 +101,7 @@ export async function deliver(
     } catch (error) {
       if (hooks.signal.aborted) throw error;
       // Whatever the re-send met (a 404 included: the session and its memory are gone), the first may have run.
-      lost = error instanceof GatewayError ? error : new GatewayError('protocol', describe(error));
+      lost = error instanceof GatewayError ? error : new GatewayError('protocol', errorText(error));
       if (lost.kind === 'session-expired') {
         throw outcomeUnknown(
           message,
@@ -198,7 +199,7 @@ function outcomeUnknown(request: JsonRpcRequest, cause: unknown, resent?: string
     resent === undefined ? 'not sent again, so it cannot run twice' : `${resent}; it ran at most once`;
   return new GatewayError(
     'outcome-unknown',
-    `the answer was lost after the request was sent (${describe(reason)}): the outcome is unknown and ${what} may have run; ${after}`,
+    `the answer was lost after the request was sent (${errorText(reason)}): the outcome is unknown and ${what} may have run; ${after}`,
     { cause: reason },
   );
 }
@@ -259,7 +260,7 @@ async function readUntilAnswered(
       const outcome = await readStream(events, hooks, () => hooks.answered(), cursor);
       progressed = outcome.received > 0;
       if (hooks.answered() || hooks.signal.aborted) return;
-      if (outcome.error) hooks.log.debug(`response stream broke: ${describe(outcome.error)}`);
+      if (outcome.error) hooks.log.debug(`response stream broke: ${errorText(outcome.error)}`);
     }
     if (cursor.lastEventId === undefined) {
       throw new GatewayError(
@@ -288,7 +289,7 @@ async function readUntilAnswered(
       if (hooks.signal.aborted) throw error;
       // The session is gone (a restart): no point retrying here; the request may have run.
       if (error instanceof GatewayError && !error.retryable && error.kind !== 'protocol') throw error;
-      hooks.log.debug(`could not resume the response stream: ${describe(error)}`);
+      hooks.log.debug(`could not resume the response stream: ${errorText(error)}`);
       events = undefined;
     }
   }
@@ -356,10 +357,6 @@ async function forwardEventData(data: string, hooks: DeliveryHooks): Promise<voi
 /** Stands for the result of an unparsed response: serializing it the ordinary way still gives the right text. */
 function unparsedResult(data: string): Record<string, unknown> {
   return { toJSON: () => (JSON.parse(data) as { result: unknown }).result };
-}
-
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */

@@ -79,10 +79,3 @@ export function jsonRpcCodeFor(kind: GatewayErrorKind): number {
       return ErrorCode.InternalError;
   }
 }
-
-/** Server-provided text made safe for a one-line message: no control characters, bounded length. */
-export function sanitize(text: string, max = 200): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point.
-  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
-}

@@ -2,9 +2,10 @@
 // (list_changed, logging, sampling) reach the client between requests. Reconnects with backoff and
 // Last-Event-ID for as long as the bridge runs; a 404 hands over to session recovery.
 
+import { errorText } from '../errors.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import { isInvalid, validateMessage } from '../protocol/jsonrpc.ts';
-import { describe, sleep } from './delivery.ts';
+import { sleep } from './delivery.ts';
 import type { BridgeLog } from './diagnostics.ts';
 import { GatewayError } from './errors.ts';
 import type { GatewayClient } from './gateway-client.ts';
@@ -69,7 +70,7 @@ export async function runEventStream(client: GatewayClient, hooks: EventStreamHo
         }
       }
       failures++;
-      const note = `event stream from the gateway lost (${describe(error)}); reconnecting`;
+      const note = `event stream from the gateway lost (${errorText(error)}); reconnecting`;
       if (lossReported) hooks.log.debug(note);
       else hooks.log.info(note);
       lossReported = true;
@@ -90,7 +91,7 @@ async function recover(hooks: EventStreamHooks): Promise<void> {
   try {
     await hooks.onSessionExpired();
   } catch (error) {
-    hooks.log.debug(`could not re-initialize yet: ${describe(error)}`);
+    hooks.log.debug(`could not re-initialize yet: ${errorText(error)}`);
   }
 }
 

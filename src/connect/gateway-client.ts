@@ -4,9 +4,10 @@
 import type { Dispatcher } from 'undici';
 import { isInvalid, isRequest, type JsonRpcMessage, validateMessage } from '../protocol/jsonrpc.ts';
 import { RAW_PASS_THROUGH_BYTES, rawResponse } from '../protocol/raw-response.ts';
+import { sanitize } from '../util/sanitize.ts';
 import type { AuthProvider } from './auth.ts';
 import { type ClientCertificate, createDispatcher, type ProxySettings } from './dispatcher.ts';
-import { GatewayError, sanitize } from './errors.ts';
+import { GatewayError } from './errors.ts';
 import type { MessageText } from './output.ts';
 import { parseSse, type SseEvent } from './sse.ts';
 

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseDuration } from '../config/units.ts';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 import { type AuthProvider, staticTokenAuth } from './auth.ts';
 import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import { type ClientCertificate, type ProxySettings, proxySettings } from './dispatcher.ts';

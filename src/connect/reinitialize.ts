@@ -9,9 +9,10 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
+import { sanitize } from '../util/sanitize.ts';
 import { deliver } from './delivery.ts';
 import type { BridgeLog } from './diagnostics.ts';
-import { GatewayError, sanitize } from './errors.ts';
+import { GatewayError } from './errors.ts';
 import type { GatewayClient } from './gateway-client.ts';
 
 export interface ReinitializeOptions {

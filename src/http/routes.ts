@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Identify } from '../auth/identify.ts';
+import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import type { Identity } from '../sessions/types.ts';
@@ -141,7 +142,7 @@ export function routeRequests(routes: readonly Route[], identify: Identify, log:
 
   return function handler(req, res) {
     handle(req, res).catch((error: unknown) => {
-      log.error({ err: (error as Error).message, stack: (error as Error).stack }, 'request failed');
+      log.error({ err: errorText(error), stack: (error as Error).stack }, 'request failed');
       if (!res.headersSent) sendRpcError(res, 500, ErrorCode.InternalError, 'internal error');
       else res.end();
     });

@@ -8,8 +8,8 @@ import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 
 import type { TLSSocket } from 'node:tls';
 import { clientCertMode } from '../auth/client-cert.ts';
 import { listenTls, type RelayConfig, type TlsConfig } from '../config/schema.ts';
+import { errorText, RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { RelayError } from '../protocol/errors.ts';
 
 /** limits.headersTimeout and limits.receiveTimeout, for every listener of the gateway (TCP and the SSH socket). */
 export function slowClientTimeouts(config: RelayConfig): HttpServerOptions {
@@ -140,7 +140,7 @@ export function superviseTls(
       trust = next;
     } catch (error) {
       log.error(
-        { err: (error as Error).message },
+        { err: errorText(error) },
         'TLS files changed but could not be loaded; keeping the previous ones',
       );
     }

@@ -11,7 +11,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { connect } from 'node:net';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 
 export interface UnixListenerOptions {
   path: string;

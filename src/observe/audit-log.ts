@@ -14,8 +14,8 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AuditConfig } from '../config/policy-schema.ts';
+import { errorText, RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { RelayError } from '../protocol/errors.ts';
 import { jsonLine } from '../util/json-lines.ts';
 
 export type AuditEventName = 'session.start' | 'session.end' | 'tools.call';
@@ -166,6 +166,6 @@ export class AuditLog {
     const now = Date.now();
     if (now - this.#lastErrorReport < ERROR_REPORT_INTERVAL_MS) return;
     this.#lastErrorReport = now;
-    this.#log.error({ err: (error as Error).message, file: this.#file }, 'cannot write the audit log');
+    this.#log.error({ err: errorText(error), file: this.#file }, 'cannot write the audit log');
   }
 }

@@ -4,6 +4,7 @@
 
 import type { AuditConfig } from '../config/policy-schema.ts';
 import type { RelayConfig } from '../config/schema.ts';
+import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import { messageByteLength } from '../protocol/raw-json.ts';
@@ -55,10 +56,7 @@ export class Audit {
         this.#audit = opened;
       } catch (error) {
         // The old log stays: losing the audit trail because of a typo in a reload is the worse outcome.
-        this.#log.error(
-          { err: (error as Error).message },
-          'audit log not switched; still writing the old one',
-        );
+        this.#log.error({ err: errorText(error) }, 'audit log not switched; still writing the old one');
       }
     }
     this.#subscribe();
@@ -101,7 +99,7 @@ export class Audit {
       const record = toRecord(event, audit);
       if (record) audit.write(record);
     } catch (error) {
-      this.#log.error({ err: (error as Error).message }, 'audit line not written');
+      this.#log.error({ err: errorText(error) }, 'audit line not written');
     }
   }
 

@@ -1,6 +1,7 @@
 // One MCP session of one authenticated user: tracks the client's requests in flight, routes each
 // backend message to the reply or stream it belongs to, and never to another session.
 
+import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import {
   type EventOwner,
@@ -228,13 +229,11 @@ export class Session implements Downstream {
     this.#admissions = this.#admissions
       .then(() => admission)
       .catch((error: unknown): Admission => {
-        this.#log.error({ err: (error as Error).message }, 'request admission failed');
+        this.#log.error({ err: errorText(error) }, 'request admission failed');
         return { refusal: { code: ErrorCode.InternalError, message: 'internal error' } };
       })
       .then((result) => this.#admitted(key, entry, message, result))
-      .catch((error: unknown) =>
-        this.#log.error({ err: (error as Error).message }, 'request admission failed'),
-      )
+      .catch((error: unknown) => this.#log.error({ err: errorText(error) }, 'request admission failed'))
       .finally(() => {
         this.#admitting--;
       });
@@ -286,10 +285,7 @@ export class Session implements Downstream {
     try {
       this.#upstream.send(message);
     } catch (error) {
-      this.#log.error(
-        { err: (error as Error).message, method: message.method },
-        'request could not be forwarded',
-      );
+      this.#log.error({ err: errorText(error), method: message.method }, 'request could not be forwarded');
       if (this.#inFlight.get(key) === entry)
         this.#deliverResponse(
           errorResponse(message.id, ErrorCode.InternalError, 'the gateway could not forward this request'),

@@ -8,7 +8,7 @@ import { type Readable, Transform, type Writable } from 'node:stream';
 import { SOCKET_GROUPS_HEADER, SOCKET_USER_HEADER } from '../auth/socket-identity.ts';
 import { createBridge } from '../connect/bridge.ts';
 import type { BridgeLog } from '../connect/diagnostics.ts';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 import { isRequestId } from '../protocol/mcp.ts';
 import type { RunOutcome } from './standalone.ts';
 

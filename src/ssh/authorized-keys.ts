@@ -4,7 +4,7 @@
 
 import { lstat, mkdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 import { type FileOwner, writeFileAtomic } from '../util/atomic-write.ts';
 import { withFileLock } from '../util/file-lock.ts';
 import { type ForcedCommand, parseForcedCommand, renderForcedCommand } from './forced-command.ts';

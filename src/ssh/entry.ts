@@ -11,11 +11,11 @@ import { BackendLauncher } from '../backends/launcher.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { RelayConfig, ServerConfig } from '../config/schema.ts';
 import { createStderrLog } from '../connect/diagnostics.ts';
-import { sanitize } from '../connect/errors.ts';
+import { errorText, RelayError } from '../errors.ts';
 import { silentLogger } from '../log.ts';
 import { ServerPolicy } from '../policy/policy.ts';
-import { RelayError } from '../protocol/errors.ts';
 import type { Identity } from '../sessions/types.ts';
+import { sanitize } from '../util/sanitize.ts';
 import { checkGatewaySocket, runAttached } from './attached.ts';
 import { type ConnectionFields, clientAddress, openConnectionLog } from './connection-log.ts';
 import { claimConnectionSlot } from './connection-slots.ts';
@@ -109,7 +109,7 @@ async function serveStandalone(
   const claim = await claimConnectionSlot(folder, options.user, server, limit).catch((error: unknown) => {
     throw new RelayError(
       'SSH_REFUSED',
-      `cannot count connections in ${folder}: ${(error as Error).message}; check that folder's permissions or set ssh.stateDir`,
+      `cannot count connections in ${folder}: ${errorText(error)}; check that folder's permissions or set ssh.stateDir`,
     );
   });
   if (!claim.ok) {
@@ -128,7 +128,7 @@ async function serveStandalone(
         standaloneParentEnv(options.env),
       );
     } catch (error) {
-      return { refusal: (error as Error).message };
+      return { refusal: errorText(error) };
     }
     onStart();
     const spec = await launcher.spec({ server, user: options.user, session: connection });
@@ -148,7 +148,7 @@ async function serveAttached(
   try {
     await checkGatewaySocket(socketPath);
   } catch (error) {
-    return { refusal: (error as Error).message };
+    return { refusal: errorText(error) };
   }
   onStart();
   return runAttached({
@@ -205,8 +205,7 @@ export function loadConfigDespiteUnsetVars(
   try {
     return { config: loadConfigFile(path, env).config, unset: undefined };
   } catch (error) {
-    if (!(error instanceof RelayError) || !/environment variable \S+ is not set/.test(error.message))
-      throw error;
+    if (!(error instanceof RelayError) || error.code !== 'CONFIG_ENV_UNSET') throw error;
     try {
       return { config: loadConfigFile(path, withPlaceholders(env)).config, unset: error };
     } catch {

@@ -4,7 +4,7 @@
 
 import { isAbsolute } from 'node:path';
 import { isPrincipalName, PRINCIPAL_NAME_RULE } from '../auth/principal-name.ts';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 
 export interface ForcedCommand {
   /** The node binary, absolute. */

@@ -2,8 +2,8 @@
 // really is a key of that type, with the SHA256 fingerprint `ssh-keygen -l` prints.
 
 import { createHash } from 'node:crypto';
-import { sanitize } from '../connect/errors.ts';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
+import { sanitize } from '../util/sanitize.ts';
 
 export interface PublicKey {
   /** e.g. ssh-ed25519 */

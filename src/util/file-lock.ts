@@ -3,7 +3,7 @@
 
 import { open, rm, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RelayError } from '../protocol/errors.ts';
+import { RelayError } from '../errors.ts';
 
 export interface FileLockOptions {
   /** Give up after this long (ms). */

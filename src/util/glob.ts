@@ -6,6 +6,8 @@
 // `[abc]` / `[a-z]` / `[!abc]` one character of (or not of) a class, `\x` the character x itself.
 // Everything else matches itself, case-sensitively (MCP names and URIs are case-sensitive).
 
+import { errorText } from '../errors.ts';
+
 /** Patterns longer than this are refused: a filter is a short list of names, not a document. */
 const MAX_PATTERN_LENGTH = 512;
 
@@ -20,7 +22,7 @@ export function globProblem(pattern: string): string | undefined {
   try {
     compileGlob(pattern);
   } catch (error) {
-    return (error as Error).message;
+    return errorText(error);
   }
   return undefined;
 }

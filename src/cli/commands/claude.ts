@@ -14,7 +14,7 @@ import {
   mcpServersSnippet,
 } from '../../claude/entry.ts';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
-import { RelayError } from '../../protocol/errors.ts';
+import { RelayError } from '../../errors.ts';
 import { collectRepeatedFlag } from '../flags.ts';
 import { absolutePathIn, type CliIo, ioFrom } from '../io.ts';
 

@@ -6,7 +6,7 @@ import { createKey, type KeySummary, listKeys, revokeKey } from '../../auth/key-
 import { PRINCIPAL_NAME_RULE } from '../../auth/principal-name.ts';
 import { type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { formatDuration, parseDuration } from '../../config/units.ts';
-import { RelayError } from '../../protocol/errors.ts';
+import { RelayError } from '../../errors.ts';
 import { absolutePathIn, type CliIo, ioFrom, pathIn } from '../io.ts';
 import { alignColumns } from '../table.ts';
 

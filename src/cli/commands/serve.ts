@@ -8,9 +8,9 @@ import { environmentWithTaken, takeFromEnvironment } from '../../config/env-secr
 import { buildConfig, type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { ConfigReloader } from '../../config/reload.ts';
 import type { RelayConfig } from '../../config/schema.ts';
+import { RelayError } from '../../errors.ts';
 import { createGateway } from '../../gateway/create-gateway.ts';
 import { createLogger, type Logger } from '../../log.ts';
-import { RelayError } from '../../protocol/errors.ts';
 import { ioFrom } from '../io.ts';
 import { untilSignal } from '../signals.ts';
 

@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type ArgsDef, defineCommand } from 'citty';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
-import { RelayError } from '../../protocol/errors.ts';
+import { RelayError } from '../../errors.ts';
 import { type AuthorizedEntry, authorizeKey, listAuthorized, revokeKeys } from '../../ssh/authorized-keys.ts';
 import { parsePublicKeyFile } from '../../ssh/public-key.ts';
 import { collectRepeatedFlag } from '../flags.ts';

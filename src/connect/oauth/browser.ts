@@ -3,6 +3,7 @@
 // on stderr too, for machines where no browser can be opened.
 
 import { spawn } from 'node:child_process';
+import { errorText } from '../../errors.ts';
 import type { BridgeLog } from '../diagnostics.ts';
 
 /**
@@ -40,7 +41,7 @@ export function openBrowser(url: string, configured: string | undefined, log: Br
     });
     child.unref();
   } catch (error) {
-    log.warn(`could not open a browser (${(error as Error).message}); open the URL above yourself`);
+    log.warn(`could not open a browser (${errorText(error)}); open the URL above yourself`);
   }
 }
 

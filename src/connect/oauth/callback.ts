@@ -3,7 +3,7 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sanitize } from '../errors.ts';
+import { sanitize } from '../../util/sanitize.ts';
 import { OAuthError } from './http.ts';
 
 export interface CallbackResult {

@@ -3,7 +3,7 @@
 // with failures as one-line OAuthErrors.
 
 import { type Dispatcher, fetch } from 'undici';
-import { sanitize } from '../errors.ts';
+import { sanitize } from '../../util/sanitize.ts';
 
 /** A login, refresh or discovery step failed; the message is for the user (stderr, JSON-RPC error). */
 export class OAuthError extends Error {

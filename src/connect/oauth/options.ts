@@ -2,7 +2,7 @@
 // the sign-in callback listens, how the browser opens, how long a sign-in may take.
 
 import { parseDuration } from '../../config/units.ts';
-import { RelayError } from '../../protocol/errors.ts';
+import { RelayError } from '../../errors.ts';
 import { VERSION } from '../../version.ts';
 import type { AuthProvider } from '../auth.ts';
 import type { BridgeLog } from '../diagnostics.ts';

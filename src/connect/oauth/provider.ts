@@ -4,9 +4,10 @@
 // started together (Claude Desktop does that) share one sign-in, and one refresh at a time.
 
 import type { Dispatcher } from 'undici';
+import { errorText } from '../../errors.ts';
+import { sanitize } from '../../util/sanitize.ts';
 import type { AuthChallenge, AuthProvider, UnauthorizedOutcome } from '../auth.ts';
 import type { BridgeLog } from '../diagnostics.ts';
-import { sanitize } from '../errors.ts';
 import { type BearerChallenge, parseBearerChallenge } from './challenge.ts';
 import { refreshTokens } from './client.ts';
 import { OAuthError, OAuthHttp } from './http.ts';
@@ -176,7 +177,7 @@ class OAuthAuth implements AuthProvider {
         await this.#refresh(await this.#serverMetadata(stored.issuer), stored);
       })
       .catch((error: unknown) => {
-        this.#options.log.warn(`could not refresh the access token: ${(error as Error).message}`);
+        this.#options.log.warn(`could not refresh the access token: ${errorText(error)}`);
       })
       .finally(() => {
         this.#refreshing = undefined;

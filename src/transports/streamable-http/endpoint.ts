@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RelayConfig } from '../../config/schema.ts';
+import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
 import { parseJsonBody } from '../../http/json-body.ts';
 import { sendRpcError } from '../../http/replies.ts';
@@ -160,7 +161,7 @@ export class McpEndpoint {
       created = await this.#sessions.create(server, identity);
     } catch (error) {
       // Our fault, not the client's: the details stay in the log.
-      this.#log.error({ err: (error as Error).message, server }, 'could not start a session');
+      this.#log.error({ err: errorText(error), server }, 'could not start a session');
       this.#unavailable(res, message.id, 'the session could not be started; see the gateway log');
       return;
     }

@@ -1,13 +1,15 @@
-// Local (non-wire) errors: a typed code the CLI and callers can branch on; never sent as JSON-RPC.
+// Local (non-wire) errors: a typed code the CLI and callers branch on, never sent as JSON-RPC and never
+// matched by message text. Wire errors are JSON-RPC error objects (protocol/jsonrpc.ts ErrorCode).
 
 export type RelayErrorCode =
   | 'CONFIG_INVALID'
   | 'CONFIG_NOT_FOUND'
+  /** A `${VAR}` in the config names a variable the environment does not set (and gives no default). */
+  | 'CONFIG_ENV_UNSET'
   | 'LISTEN_REFUSED'
   | 'KEYS_FILE'
   | 'KEY_NOT_FOUND'
   | 'USAGE'
-  | 'BACKEND_SPAWN'
   | 'CLAUDE_CONFIG'
   /** ssh-entry refused a connection (unknown server, not allowed, over the limit). */
   | 'SSH_REFUSED'
@@ -22,4 +24,9 @@ export class RelayError extends Error {
     this.name = 'RelayError';
     this.code = code;
   }
+}
+
+/** The message of whatever was thrown, for a log line or a wrapped error (a thrown non-Error included). */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
