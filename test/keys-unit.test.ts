@@ -5,15 +5,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { createKey, listKeys, revokeKey } from '../src/auth/key-admin.ts';
 import { hashApiKey } from '../src/auth/key-material.ts';
 import { KeyStore } from '../src/auth/keys.ts';
 import { RelayError } from '../src/errors.ts';
 import { silentLogger } from '../src/log.ts';
+import { capturingLogger } from './helpers/capturing-logger.ts';
 import { runCliInProcess } from './helpers/cli.ts';
 
 let dir: string;
@@ -24,18 +23,6 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'mcp-relay-keys-'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A logger whose lines the test can read. */
-function capturingLogger(): { log: typeof silentLogger; lines: () => string } {
-  let text = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString('utf8');
-      done();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines: () => text };
-}
 
 /** Polls until `check` is true or `ms` have passed; returns how long it took. */
 async function eventually(check: () => boolean, ms = 2_500): Promise<number> {

@@ -5,11 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { createKey, listKeys, revokeKey } from '../src/auth/key-admin.ts';
-import type { silentLogger } from '../src/log.ts';
+import { capturingLogger } from './helpers/capturing-logger.ts';
 import { runCli } from './helpers/cli.ts';
 import { fixtureServer, INITIALIZE, rawPost, startGateway } from './helpers/gateway.ts';
 
@@ -21,18 +19,6 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'mcp-relay-keys-'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A logger whose lines the test can read. */
-function capturingLogger(): { log: typeof silentLogger; lines: () => string } {
-  let text = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString('utf8');
-      done();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines: () => text };
-}
 
 describe('a key for a user name made only of dots', () => {
   it('an older file with one still loads, but that key gets 401 with the reason', async () => {

@@ -19,7 +19,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { claudeEntryForSsh } from '../src/claude/entry.ts';
 import { parseConfigText } from '../src/config/load.ts';
 import { parseLine } from '../src/ssh/authorized-keys.ts';
@@ -27,8 +26,6 @@ import { renderForcedCommand } from '../src/ssh/forced-command.ts';
 import { parsePublicKeyFile } from '../src/ssh/public-key.ts';
 import { runCliInProcess } from './helpers/cli.ts';
 import { makeClientKey } from './helpers/sshd.ts';
-
-const _RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
 
 let dir: string;
 let configPath: string;
