@@ -91,26 +91,21 @@ export class Multiplexer {
       refusedAsUnhealthy: (link, request) => this.#refusedAsUnhealthy(link, request),
       initialized: (restart) => this.#initialized(restart),
     });
-    this.#fromBackendRouting = new BackendRouting({
-      mode: options.mode,
+    // What both directions of routing read and write: the tables of who is attached and what is in flight.
+    const shared = {
       log: this.#log,
       links: this.#links,
       requests: this.#requests,
       tasks: this.#tasks,
       unsolicited: this.#unsolicited,
       subscriptions: this.#subscriptions,
-      toBackend: (message) => this.#toBackend(message),
-    });
+      toBackend: (message: JsonRpcMessage) => this.#toBackend(message),
+    };
+    this.#fromBackendRouting = new BackendRouting({ ...shared, mode: options.mode });
     this.#fromClientRouting = new ClientRouting({
-      log: this.#log,
-      links: this.#links,
-      requests: this.#requests,
-      tasks: this.#tasks,
-      unsolicited: this.#unsolicited,
-      subscriptions: this.#subscriptions,
+      ...shared,
       handshake: this.#handshake,
       forward: (link, request) => this.#forward(link, request),
-      toBackend: (message) => this.#toBackend(message),
       internalRequest: (method, params, onResponse) => this.#internalRequest(method, params, onResponse),
     });
     this.#liveness = new Liveness(options.livenessTimeoutMs ?? 0, {
