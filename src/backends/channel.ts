@@ -15,6 +15,8 @@ export interface BackendChannel {
   readonly unhealthyReason: string | undefined;
   /** The process id behind the channel, where there is one (logs, tests). */
   readonly pid: number | undefined;
+  /** The loopback port of the running backend's browser app (`app.portEnv`); a restart picks a new one. */
+  readonly appPort?: number | undefined;
 
   /** Starts the backend if it is not running; after an unhealthy cool-down, tries again. */
   start(): Promise<void>;

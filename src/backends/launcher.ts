@@ -1,8 +1,10 @@
-// Starts backend processes with the environment and app port their config asks for.
+// Starts backend processes with the environment and app port their config asks for, and tells a
+// server with an app where the gateway serves it (APP_PUBLIC_URL).
 
 import { createServer } from 'node:net';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { appBaseUrl } from '../util/app-url.ts';
 import { type AccountSystem, type BackendAccount, resolveAccounts, thisSystem } from './account.ts';
 import { backendEnv } from './env.ts';
 import { BackendProcess, type BackendSpec } from './process.ts';
@@ -21,22 +23,30 @@ export class BackendLauncher {
   readonly #parentEnv: NodeJS.ProcessEnv;
   readonly #maxMessageBytes: number | undefined;
   readonly #accounts: ReadonlyMap<string, BackendAccount>;
+  readonly #gatewayUrl: (() => string | undefined) | undefined;
 
   /**
    * Throws a config error when a server's `user` or `group` does not exist, or cannot be switched
    * to (the gateway is not root): a gateway refuses to start rather than fail at the first session.
    * `maxMessageBytes`: the longest line a backend may write (limits.maxBackendMessageBytes).
+   * `gatewayUrl`: the gateway's base URL (publicUrl, else where it listens), read at each launch; a
+   * server with `app` then gets APP_PUBLIC_URL=<base>/apps/<server>/. Unset (SSH standalone): none.
    */
   constructor(
     servers: Readonly<Record<string, ServerConfig>>,
     log: Logger,
     parentEnv: NodeJS.ProcessEnv = process.env,
-    options: { maxMessageBytes?: number; system?: () => AccountSystem } = {},
+    options: {
+      maxMessageBytes?: number;
+      system?: () => AccountSystem;
+      gatewayUrl?: () => string | undefined;
+    } = {},
   ) {
     this.#servers = servers;
     this.#log = log;
     this.#parentEnv = parentEnv;
     this.#maxMessageBytes = options.maxMessageBytes;
+    this.#gatewayUrl = options.gatewayUrl;
     this.#accounts = resolveAccounts(servers, options.system ?? thisSystem);
   }
 
@@ -52,7 +62,14 @@ export class BackendLauncher {
     const relay: Record<string, string> = { MCP_RELAY_SERVER: owner.server };
     if (owner.user !== undefined) relay.MCP_RELAY_USER = owner.user;
     if (owner.session) relay.MCP_RELAY_SESSION = owner.session;
-    if (config.app) relay[config.app.portEnv] = String(await freePort());
+    const appPort = config.app ? await freePort() : undefined;
+    if (config.app && appPort !== undefined) {
+      relay[config.app.portEnv] = String(appPort);
+      // Served through the gateway for shared and per-user backends; a per-session one keeps its own address.
+      const base = config.isolation === 'per-session' ? undefined : this.#gatewayUrl?.();
+      const user = config.isolation === 'per-user' ? owner.user : undefined;
+      if (base !== undefined) relay.APP_PUBLIC_URL = appBaseUrl(base, owner.server, user);
+    }
     const account = this.#accounts.get(owner.server);
     return {
       server: owner.server,
@@ -69,6 +86,7 @@ export class BackendLauncher {
       }),
       uid: account?.uid,
       gid: account?.gid,
+      ...(appPort === undefined ? {} : { appPort }),
     };
   }
 }

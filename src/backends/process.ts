@@ -28,6 +28,8 @@ export interface BackendSpec {
   /** The account to run as (servers.<name>.user/.group, see account.ts); undefined: the gateway's. */
   uid?: number | undefined;
   gid?: number | undefined;
+  /** The loopback port its browser app was told to listen on (`app.portEnv`), when it has one. */
+  appPort?: number;
 }
 
 export interface BackendExit {

@@ -58,6 +58,11 @@ export class Supervisor implements BackendChannel {
     return this.#process?.pid;
   }
 
+  /** The app port of the running process only: between a crash and the restart there is none. */
+  get appPort(): number | undefined {
+    return this.#state === 'running' ? this.#process?.spec.appPort : undefined;
+  }
+
   /** Why the backend is unhealthy and when it will be tried again, for error messages. */
   get unhealthyReason(): string | undefined {
     return this.#state === 'unhealthy' ? this.#describeUnhealthy() : undefined;

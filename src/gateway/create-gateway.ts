@@ -3,6 +3,7 @@
 // shutdown order. Everything the gateway owns is built and closed here.
 
 import type { AddressInfo } from 'node:net';
+import { AppTickets } from '../auth/app-ticket.ts';
 import { ClientCertificates } from '../auth/client-cert.ts';
 import { GatewayAuth } from '../auth/gateway-auth.ts';
 import { identifier } from '../auth/identify.ts';
@@ -11,8 +12,8 @@ import { BackendLauncher } from '../backends/launcher.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
-import { createListener } from '../http/listener.ts';
-import type { Refusal } from '../http/refusal.ts';
+import { createListener, type UpgradeListener } from '../http/listener.ts';
+import { type Refusal, refuseSocket } from '../http/refusal.ts';
 import { sendJson } from '../http/replies.ts';
 import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/request-guards.ts';
 import { anyPath, exact, param, prefix, type Route, routeRequests } from '../http/routes.ts';
@@ -23,7 +24,12 @@ import { Audit } from '../observe/audit.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { SessionManager } from '../sessions/manager.ts';
+import type { Identity } from '../sessions/types.ts';
+import { AppLinkGates } from '../transports/apps/app-links.ts';
+import { APPS_PREFIX } from '../transports/apps/app-path.ts';
+import { AppProxy } from '../transports/apps/app-proxy.ts';
 import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
+import { appBaseUrl } from '../util/app-url.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { healthReport } from './health.ts';
 
@@ -70,16 +76,24 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const owner = Symbol('gateway');
   const gatekeeper = new Gatekeeper(config, log, owner);
   const audit = new Audit(config, log, owner);
+  // Browser apps (servers with `app`): one ticket secret for the links in tool results and /app-links.
+  const withApp = Object.keys(config.servers).filter((name) => config.servers[name]?.app !== undefined);
+  const appTickets = new AppTickets();
+  const appGatewayUrl = (): string | undefined => config.publicUrl ?? (tcp ? listener.url : undefined);
   const pool = new BackendPool(
     config,
-    new BackendLauncher(config.servers, log, env, { maxMessageBytes: config.limits.maxBackendMessageBytes }),
+    new BackendLauncher(config.servers, log, env, {
+      maxMessageBytes: config.limits.maxBackendMessageBytes,
+      // Backends start after listen(), so the listening address is known by then.
+      gatewayUrl: appGatewayUrl,
+    }),
     log,
   );
   const sessions = new SessionManager(
     live.view,
     log,
     (server, session) => pool.place(server, session),
-    gatekeeper,
+    withApp.length === 0 ? gatekeeper : new AppLinkGates(gatekeeper, appLinkSource),
     owner,
   );
   live.onChange((next) => {
@@ -116,6 +130,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   // Every row starts with these, so a repeated header or a foreign Host is refused before any path is served.
   const edge: Guard[] = [singleHeaders, hostGuard(loopback, publicUrl?.hostname)];
   const scheme = tcp?.tls ? 'https' : 'http';
+  const origins = originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin);
+  const apps = appRoutes(origins);
   const routes: Route[] = [
     {
       match: exact('/healthz'),
@@ -128,11 +144,12 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     { match: prefix(PRM_PATH), guards: edge, handle: resourceMetadata(gatewayAuth.resource) },
     {
       match: param('/mcp/:server', serverNamed),
-      guards: [...edge, originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin)],
+      guards: [...edge, origins],
       caller: true,
       unknown: NO_SUCH_SERVER,
       handle: (req, res, server, identity) => endpoint.handle(req, res, server, identity),
     },
+    ...(apps?.routes ?? []),
     {
       match: anyPath,
       guards: edge,
@@ -142,7 +159,64 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     },
   ];
   const identify = identifier({ certificates: clientCerts, tokens: gatewayAuth });
-  const listener = createListener(config, routeRequests(routes, identify, log), log);
+  const listener = createListener(config, routeRequests(routes, identify, log), log, apps?.upgrade);
+
+  /**
+   * Servers with an `app`: their browser apps at /apps/<server>/ (HTTP and WebSocket), and the endpoint
+   * an authenticated client asks for a sign-in link; none of it exists without such a server.
+   */
+  function appRoutes(originCheck: Guard) {
+    if (withApp.length === 0) return undefined;
+    const proxy = new AppProxy({
+      tickets: appTickets,
+      secure: scheme === 'https',
+      gatewayUrl: () => config.publicUrl ?? listener.url,
+      maxBodyBytes: () => live.current.limits.maxBodyBytes,
+      upgradeGuards: [...edge, originCheck],
+      log,
+      modeOf: appMode,
+      allowed: (server, identity) => gatekeeper.allows(server, identity) && gatewayAuth.stillValid(identity),
+      portFor: (server, user) => pool.appPortFor(server, user),
+    });
+    const appNamed = (name: string | undefined): string | null =>
+      name !== undefined && withApp.includes(name) ? name : null;
+    const rows: Route[] = [
+      {
+        match: param('/app-links/:server', appNamed),
+        methods: ['POST'],
+        guards: [...edge, originCheck],
+        caller: true,
+        unknown: NO_SUCH_SERVER,
+        handle: async (_req, res, server, identity) => proxy.mintLink(res, server, identity),
+      },
+      {
+        match: prefix('/apps'),
+        guards: [...edge, originCheck],
+        handle: (req, res) => proxy.handle(req, res),
+      },
+    ];
+    const upgrade: UpgradeListener = (req, socket, head) => {
+      if ((req.url ?? '/').startsWith(APPS_PREFIX)) proxy.upgrade(req, socket, head);
+      else refuseSocket(socket, { status: 404, code: ErrorCode.InvalidRequest, message: 'not found' });
+    };
+    return { routes: rows, upgrade };
+  }
+
+  /** The isolation mode of a server with an app, else undefined. */
+  function appMode(server: string) {
+    return withApp.includes(server) ? config.servers[server]?.isolation : undefined;
+  }
+
+  /** The app address a session's user reaches (tool results naming it get a ticket), per user or shared. */
+  function appLinkSource(server: string, identity: Identity) {
+    const mode = appMode(server);
+    const gatewayUrl = appGatewayUrl();
+    if (mode === undefined || mode === 'per-session' || gatewayUrl === undefined) return undefined;
+    return {
+      base: appBaseUrl(gatewayUrl, server, mode === 'per-user' ? identity.user : undefined),
+      ticket: () => appTickets.mint(identity, server).ticket,
+    };
+  }
 
   return {
     get url() {

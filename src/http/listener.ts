@@ -2,9 +2,15 @@
 // and the SSH attached-mode socket, one request handler behind both; listening, the URL, and the
 // steps of closing that the gateway's shutdown order calls between its own.
 
-import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { serverOptions, superviseTls } from './server-options.ts';
@@ -23,7 +29,15 @@ export interface Listener {
   close(): void;
 }
 
-export function createListener(config: RelayConfig, handler: RequestListener, log: Logger): Listener {
+/** What answers upgrade requests (WebSocket) on TCP; without one, node answers them as plain requests. */
+export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export function createListener(
+  config: RelayConfig,
+  handler: RequestListener,
+  log: Logger,
+  onUpgrade?: UpgradeListener,
+): Listener {
   // listen: false: no TCP listener, the SSH attached-mode socket is the only way in (the schema insists on it).
   const tcp = config.listen === false ? undefined : config.listen;
   const tls = tcp?.tls;
@@ -33,6 +47,7 @@ export function createListener(config: RelayConfig, handler: RequestListener, lo
   const server: Server | undefined = tcp
     ? (httpsServer ?? createHttpServer(serverOptions(config), handler))
     : undefined;
+  if (server && onUpgrade) server.on('upgrade', onUpgrade);
   const tlsFiles = httpsServer ? superviseTls(httpsServer, config, log) : undefined;
   let address: AddressInfo | undefined;
   let sshSocket: Awaited<ReturnType<typeof openSshSocket>>;

@@ -1,6 +1,7 @@
 // Finds or creates the backend a new session belongs to, by the server's isolation mode
 // (shared: one for all; per-user: one per user; per-session: one each), within the instance caps.
 
+import type { BackendChannel } from '../backends/channel.ts';
 import type { BackendLauncher } from '../backends/launcher.ts';
 import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
 import type { RelayConfig } from '../config/schema.ts';
@@ -27,6 +28,8 @@ export interface ServerStats {
 
 interface Instance {
   mux: Multiplexer;
+  /** The backend behind the multiplexer, asked for its app port at each proxied request. */
+  channel: BackendChannel;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -63,12 +66,7 @@ export class BackendPool {
     // After stopAll (shutdown) nothing may start a backend that no one would stop.
     if (this.#stopped) return atCapacity('the gateway is shutting down');
     const mode = config.isolation;
-    const key =
-      mode === 'shared'
-        ? `${server}\0*`
-        : mode === 'per-user'
-          ? `${server}\0u\0${session.identity.user}`
-          : `${server}\0s\0${session.id}`;
+    const key = instanceKey(server, mode, session.identity.user, session.id);
     let instance = this.#instances.get(key);
     if (!instance) {
       if (this.#countFor(server) >= config.maxInstances)
@@ -88,6 +86,18 @@ export class BackendPool {
     instance.idleTimer = undefined;
     const { mux } = instance;
     return { ok: true, attach: (downstream) => mux.attach(downstream, session.identity.user) };
+  }
+
+  /**
+   * The app port of the backend `user` (or `sessionId`, per-session) reaches on `server`, read live: after a
+   * restart it is the new process's. Undefined while none runs (not started, stopped, between restarts).
+   */
+  appPortFor(server: string, user: string, sessionId?: string): number | undefined {
+    const config = this.#config.servers[server];
+    if (!config?.app) return undefined;
+    if (config.isolation === 'per-session' && sessionId === undefined) return undefined;
+    const instance = this.#instances.get(instanceKey(server, config.isolation, user, sessionId ?? ''));
+    return instance?.channel.appPort;
   }
 
   stats(): Record<string, ServerStats> {
@@ -137,6 +147,7 @@ export class BackendPool {
     const owner = { server, user, ...(sessionId ? { session: sessionId } : {}) };
     const supervisor = new Supervisor(() => this.#launcher.launch(owner), this.#log.child({ server, user }));
     const instance: Instance = {
+      channel: supervisor,
       mux: new Multiplexer(supervisor, {
         server,
         mode: config.isolation,
@@ -175,4 +186,11 @@ export class BackendPool {
     for (const { mux } of this.#instances.values()) if (mux.server === server) count++;
     return count;
   }
+}
+
+/** The pool's key of the backend a user's session is placed on, by the server's isolation mode. */
+function instanceKey(server: string, mode: string, user: string, sessionId: string): string {
+  if (mode === 'shared') return `${server}\0*`;
+  if (mode === 'per-user') return `${server}\0u\0${user}`;
+  return `${server}\0s\0${sessionId}`;
 }

@@ -1,0 +1,218 @@
+// The front for browser apps: `/apps/<server>/…` (HTTP, and WebSocket upgrades) forwarded to the
+// loopback app port of the requesting user's instance, after the sign-in app-access.ts decides; and
+// the authenticated endpoint that mints sign-in links. Bodies stream with backpressure (pipe), bounded
+// by limits.maxBodyBytes; the gateway's cookie and Authorization never reach the app.
+
+import { type IncomingHttpHeaders, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Transform } from 'node:stream';
+import type { AppTickets } from '../../auth/app-ticket.ts';
+import { refuseSocket } from '../../http/refusal.ts';
+import { sendJson } from '../../http/replies.ts';
+import type { Guard } from '../../http/request-guards.ts';
+import type { Logger } from '../../log.ts';
+import { ErrorCode } from '../../protocol/jsonrpc.ts';
+import type { Identity } from '../../sessions/types.ts';
+import { appBaseUrl } from '../../util/app-url.ts';
+import { type AppAccessOptions, type AppTarget, decideAppAccess, withoutAppCookie } from './app-access.ts';
+import { sendPage } from './app-pages.ts';
+
+export interface AppProxyOptions extends AppAccessOptions {
+  tickets: AppTickets;
+  /** TLS on the listener: cookies get `Secure`, X-Forwarded-Proto says https. */
+  secure: boolean;
+  /** The gateway's base URL for links (publicUrl, else where it listens). */
+  gatewayUrl(): string;
+  maxBodyBytes(): number;
+  /** Checks of an upgrade before anything else (duplicate headers, Host, Origin), as a row's guards. */
+  upgradeGuards: readonly Guard[];
+  log: Logger;
+}
+
+/** Request headers that belong to one hop, or to the gateway, and are not forwarded. */
+const DROPPED = new Set([
+  'authorization',
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'cookie',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-prefix',
+]);
+/** Response headers of one hop. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+]);
+
+export class AppProxy {
+  readonly #options: AppProxyOptions;
+
+  constructor(options: AppProxyOptions) {
+    this.#options = options;
+  }
+
+  /** `POST /app-links/<server>`: a sign-in link for the caller, valid once within minutes. */
+  mintLink(res: ServerResponse, server: string, identity: Identity): void {
+    const mode = this.#options.modeOf(server);
+    if (mode === undefined || mode === 'per-session') {
+      sendJson(res, 404, { error: `server "${server}" has no app served by the gateway` });
+      return;
+    }
+    if (!this.#options.allowed(server, identity)) {
+      sendJson(res, 403, { error: `user ${JSON.stringify(identity.user)} may not use server "${server}"` });
+      return;
+    }
+    const { ticket, expiresAt } = this.#options.tickets.mint(identity, server);
+    const base = appBaseUrl(
+      this.#options.gatewayUrl(),
+      server,
+      mode === 'per-user' ? identity.user : undefined,
+    );
+    sendJson(res, 200, { url: `${base}?ticket=${ticket}`, expiresAt: new Date(expiresAt).toISOString() });
+  }
+
+  /** A plain HTTP request below `/apps/`. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const decision = decideAppAccess(this.#options, req.url ?? '/', req.headers.cookie, {
+      upgrade: false,
+      secure: this.#options.secure,
+    });
+    if (decision.kind === 'refuse') {
+      sendPage(res, decision.status, decision.title, decision.text);
+      return;
+    }
+    if (decision.kind === 'redirect') {
+      const headers: Record<string, string> = { location: decision.location, 'cache-control': 'no-store' };
+      if (decision.cookie !== undefined) headers['set-cookie'] = decision.cookie;
+      res.writeHead(decision.status, headers).end();
+      return;
+    }
+    const limit = this.#options.maxBodyBytes();
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      sendPage(res, 413, 'Too large', `The request body exceeds ${limit} bytes.`, { connection: 'close' });
+      req.resume();
+      return;
+    }
+    this.#forward(req, res, decision.target, limit);
+  }
+
+  /** A WebSocket (or other) upgrade below `/apps/`: refused on the socket, or piped both ways. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    for (const guard of this.#options.upgradeGuards) {
+      const refusal = guard(req);
+      if (refusal !== undefined) {
+        refuseSocket(socket, refusal);
+        return;
+      }
+    }
+    const decision = decideAppAccess(this.#options, req.url ?? '/', req.headers.cookie, {
+      upgrade: true,
+      secure: this.#options.secure,
+    });
+    if (decision.kind !== 'forward') {
+      const status = decision.kind === 'refuse' ? decision.status : 400;
+      const message = decision.kind === 'refuse' ? decision.text : 'open the page first, then its WebSocket';
+      refuseSocket(socket, { status, code: ErrorCode.Refused, message });
+      return;
+    }
+    const { target } = decision;
+    const upstream = connect(target.port, '127.0.0.1');
+    let connected = false;
+    upstream.on('error', () => {
+      if (connected) socket.destroy();
+      else refuseSocket(socket, { status: 502, code: ErrorCode.Refused, message: 'the app did not answer' });
+    });
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+    upstream.on('connect', () => {
+      connected = true;
+      const lines = [`${req.method ?? 'GET'} ${target.path} HTTP/1.1`];
+      for (const [name, value] of Object.entries(this.#headers(req, target, true)))
+        for (const one of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${one}`);
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length > 0) upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, target: AppTarget, limit: number): void {
+    const upstream = request({
+      host: '127.0.0.1',
+      port: target.port,
+      method: req.method,
+      path: target.path,
+      headers: this.#headers(req, target, false),
+    });
+    upstream.on('response', (answer) => {
+      const headers: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(answer.headers))
+        if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent)
+        sendPage(
+          res,
+          502,
+          'App not answering',
+          'The app did not answer; it may be restarting. Try again in a few seconds.',
+        );
+      else res.destroy();
+    });
+    // A browser that leaves stops the request to the app too.
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    let size = 0;
+    const bounded = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        size += chunk.length;
+        if (size > limit) done(new Error('body too large'));
+        else done(null, chunk);
+      },
+    });
+    bounded.on('error', () => {
+      upstream.destroy();
+      if (!res.headersSent)
+        sendPage(res, 413, 'Too large', `The request body exceeds ${limit} bytes.`, { connection: 'close' });
+      else res.destroy();
+    });
+    req.pipe(bounded).pipe(upstream);
+  }
+
+  /** What the app gets: the request's own headers, less the gateway's, plus X-Forwarded-*. */
+  #headers(req: IncomingMessage, target: AppTarget, upgrade: boolean): IncomingHttpHeaders {
+    const headers: IncomingHttpHeaders = {};
+    for (const [name, value] of Object.entries(req.headers))
+      if (value !== undefined && !DROPPED.has(name)) headers[name] = value;
+    const cookie = withoutAppCookie(req.headers.cookie);
+    if (cookie !== undefined) headers.cookie = cookie;
+    if (upgrade) {
+      headers.connection = 'Upgrade';
+      if (req.headers.upgrade !== undefined) headers.upgrade = req.headers.upgrade;
+    }
+    const peer = req.socket.remoteAddress;
+    if (peer !== undefined) headers['x-forwarded-for'] = peer;
+    headers['x-forwarded-proto'] = this.#options.secure ? 'https' : 'http';
+    if (req.headers.host !== undefined) headers['x-forwarded-host'] = req.headers.host;
+    headers['x-forwarded-prefix'] = target.prefix;
+    return headers;
+  }
+}

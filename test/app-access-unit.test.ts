@@ -1,0 +1,186 @@
+// Browser sign-in for apps, in process: tickets (signed, bound to user and server, single-use, short-
+// lived) and the cookies they become; which paths below /apps/ are refused as escapes; and what a
+// request becomes (redirect, refusal, or the instance and path it is forwarded to) by isolation mode.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AppTickets, COOKIE_TTL_MS, TICKET_TTL_MS } from '../src/auth/app-ticket.ts';
+import type { Identity } from '../src/sessions/types.ts';
+import {
+  APP_COOKIE,
+  type AppAccessOptions,
+  decideAppAccess,
+  type Isolation,
+  withoutAppCookie,
+} from '../src/transports/apps/app-access.ts';
+import { escapeProblem, parseAppPath } from '../src/transports/apps/app-path.ts';
+import { appBaseUrl } from '../src/util/app-url.ts';
+
+const alice: Identity = { user: 'alice', groups: ['design'], method: 'api-key', credential: 'key:a1' };
+const bob: Identity = { user: 'bob', groups: [], method: 'api-key', credential: 'key:b1' };
+
+function clock(start = 1_000_000) {
+  const state = { now: start };
+  return { state, now: () => state.now };
+}
+
+describe('app tickets and cookies', () => {
+  it('a ticket is redeemed once, for its server, to the identity that minted it', () => {
+    const tickets = new AppTickets();
+    const { ticket } = tickets.mint(alice, '3d');
+    assert.deepEqual(tickets.redeem(ticket, 'other'), { ok: false, reason: 'invalid' });
+    assert.deepEqual(tickets.redeem(ticket, '3d'), { ok: true, identity: alice });
+    assert.deepEqual(tickets.redeem(ticket, '3d'), { ok: false, reason: 'used' });
+  });
+
+  it('a ticket expires after its lifetime; a cookie after its own', () => {
+    const time = clock();
+    const tickets = new AppTickets({ now: time.now });
+    const { ticket } = tickets.mint(alice, '3d');
+    const cookie = tickets.cookie(alice, '3d');
+    time.state.now += TICKET_TTL_MS;
+    assert.deepEqual(tickets.redeem(ticket, '3d'), { ok: false, reason: 'expired' });
+    assert.deepEqual(tickets.readCookie(cookie, '3d'), alice);
+    time.state.now += COOKIE_TTL_MS;
+    assert.equal(tickets.readCookie(cookie, '3d'), undefined);
+  });
+
+  it('refuses forged, altered, foreign-secret tokens, and a ticket used as a cookie or the reverse', () => {
+    const tickets = new AppTickets();
+    const { ticket } = tickets.mint(alice, '3d');
+    const cookie = tickets.cookie(alice, '3d');
+    const [body, mac] = cookie.split('.') as [string, string];
+    const forged = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(body, 'base64url').toString()), u: 'bob' }),
+    );
+    assert.equal(tickets.readCookie(`${forged.toString('base64url')}.${mac}`, '3d'), undefined);
+    assert.equal(tickets.readCookie(ticket, '3d'), undefined);
+    assert.deepEqual(tickets.redeem(cookie, '3d'), { ok: false, reason: 'invalid' });
+    assert.equal(new AppTickets().readCookie(cookie, '3d'), undefined);
+    for (const junk of ['', '.', 'abc', 'a.b', `${body}.`, `.${mac}`]) {
+      assert.equal(tickets.readCookie(junk, '3d'), undefined, junk);
+      assert.equal(tickets.redeem(junk, '3d').ok, false, junk);
+    }
+  });
+});
+
+describe('app paths', () => {
+  it('splits server and path, and asks for the folder form', () => {
+    assert.deepEqual(parseAppPath('/apps/3d/alice/k/ws'), { kind: 'app', server: '3d', path: '/alice/k/ws' });
+    assert.deepEqual(parseAppPath('/apps/3d/'), { kind: 'app', server: '3d', path: '/' });
+    assert.deepEqual(parseAppPath('/apps/3d'), { kind: 'folder', server: '3d' });
+    assert.deepEqual(parseAppPath('/apps/my%20app/x'), { kind: 'app', server: 'my app', path: '/x' });
+    assert.equal(parseAppPath('/mcp/3d'), undefined);
+    assert.equal(parseAppPath('/apps/'), undefined);
+  });
+
+  it('refuses every spelling of a path that could leave the prefix', () => {
+    for (const path of [
+      '/apps/3d/../x',
+      '/apps/3d/a/%2e%2e/x',
+      '/apps/3d/a/%2E./x',
+      '/apps/3d/./x',
+      '/apps/3d/a%2fb',
+      '/apps/3d/a%2Fb',
+      '/apps/3d/a%5cb',
+      '/apps/3d/a\\b',
+      '/apps/3d/a%00',
+      '/apps/3d/%zz',
+      '/apps/%2e%2e/x',
+      '/apps/a%2fb/x',
+    ]) {
+      assert.equal(parseAppPath(path)?.kind, 'bad', path);
+    }
+    assert.equal(escapeProblem('/a/..b/c.d/...'), undefined);
+  });
+
+  it('the public address of an app: per user below the server, shared at it', () => {
+    assert.equal(
+      appBaseUrl('https://mcp.example.com', '3d', 'alice'),
+      'https://mcp.example.com/apps/3d/alice/',
+    );
+    assert.equal(appBaseUrl('http://127.0.0.1:8787/', 'a b'), 'http://127.0.0.1:8787/apps/a%20b/');
+  });
+});
+
+function access(mode: Isolation, ports: Record<string, number> = { alice: 4001, bob: 4002 }) {
+  const tickets = new AppTickets();
+  const options: AppAccessOptions = {
+    tickets,
+    modeOf: (server) => (server === '3d' ? mode : undefined),
+    allowed: (_server, identity) => identity.user !== 'mallory',
+    portFor: (_server, user) => (mode === 'shared' ? 4000 : ports[user]),
+  };
+  const cookieOf = (identity: Identity) => `${APP_COOKIE}=${tickets.cookie(identity, '3d')}`;
+  const decide = (url: string, cookie?: string, upgrade = false) =>
+    decideAppAccess(options, url, cookie, { upgrade, secure: false });
+  return { tickets, cookieOf, decide };
+}
+
+describe('app access', () => {
+  it('a ticket becomes a cookie scoped to the app and a 303 to the clean URL', () => {
+    const { tickets, decide } = access('per-user');
+    const { ticket } = tickets.mint(alice, '3d');
+    const decision = decide(`/apps/3d/alice/k/?view=top&ticket=${ticket}`);
+    assert.equal(decision.kind, 'redirect');
+    if (decision.kind !== 'redirect') return;
+    assert.equal(decision.status, 303);
+    assert.equal(decision.location, '/apps/3d/alice/k/?view=top');
+    assert.match(
+      decision.cookie ?? '',
+      /^mcp-relay-app=[^;]+; Path=\/apps\/3d\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/,
+    );
+    const again = decide(`/apps/3d/alice/k/?ticket=${ticket}`);
+    assert.equal(again.kind === 'refuse' && again.status, 401);
+  });
+
+  it('per-user: the owner is forwarded to their instance, below their prefix; others get 403', () => {
+    const { cookieOf, decide } = access('per-user');
+    assert.deepEqual(decide('/apps/3d/alice/k/ws?x=1', cookieOf(alice)), {
+      kind: 'forward',
+      target: { server: '3d', user: 'alice', port: 4001, path: '/k/ws?x=1', prefix: '/apps/3d/alice' },
+    });
+    const foreign = decide('/apps/3d/alice/k/', cookieOf(bob));
+    assert.equal(foreign.kind === 'refuse' && foreign.status, 403);
+    const home = decide('/apps/3d/', cookieOf(bob));
+    assert.deepEqual(home, { kind: 'redirect', status: 303, location: '/apps/3d/bob/' });
+  });
+
+  it('shared: every signed-in user reaches the one instance', () => {
+    const { cookieOf, decide } = access('shared');
+    for (const who of [alice, bob]) {
+      const decision = decide('/apps/3d/k/', cookieOf(who));
+      assert.equal(decision.kind === 'forward' && decision.target.port, 4000);
+      assert.equal(decision.kind === 'forward' && decision.target.prefix, '/apps/3d');
+    }
+  });
+
+  it('refuses: no cookie 401, withdrawn access 403, no instance 503, per-session 409, escapes 400', () => {
+    const { cookieOf, decide } = access('per-user', { alice: 4001 });
+    const status = (url: string, cookie?: string) => {
+      const decision = decide(url, cookie);
+      return decision.kind === 'refuse' ? decision.status : decision.kind;
+    };
+    assert.equal(status('/apps/3d/alice/'), 401);
+    assert.equal(status('/apps/3d/alice/', `${APP_COOKIE}=forged.value`), 401);
+    const mallory: Identity = { ...bob, user: 'mallory' };
+    assert.equal(status('/apps/3d/mallory/', cookieOf(mallory)), 403);
+    assert.equal(status('/apps/3d/bob/', cookieOf(bob)), 503);
+    assert.equal(status('/apps/3d/alice/%2e%2e/x', cookieOf(alice)), 400);
+    assert.equal(status('/apps/none/', cookieOf(alice)), 404);
+    assert.equal(access('per-session').decide('/apps/3d/x').kind === 'refuse', true);
+  });
+
+  it('an upgrade does not redeem a ticket', () => {
+    const { tickets, decide } = access('per-user');
+    const { ticket } = tickets.mint(alice, '3d');
+    const decision = decide(`/apps/3d/alice/k/ws?ticket=${ticket}`, undefined, true);
+    assert.equal(decision.kind === 'refuse' && decision.status, 401);
+  });
+
+  it("the gateway's cookie is taken out of what the app sees, the app's own stay", () => {
+    assert.equal(withoutAppCookie(`${APP_COOKIE}=x`), undefined);
+    assert.equal(withoutAppCookie(`a=1; ${APP_COOKIE}=x; b=2`), 'a=1; b=2');
+    assert.equal(withoutAppCookie(undefined), undefined);
+  });
+});

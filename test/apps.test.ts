@@ -1,0 +1,318 @@
+// Browser apps through the gateway, end to end: a real gateway, a fixture backend with an HTTP and
+// WebSocket app on its APP_PORT, real sockets. Sign-in (link → ticket → cookie), refusals (no cookie,
+// another user's app, replayed ticket, foreign Origin, path escapes), per-user and shared routing, a
+// restarted backend reached at its new port on the same URL, and WebSocket frames both ways.
+
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { connectClient, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import { eventually } from './helpers/wait.ts';
+
+const APP_SERVER = fileURLToPath(new URL('./fixtures/app-server.mjs', import.meta.url));
+
+function appServer(isolation: string): Record<string, unknown> {
+  return { command: process.execPath, args: [APP_SERVER], isolation, app: { portEnv: 'APP_PORT' } };
+}
+
+interface AppAnswer {
+  user: string;
+  pid: number;
+  path: string;
+  headers: Record<string, string>;
+  bodyBytes: number;
+  publicUrl: string | null;
+}
+
+/** A browser of one user: signs in with a link, keeps the cookie, sends it on every request. */
+class Browser {
+  cookie = '';
+  readonly base: string;
+  constructor(base: string) {
+    this.base = base;
+  }
+
+  async signIn(gw: TestGateway, key: string, server: string): Promise<string> {
+    const link = await mintLink(gw, key, server);
+    const response = await this.get(link);
+    assert.equal(response.status, 303);
+    this.cookie = (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    return response.headers.get('location') ?? '';
+  }
+
+  get(url: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.cookie) headers.set('cookie', this.cookie);
+    return fetch(new URL(url, this.base), { ...init, headers, redirect: 'manual' });
+  }
+
+  async app(path: string): Promise<AppAnswer> {
+    const response = await this.get(path);
+    assert.equal(response.status, 200, await response.clone().text());
+    return (await response.json()) as AppAnswer;
+  }
+
+  socket(path: string, origin?: string): WebSocket {
+    const url = new URL(path, this.base.replace(/^http/, 'ws'));
+    return new WebSocket(url, {
+      headers: { ...(this.cookie ? { cookie: this.cookie } : {}), ...(origin ? { origin } : {}) },
+    });
+  }
+}
+
+async function mintLink(gw: TestGateway, key: string, server: string): Promise<string> {
+  const response = await fetch(`${gw.url}/app-links/${server}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}` },
+  });
+  assert.equal(response.status, 200);
+  return ((await response.json()) as { url: string }).url;
+}
+
+/** Opens an MCP session for `user` (which starts their backend) and returns the client. */
+async function session(gw: TestGateway, server: string, user: string) {
+  const { client } = await connectClient(`${gw.url}/mcp/${server}`, gw.keys[user]);
+  return client;
+}
+
+/** A GET whose path goes out exactly as written (fetch would resolve the dot segments first). */
+function rawGet(base: string, path: string, cookie: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(base);
+    const req = request({ hostname, port, path, headers: { cookie } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function nextMessage(ws: WebSocket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    ws.once('message', (data) => resolve(String(data)));
+    ws.once('error', reject);
+  });
+}
+
+function refusedStatus(ws: WebSocket): Promise<number> {
+  return new Promise((resolve) => {
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      res.resume();
+    });
+    ws.once('open', () => resolve(101));
+    ws.once('error', () => resolve(0));
+  });
+}
+
+describe('apps: per-user', () => {
+  let gw: TestGateway;
+  const clients: Array<{ close(): Promise<void> }> = [];
+  before(async () => {
+    gw = await startGateway({ servers: { '3d': appServer('per-user') } }, { users: ['alice', 'bob'] });
+    clients.push(await session(gw, '3d', 'alice'), await session(gw, '3d', 'bob'));
+  });
+  after(async () => {
+    for (const client of clients) await client.close();
+    await gw.close();
+  });
+
+  it('a tool result naming the app gets a fresh ticket for its user; the link Claude shows signs in', async () => {
+    const client = clients[0] as Awaited<ReturnType<typeof session>>;
+    const base = `${gw.url}/apps/3d/alice/`;
+    const results = [];
+    for (let i = 0; i < 2; i++)
+      results.push(textOf(await client.callTool({ name: 'env', arguments: { name: 'APP_PUBLIC_URL' } })));
+    const [first, second] = results as [string, string];
+    assert.ok(first.startsWith(`${base}?ticket=`), first);
+    assert.notEqual(first, second, 'each result has its own ticket');
+    const echoed = textOf(
+      await client.callTool({ name: 'echo', arguments: { text: `see ${gw.url}/other/` } }),
+    );
+    assert.equal(echoed, `see ${gw.url}/other/`, 'other text is left alone');
+    const browser = new Browser(gw.url);
+    const response = await browser.get(first);
+    assert.equal(response.status, 303);
+    browser.cookie = (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const page = await browser.app(response.headers.get('location') ?? '');
+    assert.equal(page.user, 'alice');
+    assert.equal(page.publicUrl, base, 'the backend itself never sees a ticket');
+  });
+
+  it('a link signs in once: cookie, 303 to the clean URL, the page; the same link again is 401', async () => {
+    const browser = new Browser(gw.url);
+    const link = await mintLink(gw, gw.keys.alice as string, '3d');
+    const first = await browser.get(link);
+    assert.equal(first.status, 303);
+    assert.equal(first.headers.get('location'), '/apps/3d/alice/');
+    const cookie = first.headers.get('set-cookie') ?? '';
+    assert.match(cookie, /^mcp-relay-app=[^;]+; Path=\/apps\/3d\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+    browser.cookie = cookie.split(';')[0] ?? '';
+    const page = await browser.app('/apps/3d/alice/index.html?x=1');
+    assert.equal(page.user, 'alice');
+    assert.equal(page.path, '/index.html?x=1');
+    assert.equal(page.headers['x-forwarded-prefix'], '/apps/3d/alice');
+    assert.equal(page.headers['x-forwarded-proto'], 'http');
+    assert.equal(page.headers['x-forwarded-host'], new URL(gw.url).host);
+    assert.equal(page.headers.host, new URL(gw.url).host);
+    assert.equal(page.headers.cookie, undefined, 'the gateway cookie is not forwarded');
+    const replay = await new Browser(gw.url).get(link);
+    assert.equal(replay.status, 401);
+    assert.match(await replay.text(), /viewer URL again/);
+  });
+
+  it('without a cookie: 401 with a page that says how to get a new link', async () => {
+    const response = await new Browser(gw.url).get('/apps/3d/alice/');
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(await response.text(), /Ask Claude for the viewer URL again/);
+  });
+
+  it("alice and bob reach their own instances; bob's cookie on alice's app is 403", async () => {
+    const alice = new Browser(gw.url);
+    const bob = new Browser(gw.url);
+    await alice.signIn(gw, gw.keys.alice as string, '3d');
+    await bob.signIn(gw, gw.keys.bob as string, '3d');
+    const a = await alice.app('/apps/3d/alice/');
+    const b = await bob.app('/apps/3d/bob/');
+    assert.equal(a.user, 'alice');
+    assert.equal(b.user, 'bob');
+    assert.notEqual(a.pid, b.pid);
+    assert.equal((await bob.get('/apps/3d/alice/')).status, 403);
+    assert.equal((await bob.get('/apps/3d/')).headers.get('location'), '/apps/3d/bob/');
+  });
+
+  it('Authorization is not forwarded; bodies pass, up to maxBodyBytes', async () => {
+    const alice = new Browser(gw.url);
+    await alice.signIn(gw, gw.keys.alice as string, '3d');
+    const posted = await alice.get('/apps/3d/alice/upload', {
+      method: 'POST',
+      body: 'x'.repeat(100_000),
+      headers: { authorization: 'Bearer secret', 'content-type': 'text/plain' },
+    });
+    const answer = (await posted.json()) as AppAnswer;
+    assert.equal(answer.bodyBytes, 100_000);
+    assert.equal(answer.headers.authorization, undefined);
+    const big = await alice.get('/apps/3d/alice/upload', { method: 'POST', body: 'x'.repeat(5 * 1_048_576) });
+    assert.equal(big.status, 413);
+  });
+
+  it('path escapes are 400, before anything reaches the app', async () => {
+    const alice = new Browser(gw.url);
+    await alice.signIn(gw, gw.keys.alice as string, '3d');
+    for (const path of ['/apps/3d/alice/%2e%2e/bob/', '/apps/3d/alice/a%2fb', '/apps/3d/alice/.%2E/x']) {
+      assert.equal(await rawGet(gw.url, path, alice.cookie), 400, path);
+    }
+  });
+
+  it('WebSocket frames flow both ways; a foreign Origin or no cookie is refused', async () => {
+    const alice = new Browser(gw.url);
+    await alice.signIn(gw, gw.keys.alice as string, '3d');
+    const ws = alice.socket('/apps/3d/alice/ws', gw.url);
+    const hello = await nextMessage(ws);
+    assert.match(hello, /^hello alice \d+ \/ws$/);
+    ws.send('ping 1');
+    assert.equal(await nextMessage(ws), 'echo alice: ping 1');
+    ws.close();
+    assert.equal(await refusedStatus(alice.socket('/apps/3d/alice/ws', 'https://evil.example')), 403);
+    assert.equal(await refusedStatus(new Browser(gw.url).socket('/apps/3d/alice/ws', gw.url)), 401);
+    const bob = new Browser(gw.url);
+    await bob.signIn(gw, gw.keys.bob as string, '3d');
+    assert.equal(await refusedStatus(bob.socket('/apps/3d/alice/ws', gw.url)), 403);
+  });
+
+  it("after alice's backend is killed, the same URL reaches the new process at its new port", async () => {
+    const alice = new Browser(gw.url);
+    await alice.signIn(gw, gw.keys.alice as string, '3d');
+    const before = await alice.app('/apps/3d/alice/');
+    const client = clients[0] as Awaited<ReturnType<typeof session>>;
+    await client.callTool({ name: 'crash', arguments: {} }).catch(() => undefined);
+    let after: AppAnswer | undefined;
+    const took = await eventually(async () => {
+      const response = await alice.get('/apps/3d/alice/');
+      if (response.status !== 200) return false;
+      after = (await response.json()) as AppAnswer;
+      return after.pid !== before.pid;
+    }, 'the restarted backend behind the same URL');
+    assert.ok(took < 10_000, `${took} ms`);
+    assert.equal(after?.user, 'alice');
+  });
+});
+
+describe('apps: shared', () => {
+  let gw: TestGateway;
+  const clients: Array<{ close(): Promise<void> }> = [];
+  before(async () => {
+    gw = await startGateway({ servers: { board: appServer('shared') } }, { users: ['alice', 'bob'] });
+    clients.push(await session(gw, 'board', 'alice'));
+  });
+  after(async () => {
+    for (const client of clients) await client.close();
+    await gw.close();
+  });
+
+  it('alice and bob reach the one instance at the one URL', async () => {
+    const alice = new Browser(gw.url);
+    const bob = new Browser(gw.url);
+    assert.equal(await alice.signIn(gw, gw.keys.alice as string, 'board'), '/apps/board/');
+    await bob.signIn(gw, gw.keys.bob as string, 'board');
+    const a = await alice.app('/apps/board/');
+    const b = await bob.app('/apps/board/');
+    assert.equal(a.pid, b.pid);
+    assert.equal(a.publicUrl, `${gw.url}/apps/board/`);
+  });
+
+  it('no running instance is a 503 page; an unknown app 404', async () => {
+    await (clients.pop() as { close(): Promise<void> }).close();
+    const gw2 = await startGateway({ servers: { board: appServer('shared') } }, { users: ['carol'] });
+    try {
+      const carol = new Browser(gw2.url);
+      await carol.signIn(gw2, gw2.keys.carol as string, 'board');
+      assert.equal((await carol.get('/apps/board/')).status, 503);
+      assert.equal((await carol.get('/apps/other/')).status, 404);
+    } finally {
+      await gw2.close();
+    }
+  });
+});
+
+describe('apps: the 3D demo through the gateway', () => {
+  let gw: TestGateway;
+  let client: Awaited<ReturnType<typeof session>>;
+  before(async () => {
+    const demo = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
+    gw = await startGateway(
+      { servers: { '3d': { command: process.execPath, args: [demo], app: { portEnv: 'APP_PORT' } } } },
+      { users: ['alice'] },
+    );
+    client = await session(gw, '3d', 'alice');
+  });
+  after(async () => {
+    await client.close();
+    await gw.close();
+  });
+
+  it('get_viewer_url gives a gateway link that signs in; the page and its live WebSocket work', async () => {
+    const result = await client.callTool({ name: 'get_viewer_url', arguments: {} });
+    const link = (result.structuredContent as { url: string }).url;
+    assert.match(link, new RegExp(`^${gw.url}/apps/3d/alice/[\\w-]+/\\?ticket=`));
+    const browser = new Browser(gw.url);
+    const signIn = await browser.get(link);
+    assert.equal(signIn.status, 303);
+    browser.cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const pagePath = signIn.headers.get('location') ?? '';
+    const page = await browser.get(pagePath);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    const ws = browser.socket(`${pagePath}ws`, gw.url);
+    const first = JSON.parse(await nextMessage(ws)) as { type: string };
+    assert.equal(first.type, 'scene');
+    const update = nextMessage(ws);
+    await client.callTool({ name: 'add_object', arguments: { shape: 'sphere', name: 'ball' } });
+    assert.match(await update, /"ball"/);
+    ws.close();
+  });
+});
