@@ -4,6 +4,7 @@
 // restarted backend reached at its new port on the same URL, and WebSocket frames both ways.
 
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -315,4 +316,40 @@ describe('apps: the 3D demo through the gateway', () => {
     assert.match(await update, /"ball"/);
     ws.close();
   });
+
+  it('after the demo is killed, the same page address reaches the new process', {
+    skip: process.platform !== 'linux' && 'finds the process through /proc',
+  }, async () => {
+    const result = await client.callTool({ name: 'get_viewer_url', arguments: {} });
+    const link = (result.structuredContent as { url: string }).url;
+    const browser = new Browser(gw.url);
+    const signIn = await browser.get(link);
+    browser.cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const pagePath = signIn.headers.get('location') ?? '';
+    const key = pagePath.split('/').at(-2) ?? '';
+    const pid = processWithEnv(`MCP_RELAY_APP_KEY=${key}`);
+    assert.ok(pid !== undefined, 'the demo process carries its instance key');
+    process.kill(pid, 'SIGKILL');
+    await eventually(async () => processWithEnv(`MCP_RELAY_APP_KEY=${key}`) !== pid, 'a new demo process');
+    await eventually(
+      async () => (await browser.get(pagePath)).status === 200,
+      'the page on the same address',
+    );
+    const ws = browser.socket(`${pagePath}ws`, gw.url);
+    assert.equal((JSON.parse(await nextMessage(ws)) as { type: string }).type, 'scene');
+    ws.close();
+  });
 });
+
+/** The pid of a running process whose environment holds `entry` (NAME=value), if any. */
+function processWithEnv(entry: string): number | undefined {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(entry)) return Number(name);
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return undefined;
+}

@@ -392,6 +392,30 @@ describe('3d-scene: who may reach the viewer', () => {
     }
   });
 
+  it(
+    'keeps the key MCP_RELAY_APP_KEY gives (a restarted instance keeps its link), and refuses a short one',
+    TIMEOUT,
+    async () => {
+      const key = 'k'.repeat(24);
+      for (let run = 0; run < 2; run++) {
+        const server = await startScene({ MCP_RELAY_APP_KEY: key });
+        try {
+          assert.match(await viewerUrl(server.client), new RegExp(`^http://127\\.0\\.0\\.1:\\d+/${key}/$`));
+        } finally {
+          await server.close();
+        }
+      }
+      const short = await startScene({ MCP_RELAY_APP_KEY: 'short' });
+      try {
+        const result = await call(short.client, 'get_viewer_url');
+        assert.equal(result.isError, true);
+        assert.match(textOf(result), /MCP_RELAY_APP_KEY must be/);
+      } finally {
+        await short.close();
+      }
+    },
+  );
+
   it('refuses to start the viewer on an APP_PUBLIC_URL that is no http(s) URL', TIMEOUT, async () => {
     const broken = await startScene({ APP_PUBLIC_URL: 'relay.example.com/apps/3d' });
     try {

@@ -21,6 +21,7 @@ try {
     host: '127.0.0.1',
     port: parsePort(process.env.APP_PORT),
     publicUrl: parsePublicUrl(process.env.APP_PUBLIC_URL),
+    key: process.env.MCP_RELAY_APP_KEY || undefined,
     title: scene.title,
     user: process.env.MCP_RELAY_USER || undefined,
     log,

@@ -6,12 +6,20 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 const DEFAULT_PORTS = { 'http:': '80', 'https:': '443' };
 
+/** A key given from outside (MCP_RELAY_APP_KEY): URL-safe and long enough to be unguessable. */
+const GIVEN_KEY = /^[A-Za-z0-9_-]{22,128}$/;
+
 /**
- * @param {{ host: string, port: number, publicUrl?: URL }} where the viewer listens, and where users
- *   reach it when something (a gateway) serves it under another address (APP_PUBLIC_URL)
+ * @param {{ host: string, port: number, publicUrl?: URL, key?: string }} where the viewer listens,
+ *   where users reach it when something (a gateway) serves it under another address (APP_PUBLIC_URL),
+ *   and the key to use instead of a new one (MCP_RELAY_APP_KEY: mcp-relay keeps it across restarts of
+ *   one instance, so an open page and its link keep working when the server restarts)
  */
-export function createViewerAccess({ host, port, publicUrl }) {
-  const key = randomBytes(18).toString('base64url');
+export function createViewerAccess({ host, port, publicUrl, key: given }) {
+  if (given !== undefined && !GIVEN_KEY.test(given)) {
+    throw new Error('MCP_RELAY_APP_KEY must be 22 to 128 URL-safe characters (A-Z a-z 0-9 _ -)');
+  }
+  const key = given ?? randomBytes(18).toString('base64url');
   const keyBytes = Buffer.from(key);
   // The viewer listens on loopback only, where "localhost" names the same place.
   const local = [host, 'localhost'].map((name) => new URL(`http://${name}:${port}/`));

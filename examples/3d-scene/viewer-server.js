@@ -32,11 +32,12 @@ const STATIC_FILES = {
  * `url` is the page's address with its key: under `publicUrl` when given (APP_PUBLIC_URL, where a
  * gateway serves the viewer), else on host:port. `address` is host:port without the key, for logs.
  * @param {import('./scene.js').Scene} scene
- * @param {{ host: string, port: number, publicUrl?: URL, title: string, user?: string,
+ * `key` replaces the key made per run (see viewer-access.js).
+ * @param {{ host: string, port: number, publicUrl?: URL, key?: string, title: string, user?: string,
  *   log: (line: string) => void }} options
  * @returns {Promise<{ url: string, address: string, close: () => Promise<void> }>}
  */
-export async function startViewer(scene, { host, port, publicUrl, title, user, log }) {
+export async function startViewer(scene, { host, port, publicUrl, key, title, user, log }) {
   const page = renderPage(await readFile(new URL('index.html', PUBLIC_DIR), 'utf8'), { title, user });
   // Handlers are added once the port, and so the address requests must name, is known.
   const http = createServer();
@@ -90,7 +91,7 @@ export async function startViewer(scene, { host, port, publicUrl, title, user, l
   http.on('error', (error) => log(`viewer server error: ${error.message}`));
 
   const address = /** @type {import('node:net').AddressInfo} */ (http.address());
-  const access = createViewerAccess({ host, port: address.port, publicUrl });
+  const access = createViewerAccess({ host, port: address.port, publicUrl, key });
   http.on('request', (req, res) => serve(req, res, page, access));
   http.on('upgrade', (req, socket, head) => upgrade(access, req, socket, head));
 

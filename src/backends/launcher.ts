@@ -14,6 +14,11 @@ export interface BackendOwner {
   /** The user a per-user or per-session backend serves; undefined for a shared one. */
   user: string | undefined;
   session?: string;
+  /**
+   * A secret made once per instance of a server with an app, the same at every restart of it
+   * (MCP_RELAY_APP_KEY): an app may put it in its paths, so links survive restarts yet stay unguessable.
+   */
+  appKey?: string;
 }
 
 /** Prepares backend processes of the configured servers; their supervisors start and stop them. */
@@ -65,6 +70,7 @@ export class BackendLauncher {
     const appPort = config.app ? await freePort() : undefined;
     if (config.app && appPort !== undefined) {
       relay[config.app.portEnv] = String(appPort);
+      if (owner.appKey !== undefined) relay.MCP_RELAY_APP_KEY = owner.appKey;
       // Served through the gateway for shared and per-user backends; a per-session one keeps its own address.
       const base = config.isolation === 'per-session' ? undefined : this.#gatewayUrl?.();
       const user = config.isolation === 'per-user' ? owner.user : undefined;

@@ -1,6 +1,7 @@
 // Finds or creates the backend a new session belongs to, by the server's isolation mode
 // (shared: one for all; per-user: one per user; per-session: one each), within the instance caps.
 
+import { randomBytes } from 'node:crypto';
 import type { BackendChannel } from '../backends/channel.ts';
 import type { BackendLauncher } from '../backends/launcher.ts';
 import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
@@ -144,7 +145,13 @@ export class BackendPool {
   #create(key: string, server: string, user: string | undefined, sessionId: string | undefined): Instance {
     const config = this.#config.servers[server];
     if (!config) throw new Error(`unknown server ${server}`);
-    const owner = { server, user, ...(sessionId ? { session: sessionId } : {}) };
+    const owner = {
+      server,
+      user,
+      ...(sessionId ? { session: sessionId } : {}),
+      // Kept by this instance across restarts of its backend (see BackendOwner.appKey).
+      ...(config.app ? { appKey: randomBytes(18).toString('base64url') } : {}),
+    };
     const supervisor = new Supervisor(() => this.#launcher.launch(owner), this.#log.child({ server, user }));
     const instance: Instance = {
       channel: supervisor,
