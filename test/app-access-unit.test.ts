@@ -14,6 +14,7 @@ import {
   withoutAppCookie,
 } from '../src/transports/apps/app-access.ts';
 import { escapeProblem, parseAppPath } from '../src/transports/apps/app-path.ts';
+import { FrameLimit } from '../src/transports/apps/frame-limit.ts';
 import { appBaseUrl } from '../src/util/app-url.ts';
 
 const alice: Identity = { user: 'alice', groups: ['design'], method: 'api-key', credential: 'key:a1' };
@@ -182,5 +183,45 @@ describe('app access', () => {
     assert.equal(withoutAppCookie(`${APP_COOKIE}=x`), undefined);
     assert.equal(withoutAppCookie(`a=1; ${APP_COOKIE}=x; b=2`), 'a=1; b=2');
     assert.equal(withoutAppCookie(undefined), undefined);
+  });
+});
+
+/** A masked client frame with `length` payload bytes (the payload itself left out unless asked). */
+function frameHeader(length: number): Buffer {
+  const mask = [1, 2, 3, 4];
+  if (length < 126) return Buffer.from([0x82, 0x80 | length, ...mask]);
+  if (length < 65_536) return Buffer.from([0x82, 0x80 | 126, length >> 8, length & 0xff, ...mask]);
+  const header = Buffer.alloc(14);
+  header[0] = 0x82;
+  header[1] = 0x80 | 127;
+  header.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+  header.writeUInt32BE(length % 2 ** 32, 6);
+  Buffer.from(mask).copy(header, 10);
+  return header;
+}
+
+describe('WebSocket frame limit', () => {
+  it('lets frames up to the limit pass, in any chunking, and stops at the first longer one', () => {
+    const stream = Buffer.concat([
+      frameHeader(5),
+      Buffer.alloc(5),
+      frameHeader(0),
+      frameHeader(1000),
+      Buffer.alloc(1000),
+      frameHeader(70_000),
+    ]);
+    for (const size of [1, 3, 7, stream.length]) {
+      const limit = new FrameLimit(1000);
+      let ok = true;
+      let passed = 0;
+      for (let offset = 0; offset < stream.length && ok; offset += size) {
+        ok = limit.take(stream.subarray(offset, offset + size));
+        if (ok) passed = offset + size;
+      }
+      assert.equal(ok, false, `chunks of ${size}`);
+      assert.ok(passed >= 5 + 6 + 6 + 8 + 1000 - size, `chunks of ${size}: ${passed}`);
+    }
+    assert.equal(new FrameLimit(2 ** 40).take(frameHeader(2 ** 33)), true);
+    assert.equal(new FrameLimit(100).take(frameHeader(2 ** 33)), false);
   });
 });

@@ -225,6 +225,26 @@ describe('apps: per-user', () => {
     assert.equal(await refusedStatus(bob.socket('/apps/3d/alice/ws', gw.url)), 403);
   });
 
+  it('counts open app WebSockets in /healthz; a frame over maxBodyBytes closes the socket (1009)', async () => {
+    const alice = new Browser(gw.url);
+    await alice.signIn(gw, gw.keys.alice as string, '3d');
+    const ws = alice.socket('/apps/3d/alice/ws', gw.url);
+    await nextMessage(ws);
+    const health = (await (await fetch(`${gw.url}/healthz`)).json()) as {
+      appWebSockets: Record<string, number>;
+    };
+    assert.equal(health.appWebSockets['3d'], 1);
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    ws.send(Buffer.alloc(4 * 1_048_576 + 1));
+    assert.equal(await closed, 1009);
+    await eventually(async () => {
+      const after = (await (await fetch(`${gw.url}/healthz`)).json()) as {
+        appWebSockets: Record<string, number>;
+      };
+      return after.appWebSockets['3d'] === undefined;
+    }, 'the closed socket no longer counted');
+  });
+
   it("after alice's backend is killed, the same URL reaches the new process at its new port", async () => {
     const alice = new Browser(gw.url);
     await alice.signIn(gw, gw.keys.alice as string, '3d');

@@ -137,7 +137,13 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       match: exact('/healthz'),
       guards: edge,
       handle(_req, res) {
-        const report = healthReport(pool, sessions, startedAt, closing !== undefined);
+        const report = healthReport(
+          pool,
+          sessions,
+          startedAt,
+          closing !== undefined,
+          apps && (() => apps.proxy.openSockets()),
+        );
         sendJson(res, report.status, report.body, report.headers);
       },
     },
@@ -199,7 +205,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       if ((req.url ?? '/').startsWith(APPS_PREFIX)) proxy.upgrade(req, socket, head);
       else refuseSocket(socket, { status: 404, code: ErrorCode.InvalidRequest, message: 'not found' });
     };
-    return { routes: rows, upgrade };
+    return { routes: rows, upgrade, proxy };
   }
 
   /** The isolation mode of a server with an app, else undefined. */
@@ -250,6 +256,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
             : 'gateway shutting down',
         );
         await pool.stopAll();
+        apps?.proxy.close();
         listener.dropConnections();
         await stopped;
         gatewayAuth.close();

@@ -21,6 +21,8 @@ export function healthReport(
   sessions: Pick<SessionManager, 'size'>,
   startedAt: number,
   stopping: boolean,
+  /** Open WebSockets to browser apps per server, when the gateway serves apps. */
+  appSockets?: () => Record<string, number>,
 ): HealthReport {
   const servers = pool.stats();
   const unhealthy = Object.keys(servers).filter((name) => servers[name]?.healthy === false);
@@ -35,6 +37,7 @@ export function healthReport(
       sessions: sessions.size,
       backends: pool.size,
       servers,
+      ...(appSockets ? { appWebSockets: appSockets() } : {}),
     },
     headers: stopping ? { connection: 'close' } : {},
   };

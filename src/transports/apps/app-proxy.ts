@@ -1,10 +1,11 @@
 // The front for browser apps: `/apps/<server>/…` (HTTP, and WebSocket upgrades) forwarded to the
 // loopback app port of the requesting user's instance, after the sign-in app-access.ts decides; and
 // the authenticated endpoint that mints sign-in links. Bodies stream with backpressure (pipe), bounded
-// by limits.maxBodyBytes; the gateway's cookie and Authorization never reach the app.
+// by limits.maxBodyBytes, as is each WebSocket frame a browser sends; the gateway's cookie and
+// Authorization never reach the app.
 
 import { type IncomingHttpHeaders, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Transform } from 'node:stream';
 import type { AppTickets } from '../../auth/app-ticket.ts';
@@ -17,6 +18,7 @@ import type { Identity } from '../../sessions/types.ts';
 import { appBaseUrl } from '../../util/app-url.ts';
 import { type AppAccessOptions, type AppTarget, decideAppAccess, withoutAppCookie } from './app-access.ts';
 import { sendPage } from './app-pages.ts';
+import { CLOSE_TOO_BIG, FrameLimit } from './frame-limit.ts';
 
 export interface AppProxyOptions extends AppAccessOptions {
   tickets: AppTickets;
@@ -60,6 +62,7 @@ const HOP_BY_HOP = new Set([
 
 export class AppProxy {
   readonly #options: AppProxyOptions;
+  readonly #sockets = new Set<{ server: string; socket: Duplex; upstream: Socket }>();
 
   constructor(options: AppProxyOptions) {
     this.#options = options;
@@ -133,12 +136,18 @@ export class AppProxy {
     }
     const { target } = decision;
     const upstream = connect(target.port, '127.0.0.1');
+    const open = { server: target.server, socket, upstream };
+    this.#sockets.add(open);
     let connected = false;
-    upstream.on('error', () => {
+    upstream.on('error', (error) => {
+      this.#options.log.debug({ server: target.server, err: error.message }, 'app connection failed');
       if (connected) socket.destroy();
       else refuseSocket(socket, { status: 502, code: ErrorCode.Refused, message: 'the app did not answer' });
     });
-    socket.on('close', () => upstream.destroy());
+    socket.on('close', () => {
+      this.#sockets.delete(open);
+      upstream.destroy();
+    });
     upstream.on('close', () => socket.destroy());
     upstream.on('connect', () => {
       connected = true;
@@ -146,9 +155,38 @@ export class AppProxy {
       for (const [name, value] of Object.entries(this.#headers(req, target, true)))
         for (const one of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${one}`);
       upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (head.length > 0) upstream.write(head);
-      socket.pipe(upstream).pipe(socket);
+      // What the browser sends is frames from the first byte (`head` included): each bounded in size.
+      const frames = new FrameLimit(this.#options.maxBodyBytes());
+      const bounded = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          if (frames.take(chunk)) done(null, chunk);
+          else done(new Error('frame too large'));
+        },
+      });
+      bounded.on('error', () => {
+        upstream.destroy();
+        socket.end(CLOSE_TOO_BIG);
+      });
+      if (head.length > 0) bounded.write(head);
+      socket.pipe(bounded).pipe(upstream);
+      upstream.pipe(socket);
     });
+  }
+
+  /** Open app WebSockets per server (for /healthz). */
+  openSockets(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const { server } of this.#sockets) counts[server] = (counts[server] ?? 0) + 1;
+    return counts;
+  }
+
+  /** Ends every app WebSocket: upgraded connections are no longer the HTTP server's to close. */
+  close(): void {
+    for (const { socket, upstream } of this.#sockets) {
+      upstream.destroy();
+      socket.destroy();
+    }
+    this.#sockets.clear();
   }
 
   #forward(req: IncomingMessage, res: ServerResponse, target: AppTarget, limit: number): void {
@@ -166,7 +204,8 @@ export class AppProxy {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       answer.pipe(res);
     });
-    upstream.on('error', () => {
+    upstream.on('error', (error) => {
+      this.#options.log.debug({ server: target.server, err: error.message }, 'app request failed');
       if (!res.headersSent)
         sendPage(
           res,
