@@ -127,6 +127,7 @@ describe('app access', () => {
     if (decision.kind !== 'redirect') return;
     assert.equal(decision.status, 303);
     assert.equal(decision.location, '/apps/3d/alice/k/?view=top');
+    assert.deepEqual(decision.signedIn, { server: '3d', identity: alice });
     assert.match(
       decision.cookie ?? '',
       /^mcp-relay-app=[^;]+; Path=\/apps\/3d\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/,
@@ -139,7 +140,7 @@ describe('app access', () => {
     const { cookieOf, decide } = access('per-user');
     assert.deepEqual(decide('/apps/3d/alice/k/ws?x=1', cookieOf(alice)), {
       kind: 'forward',
-      target: { server: '3d', user: 'alice', port: 4001, path: '/k/ws?x=1', prefix: '/apps/3d/alice' },
+      target: { server: '3d', identity: alice, port: 4001, path: '/k/ws?x=1', prefix: '/apps/3d/alice' },
     });
     const foreign = decide('/apps/3d/alice/k/', cookieOf(bob));
     assert.equal(foreign.kind === 'refuse' && foreign.status, 403);

@@ -4,8 +4,9 @@
 // restarted backend reached at its new port on the same URL, and WebSocket frames both ways.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -296,6 +297,46 @@ describe('apps: shared', () => {
       assert.equal((await carol.get('/apps/other/')).status, 404);
     } finally {
       await gw2.close();
+    }
+  });
+});
+
+describe('apps: the audit log', () => {
+  it('writes a line per sign-in, and per app WebSocket opened and closed, naming the user', async () => {
+    const gw = await startGateway(
+      { servers: { '3d': appServer('per-user') }, audit: { file: 'audit.jsonl' } },
+      { users: ['alice'] },
+    );
+    const client = await session(gw, '3d', 'alice');
+    try {
+      const alice = new Browser(gw.url);
+      await alice.signIn(gw, gw.keys.alice as string, '3d');
+      const ws = alice.socket('/apps/3d/alice/ws', gw.url);
+      await nextMessage(ws);
+      ws.close();
+      const file = join(gw.dir, 'audit.jsonl');
+      const lines = () =>
+        existsSync(file)
+          ? readFileSync(file, 'utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((line) => JSON.parse(line) as Record<string, unknown>)
+              .filter((line) => String(line.event).startsWith('app.'))
+          : [];
+      await eventually(() => lines().length === 3, 'three app lines');
+      assert.deepEqual(
+        lines().map(({ event, user, server, auth }) => ({ event, user, server, auth })),
+        ['app.sign-in', 'app.open', 'app.close'].map((event) => ({
+          event,
+          user: 'alice',
+          server: '3d',
+          auth: 'api-key',
+        })),
+      );
+      assert.equal(typeof lines()[2]?.durationMs, 'number');
+    } finally {
+      await client.close();
+      await gw.close();
     }
   });
 });

@@ -180,6 +180,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       maxBodyBytes: () => live.current.limits.maxBodyBytes,
       upgradeGuards: [...edge, originCheck],
       log,
+      owner,
       modeOf: appMode,
       allowed: (server, identity) => gatekeeper.allows(server, identity) && gatewayAuth.stillValid(identity),
       portFor: (server, user) => pool.appPortFor(server, user),

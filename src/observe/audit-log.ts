@@ -18,7 +18,13 @@ import { errorText, RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { jsonLine } from '../util/json-lines.ts';
 
-export type AuditEventName = 'session.start' | 'session.end' | 'tools.call';
+export type AuditEventName =
+  | 'session.start'
+  | 'session.end'
+  | 'tools.call'
+  | 'app.sign-in'
+  | 'app.open'
+  | 'app.close';
 export type AuditOutcome = 'ok' | 'error' | 'refused' | 'timeout' | 'cancelled';
 
 /** One line of the audit log, before `time` is added. Absent fields are left out of the line. */

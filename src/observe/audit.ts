@@ -1,5 +1,5 @@
 // The audit log as a subscriber of the gateway's events (events.ts): one line per session start
-// (or refusal) and end, and per tools/call, for the one gateway whose token it holds. Subscribed only
+// (or refusal) and end, per tools/call, and per app sign-in and app WebSocket, for the one gateway whose token it holds. Subscribed only
 // while the config has an audit section, so a gateway without one pays nothing per request.
 
 import type { AuditConfig } from '../config/policy-schema.ts';
@@ -11,6 +11,8 @@ import { messageByteLength } from '../protocol/raw-json.ts';
 import type { Identity } from '../sessions/types.ts';
 import { AuditLog, type AuditRecord } from './audit-log.ts';
 import {
+  type AppEvent,
+  appEvents,
   type EventOwner,
   type RequestRefusedEvent,
   type RequestSettledEvent,
@@ -85,6 +87,7 @@ export class Audit {
       sessionClosed.subscribe((event) => this.#record(event, this.#sessionEnd)),
       requestSettled.subscribe((event) => this.#record(event, this.#callSettled)),
       requestRefused.subscribe((event) => this.#record(event, this.#refused)),
+      appEvents.subscribe((event) => this.#record(event, this.#app)),
     ];
   }
 
@@ -118,6 +121,13 @@ export class Audit {
     reason: bounded(event.reason),
     durationMs: event.durationMs,
     requests: event.requests,
+  });
+
+  /** A browser signed in to an app, or its WebSocket to the app opened or closed. */
+  readonly #app = (event: AppEvent): AuditRecord => ({
+    event: event.kind === 'sign-in' ? 'app.sign-in' : event.kind === 'open' ? 'app.open' : 'app.close',
+    ...who(event.identity, event.server),
+    ...(event.durationMs === undefined ? {} : { durationMs: event.durationMs }),
   });
 
   readonly #callSettled = (event: RequestSettledEvent, audit: AuditLog): AuditRecord | undefined => {

@@ -84,6 +84,19 @@ export interface BackendEvent {
   readonly restart: boolean;
 }
 
+/**
+ * A browser and an app (transports/apps/): a sign-in link exchanged for a cookie, a WebSocket to the
+ * app opened or closed (with how long it was open).
+ */
+export interface AppEvent {
+  readonly owner: EventOwner;
+  readonly server: string;
+  readonly identity: Identity;
+  readonly kind: 'sign-in' | 'open' | 'close';
+  /** For `close`: since the WebSocket opened, in whole milliseconds. */
+  readonly durationMs: number | undefined;
+}
+
 /** One typed channel: publishers check `hasSubscribers` before building an event. */
 export class EventChannel<T> {
   readonly name: string;
@@ -119,6 +132,7 @@ export const sessionOpened = new EventChannel<SessionOpenEvent>('mcp-relay:sessi
 export const sessionClosed = new EventChannel<SessionCloseEvent>('mcp-relay:session.close');
 export const requestSettled = new EventChannel<RequestSettledEvent>('mcp-relay:request.settled');
 export const requestRefused = new EventChannel<RequestRefusedEvent>('mcp-relay:request.refused');
+export const appEvents = new EventChannel<AppEvent>('mcp-relay:app');
 export const backendStarted = new EventChannel<BackendEvent>('mcp-relay:backend.started');
 export const backendDown = new EventChannel<BackendEvent>('mcp-relay:backend.down');
 export const backendUnhealthy = new EventChannel<BackendEvent>('mcp-relay:backend.unhealthy');
@@ -230,6 +244,18 @@ export function publishRequestRefused(
     status: refusal.status,
     durationMs: performance.now() - startedAt,
   });
+}
+
+export function publishApp(
+  owner: EventOwner,
+  server: string,
+  identity: Identity,
+  kind: AppEvent['kind'],
+  openedAt?: number,
+): void {
+  if (!appEvents.hasSubscribers) return;
+  const durationMs = openedAt === undefined ? undefined : Date.now() - openedAt;
+  appEvents.publish({ owner, server, identity, kind, durationMs });
 }
 
 export function publishBackend(

@@ -22,7 +22,8 @@ export interface AppAccessOptions {
 /** Where the app's instance is and what the request becomes there. */
 export interface AppTarget {
   server: string;
-  user: string;
+  /** Who the cookie names (the instance's owner with per-user isolation). */
+  identity: Identity;
   port: number;
   /** The path (and query) the app sees: below the prefix. */
   path: string;
@@ -32,7 +33,14 @@ export interface AppTarget {
 
 export type AppDecision =
   | { kind: 'forward'; target: AppTarget }
-  | { kind: 'redirect'; status: 303 | 308; location: string; cookie?: string }
+  /** `signedIn`: a ticket was just redeemed for that identity, and `cookie` is its cookie. */
+  | {
+      kind: 'redirect';
+      status: 303 | 308;
+      location: string;
+      cookie?: string;
+      signedIn?: { server: string; identity: Identity };
+    }
   | { kind: 'refuse'; status: number; title: string; text: string };
 
 export const APP_COOKIE = 'mcp-relay-app';
@@ -84,6 +92,7 @@ export function decideAppAccess(
       status: 303,
       location: `${rawPath}${rest === '' ? '' : `?${rest}`}`,
       cookie: cookieLine(options.tickets.cookie(redeemed.identity, server), base, flags.secure),
+      signedIn: { server, identity: redeemed.identity },
     };
   }
 
@@ -112,7 +121,7 @@ export function decideAppAccess(
       'App not running',
       'The app has no running instance right now: it starts with an MCP session (open Claude with this server), or it is restarting. Try again in a few seconds.',
     );
-  return { kind: 'forward', target: { server, user: identity.user, port, path: `${path}${query}`, prefix } };
+  return { kind: 'forward', target: { server, identity, port, path: `${path}${query}`, prefix } };
 }
 
 /** The identity of the first valid app cookie for `server` in a Cookie header. */

@@ -13,6 +13,7 @@ import { refuseSocket } from '../../http/refusal.ts';
 import { sendJson } from '../../http/replies.ts';
 import type { Guard } from '../../http/request-guards.ts';
 import type { Logger } from '../../log.ts';
+import { type EventOwner, publishApp } from '../../observe/events.ts';
 import { ErrorCode } from '../../protocol/jsonrpc.ts';
 import type { Identity } from '../../sessions/types.ts';
 import { appBaseUrl } from '../../util/app-url.ts';
@@ -30,6 +31,8 @@ export interface AppProxyOptions extends AppAccessOptions {
   /** Checks of an upgrade before anything else (duplicate headers, Host, Origin), as a row's guards. */
   upgradeGuards: readonly Guard[];
   log: Logger;
+  /** The gateway's token in the app events it publishes (observe/events.ts: sign-ins, WebSockets). */
+  owner: EventOwner;
 }
 
 /** Request headers that belong to one hop, or to the gateway, and are not forwarded. */
@@ -101,6 +104,8 @@ export class AppProxy {
     if (decision.kind === 'redirect') {
       const headers: Record<string, string> = { location: decision.location, 'cache-control': 'no-store' };
       if (decision.cookie !== undefined) headers['set-cookie'] = decision.cookie;
+      if (decision.signedIn !== undefined)
+        publishApp(this.#options.owner, decision.signedIn.server, decision.signedIn.identity, 'sign-in');
       res.writeHead(decision.status, headers).end();
       return;
     }
@@ -144,13 +149,16 @@ export class AppProxy {
       if (connected) socket.destroy();
       else refuseSocket(socket, { status: 502, code: ErrorCode.Refused, message: 'the app did not answer' });
     });
+    const openedAt = Date.now();
     socket.on('close', () => {
       this.#sockets.delete(open);
       upstream.destroy();
+      if (connected) publishApp(this.#options.owner, target.server, target.identity, 'close', openedAt);
     });
     upstream.on('close', () => socket.destroy());
     upstream.on('connect', () => {
       connected = true;
+      publishApp(this.#options.owner, target.server, target.identity, 'open');
       const lines = [`${req.method ?? 'GET'} ${target.path} HTTP/1.1`];
       for (const [name, value] of Object.entries(this.#headers(req, target, true)))
         for (const one of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${one}`);
