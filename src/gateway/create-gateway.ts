@@ -242,6 +242,12 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
           { url: listener.url, servers: serverNames, auth: gatewayAuth.describe },
           'gateway listening',
         );
+        // Links to apps are built on publicUrl, else on this address, which browsers elsewhere cannot use.
+        if (withApp.length > 0 && config.publicUrl === undefined && !isLoopbackAddress(address.address))
+          log.warn(
+            { apps: withApp, url: listener.url },
+            'servers with an app but no publicUrl: app links name the listening address; set publicUrl to the address users reach',
+          );
       }
       return address;
     },

@@ -39,6 +39,8 @@ export interface AppProxyOptions extends AppAccessOptions {
 const DROPPED = new Set([
   'authorization',
   'connection',
+  // Answered by the gateway's own server already; the app's 100 Continue would be a second one.
+  'expect',
   'keep-alive',
   'proxy-authorization',
   'proxy-connection',
