@@ -104,8 +104,12 @@ describe('app paths', () => {
   });
 });
 
-function access(mode: Isolation, ports: Record<string, number> = { alice: 4001, bob: 4002 }) {
-  const tickets = new AppTickets();
+function access(
+  mode: Isolation,
+  ports: Record<string, number> = { alice: 4001, bob: 4002 },
+  now: () => number = Date.now,
+) {
+  const tickets = new AppTickets({ now });
   const options: AppAccessOptions = {
     tickets,
     modeOf: (server) => (server === '3d' ? mode : undefined),
@@ -171,6 +175,18 @@ describe('app access', () => {
     assert.equal(status('/apps/3d/alice/%2e%2e/x', cookieOf(alice)), 400);
     assert.equal(status('/apps/none/', cookieOf(alice)), 404);
     assert.equal(access('per-session').decide('/apps/3d/x').kind === 'refuse', true);
+  });
+
+  it('an expired ticket is 401 with the page that says how to get a new link', () => {
+    const time = clock();
+    const { tickets, decide } = access('per-user', undefined, time.now);
+    const { ticket } = tickets.mint(alice, '3d');
+    time.state.now += TICKET_TTL_MS + 1;
+    const decision = decide(`/apps/3d/alice/?ticket=${ticket}`);
+    assert.equal(decision.kind, 'refuse');
+    if (decision.kind !== 'refuse') return;
+    assert.equal(decision.status, 401);
+    assert.match(decision.text, /too old\. Ask Claude for the viewer URL again/);
   });
 
   it('an upgrade does not redeem a ticket', () => {
