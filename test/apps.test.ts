@@ -1,114 +1,24 @@
 // Browser apps through the gateway, end to end: a real gateway, a fixture backend with an HTTP and
 // WebSocket app on its APP_PORT, real sockets. Sign-in (link → ticket → cookie), refusals (no cookie,
 // another user's app, replayed ticket, foreign Origin, path escapes), per-user and shared routing, a
-// restarted backend reached at its new port on the same URL, and WebSocket frames both ways.
+// restarted backend reached at its new port on the same URL, WebSocket frames both ways, the audit log.
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
-import { connectClient, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import {
+  type AppAnswer,
+  appServer,
+  Browser,
+  mintLink,
+  nextMessage,
+  rawGet,
+  refusedStatus,
+  session,
+} from './helpers/app-browser.ts';
+import { startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
-
-const APP_SERVER = fileURLToPath(new URL('./fixtures/app-server.mjs', import.meta.url));
-
-function appServer(isolation: string): Record<string, unknown> {
-  return { command: process.execPath, args: [APP_SERVER], isolation, app: { portEnv: 'APP_PORT' } };
-}
-
-interface AppAnswer {
-  user: string;
-  pid: number;
-  path: string;
-  headers: Record<string, string>;
-  bodyBytes: number;
-  publicUrl: string | null;
-}
-
-/** A browser of one user: signs in with a link, keeps the cookie, sends it on every request. */
-class Browser {
-  cookie = '';
-  readonly base: string;
-  constructor(base: string) {
-    this.base = base;
-  }
-
-  async signIn(gw: TestGateway, key: string, server: string): Promise<string> {
-    const link = await mintLink(gw, key, server);
-    const response = await this.get(link);
-    assert.equal(response.status, 303);
-    this.cookie = (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-    return response.headers.get('location') ?? '';
-  }
-
-  get(url: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    if (this.cookie) headers.set('cookie', this.cookie);
-    return fetch(new URL(url, this.base), { ...init, headers, redirect: 'manual' });
-  }
-
-  async app(path: string): Promise<AppAnswer> {
-    const response = await this.get(path);
-    assert.equal(response.status, 200, await response.clone().text());
-    return (await response.json()) as AppAnswer;
-  }
-
-  socket(path: string, origin?: string): WebSocket {
-    const url = new URL(path, this.base.replace(/^http/, 'ws'));
-    return new WebSocket(url, {
-      headers: { ...(this.cookie ? { cookie: this.cookie } : {}), ...(origin ? { origin } : {}) },
-    });
-  }
-}
-
-async function mintLink(gw: TestGateway, key: string, server: string): Promise<string> {
-  const response = await fetch(`${gw.url}/app-links/${server}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}` },
-  });
-  assert.equal(response.status, 200);
-  return ((await response.json()) as { url: string }).url;
-}
-
-/** Opens an MCP session for `user` (which starts their backend) and returns the client. */
-async function session(gw: TestGateway, server: string, user: string) {
-  const { client } = await connectClient(`${gw.url}/mcp/${server}`, gw.keys[user]);
-  return client;
-}
-
-/** A GET whose path goes out exactly as written (fetch would resolve the dot segments first). */
-function rawGet(base: string, path: string, cookie: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const { hostname, port } = new URL(base);
-    const req = request({ hostname, port, path, headers: { cookie } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function nextMessage(ws: WebSocket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    ws.once('message', (data) => resolve(String(data)));
-    ws.once('error', reject);
-  });
-}
-
-function refusedStatus(ws: WebSocket): Promise<number> {
-  return new Promise((resolve) => {
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      res.resume();
-    });
-    ws.once('open', () => resolve(101));
-    ws.once('error', () => resolve(0));
-  });
-}
 
 describe('apps: per-user', () => {
   let gw: TestGateway;
@@ -340,77 +250,3 @@ describe('apps: the audit log', () => {
     }
   });
 });
-
-describe('apps: the 3D demo through the gateway', () => {
-  let gw: TestGateway;
-  let client: Awaited<ReturnType<typeof session>>;
-  before(async () => {
-    const demo = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
-    gw = await startGateway(
-      { servers: { '3d': { command: process.execPath, args: [demo], app: { portEnv: 'APP_PORT' } } } },
-      { users: ['alice'] },
-    );
-    client = await session(gw, '3d', 'alice');
-  });
-  after(async () => {
-    await client.close();
-    await gw.close();
-  });
-
-  it('get_viewer_url gives a gateway link that signs in; the page and its live WebSocket work', async () => {
-    const result = await client.callTool({ name: 'get_viewer_url', arguments: {} });
-    const link = (result.structuredContent as { url: string }).url;
-    assert.match(link, new RegExp(`^${gw.url}/apps/3d/alice/[\\w-]+/\\?ticket=`));
-    const browser = new Browser(gw.url);
-    const signIn = await browser.get(link);
-    assert.equal(signIn.status, 303);
-    browser.cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-    const pagePath = signIn.headers.get('location') ?? '';
-    const page = await browser.get(pagePath);
-    assert.equal(page.status, 200);
-    assert.match(await page.text(), /<html/i);
-    const ws = browser.socket(`${pagePath}ws`, gw.url);
-    const first = JSON.parse(await nextMessage(ws)) as { type: string };
-    assert.equal(first.type, 'scene');
-    const update = nextMessage(ws);
-    await client.callTool({ name: 'add_object', arguments: { shape: 'sphere', name: 'ball' } });
-    assert.match(await update, /"ball"/);
-    ws.close();
-  });
-
-  it('after the demo is killed, the same page address reaches the new process', {
-    skip: process.platform !== 'linux' && 'finds the process through /proc',
-  }, async () => {
-    const result = await client.callTool({ name: 'get_viewer_url', arguments: {} });
-    const link = (result.structuredContent as { url: string }).url;
-    const browser = new Browser(gw.url);
-    const signIn = await browser.get(link);
-    browser.cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-    const pagePath = signIn.headers.get('location') ?? '';
-    const key = pagePath.split('/').at(-2) ?? '';
-    const pid = processWithEnv(`MCP_RELAY_APP_KEY=${key}`);
-    assert.ok(pid !== undefined, 'the demo process carries its instance key');
-    process.kill(pid, 'SIGKILL');
-    await eventually(async () => processWithEnv(`MCP_RELAY_APP_KEY=${key}`) !== pid, 'a new demo process');
-    await eventually(
-      async () => (await browser.get(pagePath)).status === 200,
-      'the page on the same address',
-    );
-    const ws = browser.socket(`${pagePath}ws`, gw.url);
-    assert.equal((JSON.parse(await nextMessage(ws)) as { type: string }).type, 'scene');
-    ws.close();
-  });
-});
-
-/** The pid of a running process whose environment holds `entry` (NAME=value), if any. */
-function processWithEnv(entry: string): number | undefined {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(entry)) return Number(name);
-    } catch {
-      // Gone, or not ours to read.
-    }
-  }
-  return undefined;
-}
