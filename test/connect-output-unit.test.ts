@@ -34,12 +34,24 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+/** Writes one chunk; when the socket is full, waits for drain (true) or close (false), leaving no listener behind. */
 async function writeAll(res: ServerResponse, chunk: string, progress: Progress): Promise<boolean> {
   if (res.write(chunk)) return true;
   progress.blockedSince = Date.now();
-  const [event] = await Promise.race([once(res, 'drain'), once(res, 'close').then(() => ['close'])]);
+  const drained = await new Promise<boolean>((resolve) => {
+    const onDrain = () => {
+      res.off('close', onClose);
+      resolve(true);
+    };
+    const onClose = () => {
+      res.off('drain', onDrain);
+      resolve(false);
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
   progress.blockedSince = 0;
-  return event !== 'close';
+  return drained;
 }
 
 /** A minimal Streamable HTTP gateway: `flood` streams EVENTS log messages, `huge` an endless JSON body. */
