@@ -65,8 +65,9 @@ function selectTargets(ids: string[] | undefined): readonly TargetSpec[] {
 }
 
 /**
- * Figures of the fault and large-message scripts (bench/large-results.ts, the fault tests), kept by
- * hand in bench/faults.md with the date and machine they were measured on, appended to the report.
+ * Figures of the scripts outside this run (bench/large-results.ts, large-bridge.ts, soak.ts,
+ * app-proxy.ts, the fault tests), kept by hand in bench/faults.md with the date they were measured
+ * on, appended to the report.
  */
 function faultFigures(): string {
   const file = join(ROOT, 'bench/faults.md');
