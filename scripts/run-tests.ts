@@ -1,6 +1,6 @@
 // `npm run test:fast` and `npm run test:e2e`: which test files each runs. A file named `*-unit.test.ts`
 // spawns nothing heavy (units, in-process HTTP, the CLI through main) and is fast; every other
-// `*.test.ts` starts real processes (backends, the CLI, sshd, a browser) and is end-to-end.
+// `*.test.ts` starts real processes (backends, the CLI, sshd, nginx, a browser) and is end-to-end.
 // Usage: node scripts/run-tests.ts fast|e2e|all [more node --test flags]
 
 import { spawnSync } from 'node:child_process';

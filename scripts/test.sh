@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint, format and type checks, then every test against real processes,
-# sockets, sshd and a headless browser. Installs what the system tests need when run as root.
+# sockets, sshd, nginx and a headless browser. Installs what the system tests need when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-node.sh
 
 # Debian packages the system tests drive (binary to look for, package that provides it).
 needed=()
-for pair in chromium:chromium sshd:openssh-server ssh:openssh-client openssl:openssl; do
+for pair in chromium:chromium sshd:openssh-server ssh:openssh-client openssl:openssl nginx:nginx; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || needed+=("${pair#*:}")
 done
 if [ "${#needed[@]}" -gt 0 ]; then
