@@ -114,9 +114,12 @@ describe('apps behind nginx with TLS', () => {
     for (const ticketed of [fromTool, link]) {
       const { cookie, line, location } = await signIn(ticketed);
       assert.equal(location, '/apps/3d/alice/');
-      // The gateway sets Secure only when it serves TLS itself: behind nginx its listener is plain
-      // HTTP and X-Forwarded-Proto is not read, so the cookie goes out without Secure.
-      assert.match(line, /^mcp-relay-app=[^;]+; Path=\/apps\/3d\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+      // publicUrl is https: browsers use TLS to nginx, so the cookie is Secure though the gateway's own
+      // listener behind nginx is plain HTTP.
+      assert.match(
+        line,
+        /^mcp-relay-app=[^;]+; Path=\/apps\/3d\/; Max-Age=\d+; HttpOnly; SameSite=Lax; Secure$/,
+      );
       const page = await get(location, { headers: { cookie } });
       assert.equal(page.status, 200);
       const answer = (await page.json()) as AppAnswer;
@@ -125,8 +128,8 @@ describe('apps behind nginx with TLS', () => {
       assert.equal(answer.headers.host, `127.0.0.1:${nginx.port}`, 'nginx passes the Host browsers used');
       assert.equal(answer.headers['x-forwarded-host'], `127.0.0.1:${nginx.port}`);
       assert.equal(answer.headers['x-forwarded-prefix'], '/apps/3d/alice');
-      // Likewise the app is told the gateway's own scheme, not the browser's.
-      assert.equal(answer.headers['x-forwarded-proto'], 'http');
+      // Likewise the app is told the scheme the browser used.
+      assert.equal(answer.headers['x-forwarded-proto'], 'https');
       assert.equal(answer.headers.cookie, undefined);
     }
     assert.equal((await get(base)).status, 401, 'no cookie, no app');

@@ -175,7 +175,9 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     if (withApp.length === 0) return undefined;
     const proxy = new AppProxy({
       tickets: appTickets,
-      secure: scheme === 'https',
+      // Browsers reach apps where links point: publicUrl when set (behind a TLS-terminating proxy its
+      // https is what the browser used, whatever the proxy's hop to us), else where we listen.
+      secure: (publicUrl?.protocol ?? `${scheme}:`) === 'https:',
       gatewayUrl: () => config.publicUrl ?? listener.url,
       maxBodyBytes: () => live.current.limits.maxBodyBytes,
       upgradeGuards: [...edge, originCheck],
