@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
+import { mcpSession } from './mcp-session.ts';
 import { cpuSeconds, freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -21,48 +22,6 @@ const { values } = parseArgs({
 });
 const frames = Math.max(10, Number(values.frames));
 const rounds = Math.max(1, Number(values.rounds));
-
-interface Mcp {
-  call(name: string, args: Record<string, unknown>): Promise<string>;
-}
-
-/** A plain Streamable HTTP session (loopback, no auth: the user "local"), enough to call tools. */
-async function mcpSession(base: string): Promise<Mcp> {
-  const endpoint = `${base}/mcp/${SERVER}`;
-  const headers: Record<string, string> = {
-    accept: 'application/json, text/event-stream',
-    'content-type': 'application/json',
-  };
-  const post = async (body: unknown) => {
-    const response = await fetch(endpoint, { method: 'POST', headers, body: JSON.stringify(body) });
-    const text = await response.text();
-    const data = /^data: (.+)$/m.exec(text)?.[1] ?? text;
-    return {
-      response,
-      message: data ? (JSON.parse(data) as { result?: { content?: { text: string }[] } }) : {},
-    };
-  };
-  const init = await post({
-    jsonrpc: '2.0',
-    id: 0,
-    method: 'initialize',
-    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
-  });
-  headers['mcp-session-id'] = init.response.headers.get('mcp-session-id') ?? '';
-  await post({ jsonrpc: '2.0', method: 'notifications/initialized' });
-  let id = 1;
-  return {
-    async call(name, args) {
-      const { message } = await post({
-        jsonrpc: '2.0',
-        id: id++,
-        method: 'tools/call',
-        params: { name, arguments: args },
-      });
-      return message.result?.content?.[0]?.text ?? '';
-    },
-  };
-}
 
 function open(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -114,7 +73,7 @@ const gateway = startProcess(
 );
 try {
   await waitForPort(port, gateway);
-  const mcp = await mcpSession(base);
+  const mcp = await mcpSession(`${base}/mcp/${SERVER}`);
   const appPort = Number(await mcp.call('env', { name: 'APP_PORT' }));
   const link = await mcp.call('env', { name: 'APP_PUBLIC_URL' });
   const signIn = await fetch(link, { redirect: 'manual' });
