@@ -5,13 +5,13 @@
 // the moment it is sent to the moment each page lists the new object (a MutationObserver in the page,
 // on the same wall clock), so the two columns differ by what the proxy adds to the WebSocket push.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium, type Page } from 'playwright-core';
+import { startFixtureGateway } from './fixture-gateway.ts';
 import { mcpSession } from './mcp-session.ts';
-import { descendants, freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { descendants } from './processes.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const DEMO = join(ROOT, 'examples/3d-scene/server.js');
@@ -57,30 +57,12 @@ const percentile = (values: number[], p: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 };
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-bench-browser-'));
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-writeFileSync(
-  join(dir, 'relay.yaml'),
-  JSON.stringify({
-    listen: { host: '127.0.0.1', port },
-    logLevel: 'warn',
-    servers: {
-      '3d': { command: process.execPath, args: [DEMO], isolation: 'shared', app: { portEnv: 'APP_PORT' } },
-    },
-  }),
-);
-const gateway = startProcess(
-  process.execPath,
-  [join(ROOT, 'bin/mcp-relay.js'), 'serve', '--config', join(dir, 'relay.yaml')],
-  { cwd: dir },
-);
+const gateway = await startFixtureGateway('3d', { script: DEMO, app: true });
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
-  await waitForPort(port, gateway);
-  const mcp = await mcpSession(`${base}/mcp/3d`);
+  const mcp = await mcpSession(gateway.url);
   const link = String((await mcp.result('get_viewer_url', {})).structuredContent?.url ?? '');
-  const appPort = demoAppPort(gateway.pid as number);
+  const appPort = demoAppPort(gateway.process.pid as number);
   const key = /\/apps\/3d\/([^/]+)\//.exec(link)?.[1];
   if (!key) throw new Error(`unexpected viewer link ${link}`);
   const viaGateway = await (await browser.newContext()).newPage();
@@ -108,6 +90,5 @@ try {
     );
 } finally {
   await browser.close();
-  await stopProcess(gateway);
-  rmSync(dir, { recursive: true, force: true });
+  await gateway.stop();
 }

@@ -5,13 +5,12 @@
 // straight to the app's own port, in alternating rounds so both see the same machine. The gateway's
 // CPU per proxied frame comes from /proc over its rounds (each round trip is two frames through it).
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
+import { startFixtureGateway } from './fixture-gateway.ts';
 import { mcpSession } from './mcp-session.ts';
-import { cpuSeconds, freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { cpuSeconds } from './processes.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const APP_FIXTURE = join(ROOT, 'test/fixtures/app-server.mjs');
@@ -48,32 +47,11 @@ async function roundTrips(socket: WebSocket, count: number): Promise<number[]> {
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-bench-app-'));
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-writeFileSync(
-  join(dir, 'relay.yaml'),
-  JSON.stringify({
-    listen: { host: '127.0.0.1', port },
-    logLevel: 'warn',
-    servers: {
-      [SERVER]: {
-        command: process.execPath,
-        args: [APP_FIXTURE],
-        isolation: 'shared',
-        app: { portEnv: 'APP_PORT' },
-      },
-    },
-  }),
-);
-const gateway = startProcess(
-  process.execPath,
-  [join(ROOT, 'bin/mcp-relay.js'), 'serve', '--config', join(dir, 'relay.yaml')],
-  { cwd: dir },
-);
+const gateway = await startFixtureGateway(SERVER, { script: APP_FIXTURE, app: true });
+const port = Number(new URL(gateway.base).port);
+const base = gateway.base;
 try {
-  await waitForPort(port, gateway);
-  const mcp = await mcpSession(`${base}/mcp/${SERVER}`);
+  const mcp = await mcpSession(gateway.url);
   const appPort = Number(await mcp.call('env', { name: 'APP_PORT' }));
   const link = await mcp.call('env', { name: 'APP_PUBLIC_URL' });
   const signIn = await fetch(link, { redirect: 'manual' });
@@ -87,9 +65,9 @@ try {
   let gatewayCpu = 0;
   for (let round = 0; round < rounds; round++) {
     times.direct.push(...(await roundTrips(direct, frames)));
-    const before = cpuSeconds(gateway.pid as number);
+    const before = cpuSeconds(gateway.process.pid as number);
     times.gateway.push(...(await roundTrips(viaGateway, frames)));
-    gatewayCpu += cpuSeconds(gateway.pid as number) - before;
+    gatewayCpu += cpuSeconds(gateway.process.pid as number) - before;
   }
   viaGateway.close();
   direct.close();
@@ -106,6 +84,5 @@ try {
     `\ngateway CPU per proxied frame: ${((gatewayCpu / proxied) * 1e6).toFixed(1)} µs (${proxied} frames)`,
   );
 } finally {
-  await stopProcess(gateway);
-  rmSync(dir, { recursive: true, force: true });
+  await gateway.stop();
 }

@@ -13,6 +13,8 @@ const FIXTURE = join(ROOT, 'test/fixtures/stdio-server.mjs');
 export interface FixtureGateway {
   /** The server's MCP endpoint, `http://127.0.0.1:<port>/mcp/<server>`. */
   url: string;
+  /** The gateway's base URL, `http://127.0.0.1:<port>`. */
+  base: string;
   process: ChildProcess;
   /** Stops the gateway by pid and removes its folder. */
   stop(): Promise<void>;
@@ -20,7 +22,15 @@ export interface FixtureGateway {
 
 export async function startFixtureGateway(
   server: string,
-  options: { isolation?: string; limits?: Record<string, unknown>; stdio?: SpawnOptions['stdio'] } = {},
+  options: {
+    isolation?: string;
+    limits?: Record<string, unknown>;
+    stdio?: SpawnOptions['stdio'];
+    /** The backend's script (default: the test fixture server). */
+    script?: string;
+    /** The backend has a browser app on APP_PORT, served at /apps/<server>/. */
+    app?: boolean;
+  } = {},
 ): Promise<FixtureGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-bench-'));
   const port = await freePort();
@@ -29,7 +39,12 @@ export async function startFixtureGateway(
     logLevel: 'warn',
     ...(options.limits ? { limits: options.limits } : {}),
     servers: {
-      [server]: { command: process.execPath, args: [FIXTURE], isolation: options.isolation ?? 'shared' },
+      [server]: {
+        command: process.execPath,
+        args: [options.script ?? FIXTURE],
+        isolation: options.isolation ?? 'shared',
+        ...(options.app ? { app: { portEnv: 'APP_PORT' } } : {}),
+      },
     },
   };
   writeFileSync(join(dir, 'relay.yaml'), JSON.stringify(config));
@@ -48,5 +63,6 @@ export async function startFixtureGateway(
     await stop();
     throw error;
   }
-  return { url: `http://127.0.0.1:${port}/mcp/${server}`, process: gateway, stop };
+  const base = `http://127.0.0.1:${port}`;
+  return { url: `${base}/mcp/${server}`, base, process: gateway, stop };
 }
