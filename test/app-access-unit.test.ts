@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AppTickets, COOKIE_TTL_MS, TICKET_TTL_MS } from '../src/auth/app-ticket.ts';
+import type { IsolationMode } from '../src/config/schema.ts';
 import type { Identity } from '../src/sessions/types.ts';
 import {
   APP_COOKIE,
   type AppAccessOptions,
   decideAppAccess,
-  type Isolation,
   withoutAppCookie,
 } from '../src/transports/apps/app-access.ts';
 import { escapeProblem, parseAppPath } from '../src/transports/apps/app-path.ts';
@@ -105,7 +105,7 @@ describe('app paths', () => {
 });
 
 function access(
-  mode: Isolation,
+  mode: IsolationMode,
   ports: Record<string, number> = { alice: 4001, bob: 4002 },
   now: () => number = Date.now,
 ) {

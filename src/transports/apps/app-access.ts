@@ -3,16 +3,15 @@
 // loopback port, read at each request so a restarted backend is reached at its new port.
 
 import { type AppTickets, COOKIE_TTL_MS } from '../../auth/app-ticket.ts';
+import type { IsolationMode } from '../../config/schema.ts';
 import type { Identity } from '../../sessions/types.ts';
 import { appPath } from '../../util/app-url.ts';
 import { parseAppPath } from './app-path.ts';
 
-export type Isolation = 'shared' | 'per-user' | 'per-session';
-
 export interface AppAccessOptions {
   tickets: AppTickets;
   /** The isolation mode of `server` when it has an app, else undefined. */
-  modeOf(server: string): Isolation | undefined;
+  modeOf(server: string): IsolationMode | undefined;
   /** Whether the identity may still use the server (policy, and its API key not revoked). */
   allowed(server: string, identity: Identity): boolean;
   /** The app port of the instance `user` reaches on `server`, while one runs. */

@@ -48,8 +48,9 @@ export class AppLinkGates implements SessionGates {
     const gate = this.#inner.open(session);
     const links = this.#source(session.server, session.identity);
     if (links === undefined) return gate;
+    const pattern = linkPattern(links.base);
     const signing: RequestTrack = {
-      settle: (response) => signLinks(response, links.base, links.ticket),
+      settle: (response) => signLinks(response, pattern, links.ticket),
     };
     return {
       admit(request: JsonRpcRequest): Admission | Promise<Admission> {
@@ -71,10 +72,14 @@ function withTrack(admission: Admission, signing: RequestTrack): Admission {
   return { track: { settle: (response, ending) => signing.settle(first.settle(response, ending), ending) } };
 }
 
-/** `response` with every link below `base` in its result's strings carrying a ticket of its own. */
-export function signLinks(response: JsonRpcResponse, base: string, ticket: () => string): JsonRpcResponse {
+/** Links below `base`, up to the first character that ends a link in prose, JSON or Markdown. */
+function linkPattern(base: string): RegExp {
+  return new RegExp(`${escapeRegExp(base)}[^\\s"'<>\`)\\]]*`, 'g');
+}
+
+/** `response` with every link `pattern` finds in its result's strings carrying a ticket of its own. */
+function signLinks(response: JsonRpcResponse, pattern: RegExp, ticket: () => string): JsonRpcResponse {
   if (!('result' in response) || !isPlain(response.result)) return response;
-  const pattern = new RegExp(`${escapeRegExp(base)}[^\\s"'<>\`)\\]]*`, 'g');
   let budget = MAX_LINKS_PER_RESULT;
   const sign = (text: string): string =>
     text.replace(pattern, (link) => {
