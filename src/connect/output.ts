@@ -4,13 +4,14 @@
 
 import type { Writable } from 'node:stream';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
+import { RAW_PASS_THROUGH_BYTES } from '../protocol/raw-response.ts';
 
 /**
  * A message at least this long is written as the text the gateway sent (validated, one line) rather
  * than parsed and serialized again: the same threshold as the gateway's own pass-through of large
  * backend lines. Smaller ones are re-serialized, so what reaches the client is normalized JSON.
  */
-export const RAW_PASS_THROUGH_CHARS = 256 * 1024;
+export const RAW_PASS_THROUGH_CHARS = RAW_PASS_THROUGH_BYTES;
 
 /**
  * A message's text as the gateway sent it: a string (an SSE event's data), or the pieces of a large
