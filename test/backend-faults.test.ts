@@ -179,7 +179,7 @@ describe('a call right after a kill -9', () => {
     try {
       for (let round = 0; round < rounds; round++) {
         const pid = supervisor.pid;
-        assert.ok(pid, `round ${round}: ${supervisor.state}`);
+        assert.ok(pid, `round ${round}: ${supervisor.state}; failures so far: ${failures.join(' | ')}`);
         process.kill(pid, 'SIGKILL');
         // Sent in the same tick: the gateway has not seen the exit, and the process will never read it.
         const answer = await request('tools/call', { name: 'pid', arguments: {} });
