@@ -1,21 +1,29 @@
-// The 3D demo behind the gateway in a real Chromium: each user's MCP client (the SDK's Streamable HTTP
-// client) asks get_viewer_url, their browser opens the ticketed link, and the page follows the scene
+// The 3D demo behind the gateway in a real Chromium: each user's Claude (the SDK's stdio client through
+// `mcp-relay connect`, as Claude Desktop launches it) asks get_viewer_url, their browser opens the ticketed link, and the page follows the scene
 // live; per-user pages stay apart and reconnect to a restarted backend on the same URL, a shared
 // scene is one for everyone, and a browser without the cookie or with another user's sees 401 / 403.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { processWithEnv, session } from './helpers/app-browser.ts';
+import { processWithEnv } from './helpers/app-browser.ts';
 import { launchChromium } from './helpers/browser.ts';
+import { connectThroughBridge } from './helpers/cli.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
 
 const DEMO = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
 const WAIT = 30_000;
 
-type Client = Awaited<ReturnType<typeof session>>;
+/** Claude for `user`: the SDK's stdio client through `mcp-relay connect` to the gateway. */
+async function claude(gw: TestGateway, user: string): Promise<Client> {
+  const bridged = await connectThroughBridge(`${gw.url}/mcp/3d`, {
+    env: { MCP_RELAY_TOKEN: gw.keys[user] ?? '' },
+  });
+  return bridged.client;
+}
 
 let browser: Browser;
 before(async () => {
@@ -82,8 +90,8 @@ describe('apps in a browser: per-user', () => {
 
   before(async () => {
     gw = await demoGateway('per-user');
-    alice = await session(gw, '3d', 'alice');
-    bob = await session(gw, '3d', 'bob');
+    alice = await claude(gw, 'alice');
+    bob = await claude(gw, 'bob');
     clients.push(alice, bob);
   });
   after(async () => {
@@ -173,9 +181,9 @@ describe('apps in a browser: shared', () => {
   });
 
   it('alice and bob see one scene: an object alice adds shows on bob’s page', async () => {
-    const alice = await session(gw, '3d', 'alice');
+    const alice = await claude(gw, 'alice');
     clients.push(alice);
-    const bob = await session(gw, '3d', 'bob');
+    const bob = await claude(gw, 'bob');
     clients.push(bob);
     const aliceLink = await viewerLink(alice);
     const bobLink = await viewerLink(bob);
