@@ -15,7 +15,7 @@ import {
 } from '../src/transports/apps/app-access.ts';
 import { escapeProblem, parseAppPath } from '../src/transports/apps/app-path.ts';
 import { FrameLimit } from '../src/transports/apps/frame-limit.ts';
-import { appBaseUrl } from '../src/util/app-url.ts';
+import { appBaseUrl, sessionTag } from '../src/util/app-url.ts';
 
 const alice: Identity = { user: 'alice', groups: ['design'], method: 'api-key', credential: 'key:a1' };
 const bob: Identity = { user: 'bob', groups: [], method: 'api-key', credential: 'key:b1' };
@@ -28,7 +28,7 @@ function clock(start = 1_000_000) {
 describe('app tickets and cookies', () => {
   it('a ticket is redeemed once, for its server, to the identity that minted it', () => {
     const tickets = new AppTickets();
-    const { ticket } = tickets.mint(alice, '3d');
+    const { ticket } = tickets.mint({ identity: alice }, '3d');
     assert.deepEqual(tickets.redeem(ticket, 'other'), { ok: false, reason: 'invalid' });
     assert.deepEqual(tickets.redeem(ticket, '3d'), { ok: true, identity: alice });
     assert.deepEqual(tickets.redeem(ticket, '3d'), { ok: false, reason: 'used' });
@@ -37,19 +37,49 @@ describe('app tickets and cookies', () => {
   it('a ticket expires after its lifetime; a cookie after its own', () => {
     const time = clock();
     const tickets = new AppTickets({ now: time.now });
-    const { ticket } = tickets.mint(alice, '3d');
-    const cookie = tickets.cookie(alice, '3d');
+    const { ticket } = tickets.mint({ identity: alice }, '3d');
+    const cookie = tickets.cookie({ identity: alice }, '3d');
+    assert.equal(cookie.maxAge, COOKIE_TTL_MS / 1000);
     time.state.now += TICKET_TTL_MS;
     assert.deepEqual(tickets.redeem(ticket, '3d'), { ok: false, reason: 'expired' });
-    assert.deepEqual(tickets.readCookie(cookie, '3d'), alice);
+    assert.deepEqual(tickets.readCookie(cookie.value, '3d'), { identity: alice });
     time.state.now += COOKIE_TTL_MS;
-    assert.equal(tickets.readCookie(cookie, '3d'), undefined);
+    assert.equal(tickets.readCookie(cookie.value, '3d'), undefined);
+  });
+
+  it('neither a ticket nor its cookie outlives the OAuth token that minted it', () => {
+    const time = clock();
+    const tickets = new AppTickets({ now: time.now });
+    const token: Identity = {
+      ...alice,
+      method: 'oidc',
+      credential: 'oidc:a',
+      expiresAt: time.state.now + 60_000,
+    };
+    const { ticket, expiresAt } = tickets.mint({ identity: token }, '3d');
+    assert.equal(expiresAt, token.expiresAt);
+    const redeemed = tickets.redeem(ticket, '3d');
+    assert.deepEqual(redeemed, { ok: true, identity: token });
+    const cookie = tickets.cookie({ identity: token }, '3d');
+    assert.equal(cookie.maxAge, 60);
+    time.state.now += 59_000;
+    assert.deepEqual(tickets.readCookie(cookie.value, '3d'), { identity: token });
+    time.state.now += 1_000;
+    assert.equal(tickets.readCookie(cookie.value, '3d'), undefined);
+  });
+
+  it("a per-session ticket's cookie names its session", () => {
+    const tickets = new AppTickets();
+    const { ticket } = tickets.mint({ identity: alice, session: 's-1' }, '3d');
+    assert.deepEqual(tickets.redeem(ticket, '3d'), { ok: true, identity: alice, session: 's-1' });
+    const cookie = tickets.cookie({ identity: alice, session: 's-1' }, '3d');
+    assert.deepEqual(tickets.readCookie(cookie.value, '3d'), { identity: alice, session: 's-1' });
   });
 
   it('refuses forged, altered, foreign-secret tokens, and a ticket used as a cookie or the reverse', () => {
     const tickets = new AppTickets();
-    const { ticket } = tickets.mint(alice, '3d');
-    const cookie = tickets.cookie(alice, '3d');
+    const { ticket } = tickets.mint({ identity: alice }, '3d');
+    const cookie = tickets.cookie({ identity: alice }, '3d').value;
     const [body, mac] = cookie.split('.') as [string, string];
     const forged = Buffer.from(
       JSON.stringify({ ...JSON.parse(Buffer.from(body, 'base64url').toString()), u: 'bob' }),
@@ -95,12 +125,22 @@ describe('app paths', () => {
     assert.equal(escapeProblem('/a/..b/c.d/...'), undefined);
   });
 
-  it('the public address of an app: per user below the server, shared at it', () => {
+  it('the public address of an app: per user below the server, per session below the user, shared at it', () => {
     assert.equal(
-      appBaseUrl('https://mcp.example.com', '3d', 'alice'),
+      appBaseUrl('https://mcp.example.com', '3d', 'per-user', { user: 'alice' }),
       'https://mcp.example.com/apps/3d/alice/',
     );
-    assert.equal(appBaseUrl('http://127.0.0.1:8787/', 'a b'), 'http://127.0.0.1:8787/apps/a%20b/');
+    assert.equal(
+      appBaseUrl('http://127.0.0.1:8787/', 'a b', 'shared', {}),
+      'http://127.0.0.1:8787/apps/a%20b/',
+    );
+    const session = appBaseUrl('https://g.example/relay', '3d', 'per-session', {
+      user: 'alice',
+      session: 's-1',
+    });
+    assert.equal(session, `https://g.example/relay/apps/3d/alice/${sessionTag('s-1')}/`);
+    assert.match(sessionTag('s-1'), /^[\w-]{16}$/);
+    assert.notEqual(sessionTag('s-1'), sessionTag('s-2'));
   });
 });
 
@@ -110,22 +150,27 @@ function access(
   now: () => number = Date.now,
 ) {
   const tickets = new AppTickets({ now });
+  /** Open sessions (per-session): id → port of its instance. */
+  const sessions = new Map<string, number>();
   const options: AppAccessOptions = {
     tickets,
     modeOf: (server) => (server === '3d' ? mode : undefined),
     allowed: (_server, identity) => identity.user !== 'mallory',
-    portFor: (_server, user) => (mode === 'shared' ? 4000 : ports[user]),
+    hasSession: (_server, _identity, session) => sessions.has(session),
+    portFor: (_server, user, session) =>
+      mode === 'shared' ? 4000 : session === undefined ? ports[user] : sessions.get(session),
   };
-  const cookieOf = (identity: Identity) => `${APP_COOKIE}=${tickets.cookie(identity, '3d')}`;
+  const cookieOf = (identity: Identity, session?: string) =>
+    `${APP_COOKIE}=${tickets.cookie({ identity, ...(session ? { session } : {}) }, '3d').value}`;
   const decide = (url: string, cookie?: string, upgrade = false) =>
     decideAppAccess(options, url, cookie, { upgrade, secure: false });
-  return { tickets, cookieOf, decide };
+  return { tickets, sessions, cookieOf, decide };
 }
 
 describe('app access', () => {
   it('a ticket becomes a cookie scoped to the app and a 303 to the clean URL', () => {
     const { tickets, decide } = access('per-user');
-    const { ticket } = tickets.mint(alice, '3d');
+    const { ticket } = tickets.mint({ identity: alice }, '3d');
     const decision = decide(`/apps/3d/alice/k/?view=top&ticket=${ticket}`);
     assert.equal(decision.kind, 'redirect');
     if (decision.kind !== 'redirect') return;
@@ -161,7 +206,42 @@ describe('app access', () => {
     }
   });
 
-  it('refuses: no cookie 401, withdrawn access 403, no instance 503, per-session 409, escapes 400', () => {
+  it('per-session: the cookie of the session the address names is forwarded to its instance', () => {
+    const { tickets, sessions, cookieOf, decide } = access('per-session');
+    sessions.set('s-1', 5001).set('s-2', 5002);
+    const one = `/apps/3d/alice/${sessionTag('s-1')}`;
+    const two = `/apps/3d/alice/${sessionTag('s-2')}`;
+    const { ticket } = tickets.mint({ identity: alice, session: 's-1' }, '3d');
+    const signIn = decide(`${one}/?ticket=${ticket}`);
+    assert.equal(signIn.kind, 'redirect');
+    if (signIn.kind !== 'redirect') return;
+    assert.match(signIn.cookie ?? '', new RegExp(`; Path=${one}/;`));
+    // Both sessions' cookies are sent below /apps/3d/alice/…; each address takes its own.
+    const both = `${cookieOf(alice, 's-2')}; ${cookieOf(alice, 's-1')}`;
+    assert.deepEqual(decide(`${one}/ws`, both), {
+      kind: 'forward',
+      target: { server: '3d', identity: alice, port: 5001, path: '/ws', prefix: one },
+    });
+    const second = decide(`${two}/`, both);
+    assert.equal(second.kind === 'forward' && second.target.port, 5002);
+    assert.deepEqual(decide(one, cookieOf(alice, 's-1')), {
+      kind: 'redirect',
+      status: 308,
+      location: `${one}/`,
+    });
+    const status = (url: string, cookie?: string) => {
+      const decision = decide(url, cookie);
+      return decision.kind === 'refuse' ? decision.status : decision.kind;
+    };
+    assert.equal(status(`${two}/`, cookieOf(alice, 's-1')), 401, "another session's cookie does not open it");
+    assert.equal(status('/apps/3d/alice/', cookieOf(alice, 's-1')), 404, 'no session named');
+    assert.equal(status(`${one}/`, cookieOf(alice)), 401, 'a cookie without a session');
+    assert.equal(status(`/apps/3d/bob/${sessionTag('s-1')}/`, cookieOf(alice, 's-1')), 403);
+    sessions.delete('s-1');
+    assert.equal(status(`${one}/`, cookieOf(alice, 's-1')), 410, 'the cookie ends with its session');
+  });
+
+  it('refuses: no cookie 401, withdrawn access 403, no instance 503, escapes 400', () => {
     const { cookieOf, decide } = access('per-user', { alice: 4001 });
     const status = (url: string, cookie?: string) => {
       const decision = decide(url, cookie);
@@ -174,13 +254,12 @@ describe('app access', () => {
     assert.equal(status('/apps/3d/bob/', cookieOf(bob)), 503);
     assert.equal(status('/apps/3d/alice/%2e%2e/x', cookieOf(alice)), 400);
     assert.equal(status('/apps/none/', cookieOf(alice)), 404);
-    assert.equal(access('per-session').decide('/apps/3d/x').kind === 'refuse', true);
   });
 
   it('an expired ticket is 401 with the page that says how to get a new link', () => {
     const time = clock();
     const { tickets, decide } = access('per-user', undefined, time.now);
-    const { ticket } = tickets.mint(alice, '3d');
+    const { ticket } = tickets.mint({ identity: alice }, '3d');
     time.state.now += TICKET_TTL_MS + 1;
     const decision = decide(`/apps/3d/alice/?ticket=${ticket}`);
     assert.equal(decision.kind, 'refuse');
@@ -191,7 +270,7 @@ describe('app access', () => {
 
   it('an upgrade does not redeem a ticket', () => {
     const { tickets, decide } = access('per-user');
-    const { ticket } = tickets.mint(alice, '3d');
+    const { ticket } = tickets.mint({ identity: alice }, '3d');
     const decision = decide(`/apps/3d/alice/k/ws?ticket=${ticket}`, undefined, true);
     assert.equal(decision.kind === 'refuse' && decision.status, 401);
   });

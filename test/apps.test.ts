@@ -17,7 +17,7 @@ import {
   refusedStatus,
   session,
 } from './helpers/app-browser.ts';
-import { startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import { connectClient, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
 
 describe('apps: per-user', () => {
@@ -207,6 +207,88 @@ describe('apps: shared', () => {
       assert.equal((await carol.get('/apps/other/')).status, 404);
     } finally {
       await gw2.close();
+    }
+  });
+});
+
+describe('apps: per-session', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway({ servers: { '3d': appServer('per-session') } }, { users: ['alice'] });
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  /** A session of alice's and the ticketed link its tool result carries. */
+  async function sessionWithLink() {
+    const { client, transport } = await connectClient(`${gw.url}/mcp/3d`, gw.keys.alice);
+    const link = textOf(await client.callTool({ name: 'env', arguments: { name: 'APP_PUBLIC_URL' } }));
+    return { client, transport, link };
+  }
+
+  it("each of a user's sessions has its own app at its own address, and its cookie opens only that one", async () => {
+    const one = await sessionWithLink();
+    const two = await sessionWithLink();
+    try {
+      const pattern = new RegExp(`^${gw.url}/apps/3d/alice/[\\w-]{16}/\\?ticket=`);
+      assert.match(one.link, pattern);
+      assert.match(two.link, pattern);
+      const oneBase = one.link.replace(/\?ticket=.*$/, '');
+      const twoBase = two.link.replace(/\?ticket=.*$/, '');
+      assert.notEqual(oneBase, twoBase);
+      assert.ok(
+        !oneBase.includes(one.transport.sessionId ?? '-'),
+        'the address shows nothing of the session id',
+      );
+
+      const browser = new Browser(gw.url);
+      const signIn = await browser.get(one.link);
+      assert.equal(signIn.status, 303);
+      assert.match(signIn.headers.get('set-cookie') ?? '', new RegExp(`Path=${new URL(oneBase).pathname};`));
+      browser.cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+      const page = await browser.app(oneBase);
+      assert.equal(page.publicUrl, oneBase, 'the backend was told its own address');
+      assert.equal(
+        (await browser.get(twoBase)).status,
+        401,
+        "the first session's cookie does not open the second's app",
+      );
+
+      const other = new Browser(gw.url);
+      await other.get(two.link).then((response) => {
+        other.cookie = (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+      });
+      const second = await other.app(twoBase);
+      assert.notEqual(second.pid, page.pid, 'two sessions, two instances');
+
+      // A link for a session by request, naming the session; without one the gateway cannot tell which.
+      const minted = await fetch(`${gw.url}/app-links/3d`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${gw.keys.alice}`,
+          'mcp-session-id': two.transport.sessionId ?? '',
+        },
+      });
+      assert.equal(minted.status, 200);
+      assert.ok(((await minted.json()) as { url: string }).url.startsWith(`${twoBase}?ticket=`));
+      const unnamed = await fetch(`${gw.url}/app-links/3d`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${gw.keys.alice}` },
+      });
+      assert.equal(unnamed.status, 400);
+      assert.match(await unnamed.text(), /Mcp-Session-Id/);
+
+      // The session ends: its app and its cookie end with it.
+      await one.transport.terminateSession();
+      await one.client.close();
+      const ended = await browser.get(oneBase);
+      assert.equal(ended.status, 410);
+      assert.match(await ended.text(), /session that has ended/);
+      assert.equal((await other.get(twoBase)).status, 200, 'the other session is untouched');
+    } finally {
+      await one.client.close();
+      await two.client.close();
     }
   });
 });

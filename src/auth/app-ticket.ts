@@ -1,5 +1,6 @@
 // Browser sign-in for the apps the gateway serves (`/apps/<server>/`): short-lived, single-use tickets a
-// signed-in MCP client mints for its user, exchanged once for a cookie bound to that user and server.
+// signed-in MCP client mints for its user, exchanged once for a cookie bound to that user and server
+// (and, for per-session apps, that MCP session). Neither outlives the credential that minted it.
 // Both are HMAC-signed with a secret made per gateway, so nothing is stored but the used tickets' nonces.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -10,10 +11,16 @@ export const TICKET_TTL_MS = 5 * 60_000;
 /** How long the cookie a ticket is exchanged for lasts. */
 export const COOKIE_TTL_MS = 8 * 60 * 60_000;
 
-/** A ticket's or cookie's holder: the identity that minted the ticket (its credential is checked again per request). */
-export type Redeemed =
-  | { ok: true; identity: Identity }
-  | { ok: false; reason: 'invalid' | 'expired' | 'used' };
+/**
+ * Who a ticket or cookie stands for: the identity that minted the ticket (its credential is checked
+ * again per request) and, for a server that runs one app per MCP session, that session's id.
+ */
+export interface AppSigner {
+  identity: Identity;
+  session?: string;
+}
+
+export type Redeemed = ({ ok: true } & AppSigner) | { ok: false; reason: 'invalid' | 'expired' | 'used' };
 
 interface Payload {
   /** What the token is: a ticket ("t") or a cookie ("c"); one never passes for the other. */
@@ -23,7 +30,11 @@ interface Payload {
   /** The identity's method and credential, so a revoked API key ends its cookies too. */
   m: string;
   c: string;
+  /** The credential's own expiry (Identity.expiresAt), which a cookie does not outlive. */
+  x?: number;
   s: string;
+  /** The MCP session whose app instance this opens (per-session isolation). */
+  i?: string;
   /** Expiry, ms since the epoch. */
   e: number;
   /** A ticket's nonce, remembered once used. */
@@ -41,12 +52,12 @@ export class AppTickets {
     this.#now = options.now ?? Date.now;
   }
 
-  /** A ticket for `signer` on `server`, valid for TICKET_TTL_MS and once. */
-  mint(signer: Identity, server: string): { ticket: string; expiresAt: number } {
-    const expiresAt = this.#now() + TICKET_TTL_MS;
+  /** A ticket for `signer` on `server`, valid for TICKET_TTL_MS (at most while its credential is) and once. */
+  mint(signer: AppSigner, server: string): { ticket: string; expiresAt: number } {
+    const expiresAt = Math.min(this.#now() + TICKET_TTL_MS, signer.identity.expiresAt ?? Infinity);
     const payload: Payload = {
       k: 't',
-      ...identityFields(signer),
+      ...signerFields(signer),
       s: server,
       e: expiresAt,
       n: randomBytes(12).toString('base64url'),
@@ -63,19 +74,25 @@ export class AppTickets {
     this.#prune(now);
     if (this.#used.has(payload.n)) return { ok: false, reason: 'used' };
     this.#used.set(payload.n, payload.e);
-    return { ok: true, identity: identityOf(payload) };
+    return { ok: true, ...signerOf(payload) };
   }
 
-  /** The cookie value a redeemed ticket becomes. */
-  cookie(signer: Identity, server: string): string {
-    return this.#sign({ k: 'c', ...identityFields(signer), s: server, e: this.#now() + COOKIE_TTL_MS });
+  /**
+   * The cookie a redeemed ticket becomes: its value, and its lifetime in seconds (COOKIE_TTL_MS, or
+   * less when the signer's credential expires sooner).
+   */
+  cookie(signer: AppSigner, server: string): { value: string; maxAge: number } {
+    const now = this.#now();
+    const expiresAt = Math.min(now + COOKIE_TTL_MS, signer.identity.expiresAt ?? Infinity);
+    const value = this.#sign({ k: 'c', ...signerFields(signer), s: server, e: expiresAt });
+    return { value, maxAge: Math.max(0, Math.floor((expiresAt - now) / 1000)) };
   }
 
   /** The signer of a cookie for `server`, or undefined when it is not a valid, unexpired one. */
-  readCookie(value: string, server: string): Identity | undefined {
+  readCookie(value: string, server: string): AppSigner | undefined {
     const payload = this.#verify(value, 'c', server);
     if (payload === undefined || payload.e <= this.#now()) return undefined;
-    return identityOf(payload);
+    return signerOf(payload);
   }
 
   #sign(payload: Payload): string {
@@ -109,12 +126,21 @@ export class AppTickets {
   }
 }
 
-function identityFields(identity: Identity): Pick<Payload, 'u' | 'g' | 'm' | 'c'> {
-  return { u: identity.user, g: identity.groups, m: identity.method, c: identity.credential };
+function signerFields({ identity, session }: AppSigner): Pick<Payload, 'u' | 'g' | 'm' | 'c' | 'x' | 'i'> {
+  return {
+    u: identity.user,
+    g: identity.groups,
+    m: identity.method,
+    c: identity.credential,
+    ...(identity.expiresAt === undefined ? {} : { x: identity.expiresAt }),
+    ...(session === undefined ? {} : { i: session }),
+  };
 }
 
-function identityOf(payload: Payload): Identity {
-  return { user: payload.u, groups: payload.g, method: payload.m, credential: payload.c };
+function signerOf(payload: Payload): AppSigner {
+  const identity: Identity = { user: payload.u, groups: payload.g, method: payload.m, credential: payload.c };
+  if (payload.x !== undefined) identity.expiresAt = payload.x;
+  return payload.i === undefined ? { identity } : { identity, session: payload.i };
 }
 
 function isPayload(value: unknown): value is Payload {
@@ -129,6 +155,8 @@ function isPayload(value: unknown): value is Payload {
     typeof p.e === 'number' &&
     Array.isArray(p.g) &&
     p.g.every((group) => typeof group === 'string') &&
-    (p.n === undefined || typeof p.n === 'string')
+    (p.n === undefined || typeof p.n === 'string') &&
+    (p.x === undefined || typeof p.x === 'number') &&
+    (p.i === undefined || typeof p.i === 'string')
   );
 }

@@ -90,8 +90,8 @@ export async function authenticate(request: AuthRequest, methods: AuthMethods): 
   const required = oidc.resource.requiredScopes(request.server);
   const missing = required.filter((scope) => !principal.scopes.has(scope));
   if (missing.length > 0) return challenge.insufficientScope(missing);
-  const { user, groups, subject } = principal;
-  return { ok: true, identity: { user, groups, method: 'oidc', credential: `oidc:${subject}` } };
+  const { user, groups, subject, expiresAt } = principal;
+  return { ok: true, identity: { user, groups, method: 'oidc', credential: `oidc:${subject}`, expiresAt } };
 }
 
 /** Builds the failure answers for one request. */

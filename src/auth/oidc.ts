@@ -20,6 +20,8 @@ export interface TokenPrincipal {
   readonly subject: string;
   readonly groups: readonly string[];
   readonly scopes: ReadonlySet<string>;
+  /** The token's `exp`, in ms since the epoch (required, so always known). */
+  readonly expiresAt: number;
 }
 
 export type TokenCheck =
@@ -93,6 +95,7 @@ export class OidcVerifier {
         subject: typeof payload.sub === 'string' ? payload.sub : user,
         groups: groupsOf(claim(payload, this.#config.groupsClaim)),
         scopes: scopesOf(payload),
+        expiresAt: (payload.exp ?? 0) * 1000,
       },
     };
   }

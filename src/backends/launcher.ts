@@ -35,7 +35,8 @@ export class BackendLauncher {
    * to (the gateway is not root): a gateway refuses to start rather than fail at the first session.
    * `maxMessageBytes`: the longest line a backend may write (limits.maxBackendMessageBytes).
    * `gatewayUrl`: the gateway's base URL (publicUrl, else where it listens), read at each launch; a
-   * server with `app` then gets APP_PUBLIC_URL=<base>/apps/<server>/. Unset (SSH standalone): none.
+   * server with `app` then gets APP_PUBLIC_URL, its instance's address there (util/app-url.ts). Unset
+   * (SSH standalone): none.
    */
   constructor(
     servers: Readonly<Record<string, ServerConfig>>,
@@ -71,10 +72,8 @@ export class BackendLauncher {
     if (config.app && appPort !== undefined) {
       relay[config.app.portEnv] = String(appPort);
       if (owner.appKey !== undefined) relay.MCP_RELAY_APP_KEY = owner.appKey;
-      // Served through the gateway for shared and per-user backends; a per-session one keeps its own address.
-      const base = config.isolation === 'per-session' ? undefined : this.#gatewayUrl?.();
-      const user = config.isolation === 'per-user' ? owner.user : undefined;
-      if (base !== undefined) relay.APP_PUBLIC_URL = appBaseUrl(base, owner.server, user);
+      const base = this.#gatewayUrl?.();
+      if (base !== undefined) relay.APP_PUBLIC_URL = appBaseUrl(base, owner.server, config.isolation, owner);
     }
     const account = this.#accounts.get(owner.server);
     return {

@@ -25,11 +25,10 @@ import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { SessionManager } from '../sessions/manager.ts';
 import type { Identity } from '../sessions/types.ts';
-import { AppLinkGates } from '../transports/apps/app-links.ts';
+import { AppLinkGates, appLinkSource } from '../transports/apps/app-links.ts';
 import { APPS_PREFIX } from '../transports/apps/app-path.ts';
 import { AppProxy } from '../transports/apps/app-proxy.ts';
 import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
-import { appBaseUrl } from '../util/app-url.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { healthReport } from './health.ts';
 
@@ -80,6 +79,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const withApp = Object.keys(config.servers).filter((name) => config.servers[name]?.app !== undefined);
   const appTickets = new AppTickets();
   const appGatewayUrl = (): string | undefined => config.publicUrl ?? (tcp ? listener.url : undefined);
+  const appLinks = appLinkSource({ tickets: appTickets, modeOf: appMode, gatewayUrl: appGatewayUrl });
   const pool = new BackendPool(
     config,
     new BackendLauncher(config.servers, log, env, {
@@ -93,7 +93,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     live.view,
     log,
     (server, session) => pool.place(server, session),
-    withApp.length === 0 ? gatekeeper : new AppLinkGates(gatekeeper, appLinkSource),
+    withApp.length === 0 ? gatekeeper : new AppLinkGates(gatekeeper, appLinks),
     owner,
   );
   live.onChange((next) => {
@@ -178,14 +178,15 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       // Browsers reach apps where links point: publicUrl when set (behind a TLS-terminating proxy its
       // https is what the browser used, whatever the proxy's hop to us), else where we listen.
       secure: (publicUrl?.protocol ?? `${scheme}:`) === 'https:',
-      gatewayUrl: () => config.publicUrl ?? listener.url,
+      links: appLinks,
       maxBodyBytes: () => live.current.limits.maxBodyBytes,
       upgradeGuards: [...edge, originCheck],
       log,
       owner,
       modeOf: appMode,
       allowed: (server, identity) => gatekeeper.allows(server, identity) && gatewayAuth.stillValid(identity),
-      portFor: (server, user) => pool.appPortFor(server, user),
+      hasSession: (server, identity, id) => sessions.get(id, identity, server) !== undefined,
+      portFor: (server, user, session) => pool.appPortFor(server, user, session),
     });
     const appNamed = (name: string | undefined): string | null =>
       name !== undefined && withApp.includes(name) ? name : null;
@@ -196,7 +197,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         guards: [...edge, originCheck],
         caller: true,
         unknown: NO_SUCH_SERVER,
-        handle: async (_req, res, server, identity) => proxy.mintLink(res, server, identity),
+        handle: async (req, res, server, identity) => {
+          // A header that must come once (the edge guard refuses a repeated one): a string or absent.
+          const session = req.headers['mcp-session-id'];
+          proxy.mintLink(res, server, identity, typeof session === 'string' ? session : undefined);
+        },
       },
       {
         match: prefix('/apps'),
@@ -214,17 +219,6 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   /** The isolation mode of a server with an app, else undefined. */
   function appMode(server: string) {
     return withApp.includes(server) ? config.servers[server]?.isolation : undefined;
-  }
-
-  /** The app address a session's user reaches (tool results naming it get a ticket), per user or shared. */
-  function appLinkSource(server: string, identity: Identity) {
-    const mode = appMode(server);
-    const gatewayUrl = appGatewayUrl();
-    if (mode === undefined || mode === 'per-session' || gatewayUrl === undefined) return undefined;
-    return {
-      base: appBaseUrl(gatewayUrl, server, mode === 'per-user' ? identity.user : undefined),
-      ticket: () => appTickets.mint(identity, server).ticket,
-    };
   }
 
   return {

@@ -18,6 +18,11 @@ export interface Identity {
    * answers only to the credential it was opened with, so another key of the same user cannot use it.
    */
   credential: string;
+  /**
+   * When the credential stops being valid (an OAuth token's `exp`), in ms since the epoch; absent when
+   * it lasts until revoked. What the credential grants beyond one request (an app's cookie) ends then.
+   */
+  expiresAt?: number;
 }
 
 /** Where the messages that belong to one client request go: the POST's reply (JSON or SSE). */

@@ -1,11 +1,12 @@
 // Who a request below `/apps/` is and where it may go: a ticket becomes a cookie, a cookie names the
-// user, and the user's instance (their own with per-user isolation, the one with shared) gives the
-// loopback port, read at each request so a restarted backend is reached at its new port.
+// user (and, per-session, their MCP session), and that instance (the user's own with per-user
+// isolation, the session's with per-session, the one with shared) gives the loopback port, read at
+// each request so a restarted backend is reached at its new port.
 
-import { type AppTickets, COOKIE_TTL_MS } from '../../auth/app-ticket.ts';
+import type { AppSigner, AppTickets } from '../../auth/app-ticket.ts';
 import type { IsolationMode } from '../../config/schema.ts';
 import type { Identity } from '../../sessions/types.ts';
-import { appPath } from '../../util/app-url.ts';
+import { appFolder, appPath, sessionTag } from '../../util/app-url.ts';
 import { parseAppPath } from './app-path.ts';
 
 export interface AppAccessOptions {
@@ -14,14 +15,16 @@ export interface AppAccessOptions {
   modeOf(server: string): IsolationMode | undefined;
   /** Whether the identity may still use the server (policy, and its API key not revoked). */
   allowed(server: string, identity: Identity): boolean;
-  /** The app port of the instance `user` reaches on `server`, while one runs. */
-  portFor(server: string, user: string): number | undefined;
+  /** Whether `identity`'s MCP session `session` on `server` is still open (per-session apps end with it). */
+  hasSession(server: string, identity: Identity, session: string): boolean;
+  /** The app port of the instance `user` (per-session: `session`) reaches on `server`, while one runs. */
+  portFor(server: string, user: string, session?: string): number | undefined;
 }
 
 /** Where the app's instance is and what the request becomes there. */
 export interface AppTarget {
   server: string;
-  /** Who the cookie names (the instance's owner with per-user isolation). */
+  /** Who the cookie names (the instance's owner with per-user and per-session isolation). */
   identity: Identity;
   port: number;
   /** The path (and query) the app sees: below the prefix. */
@@ -47,6 +50,9 @@ export const APP_COOKIE = 'mcp-relay-app';
 const NEW_LINK =
   'Ask Claude for the viewer URL again (for the 3D demo: "get_viewer_url"); the link it gives signs you in for a few minutes.';
 
+/** Path segments below `/apps/<server>/` that name the instance: its user, then (per-session) its session's tag. */
+const OWNER_SEGMENTS: Record<IsolationMode, number> = { shared: 0, 'per-user': 1, 'per-session': 2 };
+
 /** What to do with a request for `url` carrying `cookieHeader`; an upgrade cannot redeem a ticket. */
 export function decideAppAccess(
   options: AppAccessOptions,
@@ -64,12 +70,6 @@ export function decideAppAccess(
   const { server } = parsed;
   const mode = options.modeOf(server);
   if (mode === undefined) return refuse(404, 'Not found', 'No app is served at this address.');
-  if (mode === 'per-session')
-    return refuse(
-      409,
-      'Not served here',
-      'This server runs one app per MCP session; the gateway does not serve those yet.',
-    );
   const base = `/${appPath(server)}`;
   if (parsed.kind === 'folder') return { kind: 'redirect', status: 308, location: `${base}${query}` };
 
@@ -84,54 +84,100 @@ export function decideAppAccess(
           : `was ${redeemed.reason === 'used' ? 'already used' : 'too old'}`;
       return refuse(401, 'Sign-in link expired', `This sign-in link ${why}. ${NEW_LINK}`);
     }
+    const { identity, session } = redeemed;
     params.delete('ticket');
     const rest = params.toString();
+    // A per-session cookie is scoped to its session's folder, so the apps of two sessions sign in apart.
+    const cookiePath =
+      session === undefined ? base : `/${appFolder(server, mode, { user: identity.user, session })}`;
     return {
       kind: 'redirect',
       status: 303,
       location: `${rawPath}${rest === '' ? '' : `?${rest}`}`,
-      cookie: cookieLine(options.tickets.cookie(redeemed.identity, server), base, flags.secure),
-      signedIn: { server, identity: redeemed.identity },
+      cookie: cookieLine(options.tickets.cookie({ identity, session }, server), cookiePath, flags.secure),
+      signedIn: { server, identity },
     };
   }
 
-  const identity = cookieIdentity(options.tickets, cookieHeader, server);
-  if (identity === undefined) return refuse(401, 'Sign in', `You are not signed in to this app. ${NEW_LINK}`);
+  const owner = ownerSegments(parsed.path, OWNER_SEGMENTS[mode]);
+  if (mode === 'per-session' && owner.segments.length < 2)
+    return refuse(
+      404,
+      'Not found',
+      `Each MCP session has an app of its own at an address of its own. ${NEW_LINK}`,
+    );
+  const tag = owner.segments[1];
+  const signer = cookieSigner(options.tickets, cookieHeader, server, tag);
+  if (signer === undefined) return refuse(401, 'Sign in', `You are not signed in to this app. ${NEW_LINK}`);
+  const { identity, session } = signer;
   if (!options.allowed(server, identity))
     return refuse(403, 'Not allowed', `User ${identity.user} may not use this app (any more).`);
 
-  let path = parsed.path;
-  let prefix = base.slice(0, -1);
-  if (mode === 'per-user') {
-    const own = `${base}${encodeURIComponent(identity.user)}/`;
-    if (path === '/') return { kind: 'redirect', status: 303, location: own };
-    const end = path.indexOf('/', 1);
-    const owner = safeDecode(end === -1 ? path.slice(1) : path.slice(1, end));
-    if (owner !== identity.user)
-      return refuse(403, 'Not your app', `This is another user's app. Yours is at ${own}`);
-    if (end === -1) return { kind: 'redirect', status: 308, location: `${own}${query}` };
-    prefix = `${prefix}${path.slice(0, end)}`;
-    path = path.slice(end);
-  }
-  const port = options.portFor(server, identity.user);
+  const own = `/${appFolder(server, mode, { user: identity.user, session })}`;
+  if (mode === 'per-user' && owner.segments.length === 0)
+    return { kind: 'redirect', status: 303, location: own };
+  if (mode !== 'shared' && owner.segments[0] !== identity.user)
+    return refuse(
+      403,
+      'Not your app',
+      `This is another user's app. Yours is at ${mode === 'per-user' ? own : 'the link Claude gives you'}`,
+    );
+  if (session !== undefined && !options.hasSession(server, identity, session))
+    return refuse(
+      410,
+      'Session ended',
+      `This app belonged to an MCP session that has ended, and ended with it. ${NEW_LINK}`,
+    );
+  if (owner.rest === undefined) return { kind: 'redirect', status: 308, location: `${own}${query}` };
+
+  const port = options.portFor(server, identity.user, session);
   if (port === undefined)
     return refuse(
       503,
       'App not running',
       'The app has no running instance right now: it starts with an MCP session (open Claude with this server), or it is restarting. Try again in a few seconds.',
     );
-  return { kind: 'forward', target: { server, identity, port, path: `${path}${query}`, prefix } };
+  const prefix = `${base.slice(0, -1)}${parsed.path.slice(0, parsed.path.length - owner.rest.length)}`;
+  return { kind: 'forward', target: { server, identity, port, path: `${owner.rest}${query}`, prefix } };
 }
 
-/** The identity of the first valid app cookie for `server` in a Cookie header. */
-export function cookieIdentity(
+/**
+ * The first `count` segments of `path` (decoded; fewer when the path has fewer), and the path after
+ * them from its slash on: undefined when the last owner segment has no slash after it (a folder
+ * address without its slash).
+ */
+function ownerSegments(
+  path: string,
+  count: number,
+): { segments: (string | undefined)[]; rest: string | undefined } {
+  const segments: (string | undefined)[] = [];
+  let at = 0;
+  while (segments.length < count) {
+    const end = path.indexOf('/', at + 1);
+    const segment = end === -1 ? path.slice(at + 1) : path.slice(at + 1, end);
+    if (segment === '') break;
+    segments.push(safeDecode(segment));
+    if (end === -1) return { segments, rest: undefined };
+    at = end;
+  }
+  return { segments, rest: path.slice(at) };
+}
+
+/**
+ * Who the first valid app cookie for `server` in a Cookie header stands for; with `tag`, only a
+ * per-session cookie of the session with that tag counts.
+ */
+export function cookieSigner(
   tickets: AppTickets,
   header: string | undefined,
   server: string,
-): Identity | undefined {
+  tag?: string,
+): AppSigner | undefined {
   for (const value of cookieValues(header, APP_COOKIE)) {
-    const identity = tickets.readCookie(value, server);
-    if (identity !== undefined) return identity;
+    const signer = tickets.readCookie(value, server);
+    if (signer === undefined) continue;
+    if (tag === undefined || (signer.session !== undefined && sessionTag(signer.session) === tag))
+      return signer;
   }
   return undefined;
 }
@@ -155,9 +201,8 @@ function cookieValues(header: string | undefined, name: string): string[] {
     .map((part) => part.slice(name.length + 1));
 }
 
-function cookieLine(value: string, path: string, secure: boolean): string {
-  const maxAge = Math.floor(COOKIE_TTL_MS / 1000);
-  return `${APP_COOKIE}=${value}; Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
+function cookieLine(cookie: { value: string; maxAge: number }, path: string, secure: boolean): string {
+  return `${APP_COOKIE}=${cookie.value}; Path=${path}; Max-Age=${cookie.maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
 }
 
 function safeDecode(segment: string): string | undefined {

@@ -1,8 +1,10 @@
 // How a sign-in link reaches the user: the gateway told each backend its public app address
 // (APP_PUBLIC_URL), so when a tool result names that address (the 3D demo's get_viewer_url), the
-// gateway appends a fresh ticket for the session's user. The colleague clicks the link Claude shows
+// gateway appends a fresh ticket for the session's user (and, per-session, for that session). The colleague clicks the link Claude shows
 // and is signed in; the backend never sees a ticket, and nothing else in a result changes.
 
+import type { AppSigner, AppTickets } from '../../auth/app-ticket.ts';
+import type { IsolationMode } from '../../config/schema.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../../protocol/jsonrpc.ts';
 import type {
   Admission,
@@ -13,18 +15,42 @@ import type {
   RequestTrack,
   SessionGates,
 } from '../../sessions/types.ts';
+import { appBaseUrl } from '../../util/app-url.ts';
 
 /** Tickets minted into one result at most, so a result full of links cannot fill the ticket store. */
 const MAX_LINKS_PER_RESULT = 20;
 
+/** Sign-in links to one instance of an app: its clean address, and tickets for it. */
+export interface AppLinks {
+  base: string;
+  mint(): { ticket: string; expiresAt: number };
+}
+
 /**
- * The address of the app the session's user reaches on `server` (per user, or the shared one), and a
- * ticket minter for them; undefined for a server without an app served by the gateway.
+ * The links `signer` gets to `server`'s app: to their own instance (per-user), their session's
+ * (per-session: without a session, none), or the shared one; undefined for a server without an app
+ * served by the gateway, or while the gateway has no address to put in links.
  */
-export type AppLinkSource = (
-  server: string,
-  identity: Identity,
-) => { base: string; ticket: () => string } | undefined;
+export type AppLinkSource = (server: string, signer: AppSigner) => AppLinks | undefined;
+
+export function appLinkSource(options: {
+  tickets: AppTickets;
+  modeOf(server: string): IsolationMode | undefined;
+  gatewayUrl(): string | undefined;
+}): AppLinkSource {
+  return function linksFor(server, { identity, session }) {
+    const mode = options.modeOf(server);
+    const gatewayUrl = options.gatewayUrl();
+    if (mode === undefined || gatewayUrl === undefined) return undefined;
+    if (mode !== 'per-session') session = undefined;
+    else if (session === undefined) return undefined;
+    const signer: AppSigner = session === undefined ? { identity } : { identity, session };
+    return {
+      base: appBaseUrl(gatewayUrl, server, mode, { user: identity.user, session }),
+      mint: () => options.tickets.mint(signer, server),
+    };
+  };
+}
 
 /** The session gates of the gateway, with tool results' app links signed for the session's user. */
 export class AppLinkGates implements SessionGates {
@@ -46,11 +72,11 @@ export class AppLinkGates implements SessionGates {
 
   open(session: GatedSession): RequestGate {
     const gate = this.#inner.open(session);
-    const links = this.#source(session.server, session.identity);
+    const links = this.#source(session.server, { identity: session.identity, session: session.id });
     if (links === undefined) return gate;
     const pattern = linkPattern(links.base);
     const signing: RequestTrack = {
-      settle: (response) => signLinks(response, pattern, links.ticket),
+      settle: (response) => signLinks(response, pattern, () => links.mint().ticket),
     };
     return {
       admit(request: JsonRpcRequest): Admission | Promise<Admission> {

@@ -16,8 +16,8 @@ import type { Logger } from '../../log.ts';
 import { type EventOwner, publishApp } from '../../observe/events.ts';
 import { ErrorCode } from '../../protocol/jsonrpc.ts';
 import type { Identity } from '../../sessions/types.ts';
-import { appBaseUrl } from '../../util/app-url.ts';
 import { type AppAccessOptions, type AppTarget, decideAppAccess, withoutAppCookie } from './app-access.ts';
+import type { AppLinkSource } from './app-links.ts';
 import { sendPage } from './app-pages.ts';
 import { CLOSE_TOO_BIG, FrameLimit } from './frame-limit.ts';
 
@@ -25,8 +25,8 @@ export interface AppProxyOptions extends AppAccessOptions {
   tickets: AppTickets;
   /** TLS on the listener: cookies get `Secure`, X-Forwarded-Proto says https. */
   secure: boolean;
-  /** The gateway's base URL for links (publicUrl, else where it listens). */
-  gatewayUrl(): string;
+  /** Where links point and the tickets they carry (app-links.ts, as for tool results). */
+  links: AppLinkSource;
   maxBodyBytes(): number;
   /** Checks of an upgrade before anything else (duplicate headers, Host, Origin), as a row's guards. */
   upgradeGuards: readonly Guard[];
@@ -73,24 +73,33 @@ export class AppProxy {
     this.#options = options;
   }
 
-  /** `POST /app-links/<server>`: a sign-in link for the caller, valid once within minutes. */
-  mintLink(res: ServerResponse, server: string, identity: Identity): void {
-    const mode = this.#options.modeOf(server);
-    if (mode === undefined || mode === 'per-session') {
-      sendJson(res, 404, { error: `server "${server}" has no app served by the gateway` });
-      return;
-    }
+  /**
+   * `POST /app-links/<server>`: a sign-in link for the caller, valid once within minutes; for a server
+   * with an app per MCP session, to the app of the session its Mcp-Session-Id header names.
+   */
+  mintLink(res: ServerResponse, server: string, identity: Identity, session: string | undefined): void {
     if (!this.#options.allowed(server, identity)) {
       sendJson(res, 403, { error: `user ${JSON.stringify(identity.user)} may not use server "${server}"` });
       return;
     }
-    const { ticket, expiresAt } = this.#options.tickets.mint(identity, server);
-    const base = appBaseUrl(
-      this.#options.gatewayUrl(),
-      server,
-      mode === 'per-user' ? identity.user : undefined,
-    );
-    sendJson(res, 200, { url: `${base}?ticket=${ticket}`, expiresAt: new Date(expiresAt).toISOString() });
+    if (this.#options.modeOf(server) === 'per-session') {
+      if (session === undefined || !this.#options.hasSession(server, identity, session)) {
+        sendJson(res, 400, {
+          error: `server "${server}" runs an app per MCP session: send the Mcp-Session-Id header of an open session of yours`,
+        });
+        return;
+      }
+    }
+    const links = this.#options.links(server, session === undefined ? { identity } : { identity, session });
+    if (links === undefined) {
+      sendJson(res, 404, { error: `server "${server}" has no app served by the gateway` });
+      return;
+    }
+    const { ticket, expiresAt } = links.mint();
+    sendJson(res, 200, {
+      url: `${links.base}?ticket=${ticket}`,
+      expiresAt: new Date(expiresAt).toISOString(),
+    });
   }
 
   /** A plain HTTP request below `/apps/`. */
