@@ -1,4 +1,4 @@
-// /healthz from outside: `degraded`, naming the servers, while servers crash-loop (the gateway still
+// /healthz (and /health, the brief's name) from outside: `degraded`, naming the servers, while servers crash-loop (the gateway still
 // serves the others, so HTTP 200), and `ok` with every server well.
 
 import assert from 'node:assert/strict';
@@ -52,6 +52,29 @@ describe('/healthz', () => {
         assert.match(body.servers[name]?.reason ?? '', /crashed 5 times within 60s/, name);
       }
       assert.equal(body.servers.well?.healthy, true);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('/health', () => {
+  it("answers like /healthz, with the brief's activeConnections (open sessions) and uptime", async () => {
+    const gw = await startGateway({ servers: { well: fixtureServer('well') } }, { users: ['alice'] });
+    try {
+      const before = (await (await fetch(`${gw.url}/health`)).json()) as Record<string, unknown>;
+      assert.equal(before.status, 'ok');
+      assert.equal(before.activeConnections, 0);
+      assert.equal(typeof before.uptime, 'number');
+      const auth = { authorization: `Bearer ${gw.keys.alice}` };
+      assert.equal((await rawPost(`${gw.url}/mcp/well`, INITIALIZE, auth)).status, 200);
+      const response = await fetch(`${gw.url}/health`);
+      assert.equal(response.status, 200);
+      const after = (await response.json()) as Record<string, unknown>;
+      assert.equal(after.activeConnections, 1);
+      assert.equal(after.sessions, 1);
+      const healthz = (await (await fetch(`${gw.url}/healthz`)).json()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(healthz).sort(), Object.keys(after).sort());
     } finally {
       await gw.close();
     }

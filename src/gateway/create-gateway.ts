@@ -16,7 +16,7 @@ import { createListener, type UpgradeListener } from '../http/listener.ts';
 import { type Refusal, refuseSocket } from '../http/refusal.ts';
 import { sendJson } from '../http/replies.ts';
 import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/request-guards.ts';
-import { anyPath, exact, param, prefix, type Route, routeRequests } from '../http/routes.ts';
+import { anyPath, exact, type OpenRoute, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
 import type { Logger } from '../log.ts';
 import { BackendPool } from '../mux/pool.ts';
@@ -24,7 +24,6 @@ import { Audit } from '../observe/audit.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { SessionManager } from '../sessions/manager.ts';
-import type { Identity } from '../sessions/types.ts';
 import { AppLinkGates, appLinkSource } from '../transports/apps/app-links.ts';
 import { APPS_PREFIX } from '../transports/apps/app-path.ts';
 import { AppProxy } from '../transports/apps/app-proxy.ts';
@@ -132,21 +131,20 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const scheme = tcp?.tls ? 'https' : 'http';
   const origins = originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin);
   const apps = appRoutes(origins);
+  const health: OpenRoute['handle'] = (_req, res) => {
+    const report = healthReport(
+      pool,
+      sessions,
+      startedAt,
+      closing !== undefined,
+      apps && (() => apps.proxy.openSockets()),
+    );
+    sendJson(res, report.status, report.body, report.headers);
+  };
   const routes: Route[] = [
-    {
-      match: exact('/healthz'),
-      guards: edge,
-      handle(_req, res) {
-        const report = healthReport(
-          pool,
-          sessions,
-          startedAt,
-          closing !== undefined,
-          apps && (() => apps.proxy.openSockets()),
-        );
-        sendJson(res, report.status, report.body, report.headers);
-      },
-    },
+    { match: exact('/healthz'), guards: edge, handle: health },
+    // The brief's name for the same report.
+    { match: exact('/health'), guards: edge, handle: health },
     { match: prefix(PRM_PATH), guards: edge, handle: resourceMetadata(gatewayAuth.resource) },
     {
       match: param('/mcp/:server', serverNamed),

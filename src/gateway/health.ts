@@ -1,4 +1,4 @@
-// What /healthz reports: ok, or degraded naming the unhealthy (crash-looping) servers, or stopping;
+// What /healthz (and /health) reports: ok, or degraded naming the unhealthy (crash-looping) servers, or stopping;
 // built here from the pool and the sessions, so the HTTP row only writes it.
 
 import type { BackendPool } from '../mux/pool.ts';
@@ -35,6 +35,9 @@ export function healthReport(
       version: VERSION,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       sessions: sessions.size,
+      // The names the original brief's /health used: open MCP sessions, and seconds up.
+      activeConnections: sessions.size,
+      uptime: Math.round((Date.now() - startedAt) / 1000),
       backends: pool.size,
       servers,
       ...(appSockets ? { appWebSockets: appSockets() } : {}),
