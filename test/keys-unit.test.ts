@@ -230,6 +230,7 @@ describe('mcp-relay keys (CLI)', () => {
       'expires',
       'groups',
       'id',
+      'lastUsed',
       'user',
     ]);
     for (const output of [table.stdout, json.stdout]) {
@@ -241,11 +242,50 @@ describe('mcp-relay keys (CLI)', () => {
     assert.deepEqual(await listKeys(file), []);
   });
 
+  it("revoke <user> lists the user's keys and revokes them all once confirmed (--yes without a terminal)", async () => {
+    const file = freshFile();
+    const a1 = await createKey(file, { user: 'alice' });
+    const a2 = await createKey(file, { user: 'alice', groups: ['design'] });
+    const b = await createKey(file, { user: 'bob' });
+    const unconfirmed = await runCliInProcess(['keys', 'revoke', 'alice', '--keys-file', file]);
+    assert.equal(unconfirmed.code, 1);
+    assert.match(unconfirmed.stderr, /alice has 2 keys:/);
+    for (const { record } of [a1, a2]) assert.match(unconfirmed.stderr, new RegExp(record.id));
+    assert.match(unconfirmed.stderr, /nothing revoked \(pass --yes/);
+    assert.equal((await listKeys(file)).length, 3, 'nothing changed without confirmation');
+
+    const confirmed = await runCliInProcess(['keys', 'revoke', 'alice', '--yes', '--keys-file', file]);
+    assert.equal(confirmed.code, 0, confirmed.stderr);
+    assert.match(confirmed.stderr, /revoked 2 keys of alice/);
+    assert.deepEqual(
+      (await listKeys(file)).map((key) => key.id),
+      [b.record.id],
+    );
+  });
+
+  it('list shows when each key was last used, as the gateway wrote it beside the file', async () => {
+    const file = freshFile();
+    const used = await createKey(file, { user: 'alice' });
+    const idle = await createKey(file, { user: 'bob' });
+    const store = await KeyStore.open(file, silentLogger);
+    const before = Date.now();
+    assert.equal(store.authenticate(used.key)?.user, 'alice');
+    store.close();
+    const keys = await listKeys(file);
+    const usedAt = Date.parse(keys.find((key) => key.id === used.record.id)?.lastUsed ?? '');
+    assert.ok(usedAt >= before && usedAt <= Date.now(), String(usedAt));
+    assert.equal(keys.find((key) => key.id === idle.record.id)?.lastUsed, null);
+    const table = await runCliInProcess(['keys', 'list', '--keys-file', file]);
+    assert.match(table.stdout, /LAST USED/);
+    assert.match(table.stdout, new RegExp(`${idle.record.id}.*never`));
+    assert.match(table.stdout, new RegExp(`${used.record.id}.*\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ$`, 'm'));
+  });
+
   it('fails clearly with a non-zero exit on an unknown id, a bad user name or a bad duration', async () => {
     const file = freshFile();
     const unknown = await runCliInProcess(['keys', 'revoke', 'feedf00d', '--keys-file', file]);
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, /no key with id "feedf00d"/);
+    assert.match(unknown.stderr, /no key with id, and no user, "feedf00d"/);
     const badUser = await runCliInProcess(['keys', 'create', 'al ice', '--keys-file', file]);
     assert.equal(badUser.code, 2);
     assert.match(badUser.stderr, /invalid user name/);

@@ -1,8 +1,10 @@
-// What `mcp-relay keys` does, as library calls: create a key (returned once), list, revoke.
+// What `mcp-relay keys` does, as library calls: create a key (returned once), list (with last uses),
+// revoke one key or a user's keys.
 
 import { RelayError } from '../errors.ts';
 import { type KeyRecord, readKeysFile, updateKeysFile } from './key-file.ts';
 import { generateApiKey, generateKeyId, hashApiKey } from './key-material.ts';
+import { readKeyUsage } from './key-usage.ts';
 import { isPrincipalName, PRINCIPAL_NAME_RULE } from './principal-name.ts';
 
 export interface CreateKeyOptions {
@@ -28,6 +30,8 @@ export interface KeySummary {
   created: string;
   expires: string | null;
   expired: boolean;
+  /** When a gateway last accepted the key (to about a minute), or null when never. */
+  lastUsed: string | null;
 }
 
 export async function createKey(file: string, options: CreateKeyOptions): Promise<CreatedKey> {
@@ -70,8 +74,26 @@ export async function revokeKey(file: string, id: string): Promise<KeyRecord> {
   });
 }
 
+/**
+ * Removes every key of `user` that `ids` names (the list the admin confirmed); a key created since is
+ * kept. None left to remove is an error.
+ */
+export async function revokeUserKeys(
+  file: string,
+  user: string,
+  ids: readonly string[],
+): Promise<KeyRecord[]> {
+  return updateKeysFile(file, (records) => {
+    const chosen = records.filter((record) => record.user === user && ids.includes(record.id));
+    if (chosen.length === 0)
+      throw new RelayError('KEY_NOT_FOUND', `no key of user ${JSON.stringify(user.slice(0, 40))} in ${file}`);
+    return { records: records.filter((record) => !chosen.includes(record)), result: chosen };
+  });
+}
+
 export async function listKeys(file: string, now: Date = new Date()): Promise<KeySummary[]> {
   const records = await readKeysFile(file);
+  const usage = readKeyUsage(file);
   return records.map((record) => ({
     id: record.id,
     user: record.user,
@@ -79,7 +101,13 @@ export async function listKeys(file: string, now: Date = new Date()): Promise<Ke
     created: record.created,
     expires: record.expires ?? null,
     expired: isExpired(record, now.getTime()),
+    lastUsed: lastUse(usage, record.id),
   }));
+}
+
+function lastUse(usage: ReadonlyMap<string, number>, id: string): string | null {
+  const time = usage.get(id);
+  return time === undefined ? null : new Date(time).toISOString();
 }
 
 export function isExpired(record: KeyRecord, nowMs: number): boolean {

@@ -6,6 +6,7 @@ import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type KeyRecord, readKeysFile } from './key-file.ts';
 import { hashApiKey, looksLikeApiKey } from './key-material.ts';
+import { KeyUsage } from './key-usage.ts';
 import { isPrincipalName } from './principal-name.ts';
 
 /** Who a valid key belongs to. */
@@ -20,6 +21,8 @@ export interface KeyStoreOptions {
   pollIntervalMs?: number;
   /** The clock used for expiry, for tests. */
   now?: () => number;
+  /** How often last uses are written beside the file (key-usage.ts); default USAGE_FLUSH_MS. */
+  usageFlushMs?: number;
 }
 
 interface Entry {
@@ -37,6 +40,7 @@ export class KeyStore {
   readonly #onReload: Array<() => void> = [];
   #reloads: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #usage: KeyUsage;
   // Polling (stat every interval) rather than fs.watch: it survives the atomic rename that replaces
   // the file's inode, a file that does not exist yet, and network filesystems where fs.watch is silent.
   #onStat = (): void => {
@@ -47,6 +51,7 @@ export class KeyStore {
     this.file = file;
     this.#log = log;
     this.#now = options.now ?? Date.now;
+    this.#usage = new KeyUsage(file, log, options.usageFlushMs);
     // Watch before the first read, so a change that lands in between is not missed.
     watchFile(file, { interval: options.pollIntervalMs ?? 500, persistent: false }, this.#onStat);
   }
@@ -71,7 +76,9 @@ export class KeyStore {
     if (!looksLikeApiKey(token)) return undefined;
     const entry = this.#byHash.get(hashApiKey(token));
     if (!entry) return undefined;
-    if (entry.expiresAt !== undefined && entry.expiresAt <= this.#now()) return undefined;
+    const now = this.#now();
+    if (entry.expiresAt !== undefined && entry.expiresAt <= now) return undefined;
+    this.#usage.note(entry.principal.keyId, now);
     return entry.principal;
   }
 
@@ -101,11 +108,12 @@ export class KeyStore {
     return this.#reloads;
   }
 
-  /** Stops watching. Idempotent; leaves no timers behind. */
+  /** Stops watching and writes the last uses. Idempotent; leaves no timers behind. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     unwatchFile(this.file, this.#onStat);
+    this.#usage.close();
   }
 
   async #reloadOnce(): Promise<void> {

@@ -1,8 +1,9 @@
 // `mcp-relay keys create|list|revoke`: manages the API-key file named by relay.yaml (or --keys-file).
 // The key is printed once, to stdout only; everything else goes to stderr.
 
+import { createInterface } from 'node:readline/promises';
 import { type ArgsDef, defineCommand } from 'citty';
-import { createKey, type KeySummary, listKeys, revokeKey } from '../../auth/key-admin.ts';
+import { createKey, type KeySummary, listKeys, revokeKey, revokeUserKeys } from '../../auth/key-admin.ts';
 import { PRINCIPAL_NAME_RULE } from '../../auth/principal-name.ts';
 import { type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { formatDuration, parseDuration } from '../../config/units.ts';
@@ -81,20 +82,66 @@ const listCommand = defineCommand({
 });
 
 const revokeCommand = defineCommand({
-  meta: { name: 'revoke', description: 'Revoke (delete) an API key by id' },
+  meta: {
+    name: 'revoke',
+    description: "Revoke (delete) an API key by id, or all of a user's keys by user name",
+  },
   args: {
-    id: { type: 'positional', description: 'the key id shown by "keys list"', required: true },
+    target: {
+      type: 'positional',
+      description: 'a key id shown by "keys list", or a user name (all of that user\'s keys)',
+      required: true,
+    },
+    yes: { type: 'boolean', description: "revoke a user's keys without asking", default: false },
     ...fileArgs,
   },
   async run({ args, data }) {
     const io = ioFrom(data);
-    const record = await revokeKey(keysFileFrom(args, io), args.id);
+    const file = keysFileFrom(args, io);
+    const keys = await listKeys(file);
+    const soon = 'a running gateway stops accepting them within 2 seconds and ends their sessions';
+    if (keys.some((key) => key.id === args.target)) {
+      const record = await revokeKey(file, args.target);
+      io.stderr.write(`revoked key ${record.id} of ${record.user}; ${soon.replace('them', 'it')}.\n`);
+      return 0;
+    }
+    const owned = keys.filter((key) => key.user === args.target);
+    if (owned.length === 0) {
+      throw new RelayError(
+        'KEY_NOT_FOUND',
+        `no key with id, and no user, "${printable(args.target)}" in ${file} (see "mcp-relay keys list")`,
+      );
+    }
+    const user = args.target;
     io.stderr.write(
-      `revoked key ${record.id} of ${record.user}; a running gateway stops accepting it within 2 seconds.\n`,
+      `${user} has ${owned.length} key${owned.length === 1 ? '' : 's'}:\n${formatTable(owned)}\n`,
     );
+    if (!args.yes && !(await confirm(io, `Revoke ${owned.length === 1 ? 'it' : 'all of them'}? [y/N] `))) {
+      io.stderr.write('nothing revoked (pass --yes to revoke without asking).\n');
+      return 1;
+    }
+    const revoked = await revokeUserKeys(
+      file,
+      user,
+      owned.map((key) => key.id),
+    );
+    io.stderr.write(`revoked ${revoked.length} key${revoked.length === 1 ? '' : 's'} of ${user}; ${soon}.\n`);
     return 0;
   },
 });
+
+/** Asks on the terminal; without one (a script, a pipe) the answer is no. */
+async function confirm(io: CliIo, question: string): Promise<boolean> {
+  const input = io.stdin ?? process.stdin;
+  if (!(input as { isTTY?: boolean }).isTTY) return false;
+  const lines = createInterface({ input, output: io.stderr });
+  try {
+    const answer = await lines.question(question);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    lines.close();
+  }
+}
 
 export const keysCommand = defineCommand({
   meta: { name: 'keys', description: 'Manage API keys (the file holds only hashes)' },
@@ -157,7 +204,7 @@ function repeatedOption(rawArgs: readonly string[], name: string): string[] {
 
 function formatTable(keys: readonly KeySummary[]): string {
   const rows = [
-    ['ID', 'USER', 'GROUPS', 'CREATED', 'EXPIRES', 'EXPIRED'],
+    ['ID', 'USER', 'GROUPS', 'CREATED', 'EXPIRES', 'EXPIRED', 'LAST USED'],
     ...keys.map((key) => [
       key.id,
       key.user,
@@ -165,6 +212,7 @@ function formatTable(keys: readonly KeySummary[]): string {
       shortTime(key.created),
       key.expires ? shortTime(key.expires) : 'never',
       key.expired ? 'yes' : 'no',
+      key.lastUsed ? shortTime(key.lastUsed) : 'never',
     ]),
   ];
   return alignColumns(rows);
