@@ -3,16 +3,14 @@
 // a real HTTP CONNECT proxy (`proxy`) through HTTPS_PROXY or --proxy, bypassed for NO_PROXY hosts.
 
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { createProxy, type ProxyServer } from 'proxy';
 import { proxySettings } from '../src/connect/dispatcher.ts';
 import { resolveConnectSetup } from '../src/connect/options.ts';
 import { type IssuedCert, opensslDate, type TestCa, TestPki } from './helpers/certs.ts';
 import { connectThroughBridge } from './helpers/cli.ts';
 import { fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import { startProxy } from './helpers/proxy.ts';
 
 function bridge(url: string, args: string[], env: Record<string, string> = {}) {
   return connectThroughBridge(url, { args, env });
@@ -20,29 +18,6 @@ function bridge(url: string, args: string[], env: Record<string, string> = {}) {
 
 async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<string> {
   return textOf(await client.callTool({ name, arguments: args }));
-}
-
-/** A real forward proxy on 127.0.0.1 that records the CONNECT targets it tunnels. */
-async function startProxy(options: { refuse?: boolean } = {}): Promise<{
-  url: string;
-  tunnels: string[];
-  close(): Promise<void>;
-}> {
-  const proxy: ProxyServer = createProxy(createServer());
-  if (options.refuse) proxy.authenticate = () => false; // answers 407
-  const tunnels: string[] = [];
-  proxy.on('connect', (req: IncomingMessage) => tunnels.push(req.url ?? ''));
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const { port } = proxy.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    tunnels,
-    close: () =>
-      new Promise((resolve) => {
-        proxy.closeAllConnections();
-        proxy.close(() => resolve());
-      }),
-  };
 }
 
 describe('connect: client certificates and proxies', () => {

@@ -21,6 +21,7 @@ const root: CommandDef = {
     claude: () => import('./commands/claude.ts').then((m) => m.claudeCommand),
     demo: () => import('./commands/demo.ts').then((m) => m.demoCommand),
     ssh: () => import('./commands/ssh.ts').then((m) => m.sshCommand),
+    doctor: () => import('./commands/doctor.ts').then((m) => m.doctorCommand),
     'ssh-entry': () => import('./commands/ssh-entry.ts').then((m) => m.sshEntryCommand),
   },
 };

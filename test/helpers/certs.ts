@@ -71,8 +71,12 @@ export class TestPki {
   }
 
   /** A server certificate for 127.0.0.1 and localhost, signed by `ca`. */
-  serverCert(ca: TestCa, name = 'server'): IssuedCert {
-    return this.#issue(ca, name, '/CN=localhost', 'server_ext', {});
+  serverCert(
+    ca: TestCa,
+    name = 'server',
+    dates: Pick<ClientCertOptions, 'startDate' | 'endDate'> = {},
+  ): IssuedCert {
+    return this.#issue(ca, name, '/CN=localhost', 'server_ext', dates);
   }
 
   clientCert(ca: TestCa, name: string, options: ClientCertOptions): IssuedCert {

@@ -1,14 +1,77 @@
 // `mcp-relay connect <url>`: the local bridge Claude Desktop launches. Parses flags, runs the bridge
 // on this process's stdio until stdin ends or a signal arrives, and resolves to the exit code.
 
-import { defineCommand } from 'citty';
+import { type ArgsDef, defineCommand, type ParsedArgs } from 'citty';
 import { createBridge } from '../../connect/bridge.ts';
 import { createStderrLog } from '../../connect/diagnostics.ts';
 import { DEFAULT_LOGIN_TIMEOUT } from '../../connect/oauth/options.ts';
-import { DEFAULT_IDLE_TIMEOUT, DEFAULT_RECONNECT_WAIT, resolveConnectSetup } from '../../connect/options.ts';
+import {
+  type ConnectFlags,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_RECONNECT_WAIT,
+  resolveConnectSetup,
+} from '../../connect/options.ts';
 import { DEFAULT_TOKEN_ENV } from '../../connect/token-env.ts';
 import { collectRepeatedFlag } from '../flags.ts';
 import { ioFrom } from '../io.ts';
+
+/** The flags that say how to reach a gateway, shared by `connect` and `doctor`. */
+export const connectionArgs = {
+  url: {
+    type: 'positional',
+    required: true,
+    description: 'the MCP endpoint, e.g. https://mcp.example.com/mcp/3d',
+  },
+  header: {
+    type: 'string',
+    alias: 'H',
+    valueHint: 'Name: Value',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal ${VAR} syntax shown to the user.
+    description: 'extra HTTP header, repeatable; ${VAR} in the value reads the environment',
+  },
+  'token-env': {
+    type: 'string',
+    default: DEFAULT_TOKEN_ENV,
+    valueHint: 'NAME',
+    description: 'environment variable holding the API key, sent as Authorization: Bearer',
+  },
+  ca: {
+    type: 'string',
+    valueHint: 'FILE',
+    description: 'PEM file with the CA certificate(s) that signed the gateway certificate',
+  },
+  cert: {
+    type: 'string',
+    valueHint: 'FILE',
+    description: 'PEM file with this client’s certificate, for gateways that require mTLS (with --key)',
+  },
+  key: {
+    type: 'string',
+    valueHint: 'FILE',
+    description: 'PEM file with the private key of --cert (unencrypted)',
+  },
+  proxy: {
+    type: 'string',
+    valueHint: 'URL',
+    description: 'HTTP proxy to tunnel through (default: HTTPS_PROXY / HTTP_PROXY, minus NO_PROXY)',
+  },
+} satisfies ArgsDef;
+
+/** The part of connect's setup those flags give. */
+export function connectionFlags(
+  args: ParsedArgs<typeof connectionArgs>,
+  rawArgs: readonly string[],
+): Pick<ConnectFlags, 'url' | 'headers' | 'tokenEnv' | 'caFile' | 'certFile' | 'keyFile' | 'proxy'> {
+  return {
+    url: args.url,
+    headers: collectRepeatedFlag(rawArgs, '--header', '-H'),
+    tokenEnv: args['token-env'],
+    caFile: args.ca,
+    certFile: args.cert,
+    keyFile: args.key,
+    proxy: args.proxy,
+  };
+}
 
 export const connectCommand = defineCommand({
   meta: {
@@ -17,44 +80,7 @@ export const connectCommand = defineCommand({
       'Bridge a stdio MCP client (Claude Desktop) to an mcp-relay gateway or any Streamable HTTP MCP server.',
   },
   args: {
-    url: {
-      type: 'positional',
-      required: true,
-      description: 'the MCP endpoint, e.g. https://mcp.example.com/mcp/3d',
-    },
-    header: {
-      type: 'string',
-      alias: 'H',
-      valueHint: 'Name: Value',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal ${VAR} syntax shown to the user.
-      description: 'extra HTTP header, repeatable; ${VAR} in the value reads the environment',
-    },
-    'token-env': {
-      type: 'string',
-      default: DEFAULT_TOKEN_ENV,
-      valueHint: 'NAME',
-      description: 'environment variable holding the API key, sent as Authorization: Bearer',
-    },
-    ca: {
-      type: 'string',
-      valueHint: 'FILE',
-      description: 'PEM file with the CA certificate(s) that signed the gateway certificate',
-    },
-    cert: {
-      type: 'string',
-      valueHint: 'FILE',
-      description: 'PEM file with this client’s certificate, for gateways that require mTLS (with --key)',
-    },
-    key: {
-      type: 'string',
-      valueHint: 'FILE',
-      description: 'PEM file with the private key of --cert (unencrypted)',
-    },
-    proxy: {
-      type: 'string',
-      valueHint: 'URL',
-      description: 'HTTP proxy to tunnel through (default: HTTPS_PROXY / HTTP_PROXY, minus NO_PROXY)',
-    },
+    ...connectionArgs,
     oauth: {
       type: 'boolean',
       default: true,
@@ -123,13 +149,7 @@ export const connectCommand = defineCommand({
     const log = createStderrLog({ verbose: args.verbose, write: (line) => io.stderr.write(line) });
     const setup = resolveConnectSetup(
       {
-        url: args.url,
-        headers: collectRepeatedFlag(rawArgs, '--header', '-H'),
-        tokenEnv: args['token-env'],
-        caFile: args.ca,
-        certFile: args.cert,
-        keyFile: args.key,
-        proxy: args.proxy,
+        ...connectionFlags(args, rawArgs),
         timeout: args.timeout,
         reconnectWait: args['reconnect-wait'],
         idleTimeout: args['idle-timeout'],
