@@ -42,6 +42,19 @@ describe('claude entries (pure)', () => {
     assert.throws(() => claudeEntryForUrl({ url: 'https://u:p@x/mcp', launcher }), { code: 'USAGE' });
   });
 
+  it('runs mcp-relay from PATH for another machine, and carries no token variable when a certificate authenticates', () => {
+    assert.deepEqual(claudeEntryForUrl({ url: URL_3D, token: 'mcpr_k', launcher: { kind: 'path' } }), {
+      command: 'mcp-relay',
+      args: ['connect', URL_3D],
+      env: { MCP_RELAY_TOKEN: 'mcpr_k' },
+    });
+    const certificate = { url: URL_3D, clientCertificate: true, launcher: { kind: 'path' } } as const;
+    assert.deepEqual(claudeEntryForUrl(certificate), { command: 'mcp-relay', args: ['connect', URL_3D] });
+    assert.deepEqual(claudeEntryForUrl({ ...certificate, token: 'mcpr_k' }).env, {
+      MCP_RELAY_TOKEN: 'mcpr_k',
+    });
+  });
+
   it('builds the SSH variant with batch mode and keep-alives, refusing option-like targets', () => {
     assert.deepEqual(claudeEntryForSsh({ target: 'mcp@office', identity: '~/.ssh/key', server: '3d' }), {
       command: 'ssh',
@@ -151,9 +164,88 @@ describe('mcp-relay claude config', () => {
       '--proxy',
       'http://proxy.corp:3128',
     ]);
+    // The certificate authenticates: no token variable, so no placeholder that connect would refuse.
+    assert.equal(entry?.env, undefined);
+    assert.doesNotMatch(result.stderr, /placeholder/);
     const half = await runCliInProcess(['claude', 'config', '--url', URL_3D, '--cert', 'me.pem']);
     assert.equal(half.code, 2);
     assert.match(half.stderr, /--cert and --key go together/);
+  });
+
+  it('keeps the token next to a client certificate when one is given (a certificate per device, a key per person)', async () => {
+    const result = await runCliInProcess(
+      ['claude', 'config', '--url', URL_3D, '--cert', 'me.pem', '--key', 'me.key', '--token', 'mcpr_k'],
+      { cwd: '/tmp' },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual((JSON.parse(result.stdout) as Snippet).mcpServers['3d']?.env, {
+      MCP_RELAY_TOKEN: 'mcpr_k',
+    });
+  });
+
+  it('--for-colleague runs mcp-relay from PATH and names no path of this machine', async () => {
+    const result = await runCliInProcess(
+      [
+        'claude',
+        'config',
+        '--for-colleague',
+        '--url',
+        URL_3D,
+        '--name',
+        '3d-scene',
+        '--ca',
+        'C:\\Users\\ada\\office-ca.pem',
+        '--token',
+        'mcpr_c',
+      ],
+      { cwd: '/tmp' },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), {
+      mcpServers: {
+        '3d-scene': {
+          command: 'mcp-relay',
+          args: ['connect', URL_3D, '--ca', 'C:\\Users\\ada\\office-ca.pem'],
+          env: { MCP_RELAY_TOKEN: 'mcpr_c' },
+        },
+      },
+    });
+    assert.ok(!result.stdout.includes(process.execPath), 'no node path of this machine');
+    assert.ok(!result.stdout.includes(join(import.meta.dirname, '..')), 'no path of this installation');
+    assert.match(result.stderr, /npm install -g/);
+
+    const relative = await runCliInProcess(
+      ['claude', 'config', '--for-colleague', '--url', URL_3D, '--ca', 'office-ca.pem'],
+      { cwd: '/tmp' },
+    );
+    assert.equal(relative.code, 2);
+    assert.match(relative.stderr, /colleague's machine: give its absolute path/);
+    assert.doesNotMatch(relative.stderr, /\/tmp/);
+
+    const npx = await runCliInProcess([
+      'claude',
+      'config',
+      '--for-colleague',
+      '--command',
+      'npx',
+      '--url',
+      URL_3D,
+    ]);
+    assert.equal(npx.code, 2);
+    assert.match(npx.stderr, /either --for-colleague or --command/);
+
+    const install = await runCliInProcess([
+      'claude',
+      'install',
+      '--for-colleague',
+      '--url',
+      URL_3D,
+      '--config-path',
+      join(dir, 'colleague.json'),
+    ]);
+    assert.equal(install.code, 2);
+    assert.match(install.stderr, /claude config --for-colleague/);
+    assert.ok(!readdirSync(dir).includes('colleague.json'), 'nothing written');
   });
 
   it('connect refuses a token variable that still holds the placeholder, naming the fix', async () => {

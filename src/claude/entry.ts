@@ -17,7 +17,12 @@ export type RelayLauncher =
   /** This machine's node and this package's bin script, by absolute path: works without a global install. */
   | { readonly kind: 'node'; readonly nodePath: string; readonly binPath: string }
   /** `npx -y mcp-relay`: works on any machine with Node, fetches the package on first start. */
-  | { readonly kind: 'npx' };
+  | { readonly kind: 'npx' }
+  /**
+   * `mcp-relay` found on PATH: another machine, where `npm install -g` put it; names no path of the
+   * machine that printed the entry.
+   */
+  | { readonly kind: 'path' };
 
 /** Entry names: what Claude Desktop shows; kept to characters that need no quoting anywhere. */
 export const ENTRY_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
@@ -29,6 +34,8 @@ export interface UrlEntryOptions {
   readonly token?: string | undefined;
   /** Sign in through the browser (OAuth) instead of an API key: the entry carries no token variable. */
   readonly oauth?: boolean | undefined;
+  /** A client certificate authenticates (mTLS): without a token the entry carries no token variable. */
+  readonly clientCertificate?: boolean | undefined;
   /** Extra `connect` flags (e.g. --ca, --cert, --key, --proxy with their values), passed as given. */
   readonly connectArgs?: readonly string[] | undefined;
   readonly launcher: RelayLauncher;
@@ -36,13 +43,23 @@ export interface UrlEntryOptions {
 
 export function claudeEntryForUrl(options: UrlEntryOptions): ClaudeServerEntry {
   const url = checkGatewayUrl(options.url);
-  const relay =
-    options.launcher.kind === 'node'
-      ? { command: options.launcher.nodePath, args: [options.launcher.binPath] }
-      : { command: 'npx', args: ['-y', 'mcp-relay'] };
+  const relay = relayCommand(options.launcher);
   const args = [...relay.args, 'connect', url, ...(options.connectArgs ?? [])];
-  if (options.oauth) return { command: relay.command, args };
+  // A placeholder only where a key is what authenticates: connect refuses to start while it is there.
+  if (options.oauth || (options.clientCertificate && options.token === undefined))
+    return { command: relay.command, args };
   return { command: relay.command, args, env: { [DEFAULT_TOKEN_ENV]: options.token ?? TOKEN_PLACEHOLDER } };
+}
+
+function relayCommand(launcher: RelayLauncher): { command: string; args: string[] } {
+  switch (launcher.kind) {
+    case 'node':
+      return { command: launcher.nodePath, args: [launcher.binPath] };
+    case 'npx':
+      return { command: 'npx', args: ['-y', 'mcp-relay'] };
+    case 'path':
+      return { command: 'mcp-relay', args: [] };
+  }
 }
 
 export interface SshEntryOptions {

@@ -1,6 +1,7 @@
 // `mcp-relay claude config|install`: the Claude Desktop entry that starts the relay bridge (or ssh),
 // printed as ready-to-paste JSON or merged into the user's claude_desktop_config.json.
 
+import { posix, win32 } from 'node:path';
 import type { Writable } from 'node:stream';
 import { type ArgsDef, defineCommand } from 'citty';
 import { claudeDesktopConfigPath, installClaudeEntry } from '../../claude/desktop-config.ts';
@@ -12,6 +13,7 @@ import {
   entryNameFromUrl,
   isCleartextRemote,
   mcpServersSnippet,
+  type RelayLauncher,
 } from '../../claude/entry.ts';
 import { isBuilt, thisMachineLauncher } from '../../claude/launcher.ts';
 import { RelayError } from '../../errors.ts';
@@ -40,6 +42,11 @@ const entryArgs = {
   oauth: {
     type: 'boolean',
     description: 'the gateway signs users in with OAuth: no key in the entry, connect opens the browser',
+  },
+  'for-colleague': {
+    type: 'boolean',
+    description:
+      'for another machine: run "mcp-relay" from its PATH (npm install -g), name no path of this one',
   },
   command: {
     type: 'enum',
@@ -71,6 +78,7 @@ interface EntryArgs {
   cert?: string | undefined;
   key?: string | undefined;
   proxy?: string | undefined;
+  'for-colleague'?: boolean | undefined;
   command: string;
   ssh?: string | undefined;
   server?: string | undefined;
@@ -105,6 +113,12 @@ const installCommand = defineCommand({
   },
   async run({ args, rawArgs, data }) {
     const io = ioFrom(data);
+    if (args['for-colleague']) {
+      throw new RelayError(
+        'USAGE',
+        '--for-colleague is for another machine: print it with "claude config --for-colleague" and send it',
+      );
+    }
     const { name, entry } = entryFromArgs(args, rawArgs, io);
     const given = args['config-path'];
     const path =
@@ -144,10 +158,16 @@ function entryFromArgs(
   if (args.ssh !== undefined) {
     if (args.server === undefined)
       throw new RelayError('USAGE', '--ssh needs --server NAME (the server in relay.yaml)');
-    if (args.command !== 'default' || args.token !== undefined || args.oauth || connectArgs.length > 0) {
+    if (
+      args.command !== 'default' ||
+      args['for-colleague'] ||
+      args.token !== undefined ||
+      args.oauth ||
+      connectArgs.length > 0
+    ) {
       throw new RelayError(
         'USAGE',
-        '--command, --token, --oauth, --ca, --cert, --key and --proxy apply to --url entries; SSH mode authenticates with the ssh key',
+        '--command, --for-colleague, --token, --oauth, --ca, --cert, --key and --proxy apply to --url entries; SSH mode authenticates with the ssh key',
       );
     }
     entry = claudeEntryForSsh({
@@ -171,22 +191,51 @@ function entryFromArgs(
     }
     if (args.oauth && args.token !== undefined)
       throw new RelayError('USAGE', 'give either --token or --oauth, not both');
-    const launcher = args.command === 'npx' ? ({ kind: 'npx' } as const) : thisMachineLauncher();
-    entry = claudeEntryForUrl({ url: args.url, token: args.token, oauth: args.oauth, connectArgs, launcher });
+    entry = claudeEntryForUrl({
+      url: args.url,
+      token: args.token,
+      oauth: args.oauth,
+      clientCertificate: args.cert !== undefined,
+      connectArgs,
+      launcher: launcherFor(args),
+    });
     name = args.name ?? entryNameFromUrl(args.url);
   }
   checkEntryName(name);
   return { name, entry };
 }
 
-/** The `connect` flags the entry carries; files become absolute, since Claude Desktop's working folder is unknown. */
+function launcherFor(args: EntryArgs): RelayLauncher {
+  if (args['for-colleague']) {
+    if (args.command !== 'default')
+      throw new RelayError('USAGE', 'give either --for-colleague or --command, not both');
+    return { kind: 'path' };
+  }
+  return args.command === 'npx' ? { kind: 'npx' } : thisMachineLauncher();
+}
+
+/**
+ * The `connect` flags the entry carries; files become absolute, since Claude Desktop's working folder
+ * is unknown. For a colleague they name files on that machine, which only its user can make absolute.
+ */
 function connectFlags(args: EntryArgs, io: CliIo): string[] {
   if ((args.cert === undefined) !== (args.key === undefined))
     throw new RelayError('USAGE', '--cert and --key go together');
   const flags: string[] = [];
   for (const name of ['ca', 'cert', 'key'] as const) {
     const file = args[name];
-    if (file !== undefined) flags.push(`--${name}`, absolutePathIn(io, file));
+    if (file === undefined) continue;
+    if (!args['for-colleague']) {
+      flags.push(`--${name}`, absolutePathIn(io, file));
+      continue;
+    }
+    if (!posix.isAbsolute(file) && !win32.isAbsolute(file)) {
+      throw new RelayError(
+        'USAGE',
+        `with --for-colleague, --${name} names a file on the colleague's machine: give its absolute path there (or use "claude bundle --ca", which carries the CA)`,
+      );
+    }
+    flags.push(`--${name}`, file);
   }
   if (args.proxy !== undefined) flags.push('--proxy', args.proxy);
   return flags;
@@ -200,7 +249,7 @@ function warnAbout(args: EntryArgs, stderr: Writable): void {
     );
   }
   if (args.url === undefined) return;
-  if (args.token === undefined && !args.oauth) {
+  if (args.token === undefined && !args.oauth && args.cert === undefined) {
     stderr.write(
       'note: MCP_RELAY_TOKEN holds a placeholder; replace it with a key from "mcp-relay keys create <user>" (or use --oauth).\n',
     );
@@ -208,7 +257,11 @@ function warnAbout(args: EntryArgs, stderr: Writable): void {
   if (isCleartextRemote(args.url)) {
     stderr.write('warning: the URL is plain http to another machine; the key would travel unencrypted.\n');
   }
-  if (args.command === 'default' && !isBuilt()) {
+  if (args['for-colleague']) {
+    stderr.write(
+      'note: the entry runs "mcp-relay" from PATH; on that machine install it first: npm install -g mcp-relay-<version>.tgz (made here by "npm pack").\n',
+    );
+  } else if (args.command === 'default' && !isBuilt()) {
     stderr.write('warning: this checkout is not built; run "npm run build" or the entry will not start.\n');
   }
 }
