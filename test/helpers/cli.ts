@@ -93,15 +93,33 @@ export interface Bridged {
  * Starts `mcp-relay connect <url> …args` as Claude Desktop would (its stdio, a minimal environment plus
  * `env`) and connects the official SDK client through it. A failed connect carries the bridge's stderr.
  */
-export async function connectThroughBridge(
+export function connectThroughBridge(
   url: string,
   options: { args?: readonly string[]; env?: Record<string, string> } = {},
 ): Promise<Bridged> {
-  const transport = new StdioClientTransport({
+  return connectOverStdio({
     command: process.execPath,
     args: [RUN_CLI, 'connect', url, ...(options.args ?? [])],
     env: { ...BRIDGE_BASE_ENV, ...options.env },
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
+  });
+}
+
+/**
+ * Starts any command line as Claude Desktop starts an MCP server (its stdio, exactly `env`) and connects
+ * the official SDK client through it: an installed `mcp-relay`, an unpacked extension bundle.
+ */
+export async function connectOverStdio(launch: {
+  command: string;
+  args: readonly string[];
+  env: Record<string, string>;
+  cwd: string;
+}): Promise<Bridged> {
+  const transport = new StdioClientTransport({
+    command: launch.command,
+    args: [...launch.args],
+    env: launch.env,
+    cwd: launch.cwd,
     stderr: 'pipe',
   });
   let stderr = '';

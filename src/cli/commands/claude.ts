@@ -140,8 +140,16 @@ const installCommand = defineCommand({
 });
 
 export const claudeCommand = defineCommand({
-  meta: { name: 'claude', description: 'Claude Desktop: print or install the config entry for mcp-relay' },
-  subCommands: { config: configCommand, install: installCommand },
+  meta: {
+    name: 'claude',
+    description:
+      'Claude Desktop: print or install the config entry for mcp-relay, or write an extension bundle',
+  },
+  subCommands: {
+    config: configCommand,
+    install: installCommand,
+    bundle: () => import('./claude-bundle.ts').then((m) => m.bundleCommand),
+  },
 });
 
 function entryFromArgs(
