@@ -1,9 +1,24 @@
 // The built package as a user imports it (`import … from 'mcp-relay'`, resolved through its own
-// `exports`): the same names as the source entry, and a gateway it creates answers /healthz.
+// `exports`): the same names as the source entry, and a gateway it creates answers /healthz. And the
+// package as a colleague installs it (`npm pack`, `npm install -g <tarball>`): without the demo's
+// packages, its `keys`, `serve` and `connect` work together with the official SDK client, and `demo`
+// says where the demo lives instead of failing.
 
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import * as source from '../src/index.ts';
+import { connectOverStdio, runProcess } from './helpers/cli.ts';
+import { FIXTURE_SERVER, textOf } from './helpers/gateway.ts';
+import { startServe } from './helpers/serve.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const run = promisify(execFile);
 
 describe('the built package', () => {
   it('resolves by its name to the built entry, with the source entry names', async () => {
@@ -27,5 +42,109 @@ describe('the built package', () => {
     } finally {
       await gateway.close();
     }
+  });
+});
+
+describe('the npm package, packed and installed globally', () => {
+  let dir: string;
+  let bin: string;
+  let packed: { filename: string; size: number; files: { path: string }[] };
+  let installMs: number;
+  /** npm's own settings from an outer `npm test` (npm_config_prefix, …) must not redirect the install. */
+  const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
+
+  before(async () => {
+    assert.ok(
+      existsSync(join(ROOT, 'dist', 'cli', 'main.js')),
+      'npm run build first: the tarball carries dist/',
+    );
+    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-package-'));
+    // --ignore-scripts: `prepare` would build again; dist/ is what the build already made.
+    const pack = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
+      cwd: ROOT,
+      env: npmEnv,
+    });
+    packed = (JSON.parse(pack.stdout) as (typeof packed)[])[0] as typeof packed;
+    const started = Date.now();
+    await run(
+      'npm',
+      [
+        'install',
+        '-g',
+        join(dir, packed.filename),
+        '--prefix',
+        join(dir, 'prefix'),
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+      ],
+      { cwd: dir, env: npmEnv },
+    );
+    bin = join(dir, 'prefix', 'bin', 'mcp-relay');
+    installMs = Date.now() - started;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("ships the built code, not the sources, tests or the demo, and installs none of the demo's packages", (t) => {
+    t.diagnostic(`${packed.filename}: ${packed.size} bytes, npm install -g took ${installMs} ms`);
+    const paths = packed.files.map((file) => file.path);
+    assert.ok(paths.includes('bin/mcp-relay.js'));
+    assert.ok(paths.includes('dist/cli/main.js'));
+    for (const folder of ['examples/', 'src/', 'test/', 'bench/'])
+      assert.deepEqual(
+        paths.filter((path) => path.startsWith(folder)),
+        [],
+        `no ${folder} in the tarball`,
+      );
+    const installed = readdirSync(join(dir, 'prefix', 'lib', 'node_modules', 'mcp-relay', 'node_modules'));
+    for (const demoOnly of ['three', 'ws', '@modelcontextprotocol'])
+      assert.ok(!installed.includes(demoOnly), `${demoOnly} is not installed`);
+    assert.ok(installed.includes('undici') && installed.includes('pino'), 'runtime dependencies are');
+  });
+
+  it('runs the installed gateway and bridge: a key from its keys command, a tool called through its connect', async () => {
+    const config = join(dir, 'relay.yaml');
+    writeFileSync(
+      config,
+      [
+        'listen: { host: 127.0.0.1, port: 0 }',
+        `servers: { echo: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE_SERVER)}] } }`,
+        'auth: { apiKeys: { file: keys.yaml } }',
+        '',
+      ].join('\n'),
+    );
+    const created = await runProcess(bin, ['keys', 'create', 'alice', '--config', config], {
+      cwd: dir,
+      env: npmEnv,
+    });
+    assert.equal(created.code, 0, created.stderr);
+    const key = /mcpr_\S+/.exec(created.stdout)?.[0];
+    assert.ok(key, created.stdout);
+    const serve = await startServe(config, npmEnv, [bin]);
+    try {
+      const bridged = await connectOverStdio({
+        command: bin,
+        args: ['connect', `${serve.url}/mcp/echo`],
+        env: { PATH: process.env.PATH ?? '', MCP_RELAY_TOKEN: key },
+        cwd: dir,
+      });
+      try {
+        const echoed = await bridged.client.callTool({ name: 'echo', arguments: { text: 'installed' } });
+        assert.equal(textOf(echoed), 'installed');
+        assert.equal(textOf(await bridged.client.callTool({ name: 'whoami', arguments: {} })), 'alice');
+      } finally {
+        await bridged.close();
+      }
+    } finally {
+      assert.equal(await serve.stop(), 0, serve.stderr());
+    }
+  });
+
+  it('answers `demo` with where to run the demo, not a stack trace', async () => {
+    const demo = await runProcess(bin, ['demo', '--dir', join(dir, 'demo')], { cwd: dir, env: npmEnv });
+    assert.equal(demo.code, 2);
+    assert.match(demo.stderr, /not part of an npm install.*clone of the repository: bash scripts\/start\.sh/);
+    assert.doesNotMatch(demo.stderr, /\n\s+at /, 'no stack');
+    assert.ok(!existsSync(join(dir, 'demo')), 'nothing written');
   });
 });

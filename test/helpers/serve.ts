@@ -45,9 +45,17 @@ export async function serveRefusal(file: string): Promise<{ code: number | null;
   throw new Error('the gateway started instead of refusing');
 }
 
-/** Starts `mcp-relay serve --config <file>` and resolves once it says where it listens. */
-export async function startServe(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [RUN_CLI, 'serve', '--config', file], {
+/**
+ * Starts `mcp-relay serve --config <file>` and resolves once it says where it listens; `cli` is how
+ * mcp-relay is run (default: from source; an installed bin script for package tests).
+ */
+export async function startServe(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cli: readonly [string, ...string[]] = [process.execPath, RUN_CLI],
+): Promise<ServeProcess> {
+  const [command, ...prefix] = cli;
+  const child = spawn(command, [...prefix, 'serve', '--config', file], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env,
   });

@@ -9,6 +9,7 @@ import { createKey, listKeys, revokeKey } from '../../auth/key-admin.ts';
 import { claudeEntryForUrl, mcpServersSnippet } from '../../claude/entry.ts';
 import { thisMachineLauncher } from '../../claude/launcher.ts';
 import { buildConfig, loadConfigFile } from '../../config/load.ts';
+import { RelayError } from '../../errors.ts';
 import { createGateway } from '../../gateway/create-gateway.ts';
 import { createLogger } from '../../log.ts';
 import { ioFrom } from '../io.ts';
@@ -16,6 +17,7 @@ import { untilSignal } from '../signals.ts';
 
 const DEMO_USER = 'demo';
 const DEMO_SERVER = '3d';
+// examples/ is a workspace of the repository (three.js and its own packages), not part of the npm package.
 const SCENE_SERVER = fileURLToPath(new URL('../../../examples/3d-scene/server.js', import.meta.url));
 
 export const demoCommand = defineCommand({
@@ -34,6 +36,12 @@ export const demoCommand = defineCommand({
   },
   async run({ args, data }) {
     const io = ioFrom(data);
+    if (!existsSync(SCENE_SERVER)) {
+      throw new RelayError(
+        'USAGE',
+        'the 3D demo is not part of an npm install of mcp-relay (it needs three.js and packages of its own); run it from a clone of the repository: bash scripts/start.sh (or npm ci && npm start)',
+      );
+    }
     const dir = resolve(args.dir);
     const configPath = join(dir, 'relay.yaml');
     if (!existsSync(configPath)) writeDemoConfig(dir, configPath);
