@@ -5,46 +5,29 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type IssuedCert, type TestCa, TestPki } from './helpers/certs.ts';
-import { connectOverStdio, runCli } from './helpers/cli.ts';
+import { runCli } from './helpers/cli.ts';
 import { fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import { DIRNAME, launchAsClaudeDesktop, type Manifest, unpackBundle } from './helpers/mcpb.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const MCPB = join(ROOT, 'node_modules', '.bin', 'mcpb');
-const run = promisify(execFile);
-// The manifest's placeholders, literally (Claude Desktop fills them in, not JavaScript).
-// biome-ignore lint/suspicious/noTemplateCurlyInString: see above.
-const DIRNAME = '${__dirname}';
-// biome-ignore lint/suspicious/noTemplateCurlyInString: see above.
+// biome-ignore lint/suspicious/noTemplateCurlyInString: the manifest's placeholder, literally.
 const API_KEY = '${user_config.api_key}';
-
-interface Manifest {
-  server: {
-    type: string;
-    entry_point: string;
-    mcp_config: { command: string; args: string[]; env: Record<string, string> };
-  };
-  user_config: Record<string, { type: string; default?: string; sensitive?: boolean; required?: boolean }>;
-}
 
 let dir: string;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mcp-relay-bundle-'));
   // The bundle carries dist/: build once if this checkout has not been built.
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))
-    await run(
-      process.execPath,
-      [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-      {
-        cwd: ROOT,
-      },
-    );
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  }
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -59,35 +42,7 @@ async function bundle(
   const file = join(out, `${name}.mcpb`);
   assert.match(made.stdout, new RegExp(`wrote ${file.replaceAll('.', '\\.')} \\(\\d+ KiB`));
   const unpacked = join(dir, `${name}-unpacked`);
-  await run(MCPB, ['unpack', file, unpacked]);
-  const validated = await run(MCPB, ['validate', join(unpacked, 'manifest.json')]);
-  assert.match(validated.stdout, /validation passes/i);
-  const manifest = JSON.parse(readFileSync(join(unpacked, 'manifest.json'), 'utf8')) as Manifest;
-  return { file, unpacked, manifest };
-}
-
-/** What Claude Desktop does with the manifest: its own node, `${__dirname}` and the user's settings filled in. */
-function launchAsClaudeDesktop(unpacked: string, manifest: Manifest, settings: Record<string, string>) {
-  const fill = (text: string) =>
-    text.replaceAll(DIRNAME, unpacked).replace(/\$\{user_config\.([a-z_]+)\}/g, (_, key: string) => {
-      const value = settings[key] ?? manifest.user_config[key]?.default;
-      assert.ok(value !== undefined, `user_config.${key} has a value`);
-      return value;
-    });
-  for (let up = dirname(unpacked); up !== dirname(up); up = dirname(up))
-    assert.ok(!existsSync(join(up, 'node_modules')), `no ${up}/node_modules in reach of the bundle`);
-  const { command, args, env } = manifest.server.mcp_config;
-  assert.equal(command, 'node');
-  return connectOverStdio({
-    command: process.execPath,
-    args: args.map(fill),
-    env: {
-      PATH: process.env.PATH ?? '',
-      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, fill(v)])),
-    },
-    // Nothing above this folder holds a node_modules: the bundle must carry what it loads.
-    cwd: unpacked,
-  });
+  return { file, unpacked, manifest: await unpackBundle(file, unpacked) };
 }
 
 describe('mcp-relay claude bundle', () => {
@@ -138,10 +93,7 @@ describe('mcp-relay claude bundle', () => {
 
   it('refuses a --ca file that holds no certificate, and writes nothing', async () => {
     const notPem = join(dir, 'not-a-ca.txt');
-    await run(process.execPath, [
-      '-e',
-      `require('node:fs').writeFileSync(${JSON.stringify(notPem)}, 'hello')`,
-    ]);
+    writeFileSync(notPem, 'hello');
     const out = join(dir, 'refused');
     const made = await runCli([
       'claude',

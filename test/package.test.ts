@@ -1,8 +1,8 @@
 // The built package as a user imports it (`import … from 'mcp-relay'`, resolved through its own
 // `exports`): the same names as the source entry, and a gateway it creates answers /healthz. And the
 // package as a colleague installs it (`npm pack`, `npm install -g <tarball>`): without the demo's
-// packages, its `keys`, `serve` and `connect` work together with the official SDK client, and `demo`
-// says where the demo lives instead of failing.
+// packages, its `keys`, `serve` and `connect` work together with the official SDK client, the bundle its
+// `claude bundle` writes reaches its gateway, and `demo` says where the demo lives instead of failing.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import * as source from '../src/index.ts';
 import { connectOverStdio, runProcess } from './helpers/cli.ts';
 import { FIXTURE_SERVER, textOf } from './helpers/gateway.ts';
+import { launchAsClaudeDesktop, unpackBundle } from './helpers/mcpb.ts';
 import { startServe } from './helpers/serve.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -102,7 +103,7 @@ describe('the npm package, packed and installed globally', () => {
     assert.ok(installed.includes('undici') && installed.includes('pino'), 'runtime dependencies are');
   });
 
-  it('runs the installed gateway and bridge: a key from its keys command, a tool called through its connect', async () => {
+  it('runs the installed gateway and bridge: a key from its keys command, a tool called through its connect and its bundle', async () => {
     const config = join(dir, 'relay.yaml');
     writeFileSync(
       config,
@@ -135,8 +136,25 @@ describe('the npm package, packed and installed globally', () => {
       } finally {
         await bridged.close();
       }
-    } finally {
+
+      // The office server's install makes the extension colleagues open in Claude Desktop.
+      const made = await runProcess(
+        bin,
+        ['claude', 'bundle', '--url', `${serve.url}/mcp/echo`, '--name', 'office-echo', '--out', dir],
+        { cwd: dir, env: npmEnv },
+      );
+      assert.equal(made.code, 0, made.stderr);
+      const unpacked = join(dir, 'office-echo');
+      const manifest = await unpackBundle(join(dir, 'office-echo.mcpb'), unpacked);
+      const extension = await launchAsClaudeDesktop(unpacked, manifest, { api_key: key });
+      try {
+        assert.equal(textOf(await extension.client.callTool({ name: 'whoami', arguments: {} })), 'alice');
+      } finally {
+        await extension.close();
+      }
       assert.equal(await serve.stop(), 0, serve.stderr());
+    } finally {
+      await serve.stop();
     }
   });
 
