@@ -38,14 +38,14 @@ export interface Bundle {
 export function bridgeBundle(options: BundleOptions): Bundle {
   const url = checkGatewayUrl(options.url);
   checkEntryName(options.name);
-  if (!existsSync(join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'))) {
-    throw new RelayError('USAGE', 'this checkout is not built; run "npm run build" first');
-  }
   if (
     options.ca !== undefined &&
     !options.ca.pem.toString('latin1').includes('-----BEGIN CERTIFICATE-----')
   ) {
     throw new RelayError('USAGE', 'the --ca file holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  }
+  if (!existsSync(join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'))) {
+    throw new RelayError('USAGE', 'this checkout is not built; run "npm run build" first');
   }
   const version = readPackageJson(PACKAGE_ROOT).version;
   const manifest = bridgeManifest(url, options.name, version, options.ca !== undefined);
