@@ -136,7 +136,15 @@ async function startMux() {
       ),
     silentLogger,
     // Many kills in a row must not trip the crash-loop guard: that is not what is tested here.
-    { initialDelayMs: 20, maxDelayMs: 20, crashLimit: 1_000, crashWindowMs: 60_000, cooldownMs: 60_000 },
+    {
+      policy: {
+        initialDelayMs: 20,
+        maxDelayMs: 20,
+        crashLimit: 1_000,
+        crashWindowMs: 60_000,
+        cooldownMs: 60_000,
+      },
+    },
   );
   const mux = new Multiplexer(supervisor, {
     server: 'fixture',

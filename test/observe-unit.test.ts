@@ -191,11 +191,7 @@ describe('observation events', () => {
       return fake as unknown as BackendProcess;
     };
     const supervisor = new Supervisor(spawn, silentLogger, {
-      initialDelayMs: 1,
-      maxDelayMs: 1,
-      crashLimit: 2,
-      crashWindowMs: 60_000,
-      cooldownMs: 60_000,
+      policy: { initialDelayMs: 1, maxDelayMs: 1, crashLimit: 2, crashWindowMs: 60_000, cooldownMs: 60_000 },
     });
     try {
       await supervisor.start();

@@ -43,15 +43,19 @@ class FakeProcess {
 /** Lets the supervisor's awaited spawn and its follow-up run (setImmediate is not mocked). */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function supervised(spawnError?: Error) {
+function supervised(spawnError?: Error, fingerprint?: () => string) {
   const processes: FakeProcess[] = [];
   const events: string[] = [];
-  const supervisor = new Supervisor(async () => {
-    if (spawnError) throw spawnError;
-    const process = new FakeProcess();
-    processes.push(process);
-    return process as unknown as BackendProcess;
-  }, silentLogger);
+  const supervisor = new Supervisor(
+    async () => {
+      if (spawnError) throw spawnError;
+      const process = new FakeProcess();
+      processes.push(process);
+      return process as unknown as BackendProcess;
+    },
+    silentLogger,
+    fingerprint ? { fingerprint } : {},
+  );
   supervisor.onstarted = (restart) => events.push(restart ? 'restarted' : 'started');
   supervisor.ondown = (reason) => events.push(`down: ${reason}`);
   supervisor.onunhealthy = (reason) => events.push(`unhealthy: ${reason}`);
@@ -132,6 +136,47 @@ describe('Supervisor (fake processes, mock timers)', () => {
       'down: backend could not be started: spawn ENOENT',
       'unhealthy: backend could not be started: spawn ENOENT; next attempt in 60s',
     ]);
+  });
+
+  it('ends a cool-down when it has passed: the reason is gone and the next start tries', async () => {
+    const { supervisor, processes } = supervised();
+    await supervisor.start();
+    for (let crash = 0; crash < 5; crash++) {
+      processes.at(-1)?.exit(1);
+      mock.timers.tick(5_000);
+      await settle();
+    }
+    assert.equal(supervisor.state, 'unhealthy');
+    assert.ok(supervisor.unhealthyReason);
+    mock.timers.tick(60_000);
+    assert.equal(supervisor.unhealthyReason, undefined, 'no refusal once the cool-down is over');
+  });
+
+  it('ends a cool-down at once when the launch fingerprint changes (the script was fixed) or on endCooldown', async () => {
+    let onDisk = 'script:missing';
+    const { supervisor, processes } = supervised(undefined, () => onDisk);
+    await supervisor.start();
+    for (let crash = 0; crash < 5; crash++) {
+      processes.at(-1)?.exit(1);
+      mock.timers.tick(300 * 2 ** crash);
+      await settle();
+    }
+    assert.equal(supervisor.state, 'unhealthy');
+    await supervisor.start();
+    assert.equal(processes.length, 5, 'nothing changed on disk: still cooling down');
+    onDisk = 'script:1234:56:78';
+    assert.equal(supervisor.unhealthyReason, undefined);
+    await supervisor.start();
+    assert.equal(processes.length, 6);
+    assert.equal(supervisor.state, 'running');
+
+    const broken = supervised(new Error('spawn ENOENT'));
+    await broken.supervisor.start();
+    assert.match(broken.supervisor.unhealthyReason ?? '', /ENOENT/);
+    broken.supervisor.endCooldown();
+    assert.equal(broken.supervisor.unhealthyReason, undefined);
+    await broken.supervisor.start();
+    assert.equal(broken.events.filter((event) => event.startsWith('down')).length, 2, 'tried again at once');
   });
 
   it('replaces a useless process now, as a crash, and ignores its later exit', async () => {

@@ -29,6 +29,8 @@ export interface BackendChannel {
   replace(reason: string): void;
   /** Stops for good. Idempotent. */
   stop(): Promise<void>;
+  /** Ends an unhealthy cool-down now (a config reload), so the next request tries the backend again. */
+  endCooldown(): void;
 
   /** A message from the backend. */
   onmessage?: ((message: JsonRpcMessage) => void) | undefined;

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { appBaseUrl } from '../util/app-url.ts';
 import { type AccountSystem, type BackendAccount, resolveAccounts, thisSystem } from './account.ts';
 import { backendEnv } from './env.ts';
+import { type LaunchInputs, launchFingerprint, launchInputs } from './preflight.ts';
 import { BackendProcess, type BackendSpec } from './process.ts';
 
 export interface BackendOwner {
@@ -59,6 +60,18 @@ export class BackendLauncher {
   /** Prepares (does not start) a process for `owner`, with its environment and app port. */
   async launch(owner: BackendOwner): Promise<BackendProcess> {
     return new BackendProcess(await this.spec(owner), this.#log.child({ user: owner.user }));
+  }
+
+  /** A server's command, args, cwd and the PATH its backend gets, for checks before a launch (preflight.ts). */
+  inputs(server: string): LaunchInputs {
+    const config = this.#servers[server];
+    if (!config) throw new Error(`unknown server ${server}`);
+    return launchInputs(config, this.#parentEnv);
+  }
+
+  /** Changes when the server's command, script or cwd change on disk (see `Supervisor`'s cool-down). */
+  fingerprint(server: string): string {
+    return launchFingerprint(this.inputs(server));
   }
 
   /** What to run for `owner`: command, cwd and allow-listed environment (SSH standalone mode spawns it itself). */

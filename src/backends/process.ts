@@ -42,6 +42,8 @@ export interface BackendExit {
 /** Longest line a backend may write by default; a longer one is dropped (and logged) rather than buffered forever. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1_048_576;
 const STOP_GRACE_MS = 2_000;
+/** Lines of a backend's stderr kept for the message when it fails to start or dies (see `stderrTail`). */
+const STDERR_TAIL_LINES = 10;
 
 export class BackendProcess {
   readonly spec: BackendSpec;
@@ -59,6 +61,10 @@ export class BackendProcess {
   #stopping: Promise<void> | undefined;
   /** /proc/<pid>/stat kept open (Linux), read before each request: see `dying`. */
   #statFd: number | undefined;
+  /** The last lines the process wrote to stderr: why it failed, usually, when it did. */
+  readonly #stderrTail: string[] = [];
+  /** Resolves when the process's stderr has ended (it can end after the exit event). */
+  #stderrEnded: Promise<void> = Promise.resolve();
 
   constructor(spec: BackendSpec, log: Logger) {
     this.spec = spec;
@@ -68,6 +74,20 @@ export class BackendProcess {
 
   get pid(): number | undefined {
     return this.#child?.pid;
+  }
+
+  /** The last lines (up to 10) the process wrote on stderr, for the error when it fails to start or dies. */
+  get stderrTail(): readonly string[] {
+    return this.#stderrTail;
+  }
+
+  /**
+   * The stderr tail once the stream has ended, or after `maxWaitMs` (a grandchild may hold it open): the
+   * exit event can come before the last lines are read.
+   */
+  async finalStderrTail(maxWaitMs = 500): Promise<readonly string[]> {
+    await settlesWithin(this.#stderrEnded, maxWaitMs);
+    return this.#stderrTail;
   }
 
   get running(): boolean {
@@ -110,9 +130,14 @@ export class BackendProcess {
     });
     child.stdout?.on('data', (chunk: Buffer) => this.#onStdout(chunk));
     child.stderr?.setEncoding('utf8');
+    const stderr = child.stderr;
+    if (stderr) this.#stderrEnded = new Promise((resolve) => stderr.once('close', () => resolve()));
     child.stderr?.on('data', (text: string) => {
       for (const line of text.split('\n')) {
-        if (line.trim()) this.#log.info({ pid: child.pid, stderr: line.slice(0, 4_000) }, 'backend stderr');
+        if (!line.trim()) continue;
+        this.#log.info({ pid: child.pid, stderr: line.slice(0, 4_000) }, 'backend stderr');
+        this.#stderrTail.push(line.slice(0, 500));
+        if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
       }
     });
     // A backend that dies mid-write must not crash the gateway with EPIPE.

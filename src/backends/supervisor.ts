@@ -1,5 +1,7 @@
 // Keeps one backend process alive behind a `BackendChannel`: restarts it with exponential backoff when
 // it dies, and gives up for a cool-down when it crashes in a loop, so clients get a clear error instead.
+// The cool-down ends early when the files the launch depends on change (the admin fixed it) or on
+// `endCooldown` (a config reload), so a fixed server is tried at the next request.
 
 import type { Logger } from '../log.ts';
 import { backendDown, backendStarted, backendUnhealthy, publishBackend } from '../observe/events.ts';
@@ -26,10 +28,22 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = {
   cooldownMs: 60_000,
 };
 
+export interface SupervisorOptions {
+  policy?: RestartPolicy;
+  /**
+   * A string that changes when the launch's files change (backends/preflight.ts `launchFingerprint`):
+   * read when the backend is marked unhealthy and while it is, a change ends the cool-down at once.
+   */
+  fingerprint?: () => string;
+}
+
 export class Supervisor implements BackendChannel {
   readonly #spawn: () => Promise<BackendProcess>;
   readonly #policy: RestartPolicy;
   readonly #log: Logger;
+  readonly #fingerprint: (() => string) | undefined;
+  /** The fingerprint when the backend was marked unhealthy. */
+  #lockedWith: string | undefined;
   #process: BackendProcess | undefined;
   /** The process of the current launch, named in backend events (observe/events.ts) after it is gone. */
   #launched: BackendProcess | undefined;
@@ -44,10 +58,11 @@ export class Supervisor implements BackendChannel {
   ondown: ((reason: string) => void) | undefined;
   onunhealthy: ((reason: string) => void) | undefined;
 
-  constructor(spawn: () => Promise<BackendProcess>, log: Logger, policy = DEFAULT_RESTART_POLICY) {
+  constructor(spawn: () => Promise<BackendProcess>, log: Logger, options: SupervisorOptions = {}) {
     this.#spawn = spawn;
     this.#log = log;
-    this.#policy = policy;
+    this.#policy = options.policy ?? DEFAULT_RESTART_POLICY;
+    this.#fingerprint = options.fingerprint;
   }
 
   get state(): ChannelState {
@@ -63,9 +78,27 @@ export class Supervisor implements BackendChannel {
     return this.#state === 'running' ? this.#process?.spec.appPort : undefined;
   }
 
-  /** Why the backend is unhealthy and when it will be tried again, for error messages. */
+  /** Why the backend is unhealthy and when it will be tried again, while its cool-down lasts (error messages). */
   get unhealthyReason(): string | undefined {
-    return this.#state === 'unhealthy' ? this.#describeUnhealthy() : undefined;
+    return this.#lockedOut() ? this.#describeUnhealthy() : undefined;
+  }
+
+  /** Ends a cool-down now (a config reload: the admin may have fixed the server); the next start tries. */
+  endCooldown(): void {
+    if (this.#state === 'unhealthy') this.#unhealthyUntil = 0;
+  }
+
+  /**
+   * Unhealthy and its cool-down not over: not ended (`endCooldown`), not timed out, and the command and
+   * script on disk unchanged since it began.
+   */
+  #lockedOut(): boolean {
+    if (this.#state !== 'unhealthy' || Date.now() >= this.#unhealthyUntil) return false;
+    if (this.#fingerprint === undefined || this.#lockedWith === undefined) return true;
+    if (this.#fingerprint() === this.#lockedWith) return true;
+    this.#log.info("the server's command or script changed on disk; ending its cool-down");
+    this.#unhealthyUntil = 0;
+    return false;
   }
 
   #describeUnhealthy(): string {
@@ -76,7 +109,7 @@ export class Supervisor implements BackendChannel {
   /** Starts the process; after an unhealthy cool-down has passed, tries again. */
   async start(): Promise<void> {
     if (this.#state === 'running' || this.#state === 'restarting' || this.#state === 'stopped') return;
-    if (this.#state === 'unhealthy' && Date.now() < this.#unhealthyUntil) return;
+    if (this.#lockedOut()) return;
     if (this.#state === 'unhealthy') this.#crashes = [];
     await this.#launch();
   }
@@ -153,12 +186,14 @@ export class Supervisor implements BackendChannel {
     if (exit.error || this.#crashes.length >= this.#policy.crashLimit) {
       this.#state = 'unhealthy';
       this.#unhealthyUntil = now + this.#policy.cooldownMs;
+      this.#lockedWith = this.#fingerprint?.();
       this.#unhealthyReason = exit.error
         ? reason
         : `crashed ${this.#crashes.length} times within ${Math.round(this.#policy.crashWindowMs / 1000)}s (last: ${reason})`;
+      // Its last stderr lines usually say why (a missing module, a bad option): the admin's first clue.
       this.#log.error(
-        { crashes: this.#crashes.length, reason },
-        'backend cannot be kept running; marked unhealthy',
+        { crashes: this.#crashes.length, reason, stderr: this.#launched?.stderrTail },
+        'backend cannot be kept running; marked unhealthy until its cool-down ends, its command or script changes, or the config is reloaded',
       );
       publishBackend(
         backendUnhealthy,

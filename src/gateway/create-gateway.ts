@@ -224,6 +224,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       return listener.url;
     },
     reload(next) {
+      // A reload is how an admin says "fixed": servers in a crash-loop cool-down are tried at the next request.
+      pool.endCooldowns();
       return live.apply(next);
     },
     async listen() {

@@ -37,6 +37,8 @@ export interface MultiplexerOptions {
   onEmpty: () => void;
   /** Called when the backend is marked unhealthy (crash loop), before the sessions waiting on it are answered. */
   onUnhealthy?: (reason: string) => void;
+  /** Called each time the backend took initialize (the server works, whatever broke it before). */
+  onInitialized?: () => void;
   /**
    * servers.<name>.livenessTimeout: how long the backend may write nothing while requests are
    * pending (pinged after half of it) before it counts as hung and is replaced; 0: never.
@@ -49,6 +51,7 @@ export class Multiplexer {
   readonly #log: Logger;
   readonly #onEmpty: () => void;
   readonly #onUnhealthy: ((reason: string) => void) | undefined;
+  readonly #onInitialized: (() => void) | undefined;
   /** The only conversation with the backend. */
   readonly #channel: BackendChannel;
   readonly #links = new Set<MuxLink>();
@@ -82,6 +85,7 @@ export class Multiplexer {
     this.#log = options.log.child({ server: options.server, isolation: options.mode });
     this.#onEmpty = options.onEmpty;
     this.#onUnhealthy = options.onUnhealthy;
+    this.#onInitialized = options.onInitialized;
     this.#tasks = new TaskTable(this.#log);
     this.#channel = channel;
     this.#handshake = new Handshake(options.mode, this.#log, {
@@ -220,6 +224,7 @@ export class Multiplexer {
 
   /** The backend took initialize: after a restart it is restored first, then what waited goes to it. */
   #initialized(restart: boolean): void {
+    this.#onInitialized?.();
     if (restart) this.#afterRestart();
     for (const { link, message } of this.#queued.splice(0)) this.#forward(link, message);
   }

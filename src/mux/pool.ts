@@ -129,6 +129,15 @@ export class BackendPool {
     return stats;
   }
 
+  /**
+   * Ends every crash-loop cool-down (a config reload: the admin may have fixed a server), so the next
+   * request to a broken server tries it at once rather than after the cool-down.
+   */
+  endCooldowns(): void {
+    this.#crashLoops.clear();
+    for (const { channel } of this.#instances.values()) channel.endCooldown();
+  }
+
   /** Stops every backend, and refuses to start new ones from now on. Idempotent. */
   async stopAll(): Promise<void> {
     this.#stopped = true;
@@ -152,7 +161,9 @@ export class BackendPool {
       // Kept by this instance across restarts of its backend (see BackendOwner.appKey).
       ...(config.app ? { appKey: randomBytes(18).toString('base64url') } : {}),
     };
-    const supervisor = new Supervisor(() => this.#launcher.launch(owner), this.#log.child({ server, user }));
+    const supervisor = new Supervisor(() => this.#launcher.launch(owner), this.#log.child({ server, user }), {
+      fingerprint: () => this.#launcher.fingerprint(server),
+    });
     const instance: Instance = {
       channel: supervisor,
       mux: new Multiplexer(supervisor, {
@@ -163,6 +174,8 @@ export class BackendPool {
         // The server stays marked broken for the cool-down even after a per-session backend is gone.
         onUnhealthy: (reason) =>
           this.#crashLoops.set(server, { reason, until: Date.now() + DEFAULT_RESTART_POLICY.cooldownMs }),
+        // A backend of the server took initialize: whatever broke it is fixed.
+        onInitialized: () => this.#crashLoops.delete(server),
         livenessTimeoutMs: config.livenessTimeout,
       }),
       idleTimer: undefined,

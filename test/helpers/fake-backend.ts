@@ -50,6 +50,10 @@ export class FakeBackend implements BackendChannel {
     this.handlers.set('resources/unsubscribe', () => ({ result: {} }));
   }
 
+  endCooldown(): void {
+    this.unhealthyReason = undefined;
+  }
+
   /** Starts like a spawn does: up on a later turn, then `onstarted`. */
   async start(): Promise<void> {
     if (this.state !== 'idle') return;
