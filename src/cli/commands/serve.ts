@@ -8,9 +8,12 @@ import { environmentWithTaken, takeFromEnvironment } from '../../config/env-secr
 import { buildConfig, type LoadedConfig, loadConfigFile } from '../../config/load.ts';
 import { ConfigReloader } from '../../config/reload.ts';
 import type { RelayConfig } from '../../config/schema.ts';
+import { parseDuration } from '../../config/units.ts';
 import { RelayError } from '../../errors.ts';
 import { createGateway } from '../../gateway/create-gateway.ts';
-import { createLogger, type Logger } from '../../log.ts';
+import { checkStartup, DEFAULT_CHECK_TIMEOUT_MS } from '../../gateway/startup-check.ts';
+import { createLogger, type Logger, silentLogger } from '../../log.ts';
+import { formatCheckReport, formatStartFailures, logCheckFailures } from '../check-report.ts';
 import { ioFrom } from '../io.ts';
 import { untilSignal } from '../signals.ts';
 
@@ -28,6 +31,16 @@ export const serveCommand = defineCommand({
     port: { type: 'string', description: 'port (overrides listen.port)', valueHint: 'N' },
     host: { type: 'string', description: 'address to bind (overrides listen.host)', valueHint: 'ADDR' },
     isolation: { type: 'string', description: 'isolation of the quick-form server', valueHint: 'MODE' },
+    check: {
+      type: 'boolean',
+      description:
+        'check the config and start each server once (initialize), print a report, exit 0 or 1 without listening',
+    },
+    'check-timeout': {
+      type: 'string',
+      description: `how long each server gets to answer initialize at the check (default ${DEFAULT_CHECK_TIMEOUT_MS / 1000}s; 0: do not start them)`,
+      valueHint: 'DURATION',
+    },
   },
   async run({ args, rawArgs, data }) {
     const io = ioFrom(data);
@@ -50,13 +63,39 @@ export const serveCommand = defineCommand({
       return loaded;
     };
     const final = withOverrides(loaded.config);
+    const checkTimeoutMs = parseCheckTimeout(args['check-timeout']);
+    if (args.check) {
+      // The report says everything; backends' own log lines would only bury it.
+      takeSecrets(loaded, silentLogger);
+      const check = await checkStartup(final, {
+        log: silentLogger,
+        env: environmentWithTaken(),
+        timeoutMs: checkTimeoutMs,
+      });
+      io.stdout.write(formatCheckReport(check, loaded.path ?? command.join(' ')));
+      return check.ok ? 0 : 1;
+    }
     const log = createLogger(final.logLevel);
     takeSecrets(loaded, log);
     const gateway = createGateway({ config: final, log, env: environmentWithTaken() });
     await gateway.listen();
+    // Listening first, so a taken port fails at once; ready is said only after the check. A server that
+    // fails it is logged and the others are served, as a proxy goes on with one bad upstream.
+    const check = await checkStartup(final, {
+      log: log.child({ check: true }),
+      env: environmentWithTaken(),
+      timeoutMs: checkTimeoutMs,
+      gatewayUrl: () => final.publicUrl ?? (final.listen === false ? undefined : gateway.url),
+    });
+    const failing = logCheckFailures(check, log);
+    // The JSON log is written asynchronously: the plain report goes out first, before the ready line.
+    if (!check.ok) io.stderr.write(formatStartFailures(check));
     const where =
       final.listen === false ? `on ${final.ssh?.socket} only (listen: false)` : `at ${gateway.url}`;
-    io.stderr.write(`mcp-relay gateway ${where} (servers: ${Object.keys(final.servers).join(', ')})\n`);
+    const failingNote = failing.length > 0 ? `; failing their start check: ${failing.join(', ')}` : '';
+    io.stderr.write(
+      `mcp-relay gateway ${where} (servers: ${Object.keys(final.servers).join(', ')}${failingNote})\n`,
+    );
     // A config file is watched, and SIGHUP re-reads it at once: policy, limits, origins and audit apply live.
     const reloader =
       command.length > 0
@@ -129,6 +168,15 @@ function quickConfig(command: string[], isolation: string | undefined): LoadedCo
     servers: { default: { command: program, args, ...(isolation ? { isolation } : {}) } },
   });
   return { config, path: undefined, envNames: [] };
+}
+
+/** A duration; a bare number is seconds here (`--check-timeout 30`), unlike in the config. */
+function parseCheckTimeout(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_CHECK_TIMEOUT_MS;
+  const ms = parseDuration(/^\s*\d+(?:\.\d+)?\s*$/.test(text) ? `${text}s` : text);
+  if (ms === undefined)
+    throw new RelayError('USAGE', `--check-timeout must be a duration such as 10s or 500ms, not "${text}"`);
+  return ms;
 }
 
 function parsePort(text: string): number {

@@ -1,0 +1,84 @@
+// The checks `serve --check` prints and every `serve` runs at start: each server's command and script
+// (backends/preflight.ts), then one real launch answering initialize (backends/probe.ts); and whether
+// anyone can sign in with an API key at all.
+
+import { existsSync } from 'node:fs';
+import { BackendLauncher } from '../backends/launcher.ts';
+import { type LaunchProblem, launchProblems } from '../backends/preflight.ts';
+import { type ProbeResult, probeBackend } from '../backends/probe.ts';
+import type { RelayConfig } from '../config/schema.ts';
+import { errorText } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+/** How long a backend gets to answer initialize at a check, unless `--check-timeout` says otherwise. */
+export const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
+
+export interface ServerCheck {
+  server: string;
+  ok: boolean;
+  /** What is wrong before a launch (command, script, cwd); a server with an error here is not launched. */
+  problems: LaunchProblem[];
+  /** The launch and initialize, when it was tried. */
+  probe?: ProbeResult;
+}
+
+export interface StartupCheck {
+  ok: boolean;
+  servers: ServerCheck[];
+  /** Not fatal, but worth an admin's attention (no keys file). */
+  warnings: string[];
+  /** Fatal for every server (an account in `servers.<name>.user` that does not exist). */
+  error?: string;
+}
+
+export interface StartupCheckOptions {
+  log: Logger;
+  env: NodeJS.ProcessEnv;
+  /** 0: no launch, only the checks on disk. */
+  timeoutMs: number;
+  /** The gateway's base URL for APP_PUBLIC_URL, when it listens already. */
+  gatewayUrl?: () => string | undefined;
+}
+
+/** Checks every server of `config` (launches run side by side); never throws. */
+export async function checkStartup(config: RelayConfig, options: StartupCheckOptions): Promise<StartupCheck> {
+  const warnings = keyWarnings(config);
+  let launcher: BackendLauncher;
+  try {
+    launcher = new BackendLauncher(config.servers, options.log, options.env, {
+      maxMessageBytes: config.limits.maxBackendMessageBytes,
+      ...(options.gatewayUrl ? { gatewayUrl: options.gatewayUrl } : {}),
+    });
+  } catch (error) {
+    return { ok: false, servers: [], warnings, error: errorText(error) };
+  }
+  const servers = await Promise.all(
+    Object.keys(config.servers).map(async (server): Promise<ServerCheck> => {
+      const problems = launchProblems(launcher.inputs(server));
+      if (problems.some((problem) => problem.level === 'error') || options.timeoutMs <= 0)
+        return { server, ok: !problems.some((problem) => problem.level === 'error'), problems };
+      const probe = await probeBackend(launcher, server, options.timeoutMs);
+      return { server, ok: probe.ok, problems, probe };
+    }),
+  );
+  return { ok: servers.every((server) => server.ok), servers, warnings };
+}
+
+/** The lines of a failed server's report: each problem, the probe's outcome and its stderr tail. */
+export function failureLines(check: ServerCheck): string[] {
+  const lines = check.problems.map((problem) => problem.message);
+  if (check.probe && !check.probe.ok) {
+    lines.push(check.probe.message);
+    if (check.probe.stderr.length > 0)
+      lines.push('its last stderr lines:', ...check.probe.stderr.map((line) => `  ${line}`));
+  }
+  return lines;
+}
+
+function keyWarnings(config: RelayConfig): string[] {
+  const file = config.auth.apiKeys?.file;
+  if (file === undefined || existsSync(file)) return [];
+  return [
+    `the keys file ${file} does not exist: no one can sign in with an API key until \`mcp-relay keys create NAME --keys-file ${file}\` creates it`,
+  ];
+}
