@@ -1,8 +1,13 @@
 #!/usr/bin/env node
-// The installed entry point: the one place that turns main()'s result into an exit code, and that ends
-// the process: once main has returned, whatever still holds the event loop (a backend that ignored
-// SIGTERM, a stray socket) must not keep a stopped service alive, so after a second it exits anyway.
-import { main } from '../dist/cli/main.js';
-
-process.exitCode = await main(process.argv.slice(2));
-setTimeout(() => process.exit(), 1_000).unref();
+// The installed entry point. It checks the Node version first, in syntax any Node since 12 parses (no
+// top-level await, no `??`), so an old Node says what to install instead of a stack trace; then it
+// imports run.js, the one place that turns main()'s result into an exit code.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  process.stderr.write(
+    `mcp-relay needs Node.js 22 or newer; this is Node ${process.version} (${process.execPath}).\n` +
+      'Install Node 22 from https://nodejs.org or with `nvm install 22`, or run scripts/start.sh, which puts Node 22 in ~/.node22.\n',
+  );
+  process.exit(1);
+}
+import('./run.js');
