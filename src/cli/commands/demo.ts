@@ -41,7 +41,7 @@ export const demoCommand = defineCommand({
     },
     port: {
       type: 'string',
-      description: `port to listen on (default ${DEFAULT_PORT})`,
+      description: 'port to listen on (a taken one is reported before anything changes)',
       default: String(DEFAULT_PORT),
       valueHint: 'N',
     },
