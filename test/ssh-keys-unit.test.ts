@@ -302,6 +302,44 @@ describe('mcp-relay ssh authorize / list / revoke', () => {
   });
 });
 
+describe('ssh authorize for an account with no ~/.ssh', () => {
+  it('creates ~/.ssh with mode 0700 (whatever the umask) and authorized_keys 0600 in $HOME', async () => {
+    const home = join(dir, 'home-without-ssh');
+    mkdirSync(home, { mode: 0o755 });
+    const key = makeClientKey(dir, 'fresh');
+    const umask = process.umask(0o002);
+    let result: Awaited<ReturnType<typeof runCliInProcess>>;
+    try {
+      result = await runCliInProcess(
+        ['ssh', 'authorize', '--user', 'alice', '--key-file', `${key}.pub`, '--config', configPath],
+        { env: { ...process.env, HOME: home } },
+      );
+    } finally {
+      process.umask(umask);
+    }
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(statSync(join(home, '.ssh')).mode & 0o777, 0o700);
+    const file = join(home, '.ssh', 'authorized_keys');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(parseLine(readFileSync(file, 'utf8').trim())?.entry?.user, 'alice');
+  });
+
+  it("as root, gives a new ~/.ssh to the home's owner, so sshd (reading as that user) can use it", {
+    skip: process.getuid?.() !== 0 && 'needs root',
+  }, async () => {
+    const home = join(dir, 'home-of-4242');
+    mkdirSync(home, { mode: 0o755 });
+    chownSync(home, 4242, 4243);
+    const key = makeClientKey(dir, 'given');
+    const file = join(home, '.ssh', 'authorized_keys');
+    assert.equal((await authorize(`${key}.pub`, file, 'alice')).code, 0);
+    const folder = statSync(join(home, '.ssh'));
+    assert.deepEqual([folder.uid, folder.gid, folder.mode & 0o777], [4242, 4243, 0o700]);
+    const written = statSync(file);
+    assert.deepEqual([written.uid, written.gid, written.mode & 0o777], [4242, 4243, 0o600]);
+  });
+});
+
 describe('claude config --ssh', () => {
   it('puts the port and extra options before the defaults, so they win', () => {
     const entry = claudeEntryForSsh({

@@ -2,7 +2,7 @@
 // per key, marked `mcp-relay:<user>` in its comment. Every other line is left byte for byte; edits
 // are locked, atomic, and keep the file's mode and owner (sshd reads the file as its owner).
 
-import { lstat, mkdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { RelayError } from '../errors.ts';
 import { type FileOwner, writeFileAtomic } from '../util/atomic-write.ts';
@@ -135,6 +135,8 @@ async function editFile(
 ): Promise<void> {
   const target = await editTarget(file);
   await refuseForeignTarget(file, target);
+  // The lock file goes beside the target, so its folder must exist first (an account with no ~/.ssh).
+  await makeSshFolder(dirname(target));
   await withFileLock(target, async () => {
     const text = await readIfExists(target);
     const next = edit(text === undefined ? [] : splitLines(text));
@@ -171,10 +173,22 @@ async function refuseForeignTarget(file: string, target: string): Promise<void> 
   }
 }
 
+/**
+ * Creates ~/.ssh when the account has none: mode 0700 whatever the umask, and, when root creates it,
+ * owned by the owner of the folder it is in (the home), since sshd ignores a ~/.ssh its user cannot read.
+ */
+async function makeSshFolder(folder: string): Promise<void> {
+  const created = await mkdir(folder, { recursive: true, mode: 0o700 });
+  if (created === undefined) return;
+  await chmod(folder, 0o700);
+  if (process.getuid?.() !== 0) return;
+  const home = await stat(dirname(folder));
+  if (home.uid !== 0 || home.gid !== 0) await chown(folder, home.uid, home.gid);
+}
+
 /** The existing file's mode and owner; for a new file 0600 and the owner of its folder (~/.ssh). */
 async function keepAttributes(file: string, exists: boolean): Promise<{ mode: number; owner?: FileOwner }> {
   const folder = dirname(file);
-  if (!exists) await mkdir(folder, { recursive: true, mode: 0o700 });
   const info = exists ? await stat(file) : await stat(folder);
   const mode = exists ? info.mode & 0o7777 : 0o600;
   // Only root can give a file away; any other writer owns what it writes, as before.

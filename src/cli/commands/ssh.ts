@@ -16,7 +16,8 @@ import { alignColumns } from '../table.ts';
 const fileArgs = {
   'authorized-keys': {
     type: 'string',
-    description: "the authorized_keys file to edit (default: this account's ~/.ssh/authorized_keys)",
+    description:
+      "the authorized_keys file to edit (default: this account's ~/.ssh/authorized_keys; ~/.ssh is made, 0700, when missing)",
     valueHint: 'PATH',
   },
 } satisfies ArgsDef;
@@ -131,7 +132,7 @@ export const sshCommand = defineCommand({
 function authorizedKeysPath(given: string | undefined, io: CliIo): string {
   return given !== undefined && given !== ''
     ? absolutePathIn(io, given)
-    : join(homedir(), '.ssh', 'authorized_keys');
+    : join(io.env.HOME || homedir(), '.ssh', 'authorized_keys');
 }
 
 function summary(entry: AuthorizedEntry) {
