@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import { appBaseUrl } from '../util/app-url.ts';
 import { type AccountSystem, type BackendAccount, resolveAccounts, thisSystem } from './account.ts';
 import { backendEnv } from './env.ts';
-import { type LaunchInputs, launchFingerprint, launchInputs } from './preflight.ts';
+import { commandToRun, type LaunchInputs, launchFingerprint, launchInputs } from './preflight.ts';
 import { BackendProcess, type BackendSpec } from './process.ts';
 
 export interface BackendOwner {
@@ -91,7 +91,7 @@ export class BackendLauncher {
     const account = this.#accounts.get(owner.server);
     return {
       server: owner.server,
-      command: config.command,
+      command: commandToRun(config.command),
       args: config.args,
       cwd: config.cwd ?? '.',
       ...(this.#maxMessageBytes === undefined ? {} : { maxMessageBytes: this.#maxMessageBytes }),

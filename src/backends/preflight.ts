@@ -28,10 +28,19 @@ export interface LaunchInputs {
   path: string | undefined;
 }
 
+/**
+ * What a configured command runs: a bare `node` is the Node that runs mcp-relay (process.execPath), not
+ * the first `node` on a PATH that under sshd or systemd is minimal and may hold an older one or none.
+ * Another Node is named by its full path.
+ */
+export function commandToRun(command: string): string {
+  return command === 'node' ? process.execPath : command;
+}
+
 /** A server's launch inputs, with the PATH its environment will carry (its own `env.PATH` first). */
 export function launchInputs(config: ServerConfig, parentEnv: NodeJS.ProcessEnv): LaunchInputs {
   return {
-    command: config.command,
+    command: commandToRun(config.command),
     args: config.args,
     cwd: config.cwd ?? process.cwd(),
     path: config.env.PATH ?? parentEnv.PATH,
