@@ -8,6 +8,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createKey } from '../src/auth/key-admin.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { runCliInProcess } from './helpers/cli.ts';
 import { answerOf, FIXTURE_SERVER, INITIALIZE, rawPost, startGateway } from './helpers/gateway.ts';
@@ -22,9 +23,9 @@ const EXITS_AT_ONCE =
 
 describe('mcp-relay serve --check', () => {
   let dir: string;
-  before(() => {
+  before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mcp-relay-check-'));
-    writeFileSync(join(dir, 'keys.yaml'), '');
+    await createKey(join(dir, 'keys.yaml'), { user: 'alice' });
     writeFileSync(join(dir, 'exits.mjs'), EXITS_AT_ONCE);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -96,6 +97,23 @@ describe('mcp-relay serve --check', () => {
     );
     assert.equal(result.code, 1);
     assert.match(result.stdout, /FAIL +mute +did not answer initialize within 0\.5 s/);
+  });
+
+  it('fails on a keys file the gateway could not read, and warns about one with no key', async () => {
+    const broken = join(dir, 'broken-keys.yaml');
+    writeFileSync(broken, 'keys: [ {');
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, `auth: { apiKeys: { file: broken-keys.yaml } }\nservers:\n  good: ${GOOD}\n`);
+    const result = await runCliInProcess(['serve', '--check', '--config', file]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /FAIL +.*broken-keys\.yaml/);
+    assert.match(result.stdout, /the config cannot be served/);
+    writeFileSync(join(dir, 'empty-keys.yaml'), '');
+    const emptyConfig = join(dir, 'empty.yaml');
+    writeFileSync(emptyConfig, `auth: { apiKeys: { file: empty-keys.yaml } }\nservers:\n  good: ${GOOD}\n`);
+    const empty = await runCliInProcess(['serve', '--check', '--config', emptyConfig]);
+    assert.equal(empty.code, 0);
+    assert.match(empty.stdout, /warning: the keys file .*empty-keys\.yaml holds no key that is not expired/);
   });
 
   it('warns that no one can sign in when the keys file does not exist (a warning: exit 0)', async () => {

@@ -3,6 +3,8 @@
 // anyone can sign in with an API key at all.
 
 import { existsSync } from 'node:fs';
+import { isExpired } from '../auth/key-admin.ts';
+import { readKeysFile } from '../auth/key-file.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
 import { type LaunchProblem, launchProblems } from '../backends/preflight.ts';
 import { type ProbeResult, probeBackend } from '../backends/probe.ts';
@@ -42,7 +44,13 @@ export interface StartupCheckOptions {
 
 /** Checks every server of `config` (launches run side by side); never throws. */
 export async function checkStartup(config: RelayConfig, options: StartupCheckOptions): Promise<StartupCheck> {
-  const warnings = keyWarnings(config);
+  let warnings: string[];
+  try {
+    warnings = await keyWarnings(config);
+  } catch (error) {
+    // A keys file the gateway cannot read stops it at start (KeyStore.open): as fatal as a bad account.
+    return { ok: false, servers: [], warnings: [], error: errorText(error) };
+  }
   let launcher: BackendLauncher;
   try {
     launcher = new BackendLauncher(config.servers, options.log, options.env, {
@@ -75,10 +83,19 @@ export function failureLines(check: ServerCheck): string[] {
   return lines;
 }
 
-function keyWarnings(config: RelayConfig): string[] {
+/** No keys file, or one with no usable key: nobody can sign in with an API key. Throws when it cannot be read. */
+async function keyWarnings(config: RelayConfig): Promise<string[]> {
   const file = config.auth.apiKeys?.file;
-  if (file === undefined || existsSync(file)) return [];
+  if (file === undefined) return [];
+  const create = `\`mcp-relay keys create NAME --keys-file ${file}\``;
+  if (!existsSync(file))
+    return [
+      `the keys file ${file} does not exist: no one can sign in with an API key until ${create} creates it`,
+    ];
+  const now = Date.now();
+  const usable = (await readKeysFile(file)).filter((record) => !isExpired(record, now));
+  if (usable.length > 0) return [];
   return [
-    `the keys file ${file} does not exist: no one can sign in with an API key until \`mcp-relay keys create NAME --keys-file ${file}\` creates it`,
+    `the keys file ${file} holds no key that is not expired: no one can sign in with an API key until ${create}`,
   ];
 }
