@@ -86,7 +86,8 @@ export async function probeBackend(
     return { ok: true, message: `answered initialize in ${ms} ms${name}`, ms, stderr: [] };
   }
   if (outcome.kind === 'timeout') {
-    backend.kill();
+    // The polite stop, so a wrapper (npx, uv run) passes SIGTERM on rather than leaving its child behind.
+    await backend.stop(PROBE_STOP_GRACE_MS);
     return {
       ok: false,
       message: `did not answer initialize within ${Math.round(timeoutMs / 100) / 10} s`,
