@@ -28,7 +28,7 @@ describe('bin/mcp-relay.js and the Node version', () => {
     assert.equal(result.stdout, '');
     assert.match(
       result.stderr,
-      /^mcp-relay needs Node\.js 22 or newer; this is Node v\d+\.\d+\.\d+ \(.+\)\.\n/,
+      /^mcp-relay needs Node\.js 22\.19 or newer; this is Node v\d+\.\d+\.\d+ \(.+\)\.\n/,
     );
     assert.match(result.stderr, /nvm install 22/);
     assert.equal(result.stderr.trim().split('\n').length, 2, 'two lines, no stack');

@@ -131,7 +131,8 @@ function bridgeManifest(
 function bridgeModules(): { modules: string[]; packages: Map<string, string> } {
   const modules = new Set<string>();
   const packages = new Map<string, string>();
-  const queue = [join(PACKAGE_ROOT, ENTRY_POINT)];
+  const entry = join(PACKAGE_ROOT, ENTRY_POINT);
+  const queue = [entry];
   for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
     const path = relative(PACKAGE_ROOT, file).split(sep).join('/');
     if (modules.has(path)) continue;
@@ -139,7 +140,9 @@ function bridgeModules(): { modules: string[]; packages: Map<string, string> } {
     for (const { specifier, dynamic } of importsOf(readFileSync(file, 'utf8'))) {
       if (specifier.startsWith('node:')) continue;
       if (specifier.startsWith('.')) {
-        if (!dynamic || BRIDGE_COMMAND.test(specifier)) queue.push(join(dirname(file), specifier));
+        // The entry loads the CLI lazily (after its Node version check); of the CLI's lazy commands, only connect.
+        if (!dynamic || file === entry || BRIDGE_COMMAND.test(specifier))
+          queue.push(join(dirname(file), specifier));
         continue;
       }
       addPackage(packageName(specifier), dirname(file), packages);
