@@ -63,6 +63,13 @@ describe('Origin and Host checks', () => {
       const answer = await post(url, { host });
       assert.equal(answer.status, 421, host);
       assert.match(answer.body, /"code":-32003/);
+      const { message } = (JSON.parse(answer.body) as { error: { message: string } }).error;
+      assert.ok(
+        message.startsWith(
+          `Host "${host}" does not name this gateway (it listens on loopback and has no publicUrl) — set publicUrl`,
+        ),
+        message,
+      );
     }
   });
 

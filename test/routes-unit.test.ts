@@ -11,8 +11,10 @@ import type { Caller } from '../src/auth/identify.ts';
 import { type Refusal, refuseSocket } from '../src/http/refusal.ts';
 import { hostGuard, originGuard, singleHeaders } from '../src/http/request-guards.ts';
 import { anyPath, exact, param, prefix, type Route, routeRequests } from '../src/http/routes.ts';
+import { wrongHostLog } from '../src/http/wrong-host-log.ts';
 import { silentLogger } from '../src/log.ts';
 import { ErrorCode } from '../src/protocol/jsonrpc.ts';
+import { capturingLogger } from './helpers/capturing-logger.ts';
 import { inject } from './helpers/inject.ts';
 
 const servers: Record<string, true> = { a: true, 'b c': true };
@@ -69,18 +71,64 @@ describe('guards', () => {
     assert.equal(singleHeaders(guarded(['Accept', 'a', 'accept', 'b', 'Host', 'x'])), undefined);
   });
 
-  it('hostGuard on loopback answers 421 to a foreign or missing Host, and lets loopback and the public host in', () => {
-    const check = hostGuard(true, 'relay.example');
+  it('hostGuard on loopback answers 421 naming publicUrl to a foreign or missing Host, and lets loopback and the public host in', () => {
+    const heard: Array<string | undefined> = [];
+    const check = hostGuard(true, 'https://Relay.example:8443', (host) => heard.push(host));
     assert.equal(check(guarded(['Host', '127.0.0.1:8787'])), undefined);
     assert.equal(check(guarded(['Host', 'relay.example'])), undefined);
-    const refusal = check(guarded(['Host', 'evil.example']));
-    assert.deepEqual(refusal, {
+    assert.equal(check(guarded(['Host', 'RELAY.example:8443'])), undefined);
+    assert.deepEqual(check(guarded(['Host', 'evil.example'])), {
       status: 421,
       code: ErrorCode.Refused,
-      message: 'Host header does not name this gateway',
+      message:
+        'Host "evil.example" is not this gateway\'s publicUrl https://Relay.example:8443 — set publicUrl to the address clients use, or fix the proxy\'s Host header',
     });
-    assert.deepEqual(check(guarded([])), refusal);
+    assert.match(
+      check(guarded([]))?.message ?? '',
+      /^a request without a Host header is not this gateway's publicUrl https:\/\/Relay\.example:8443 — /,
+    );
+    // What a client sent is quoted on one line, bounded, without quotes of its own.
+    const long = check(guarded(['Host', `a"b\\c\td${'x'.repeat(500)}`]))?.message ?? '';
+    assert.match(long, /^Host "a\?b\?c dx{93}…" is not/);
+    assert.deepEqual(heard, ['evil.example', undefined, `a?b?c d${'x'.repeat(93)}…`]);
+    assert.match(
+      hostGuard(true)(guarded(['Host', 'evil.example']))?.message ?? '',
+      /^Host "evil\.example" does not name this gateway \(it listens on loopback and has no publicUrl\) — set publicUrl/,
+    );
     assert.equal(hostGuard(false)(guarded(['Host', 'evil.example'])), undefined, 'beyond loopback any Host');
+  });
+
+  it('wrongHostLog warns once per distinct Host an hour, and at most 20 Hosts an hour', () => {
+    const { log, lines } = capturingLogger();
+    let clock = 0;
+    const report = wrongHostLog(log, 'https://relay.example', () => clock);
+    const warnings = () =>
+      lines()
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line));
+    report('evil.example');
+    report('evil.example');
+    report(undefined);
+    report(undefined);
+    assert.deepEqual(
+      warnings().map((line) => [line.level, line.host, line.publicUrl]),
+      [
+        [40, 'evil.example', 'https://relay.example'],
+        [40, null, 'https://relay.example'],
+      ],
+    );
+    assert.match(
+      warnings()[0].msg,
+      /^refused \(421\) a request whose Host is not publicUrl's host: set publicUrl/,
+    );
+    for (let n = 0; n < 100; n++) report(`scan-${n}.example`);
+    assert.equal(warnings().length, 21, '20 distinct Hosts, then one line saying the rest go unlogged');
+    assert.match(warnings()[20].msg, /not logged again before the hour is over/);
+    clock += 3_600_000;
+    report('evil.example');
+    assert.equal(warnings().length, 22, 'a new hour logs a Host again');
   });
 
   it('originGuard lets no Origin, its own and listed origins in, reads the list per request, and refuses others with 403', () => {

@@ -18,6 +18,7 @@ import { sendJson } from '../http/replies.ts';
 import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/request-guards.ts';
 import { anyPath, exact, type OpenRoute, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
+import { wrongHostLog } from '../http/wrong-host-log.ts';
 import type { Logger } from '../log.ts';
 import { BackendPool } from '../mux/pool.ts';
 import { Audit } from '../observe/audit.ts';
@@ -127,7 +128,10 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     return Object.hasOwn(config.servers, name) ? name : null;
   };
   // Every row starts with these, so a repeated header or a foreign Host is refused before any path is served.
-  const edge: Guard[] = [singleHeaders, hostGuard(loopback, publicUrl?.hostname)];
+  const edge: Guard[] = [
+    singleHeaders,
+    hostGuard(loopback, config.publicUrl, wrongHostLog(log, config.publicUrl)),
+  ];
   const scheme = tcp?.tls ? 'https' : 'http';
   const origins = originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin);
   const apps = appRoutes(origins);

@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
+import { sanitize } from '../util/sanitize.ts';
 import type { Refusal } from './refusal.ts';
 
 /** What a guard reads: what every request has, a plain one or an upgrade. */
@@ -23,17 +24,41 @@ export function singleHeaders(req: GuardedRequest): Refusal | undefined {
   };
 }
 
-const WRONG_HOST: Refusal = Object.freeze({
-  status: 421,
-  code: ErrorCode.Refused,
-  message: 'Host header does not name this gateway',
-});
+/** The most of a refused Host header a message or log line quotes. */
+const QUOTED_HOST_CHARS = 100;
 
-/** The Host guard of a gateway (see hostAllowed). */
-export function hostGuard(boundToLoopback: boolean, publicHost?: string): Guard {
+/**
+ * The Host guard of a gateway (see hostAllowed). A refusal names `publicUrl`, since a proxy that does not
+ * pass the Host clients used, or a publicUrl that is not that address, is the usual cause; `onRefused`
+ * hears the Host quoted as the message quotes it (for the gateway's log).
+ */
+export function hostGuard(
+  boundToLoopback: boolean,
+  publicUrl?: string,
+  onRefused?: (quotedHost: string | undefined) => void,
+): Guard {
+  const publicHost = publicUrl === undefined ? undefined : new URL(publicUrl).hostname.toLowerCase();
   return function checkHost(req) {
-    return hostAllowed(req.headers.host, boundToLoopback, publicHost) ? undefined : WRONG_HOST;
+    const { host } = req.headers;
+    if (hostAllowed(host, boundToLoopback, publicHost)) return undefined;
+    const quoted = host === undefined ? undefined : quoteHost(host);
+    onRefused?.(quoted);
+    return { status: 421, code: ErrorCode.Refused, message: wrongHostMessage(quoted, publicUrl) };
   };
+}
+
+/** A Host header as messages quote it: one line, bounded, no quotes of its own. */
+export function quoteHost(host: string): string {
+  return sanitize(host.replace(/["\\]/g, '?'), QUOTED_HOST_CHARS);
+}
+
+/** What a client told 421 reads: the Host it sent, what the gateway expected, and the two ways to fix it. */
+export function wrongHostMessage(quotedHost: string | undefined, publicUrl: string | undefined): string {
+  const fix = "set publicUrl to the address clients use, or fix the proxy's Host header";
+  const sent = quotedHost === undefined ? 'a request without a Host header' : `Host "${quotedHost}"`;
+  if (publicUrl === undefined)
+    return `${sent} does not name this gateway (it listens on loopback and has no publicUrl) — ${fix}`;
+  return `${sent} is not this gateway's publicUrl ${publicUrl} — ${fix}`;
 }
 
 const WRONG_ORIGIN: Refusal = Object.freeze({
