@@ -115,6 +115,13 @@ describe('layout: the direction of imports', () => {
     );
   });
 
+  it('deploy/ renders text from a config: it reaches nothing that runs the gateway', () => {
+    assert.deepEqual(
+      violations(['deploy'], (target) => target.includes('/') && !/^(config|deploy|util)\//.test(target)),
+      [],
+    );
+  });
+
   it('has no import cycles (value imports)', () => {
     const graph = new Map<string, string[]>();
     for (const edge of edges) {

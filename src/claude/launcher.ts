@@ -8,7 +8,7 @@ import type { RelayLauncher } from './entry.ts';
 // Both src/claude/ and dist/claude/ sit two levels below the package root.
 const PACKAGE_ROOT = new URL('../../', import.meta.url);
 
-export function thisMachineLauncher(): RelayLauncher {
+export function thisMachineLauncher(): Extract<RelayLauncher, { kind: 'node' }> {
   return {
     kind: 'node',
     nodePath: process.execPath,

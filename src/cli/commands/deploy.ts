@@ -1,0 +1,62 @@
+// `mcp-relay deploy print nginx|systemd`: the nginx site and the systemd unit for a config, on stdout, so
+// `deploy print nginx > /etc/nginx/sites-available/mcp-relay` installs it; hints go to stderr.
+
+import { defineCommand } from 'citty';
+import { thisMachineLauncher } from '../../claude/launcher.ts';
+import { loadConfigFile } from '../../config/load.ts';
+import { renderNginxSite } from '../../deploy/nginx-site.ts';
+import { renderSystemdUnit } from '../../deploy/systemd-unit.ts';
+import { RelayError } from '../../errors.ts';
+import { absolutePathIn, ioFrom } from '../io.ts';
+
+const TARGETS = ['nginx', 'systemd'] as const;
+
+const printCommand = defineCommand({
+  meta: {
+    name: 'print',
+    description: 'Print the nginx site or the systemd unit for a config (deploy/ holds them for a sample)',
+  },
+  args: {
+    what: { type: 'positional', required: true, description: 'nginx | systemd' },
+    config: { type: 'string', description: 'config file', default: 'relay.yaml', valueHint: 'FILE' },
+    cert: {
+      type: 'string',
+      description: "nginx: the certificate chain for publicUrl's host (default: a placeholder path)",
+      valueHint: 'FILE',
+    },
+    key: { type: 'string', description: 'nginx: its private key (with --cert)', valueHint: 'FILE' },
+  },
+  run({ args, data }) {
+    const io = ioFrom(data);
+    const what = args.what;
+    if (!(TARGETS as readonly string[]).includes(what))
+      throw new RelayError('USAGE', `deploy print takes nginx or systemd, not "${what}"`);
+    if ((args.cert === undefined) !== (args.key === undefined))
+      throw new RelayError('USAGE', '--cert and --key go together');
+    if (what === 'systemd' && args.cert !== undefined)
+      throw new RelayError('USAGE', '--cert and --key are for the nginx site (TLS ends at nginx)');
+    const { config, path } = loadConfigFile(absolutePathIn(io, args.config), io.env);
+    if (what === 'nginx') {
+      const site = renderNginxSite(config, {
+        cert: args.cert === undefined ? undefined : absolutePathIn(io, args.cert),
+        key: args.key === undefined ? undefined : absolutePathIn(io, args.key),
+      });
+      io.stdout.write(site.text);
+      for (const warning of site.warnings) io.stderr.write(`note: ${warning}\n`);
+      return 0;
+    }
+    const launcher = thisMachineLauncher();
+    const unit = renderSystemdUnit(config, {
+      configPath: path ?? absolutePathIn(io, args.config),
+      exec: [launcher.nodePath, launcher.binPath],
+    });
+    io.stdout.write(unit.text);
+    for (const warning of unit.warnings) io.stderr.write(`note: ${warning}\n`);
+    return 0;
+  },
+});
+
+export const deployCommand = defineCommand({
+  meta: { name: 'deploy', description: 'Run the gateway as a service: print its nginx site or systemd unit' },
+  subCommands: { print: printCommand },
+});

@@ -1,0 +1,295 @@
+// `mcp-relay deploy print nginx|systemd` in process: the shipped deploy/ files are the rendering of the
+// sample config (one source, no drift), what each config key changes in the site and the unit, the
+// configs nginx cannot front (refused with the reason), and the PM2 and Docker files' stop timeouts.
+// test/deploy.test.ts runs the output through nginx -t, systemd-analyze and a live nginx.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { renderedDeployFiles } from '../scripts/render-deploy.ts';
+import { thisMachineLauncher } from '../src/claude/launcher.ts';
+import { buildConfig } from '../src/config/load.ts';
+import { renderNginxSite } from '../src/deploy/nginx-site.ts';
+import { execWord, renderSystemdUnit } from '../src/deploy/systemd-unit.ts';
+import { runCliInProcess } from './helpers/cli.ts';
+
+const DEPLOY = new URL('../deploy/', import.meta.url);
+const deployFile = (name: string) => readFileSync(new URL(name, DEPLOY), 'utf8');
+
+/** A config as relay.yaml would give it, with the fields the renderers read. */
+function config(input: Record<string, unknown> = {}) {
+  return buildConfig(
+    {
+      listen: { host: '127.0.0.1', port: 8787 },
+      publicUrl: 'https://mcp.example.com',
+      servers: { a: { command: 'node', args: ['/opt/a.js'] } },
+      auth: { apiKeys: { file: '/etc/mcp-relay/keys.yaml' } },
+      ...input,
+    },
+    '/etc/mcp-relay',
+  );
+}
+
+const site = (input: Record<string, unknown> = {}, options = {}) => renderNginxSite(config(input), options);
+const unit = (input: Record<string, unknown> = {}, exec = ['/usr/bin/node', '/usr/lib/mcp-relay.js']) =>
+  renderSystemdUnit(config(input), { configPath: '/etc/mcp-relay/relay.yaml', exec });
+
+/** The directives of the `location <path>` block of a rendered site, one string each. */
+function location(text: string, path: string): string[] {
+  const start = text.indexOf(`    location ${path} {\n`);
+  assert.notEqual(start, -1, `location ${path} in\n${text}`);
+  const body = text.slice(start, text.indexOf('\n    }\n', start));
+  return body
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim());
+}
+
+describe('deploy/: the shipped files', () => {
+  it('nginx-site.conf and mcp-relay.service are the rendering of deploy/relay.yaml (node scripts/render-deploy.ts)', () => {
+    for (const [name, text] of Object.entries(renderedDeployFiles())) {
+      assert.equal(deployFile(name), text, `deploy/${name} differs: run node scripts/render-deploy.ts`);
+    }
+  });
+
+  it('the PM2 file runs `serve` in one process and waits out the drain before killing it', () => {
+    const ecosystem = createRequire(import.meta.url)(new URL('ecosystem.config.cjs', DEPLOY).pathname) as {
+      apps: Array<Record<string, unknown>>;
+    };
+    const [app] = ecosystem.apps;
+    assert.deepEqual(app?.args, ['serve', '--config', '/etc/mcp-relay/relay.yaml']);
+    assert.equal(app?.instances, 1);
+    assert.equal(app?.exec_mode, 'fork');
+    // The gateway ends within shutdownTimeout (default) + 2 s; a shorter kill_timeout cuts calls in flight.
+    assert.ok((app?.kill_timeout as number) > config().shutdownTimeout + 2_000);
+    assert.equal(app?.treekill, false, 'the servers outlive the drain');
+  });
+
+  it('the Dockerfile builds on the Node major package.json asks for and runs `serve` as an account of its own', () => {
+    const dockerfile = deployFile('Dockerfile');
+    const engines = (
+      JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+        engines: { node: string };
+      }
+    ).engines.node;
+    const major = /(\d+)/.exec(engines)?.[1];
+    const bases = [...dockerfile.matchAll(/^FROM node:(\d+)-/gm)].map((match) => match[1]);
+    assert.deepEqual(bases, [major, major]);
+    assert.match(dockerfile, /^USER mcp-relay$/m);
+    assert.match(dockerfile, /^CMD \["mcp-relay", "serve", "--config", "\/etc\/mcp-relay\/relay\.yaml"\]$/m);
+  });
+});
+
+describe('renderNginxSite', () => {
+  it("serves publicUrl's host with TLS, sends HTTP to HTTPS on 443, and proxies each route to the gateway", () => {
+    const { text, warnings } = site();
+    assert.deepEqual(warnings, []);
+    assert.match(text, /^ {4}listen 443 ssl;$/m);
+    assert.match(text, /^ {4}server_name mcp\.example\.com;$/m);
+    assert.match(text, /^ {4}return 301 https:\/\/\$host\$request_uri;$/m);
+    assert.match(text, /ssl_certificate {5}\/etc\/letsencrypt\/live\/mcp\.example\.com\/fullchain\.pem;/);
+    assert.match(text, /# Placeholders: put your certificate here/);
+    const mcp = location(text, '/mcp');
+    for (const directive of [
+      'proxy_pass http://127.0.0.1:8787;',
+      'proxy_http_version 1.1;',
+      'proxy_set_header Host $http_host;',
+      'proxy_set_header X-Forwarded-Proto $scheme;',
+      'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+      'proxy_buffering off;',
+      'proxy_read_timeout 1h;',
+      'proxy_send_timeout 1h;',
+    ]) {
+      assert.ok(mcp.includes(directive), directive);
+    }
+    assert.ok(location(text, '= /healthz').includes('proxy_pass http://127.0.0.1:8787;'));
+    assert.deepEqual(location(text, '/'), ['return 404;']);
+    // Without apps or OAuth, their routes and the upgrade map are not there.
+    assert.doesNotMatch(text, /\/apps\/|\/app-links\/|well-known|\$http_upgrade/);
+    assert.match(text, /client_max_body_size 4m;/);
+  });
+
+  it('adds the app routes with the WebSocket upgrade, the OAuth metadata, and the given certificate', () => {
+    const { text } = site(
+      {
+        servers: { a: { command: 'node', app: { portEnv: 'APP_PORT' } } },
+        auth: { oidc: { issuer: 'https://login.example.com' } },
+        limits: { maxBodyBytes: '512KiB' },
+      },
+      { cert: '/etc/ssl/relay.pem', key: '/etc/ssl/relay.key' },
+    );
+    const apps = location(text, '/apps/');
+    assert.ok(apps.includes('proxy_set_header Upgrade $http_upgrade;'));
+    assert.ok(apps.includes('proxy_set_header Connection $mcp_relay_connection_upgrade;'));
+    assert.ok(apps.includes('proxy_buffering off;'));
+    assert.match(text, /^map \$http_upgrade \$mcp_relay_connection_upgrade \{$/m);
+    assert.ok(location(text, '/app-links/').includes('proxy_pass http://127.0.0.1:8787;'));
+    assert.ok(
+      location(text, '/.well-known/oauth-protected-resource').includes('proxy_pass http://127.0.0.1:8787;'),
+    );
+    assert.match(
+      text,
+      /ssl_certificate {5}\/etc\/ssl\/relay\.pem;\n {4}ssl_certificate_key \/etc\/ssl\/relay\.key;/,
+    );
+    assert.doesNotMatch(text, /Placeholders/);
+    assert.match(text, /client_max_body_size 512k;/);
+  });
+
+  it("listens on publicUrl's port (no redirect server off 443) and reaches wildcard and IPv6 listeners on loopback", () => {
+    const other = site({ publicUrl: 'https://relay.example:8443', listen: { host: '0.0.0.0', port: 9000 } });
+    assert.match(other.text, /^ {4}listen 8443 ssl;$/m);
+    assert.doesNotMatch(other.text, /listen 80;|return 301/);
+    assert.ok(location(other.text, '/mcp').includes('proxy_pass http://127.0.0.1:9000;'));
+    assert.deepEqual(other.warnings, [
+      'listen.host is 0.0.0.0: behind nginx, bind the gateway to 127.0.0.1 so that only nginx reaches it (and its Host check applies)',
+    ]);
+    const v6 = site({ listen: { host: '::1', port: 8787, tls: { cert: 'c.pem', key: 'k.pem' } } });
+    assert.ok(location(v6.text, '/mcp').includes('proxy_pass https://[::1]:8787;'));
+    assert.match(v6.warnings.join('\n'), /listen\.tls: nginx re-encrypts/);
+  });
+
+  it('refuses configs nginx cannot front, saying which key and why', () => {
+    const refusals: Array<[Record<string, unknown>, RegExp]> = [
+      [{ publicUrl: undefined }, /the config has none: set publicUrl to the https address/],
+      [{ publicUrl: 'http://mcp.example.com' }, /is not https: nginx terminates TLS/],
+      [{ publicUrl: 'https://example.com/relay' }, /has a path: the gateway serves \/mcp/],
+      [{ listen: { port: 0 } }, /listen\.port is 0/],
+      [
+        { listen: { port: 8787, tls: { cert: 'c', key: 'k', clientCa: 'ca' } }, auth: {} },
+        /listen\.tls\.clientCa \(client certificates\): nginx would end the TLS connection/,
+      ],
+    ];
+    for (const [input, message] of refusals) {
+      assert.throws(
+        () => site(input),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'CONFIG_INVALID');
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+    }
+    const socketOnly = config({ listen: false, ssh: { mode: 'attached', socket: '/run/mcp-relay/s' } });
+    assert.throws(() => renderNginxSite(socketOnly), /listen: false \(the SSH socket only\)/);
+  });
+});
+
+describe('renderSystemdUnit', () => {
+  it('runs serve as its own account, reloads with SIGHUP, and stops after the drain', () => {
+    const { text, warnings } = unit({ shutdownTimeout: '30s' });
+    assert.deepEqual(warnings, []);
+    for (const line of [
+      'User=mcp-relay',
+      'ExecStart=/usr/bin/node /usr/lib/mcp-relay.js serve --config /etc/mcp-relay/relay.yaml',
+      'ExecReload=/bin/kill -HUP $MAINPID',
+      'EnvironmentFile=-/etc/mcp-relay/environment',
+      'KillMode=mixed',
+      'TimeoutStopSec=35s',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'ProtectHome=yes',
+      'PrivateTmp=yes',
+      'StateDirectory=mcp-relay',
+      'LogsDirectory=mcp-relay',
+    ]) {
+      assert.ok(text.split('\n').includes(line), `${line} in\n${text}`);
+    }
+    assert.doesNotMatch(text, /^(ReadWritePaths|AmbientCapabilities|RuntimeDirectory)=/m);
+  });
+
+  it('leaves the folders the gateway writes writable, and what it reads under /home readable', () => {
+    const { text } = unit({
+      audit: { file: '/srv/audit/audit.jsonl' },
+      ssh: { mode: 'attached', socket: '/run/mcp-relay/gateway.sock' },
+      servers: { a: { command: '/home/ops/servers/a' } },
+    });
+    assert.match(text, /^ReadWritePaths=-\/srv\/audit$/m);
+    assert.match(text, /^RuntimeDirectory=mcp-relay$/m, 'the socket in /run/mcp-relay');
+    assert.match(text, /^ProtectHome=read-only$/m);
+    const logs = unit({ audit: { file: '/var/log/mcp-relay/audit.jsonl' } }).text;
+    assert.doesNotMatch(logs, /^ReadWritePaths=/m, 'LogsDirectory already covers it');
+  });
+
+  it('runs as root when servers switch accounts, binds a low port with a capability otherwise', () => {
+    const root = unit({ servers: { a: { command: 'node', user: 'alice' } } }).text;
+    assert.doesNotMatch(root, /^User=/m);
+    assert.match(root, /the gateway runs as root to start servers under those accounts/);
+    const low = unit({ listen: { host: '0.0.0.0', port: 443 } }).text;
+    assert.match(low, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+  });
+
+  it('quotes and escapes ExecStart words, and warns when node is in a home folder', () => {
+    assert.equal(execWord('/opt/my relay/50%$x'), '"/opt/my relay/50%%$$x"');
+    const home = unit({}, ['/home/me/.node22/bin/node', '/home/me/relay/bin/mcp-relay.js']);
+    assert.match(
+      home.warnings.join('\n'),
+      /is under a home folder, which the mcp-relay account cannot normally read/,
+    );
+  });
+});
+
+describe('mcp-relay deploy print', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-deploy-'));
+    writeFileSync(
+      join(dir, 'relay.yaml'),
+      'listen: { host: 0.0.0.0, port: 8787 }\npublicUrl: https://relay.example\nservers:\n  a: { command: node }\nauth: { apiKeys: { file: keys.yaml } }\n',
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints the nginx site for the config on stdout, notes on stderr', async () => {
+    const printed = await runCliInProcess(
+      ['deploy', 'print', 'nginx', '--cert', 'tls/c.pem', '--key', 'tls/k.pem'],
+      { cwd: dir },
+    );
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.match(printed.stdout, /server_name relay\.example;/);
+    assert.ok(printed.stdout.includes(`ssl_certificate     ${join(dir, 'tls/c.pem')};`));
+    assert.match(
+      printed.stderr,
+      /^note: listen\.host is 0\.0\.0\.0: behind nginx, bind the gateway to 127\.0\.0\.1/,
+    );
+  });
+
+  it("prints the systemd unit with this machine's node and mcp-relay and the config's absolute path", async () => {
+    const printed = await runCliInProcess(['deploy', 'print', 'systemd', '--config', 'relay.yaml'], {
+      cwd: dir,
+    });
+    assert.equal(printed.code, 0, printed.stderr);
+    const { nodePath, binPath } = thisMachineLauncher();
+    assert.ok(
+      printed.stdout.includes(
+        `\nExecStart=${nodePath} ${binPath} serve --config ${join(dir, 'relay.yaml')}\n`,
+      ),
+      printed.stdout,
+    );
+  });
+
+  it('refuses an unknown target, a lone --cert, and a config it cannot front, with exit 2', async () => {
+    const unknown = await runCliInProcess(['deploy', 'print', 'apache'], { cwd: dir });
+    assert.deepEqual(unknown, {
+      code: 2,
+      stdout: '',
+      stderr: 'mcp-relay: deploy print takes nginx or systemd, not "apache"\n',
+    });
+    const lone = await runCliInProcess(['deploy', 'print', 'nginx', '--cert', 'c.pem'], { cwd: dir });
+    assert.equal(lone.code, 2);
+    assert.match(lone.stderr, /--cert and --key go together/);
+    writeFileSync(
+      join(dir, 'plain.yaml'),
+      'publicUrl: http://relay.example\nservers:\n  a: { command: node }\n',
+    );
+    const plain = await runCliInProcess(['deploy', 'print', 'nginx', '--config', 'plain.yaml'], { cwd: dir });
+    assert.equal(plain.code, 2);
+    assert.match(plain.stderr, /publicUrl http:\/\/relay\.example is not https/);
+    const missing = await runCliInProcess(['deploy', 'print', 'nginx', '--config', 'none.yaml'], {
+      cwd: dir,
+    });
+    assert.equal(missing.code, 2);
+  });
+});
