@@ -155,6 +155,22 @@ describe('EventStream', () => {
     assert.equal(res.text.match(/keep-alive/g)?.length, 2, 'no keep-alive after close');
   });
 
+  it('writes no keep-alive with keepAliveMs 0 (sse.keepAlive: 0), and still closes a stalled connection', () => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    const res = new FakeResponse();
+    const events = stream({ keepAliveMs: 0, bufferBytes: 100 });
+    events.attach(res.res);
+    mock.timers.tick(60_000);
+    assert.equal(res.text, '');
+    res.stalled = true;
+    events.send({ ...note(1), params: { n: 1, text: 'z'.repeat(200) } });
+    mock.timers.tick(14_999);
+    assert.equal(res.destroyed, false);
+    mock.timers.tick(1);
+    assert.ok(res.destroyed, 'no progress for 15 s');
+    events.close();
+  });
+
   it('cuts a connection whose client leaves more than bufferBytes unread, and stays resumable', () => {
     const overflows: number[] = [];
     const events = stream({ bufferBytes: 100, onoverflow: (held) => overflows.push(held) });

@@ -8,6 +8,9 @@ import { ErrorCode, type JsonRpcMessage, type JsonRpcResponse } from '../../prot
 import { encodeMessage } from '../../protocol/raw-json.ts';
 import { type Frame, frameLength, type ReplayEntry, type ReplayLog } from './replay-log.ts';
 
+/** How long a connection over the bound may make no progress when streams send no keep-alives (sse.keepAlive 0). */
+const STALL_CHECK_WITHOUT_KEEP_ALIVE_MS = 15_000;
+
 export interface EventStreamOptions {
   /** Unique within the session; event ids are `<id>-<seq>`. */
   id: string;
@@ -105,6 +108,8 @@ export class EventStream {
       this.#finishConnection();
       return;
     }
+    // sse.keepAlive 0 means none (as the endpoint's Mcp-Relay-Keep-Alive header says), not a 1 ms timer.
+    if (this.#options.keepAliveMs <= 0) return;
     this.#keepAlive = setInterval(() => this.#write(': keep-alive\n\n'), this.#options.keepAliveMs);
     this.#keepAlive.unref();
   }
@@ -189,6 +194,8 @@ export class EventStream {
       clearInterval(timer);
       if (this.#watched === res) this.#watched = undefined;
     };
+    const interval =
+      this.#options.keepAliveMs > 0 ? this.#options.keepAliveMs : STALL_CHECK_WITHOUT_KEEP_ALIVE_MS;
     const timer = setInterval(() => {
       const now = res.writableLength;
       if (res.destroyed || now <= this.#options.bufferBytes) stop();
@@ -196,7 +203,7 @@ export class EventStream {
         stop();
         this.#cut(res);
       } else held = now;
-    }, this.#options.keepAliveMs);
+    }, interval);
     timer.unref();
     res.once('close', stop);
   }
