@@ -70,13 +70,16 @@ export class TestPki {
     return ca;
   }
 
-  /** A server certificate for 127.0.0.1 and localhost, signed by `ca`. */
+  /**
+   * A server certificate for localhost and 127.0.0.1, or for the names in `options.san` (e.g.
+   * ['DNS:relay.test']), valid for a day unless `options` says otherwise.
+   */
   serverCert(
     ca: TestCa,
     name = 'server',
-    dates: Pick<ClientCertOptions, 'startDate' | 'endDate'> = {},
+    options: Pick<ClientCertOptions, 'san' | 'startDate' | 'endDate'> = {},
   ): IssuedCert {
-    return this.#issue(ca, name, '/CN=localhost', 'server_ext', dates);
+    return this.#issue(ca, name, '/CN=localhost', 'server_ext', options);
   }
 
   clientCert(ca: TestCa, name: string, options: ClientCertOptions): IssuedCert {
@@ -112,7 +115,7 @@ export class TestPki {
     const csr = join(ca.dir, `${name}.csr`);
     const cert = join(ca.dir, `${name}.pem`);
     const extFile = join(ca.dir, `${name}.ext`);
-    const san = extensions === 'server_ext' ? ['DNS:localhost', 'IP:127.0.0.1'] : (options.san ?? []);
+    const san = options.san ?? (extensions === 'server_ext' ? ['DNS:localhost', 'IP:127.0.0.1'] : []);
     writeFileSync(
       extFile,
       [

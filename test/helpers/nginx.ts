@@ -1,7 +1,8 @@
-// Test helper: a real nginx terminating TLS on 127.0.0.1 and proxying everything to a plain-HTTP
-// gateway, configured as the README's snippet says (WebSocket upgrade, X-Forwarded-*, no buffering).
+// Test helper: a real nginx terminating TLS on 127.0.0.1 in front of a plain-HTTP gateway, run as a
+// plain process in a folder of its own (config, logs, temp files): with one `location /` (WebSocket
+// upgrade, X-Forwarded-*, no buffering), or with a whole site as `mcp-relay deploy print nginx` renders.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { userInfo } from 'node:os';
@@ -20,7 +21,7 @@ export interface TestNginx {
   close(): Promise<void>;
 }
 
-/** The `location /` block the README shows, proxying to `upstream` (http://host:port). */
+/** One `location /` proxying everything to `upstream` (http://host:port), the minimal setup. */
 export function proxyLocation(upstream: string): string {
   return `
     location / {
@@ -48,23 +49,8 @@ export async function startNginx(
   tls: { cert: string; key: string },
   port?: number,
 ): Promise<TestNginx> {
-  if (!existsSync(NGINX))
-    throw new Error(`${NGINX} is missing (Debian package nginx; scripts/test.sh installs it)`);
-  mkdirSync(join(dir, 'temp'), { recursive: true });
   const listen = port ?? (await freePort());
-  const errorLog = join(dir, 'error.log');
-  const temp = (name: string) => `${name}_temp_path ${join(dir, 'temp', name)};`;
-  const config = join(dir, 'nginx.conf');
-  writeFileSync(
-    config,
-    `
-${process.getuid?.() === 0 ? `user ${userInfo().username};` : ''}
-worker_processes 1;
-error_log ${errorLog} info;
-events { worker_connections 256; }
-http {
-  access_log ${join(dir, 'access.log')};
-  ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join('\n  ')}
+  const site = `
   map $http_upgrade $connection_upgrade {
     default upgrade;
     '' close;
@@ -74,23 +60,61 @@ http {
     ssl_certificate ${tls.cert};
     ssl_certificate_key ${tls.key};
     ${proxyLocation(upstream)}
-  }
+  }`;
+  return startNginxSite(dir, site, listen);
+}
+
+/**
+ * The main nginx.conf for running unprivileged in `dir` (logs, pid and temp files there), with `site`
+ * (server blocks, maps: what sites-enabled holds) inside its http block. Returns the file's path.
+ */
+export function writeNginxConfig(dir: string, site: string): string {
+  mkdirSync(join(dir, 'temp'), { recursive: true });
+  const temp = (name: string) => `${name}_temp_path ${join(dir, 'temp', name)};`;
+  const config = join(dir, 'nginx.conf');
+  writeFileSync(
+    config,
+    `
+${process.getuid?.() === 0 ? `user ${userInfo().username};` : ''}
+worker_processes 1;
+error_log ${join(dir, 'error.log')} info;
+pid ${join(dir, 'nginx.pid')};
+events { worker_connections 256; }
+http {
+  access_log ${join(dir, 'access.log')};
+  ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join('\n  ')}
+${site}
 }
 `,
   );
-  const pidFile = join(dir, 'nginx.pid');
-  const child: ChildProcess = spawn(
-    NGINX,
-    ['-p', dir, '-c', config, '-e', errorLog, '-g', `daemon off; pid ${pidFile};`],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  return config;
+}
+
+/** `nginx -t` on `site` inside writeNginxConfig's main config: its exit code and what it said. */
+export function testNginxSite(dir: string, site: string): { code: number | null; output: string } {
+  requireNginx();
+  const config = writeNginxConfig(dir, site);
+  const run = spawnSync(NGINX, ['-t', '-p', dir, '-c', config, '-e', join(dir, 'error.log')], {
+    encoding: 'utf8',
+  });
+  return { code: run.status, output: `${run.stdout}${run.stderr}` };
+}
+
+/** Starts nginx with `site` (see writeNginxConfig), which listens on 127.0.0.1:`port`. */
+export async function startNginxSite(dir: string, site: string, port: number): Promise<TestNginx> {
+  requireNginx();
+  const config = writeNginxConfig(dir, site);
+  const errorLog = join(dir, 'error.log');
+  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', config, '-e', errorLog, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
   const log = () => `${stderr}${existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : ''}`;
   const deadline = Date.now() + 10_000;
-  while (!(await accepts(listen))) {
+  while (!(await accepts(port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`nginx did not start: ${log()}`);
@@ -99,8 +123,8 @@ http {
   }
   const pid = child.pid as number;
   return {
-    port: listen,
-    url: `https://127.0.0.1:${listen}`,
+    port,
+    url: `https://127.0.0.1:${port}`,
     pid,
     log,
     async close() {
@@ -111,6 +135,11 @@ http {
       await exited;
     },
   };
+}
+
+function requireNginx(): void {
+  if (!existsSync(NGINX))
+    throw new Error(`${NGINX} is missing (Debian package nginx; scripts/test.sh installs it)`);
 }
 
 function accepts(port: number): Promise<boolean> {
