@@ -1,4 +1,4 @@
-// The gateway behind a real nginx that terminates TLS (the deployment the README's snippet shows):
+// The gateway behind a real nginx that terminates TLS, with one `location /` proxying everything:
 // MCP over Streamable HTTP with an SSE reply, app links naming nginx's address, the ticket → cookie
 // sign-in, the app page, and the app's WebSocket (frames both ways; a foreign Origin refused), all
 // through https://127.0.0.1:<nginx port> to a plain-HTTP gateway on loopback.
