@@ -135,6 +135,9 @@ describe('renderNginxSite', () => {
       /ssl_certificate {5}\/etc\/ssl\/relay\.pem;\n {4}ssl_certificate_key \/etc\/ssl\/relay\.key;/,
     );
     assert.doesNotMatch(text, /Placeholders/);
+    const spaced = site({}, { cert: '/etc/ssl/my relay;x.pem', key: '/etc/ssl/k.pem' }).text;
+    assert.match(spaced, /ssl_certificate {5}"\/etc\/ssl\/my relay;x\.pem";/);
+    assert.throws(() => site({}, { cert: '/etc/$host.pem', key: '/k' }), /cannot go into an nginx site/);
     assert.match(text, /client_max_body_size 512k;/);
   });
 

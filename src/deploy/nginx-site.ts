@@ -33,8 +33,8 @@ export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions =
   const { upstream, warnings } = gatewayUpstream(config);
   const host = publicUrl.hostname;
   const port = publicUrl.port === '' ? 443 : Number(publicUrl.port);
-  const cert = options.cert ?? `/etc/letsencrypt/live/${host}/fullchain.pem`;
-  const key = options.key ?? `/etc/letsencrypt/live/${host}/privkey.pem`;
+  const cert = nginxPath(options.cert ?? `/etc/letsencrypt/live/${host}/fullchain.pem`);
+  const key = nginxPath(options.key ?? `/etc/letsencrypt/live/${host}/privkey.pem`);
   const placeholders = options.cert === undefined || options.key === undefined;
   const withApps = Object.values(config.servers).some((server) => server.app !== undefined);
   const proxy = (extra: readonly string[]) => proxyDirectives(upstream, extra);
@@ -47,8 +47,8 @@ export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions =
 
   const lines: string[] = [
     '# nginx site for mcp-relay: TLS ends here, the gateway listens behind it on loopback.',
-    `# Rendered by \`mcp-relay deploy print nginx\` from relay.yaml (publicUrl ${config.publicUrl},`,
-    '# listen, the servers with an app); render it again when those change. Install it as',
+    `# Rendered by \`mcp-relay deploy print nginx\` from relay.yaml (publicUrl ${config.publicUrl}, listen,`,
+    '# the servers with an app, auth.oidc, limits.maxBodyBytes); render it again when those change. Install it as',
     '# /etc/nginx/sites-available/mcp-relay, link it into sites-enabled, then `nginx -t && systemctl reload nginx`.',
     '',
   ];
@@ -219,6 +219,18 @@ function gatewayUpstream(config: RelayConfig): { upstream: string; warnings: str
   const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host;
   const bracketed = target.includes(':') && !target.startsWith('[') ? `[${target}]` : target;
   return { upstream: `${tls === undefined ? 'http' : 'https'}://${bracketed}:${port}`, warnings };
+}
+
+/** A file path as one nginx parameter: quoted when it holds what would end or split it. */
+function nginxPath(path: string): string {
+  // nginx expands variables even inside quotes, and a control character has no place in a path.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
+  if (/[$\u0000-\u001f\u007f]/.test(path))
+    throw new RelayError(
+      'USAGE',
+      `the certificate path ${JSON.stringify(path)} cannot go into an nginx site ($ or a control character)`,
+    );
+  return /[\s;{}"'\\#]/.test(path) ? `"${path.replace(/["\\]/g, '\\$&')}"` : path;
 }
 
 /** A byte count as nginx's size syntax (`4m`, `512k`, or bytes). */
