@@ -197,6 +197,8 @@ describe('renderSystemdUnit', () => {
       'PrivateTmp=yes',
       'StateDirectory=mcp-relay',
       'LogsDirectory=mcp-relay',
+      'CapabilityBoundingSet=',
+      'UMask=0077',
     ]) {
       assert.ok(text.split('\n').includes(line), `${line} in\n${text}`);
     }
@@ -221,7 +223,11 @@ describe('renderSystemdUnit', () => {
     assert.doesNotMatch(root, /^User=/m);
     assert.match(root, /the gateway runs as root to start servers under those accounts/);
     const low = unit({ listen: { host: '0.0.0.0', port: 443 } }).text;
-    assert.match(low, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+    assert.match(
+      low,
+      /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE$/m,
+    );
+    assert.doesNotMatch(root, /^CapabilityBoundingSet=/m);
   });
 
   it('quotes and escapes ExecStart words, and warns when node is in a home folder', () => {

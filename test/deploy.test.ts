@@ -116,6 +116,11 @@ describe('deploy: nginx -t and systemd-analyze verify', () => {
     // verify checks the keys, their values and that ExecStart's program exists; it starts nothing.
     const verified = await runProcess(SYSTEMD_ANALYZE, ['verify', unit]);
     assert.deepEqual(verified, { code: 0, stdout: '', stderr: '' });
+    // systemd's own measure of the sandbox (0 is the tightest, 10 none): 5.7 before the capability
+    // bounding set, ProtectProc and UMask 0077; the rest is what arbitrary servers inside need (see README).
+    const security = await runProcess(SYSTEMD_ANALYZE, ['security', '--offline=yes', unit]);
+    const exposure = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout)?.[1]);
+    assert.ok(exposure <= 4, `exposure ${exposure}\n${security.stdout}${security.stderr}`);
     // It does complain about what is wrong, so the empty answer above means something.
     writeFileSync(unit, printed.stdout.replace('KillMode=mixed', 'KillMode=mixed\nProtectSistem=strict'));
     const broken = await runProcess(SYSTEMD_ANALYZE, ['verify', unit]);

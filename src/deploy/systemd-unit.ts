@@ -104,13 +104,19 @@ export function renderSystemdUnit(config: RelayConfig, options: SystemdUnitOptio
     'LockPersonality=yes',
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
     'SystemCallArchitectures=native',
-    'UMask=0027',
-    ...(lowPort && !asRoot
-      ? [
-          `# listen.port ${config.listen === false ? '' : config.listen.port} is below 1024.`,
-          'AmbientCapabilities=CAP_NET_BIND_SERVICE',
-        ]
-      : []),
+    // Files the gateway and its servers create are theirs alone (the audit log and keys are 0600 anyway).
+    'UMask=0077',
+    // Other accounts' processes are invisible; its own children stay visible.
+    'ProtectProc=invisible',
+    ...(asRoot
+      ? ['# Root keeps its capabilities: switching servers to their accounts needs several of them.']
+      : lowPort
+        ? [
+            `# listen.port ${config.listen === false ? '' : config.listen.port} is below 1024: that one capability, nothing else.`,
+            'CapabilityBoundingSet=CAP_NET_BIND_SERVICE',
+            'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+          ]
+        : ['# No capabilities at all, not even through a program it runs.', 'CapabilityBoundingSet=']),
     '',
     '[Install]',
     'WantedBy=multi-user.target',
