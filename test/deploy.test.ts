@@ -169,7 +169,8 @@ describe('deploy: a gateway behind nginx configured from `deploy print nginx`', 
         `publicUrl: ${publicUrl}`,
         'servers:',
         `  3d: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(APP_SERVER)}], app: { portEnv: APP_PORT } }`,
-        'auth: { apiKeys: { file: keys.yaml } }',
+        // OAuth too, for its metadata route; the provider is never reached (the calls use an API key).
+        "auth: { apiKeys: { file: keys.yaml }, oidc: { issuer: 'https://login.example.com' } }",
         `sse: { keepAlive: ${KEEP_ALIVE} }`,
         '',
       ].join('\n'),
@@ -229,6 +230,14 @@ describe('deploy: a gateway behind nginx configured from `deploy print nginx`', 
     const health = await get('/healthz');
     assert.equal(health.status, 200);
     assert.equal(((await health.json()) as { status: string }).status, 'ok');
+    // OAuth discovery through nginx: the resource is named on publicUrl, the address clients used.
+    const metadata = await get('/.well-known/oauth-protected-resource/mcp/3d');
+    assert.equal(metadata.status, 200);
+    const { resource, authorization_servers } = (await metadata.json()) as Record<string, unknown>;
+    assert.deepEqual(
+      { resource, authorization_servers },
+      { resource: `${publicUrl}/mcp/3d`, authorization_servers: ['https://login.example.com'] },
+    );
     const elsewhere = await get('/admin');
     assert.equal(elsewhere.status, 404);
     assert.match(
@@ -337,6 +346,7 @@ describe('deploy: a gateway behind nginx configured from `deploy print nginx`', 
     // The app proxy passes on, as X-Forwarded-Host, the Host the gateway received from nginx.
     assert.equal(answer.headers['x-forwarded-host'], `${HOST}:${nginx.port}`);
     assert.equal(answer.headers['x-forwarded-proto'], 'https');
+    assert.equal(answer.headers['x-forwarded-for'], '127.0.0.1', "nginx's, passed on by the gateway");
 
     const ws = new WebSocket(new URL('/apps/3d/alice/ws', publicUrl.replace(/^https/, 'wss')), {
       ca,
