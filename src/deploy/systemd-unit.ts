@@ -104,9 +104,8 @@ export function renderSystemdUnit(config: RelayConfig, options: SystemdUnitOptio
     'LockPersonality=yes',
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
     'SystemCallArchitectures=native',
-    // Files the gateway and its servers create are theirs alone (the audit log and keys are 0600 anyway).
+    "# Files it and its servers create are theirs alone; other accounts' processes are out of sight.",
     'UMask=0077',
-    // Other accounts' processes are invisible; its own children stay visible.
     'ProtectProc=invisible',
     ...(asRoot
       ? ['# Root keeps its capabilities: switching servers to their accounts needs several of them.']

@@ -48,12 +48,12 @@ export function hostGuard(
 }
 
 /** A Host header as messages quote it: one line, bounded, no quotes of its own. */
-export function quoteHost(host: string): string {
+function quoteHost(host: string): string {
   return sanitize(host.replace(/["\\]/g, '?'), QUOTED_HOST_CHARS);
 }
 
 /** What a client told 421 reads: the Host it sent, what the gateway expected, and the two ways to fix it. */
-export function wrongHostMessage(quotedHost: string | undefined, publicUrl: string | undefined): string {
+function wrongHostMessage(quotedHost: string | undefined, publicUrl: string | undefined): string {
   const fix = "set publicUrl to the address clients use, or fix the proxy's Host header";
   const sent = quotedHost === undefined ? 'a request without a Host header' : `Host "${quotedHost}"`;
   if (publicUrl === undefined)
