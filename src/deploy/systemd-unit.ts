@@ -46,7 +46,14 @@ export function renderSystemdUnit(config: RelayConfig, options: SystemdUnitOptio
       ? ['#   (servers.<name>.user is set: the gateway runs as root to start servers under those accounts)']
       : [
           `#   useradd --system --home-dir ${STATE_DIR} --shell /usr/sbin/nologin ${SERVICE_NAME}`,
-          `#   chgrp ${SERVICE_NAME} <the config and keys file>; chmod 0640 <them>`,
+          `#   chgrp ${SERVICE_NAME} ${configPath} && chmod 0640 ${configPath}`,
+          // keys create writes the file 0600 as whoever runs it: the service account must be its owner.
+          ...(config.auth.apiKeys
+            ? [
+                `#   API keys as that account, which must own ${config.auth.apiKeys.file}:`,
+                `#   sudo -u ${SERVICE_NAME} mcp-relay keys create <user> --config ${configPath}`,
+              ]
+            : []),
         ]),
     `#   save this as /etc/systemd/system/${SERVICE_NAME}.service`,
     `#   systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}`,
