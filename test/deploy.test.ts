@@ -24,7 +24,7 @@ import { capturingLogger } from './helpers/capturing-logger.ts';
 import { TestPki } from './helpers/certs.ts';
 import { runCliInProcess, runProcess } from './helpers/cli.ts';
 import { textOf } from './helpers/gateway.ts';
-import { startNginxSite, type TestNginx, testNginxSite } from './helpers/nginx.ts';
+import { siteOnLoopback, startNginxSite, type TestNginx, testNginxSite } from './helpers/nginx.ts';
 
 const DEPLOY = new URL('../deploy/', import.meta.url);
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
@@ -39,20 +39,12 @@ const toLoopback = ((_host: string, options: { all?: boolean }, callback: (...ar
   else callback(null, '127.0.0.1', 4);
 }) as unknown as LookupFunction;
 
-/**
- * A rendered site as a test can run it: on 127.0.0.1:`port` only (no IPv6, no port 80), and nginx's
- * read timeouts of an hour cut to READ_TIMEOUT_S. Everything else is as `deploy print` wrote it.
- */
+/** A rendered site on 127.0.0.1 only (siteOnLoopback), with nginx's read timeouts of an hour cut to READ_TIMEOUT_S. */
 function forTest(site: string, port: number): string {
-  const changed = site
-    .replace(/^ {4}listen \[::\]:\d+ ssl;\n/m, '')
-    .replace(/^ {4}listen (\d+) ssl;$/m, (_line, rendered: string) => {
-      assert.equal(Number(rendered), port, "rendered for publicUrl's port");
-      return `    listen 127.0.0.1:${port} ssl;`;
-    })
-    .replaceAll(/proxy_(read|send)_timeout 1h;/g, `proxy_$1_timeout ${READ_TIMEOUT_S}s;`);
-  assert.doesNotMatch(changed, /listen 80;/, 'no redirect server off port 443');
-  return changed;
+  return siteOnLoopback(site, port).replaceAll(
+    /proxy_(read|send)_timeout 1h;/g,
+    `proxy_$1_timeout ${READ_TIMEOUT_S}s;`,
+  );
 }
 
 describe('deploy: nginx -t and systemd-analyze verify', () => {

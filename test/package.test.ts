@@ -5,21 +5,16 @@
 // `claude bundle` writes reaches its gateway, and `demo` says where the demo lives instead of failing.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import * as source from '../src/index.ts';
 import { connectOverStdio, runProcess } from './helpers/cli.ts';
 import { FIXTURE_SERVER, textOf } from './helpers/gateway.ts';
 import { launchAsClaudeDesktop, unpackBundle } from './helpers/mcpb.ts';
+import { npmEnv, type Packed, packAndInstall } from './helpers/package.ts';
 import { startServe } from './helpers/serve.ts';
-
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const run = promisify(execFile);
 
 describe('the built package', () => {
   it('resolves by its name to the built entry, with the source entry names', async () => {
@@ -49,40 +44,12 @@ describe('the built package', () => {
 describe('the npm package, packed and installed globally', () => {
   let dir: string;
   let bin: string;
-  let packed: { filename: string; size: number; files: { path: string }[] };
+  let packed: Packed;
   let installMs: number;
-  /** npm's own settings from an outer `npm test` (npm_config_prefix, …) must not redirect the install. */
-  const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
 
   before(async () => {
-    assert.ok(
-      existsSync(join(ROOT, 'dist', 'cli', 'main.js')),
-      'npm run build first: the tarball carries dist/',
-    );
     dir = mkdtempSync(join(tmpdir(), 'mcp-relay-package-'));
-    // --ignore-scripts: `prepare` would build again; dist/ is what the build already made.
-    const pack = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
-      cwd: ROOT,
-      env: npmEnv,
-    });
-    packed = (JSON.parse(pack.stdout) as (typeof packed)[])[0] as typeof packed;
-    const started = Date.now();
-    await run(
-      'npm',
-      [
-        'install',
-        '-g',
-        join(dir, packed.filename),
-        '--prefix',
-        join(dir, 'prefix'),
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-      ],
-      { cwd: dir, env: npmEnv },
-    );
-    bin = join(dir, 'prefix', 'bin', 'mcp-relay');
-    installMs = Date.now() - started;
+    ({ packed, bin, installMs } = await packAndInstall(dir));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -100,6 +100,22 @@ export function testNginxSite(dir: string, site: string): { code: number | null;
   return { code: run.status, output: `${run.stdout}${run.stderr}` };
 }
 
+/**
+ * A site `mcp-relay deploy print nginx` rendered, as a test can run it: on 127.0.0.1:`port` only (no
+ * IPv6, no port-80 redirect server); everything else as rendered.
+ */
+export function siteOnLoopback(site: string, port: number): string {
+  const changed = site
+    .replace(/^ {4}listen \[::\]:\d+ ssl;\n/m, '')
+    .replace(/^ {4}listen (\d+) ssl;$/m, (_line, rendered: string) => {
+      if (Number(rendered) !== port)
+        throw new Error(`the site listens on ${rendered}, not publicUrl's ${port}`);
+      return `    listen 127.0.0.1:${port} ssl;`;
+    });
+  if (/listen 80;/.test(changed)) throw new Error('a redirect server on port 80: publicUrl is not on 443');
+  return changed;
+}
+
 /** Starts nginx with `site` (see writeNginxConfig), which listens on 127.0.0.1:`port`. */
 export async function startNginxSite(dir: string, site: string, port: number): Promise<TestNginx> {
   requireNginx();
