@@ -116,6 +116,7 @@ describe('identify', () => {
       status: 401,
       message: 'client certificate not accepted (CERT_HAS_EXPIRED)',
       headers: { 'www-authenticate': CLIENT_CERT_CHALLENGE },
+      reason: 'certificate',
     });
     const required = identifier({ certificates: certificates(false), tokens: tokens() });
     const missing = required(caller({ peer: peer(false, {}) }));

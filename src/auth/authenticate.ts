@@ -35,11 +35,15 @@ export interface AuthRequest {
   path: string;
 }
 
+/** Why, in a word of ours for counting (never the credential or the message). */
+export type AuthFailureReason = 'missing' | 'invalid' | 'insufficient-scope' | 'unavailable' | 'certificate';
+
 export type AuthFailure = {
   ok: false;
   status: 401 | 403 | 503;
   message: string;
   headers: Readonly<Record<string, string>>;
+  reason?: AuthFailureReason;
 };
 
 export type AuthResult = { ok: true; identity: Identity } | AuthFailure;
@@ -114,25 +118,40 @@ class Challenge {
           : keys
             ? 'authentication required: send Authorization: Bearer <API key>'
             : 'authentication required: present a client certificate';
-    return this.#fail(401, message, {});
+    return this.#fail(401, message, {}, 'missing');
   }
 
   invalid(description: string): AuthFailure {
-    return this.#fail(401, description, { error: 'invalid_token', error_description: description });
+    return this.#fail(
+      401,
+      description,
+      { error: 'invalid_token', error_description: description },
+      'invalid',
+    );
   }
 
   insufficientScope(missing: readonly string[]): AuthFailure {
     const description = `the access token lacks the scope(s) this server requires: ${missing.join(' ')}`;
-    return this.#fail(403, description, { error: 'insufficient_scope', error_description: description });
+    return this.#fail(
+      403,
+      description,
+      { error: 'insufficient_scope', error_description: description },
+      'insufficient-scope',
+    );
   }
 
   unavailable(): AuthFailure {
     const message = 'the identity provider cannot be reached to check the token; try again shortly';
-    const result = this.#fail(503, message, {});
+    const result = this.#fail(503, message, {}, 'unavailable');
     return { ...result, headers: { ...result.headers, 'retry-after': '5' } };
   }
 
-  #fail(status: 401 | 403 | 503, message: string, params: Record<string, string>): AuthFailure {
+  #fail(
+    status: 401 | 403 | 503,
+    message: string,
+    params: Record<string, string>,
+    reason: AuthFailureReason,
+  ): AuthFailure {
     const parts = [`realm="mcp-relay"`];
     for (const [name, value] of Object.entries(params)) parts.push(`${name}="${quoted(value)}"`);
     const oidc = this.#methods.oidc;
@@ -144,7 +163,8 @@ class Challenge {
       const scopes = oidc.resource.requiredScopes(server);
       if (scopes.length > 0) parts.push(`scope="${scopes.join(' ')}"`);
     }
-    return { ok: false, status, message, headers: { 'www-authenticate': `Bearer ${parts.join(', ')}` } };
+    const headers = { 'www-authenticate': `Bearer ${parts.join(', ')}` };
+    return { ok: false, status, message, headers, reason };
   }
 }
 

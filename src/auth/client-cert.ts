@@ -96,7 +96,7 @@ export class ClientCertificates {
 }
 
 function refused(message: string): AuthFailure {
-  return { ok: false, status: 401, message, headers: CHALLENGE_HEADERS };
+  return { ok: false, status: 401, message, headers: CHALLENGE_HEADERS, reason: 'certificate' };
 }
 
 function isTlsPeer(socket: unknown): socket is TlsPeer {

@@ -2,7 +2,7 @@
 // socket, else the client certificate, else the bearer token (or nobody, when no authentication is
 // configured on loopback). One result type, so the HTTP edge renders every refusal the same way.
 
-import type { AuthRequest, AuthResult } from './authenticate.ts';
+import type { AuthFailure, AuthRequest, AuthResult } from './authenticate.ts';
 import type { ClientCertificates } from './client-cert.ts';
 import { type HeaderValues, socketCaller } from './socket-identity.ts';
 
@@ -20,6 +20,8 @@ export interface IdentifyMethods {
   certificates?: ClientCertificates | undefined;
   /** API keys and OAuth (the gateway's `GatewayAuth`); also answers when neither is configured. */
   tokens: { authenticate(request: AuthRequest): Promise<AuthResult> };
+  /** Told of every refusal (the gateway counts them: observe/events.ts); must not throw. */
+  onRefused?: (failure: AuthFailure) => void;
 }
 
 export type Identify = (caller: Caller) => AuthResult | Promise<AuthResult>;
@@ -29,9 +31,18 @@ export type Identify = (caller: Caller) => AuthResult | Promise<AuthResult>;
  * so those requests wait on nothing; a token check is the one that may await the issuer's keys.
  */
 export function identifier(methods: IdentifyMethods): Identify {
-  const { certificates, tokens } = methods;
-  return function identify(caller: Caller): AuthResult | Promise<AuthResult> {
+  const { certificates, tokens, onRefused } = methods;
+  const decide = (caller: Caller): AuthResult | Promise<AuthResult> => {
     if (caller.viaSocket) return socketCaller(caller.headers);
     return certificates?.identify(caller.peer, caller.authorization) ?? tokens.authenticate(caller);
+  };
+  if (!onRefused) return decide;
+  const told = (result: AuthResult): AuthResult => {
+    if (!result.ok) onRefused(result);
+    return result;
+  };
+  return function identify(caller: Caller): AuthResult | Promise<AuthResult> {
+    const result = decide(caller);
+    return result instanceof Promise ? result.then(told) : told(result);
   };
 }

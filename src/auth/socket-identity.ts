@@ -35,6 +35,7 @@ const SOCKET_REFUSAL: AuthResult = Object.freeze({
   status: 401,
   message: `the gateway socket needs a valid ${SOCKET_USER_HEADER} header (${PRINCIPAL_NAME_RULE})`,
   headers: Object.freeze({}),
+  reason: 'missing',
 });
 
 function single(value: string | string[] | undefined): string | undefined {

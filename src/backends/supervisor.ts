@@ -4,7 +4,14 @@
 // `endCooldown` (a config reload), so a fixed server is tried at the next request.
 
 import type { Logger } from '../log.ts';
-import { backendDown, backendStarted, backendUnhealthy, publishBackend } from '../observe/events.ts';
+import {
+  backendDown,
+  backendStarted,
+  backendUnhealthy,
+  type EventOwner,
+  publishBackend,
+  UNOWNED,
+} from '../observe/events.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import type { BackendChannel, ChannelState } from './channel.ts';
 import type { BackendExit, BackendProcess } from './process.ts';
@@ -35,6 +42,8 @@ export interface SupervisorOptions {
    * read when the backend is marked unhealthy and while it is, a change ends the cool-down at once.
    */
   fingerprint?: () => string;
+  /** Names the gateway in this backend's events (observe/events.ts). */
+  owner?: EventOwner;
 }
 
 export class Supervisor implements BackendChannel {
@@ -53,6 +62,9 @@ export class Supervisor implements BackendChannel {
   #unhealthyUntil = 0;
   #unhealthyReason = '';
   #everStarted = false;
+  #restarts = 0;
+  #startedAt: number | undefined;
+  readonly #owner: EventOwner;
   onmessage: ((message: JsonRpcMessage) => void) | undefined;
   onstarted: ((restart: boolean) => void) | undefined;
   ondown: ((reason: string) => void) | undefined;
@@ -63,6 +75,17 @@ export class Supervisor implements BackendChannel {
     this.#log = log;
     this.#policy = options.policy ?? DEFAULT_RESTART_POLICY;
     this.#fingerprint = options.fingerprint;
+    this.#owner = options.owner ?? UNOWNED;
+  }
+
+  /** Processes started after one went down (not the first start). */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** When the running process started (ms since the epoch); undefined while none runs. */
+  get startedAt(): number | undefined {
+    return this.#process ? this.#startedAt : undefined;
   }
 
   get state(): ChannelState {
@@ -165,8 +188,10 @@ export class Supervisor implements BackendChannel {
     process.start();
     const restart = this.#everStarted;
     this.#everStarted = true;
+    this.#startedAt = Date.now();
+    if (restart) this.#restarts++;
     if (this.#state !== 'running' || this.#process !== process) return;
-    publishBackend(backendStarted, process.spec.server, process.pid, undefined, restart);
+    publishBackend(backendStarted, this.#owner, process.spec.server, process.pid, undefined, restart);
     this.onstarted?.(restart);
   }
 
@@ -180,7 +205,7 @@ export class Supervisor implements BackendChannel {
         : `backend exited (${exit.signal ?? `code ${exit.code}`})`);
     const now = Date.now();
     this.#crashes = [...this.#crashes.filter((time) => now - time < this.#policy.crashWindowMs), now];
-    publishBackend(backendDown, this.#launched?.spec.server, this.#launched?.pid, reason);
+    publishBackend(backendDown, this.#owner, this.#launched?.spec.server, this.#launched?.pid, reason);
     this.ondown?.(reason);
     // A command that cannot be started at all (missing, not executable) will not start on a retry either.
     if (exit.error || this.#crashes.length >= this.#policy.crashLimit) {
@@ -197,6 +222,7 @@ export class Supervisor implements BackendChannel {
       );
       publishBackend(
         backendUnhealthy,
+        this.#owner,
         this.#launched?.spec.server,
         this.#launched?.pid,
         this.#unhealthyReason,

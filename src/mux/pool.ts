@@ -7,6 +7,7 @@ import type { BackendLauncher } from '../backends/launcher.ts';
 import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import { type EventOwner, UNOWNED } from '../observe/events.ts';
 import type { AtCapacity, Identity, Placement } from '../sessions/types.ts';
 import { Multiplexer } from './multiplexer.ts';
 
@@ -27,10 +28,28 @@ export interface ServerStats {
   reason?: string;
 }
 
+/** One backend as an admin page shows it: whose it is, its process, since when, how it fares. */
+export interface BackendInfo {
+  readonly server: string;
+  /** The user it runs for (per-user, per-session); undefined for a shared backend. */
+  readonly user: string | undefined;
+  readonly isolation: string;
+  readonly pid: number | undefined;
+  readonly state: string;
+  /** When its current process started (ms since the epoch); undefined while none runs. */
+  readonly startedAt: number | undefined;
+  /** Processes started after one went down. */
+  readonly restarts: number;
+  readonly healthy: boolean;
+  readonly sessions: number;
+}
+
 interface Instance {
   mux: Multiplexer;
   /** The backend behind the multiplexer, asked for its app port at each proxied request. */
   channel: BackendChannel;
+  supervisor: Supervisor;
+  user: string | undefined;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -44,12 +63,15 @@ export class BackendPool {
    * instances: a per-session backend is gone as soon as its session failed, but the server is still broken.
    */
   readonly #crashLoops = new Map<string, { reason: string; until: number }>();
+  readonly #owner: EventOwner;
   #stopped = false;
 
-  constructor(config: RelayConfig, launcher: BackendLauncher, log: Logger) {
+  /** `owner` names the gateway in its backends' events (observe/events.ts). */
+  constructor(config: RelayConfig, launcher: BackendLauncher, log: Logger, owner: EventOwner = UNOWNED) {
     this.#config = config;
     this.#launcher = launcher;
     this.#log = log;
+    this.#owner = owner;
   }
 
   /** Backends (running or being restarted) right now. */
@@ -138,6 +160,21 @@ export class BackendPool {
     for (const { channel } of this.#instances.values()) channel.endCooldown();
   }
 
+  /** Every backend now, a copy: for the admin page and per-backend CPU and memory in the metrics. */
+  backends(): BackendInfo[] {
+    return [...this.#instances.values()].map(({ mux, supervisor, user }) => ({
+      server: mux.server,
+      user,
+      isolation: this.#config.servers[mux.server]?.isolation ?? 'shared',
+      pid: supervisor.pid,
+      state: supervisor.state,
+      startedAt: supervisor.startedAt,
+      restarts: supervisor.restarts,
+      healthy: mux.healthy,
+      sessions: mux.sessionCount,
+    }));
+  }
+
   /** Stops every backend, and refuses to start new ones from now on. Idempotent. */
   async stopAll(): Promise<void> {
     this.#stopped = true;
@@ -163,9 +200,12 @@ export class BackendPool {
     };
     const supervisor = new Supervisor(() => this.#launcher.launch(owner), this.#log.child({ server, user }), {
       fingerprint: () => this.#launcher.fingerprint(server),
+      owner: this.#owner,
     });
     const instance: Instance = {
       channel: supervisor,
+      supervisor,
+      user,
       mux: new Multiplexer(supervisor, {
         server,
         mode: config.isolation,

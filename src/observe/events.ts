@@ -1,5 +1,5 @@
-// What happens to sessions, requests and backends, published on node:diagnostics_channel for the
-// audit log today and metrics or an admin page later. Every publish checks `hasSubscribers` first, so
+// What happens to sessions, requests, backends and failed sign-ins, published on node:diagnostics_channel
+// for the audit log, the metrics and the admin page. Every publish checks `hasSubscribers` first, so
 // an event nobody listens to costs one property read and builds nothing.
 
 import { type Channel, channel } from 'node:diagnostics_channel';
@@ -72,10 +72,11 @@ export interface RequestRefusedEvent {
 }
 
 /**
- * A backend process started, went down or was marked unhealthy. No gateway token: the supervisor
- * knows only its process; tell gateways apart by server and pid.
+ * A backend process started, went down or was marked unhealthy, with the token of the gateway whose
+ * pool made its supervisor (UNOWNED for a supervisor made on its own).
  */
 export interface BackendEvent {
+  readonly owner: EventOwner;
   readonly server: string | undefined;
   readonly pid: number | undefined;
   /** Why it went down or is unhealthy; undefined for `started`. */
@@ -95,6 +96,16 @@ export interface AppEvent {
   readonly kind: 'sign-in' | 'open' | 'close';
   /** For `close`: since the WebSocket opened, in whole milliseconds. */
   readonly durationMs: number | undefined;
+}
+
+/** Why a request was refused before anyone was known: words of ours, never the credential. */
+export type AuthFailureReason = 'missing' | 'invalid' | 'insufficient-scope' | 'unavailable' | 'certificate';
+
+/** A request the edge refused because who was calling could not be established (401, 403, 503). */
+export interface AuthFailedEvent {
+  readonly owner: EventOwner;
+  readonly reason: AuthFailureReason;
+  readonly status: number;
 }
 
 /** One typed channel: publishers check `hasSubscribers` before building an event. */
@@ -133,6 +144,7 @@ export const sessionClosed = new EventChannel<SessionCloseEvent>('mcp-relay:sess
 export const requestSettled = new EventChannel<RequestSettledEvent>('mcp-relay:request.settled');
 export const requestRefused = new EventChannel<RequestRefusedEvent>('mcp-relay:request.refused');
 export const appEvents = new EventChannel<AppEvent>('mcp-relay:app');
+export const authFailed = new EventChannel<AuthFailedEvent>('mcp-relay:auth.failed');
 export const backendStarted = new EventChannel<BackendEvent>('mcp-relay:backend.started');
 export const backendDown = new EventChannel<BackendEvent>('mcp-relay:backend.down');
 export const backendUnhealthy = new EventChannel<BackendEvent>('mcp-relay:backend.unhealthy');
@@ -260,12 +272,17 @@ export function publishApp(
 
 export function publishBackend(
   events: EventChannel<BackendEvent>,
+  owner: EventOwner,
   server: string | undefined,
   pid: number | undefined,
   reason: string | undefined,
   restart = false,
 ): void {
-  if (events.hasSubscribers) events.publish({ server, pid, reason, restart });
+  if (events.hasSubscribers) events.publish({ owner, server, pid, reason, restart });
+}
+
+export function publishAuthFailed(owner: EventOwner, reason: AuthFailureReason, status: number): void {
+  if (authFailed.hasSubscribers) authFailed.publish({ owner, reason, status });
 }
 
 function nameOf(request: JsonRpcRequest): string | undefined {

@@ -6,7 +6,7 @@ import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { type EventOwner, publishSessionClose, publishSessionOpen, UNOWNED } from '../observe/events.ts';
 import { Session } from './session.ts';
-import type { AtCapacity, Identity, Placement, Refusal, SessionGates } from './types.ts';
+import type { AtCapacity, Identity, Placement, Refusal, SessionClient, SessionGates } from './types.ts';
 
 /**
  * Where a new session's backend is, by the server's isolation mode: attach to it (once, from the
@@ -30,6 +30,20 @@ export interface SessionsSnapshot {
   readonly draining: boolean;
   readonly byServer: Readonly<Record<string, number>>;
   readonly byUser: Readonly<Record<string, number>>;
+}
+
+/** One open session as an admin page lists it: a copy. */
+export interface SessionInfo {
+  readonly id: string;
+  readonly server: string;
+  readonly user: string;
+  readonly auth: string;
+  readonly client: SessionClient;
+  /** Opened at, and last request at (ms since the epoch). */
+  readonly since: number;
+  readonly lastActivity: number;
+  readonly inFlight: number;
+  readonly requests: number;
 }
 
 export class SessionManager {
@@ -93,7 +107,23 @@ export class SessionManager {
     };
   }
 
-  async create(server: string, identity: Identity): Promise<CreateResult> {
+  /** Every open session, copied, for the admin page. */
+  list(): SessionInfo[] {
+    return [...this.#sessions.values()].map((session) => ({
+      id: session.id,
+      server: session.server,
+      user: session.identity.user,
+      auth: session.identity.method,
+      client: session.client,
+      since: session.createdAt,
+      lastActivity: session.lastActivity,
+      inFlight: session.inFlightCount,
+      requests: session.requestCount,
+    }));
+  }
+
+  /** `client` is what the front knows of the client (its address, clientInfo), kept for the admin page. */
+  async create(server: string, identity: Identity, client: SessionClient = {}): Promise<CreateResult> {
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const refusal = await this.#gates.admitSession(server, identity);
     if (refusal) return { ok: false, reason: 'refused', refusal };
@@ -127,6 +157,7 @@ export class SessionManager {
         },
         log: this.#log,
         owner: this.#owner,
+        client,
       },
       { connect: placed.attach, gate: (created) => this.#gates.open(created) },
     );

@@ -39,6 +39,7 @@ import type {
   RequestEnding,
   RequestGate,
   RequestTrack,
+  SessionClient,
   Upstream,
 } from './types.ts';
 
@@ -52,6 +53,8 @@ export interface SessionOptions {
   log: Logger;
   /** The gateway the session belongs to, named in its events (observe/events.ts). */
   owner?: EventOwner;
+  /** Who the client is, as its front saw it (shown on the admin page). */
+  client?: SessionClient;
 }
 
 /**
@@ -101,6 +104,7 @@ export class Session implements Downstream {
   readonly identity: Identity;
   readonly server: string;
   readonly owner: EventOwner;
+  readonly client: SessionClient;
   readonly createdAt = Date.now();
   lastActivity = Date.now();
   /** The protocol version agreed at initialize; undefined until the initialize result arrived. */
@@ -136,6 +140,7 @@ export class Session implements Downstream {
     this.identity = options.identity;
     this.server = options.server;
     this.owner = options.owner ?? UNOWNED;
+    this.client = options.client ?? {};
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#answers = new RecentAnswers(options.retries);
     this.#log = options.log.child({

@@ -25,6 +25,15 @@ export interface Identity {
   expiresAt?: number;
 }
 
+/** What a front knows of the client behind a session, for an admin page: never used to decide anything. */
+export interface SessionClient {
+  /** The peer's address as the front sees it (the TCP peer; a proxy's when behind one). */
+  readonly address?: string;
+  /** `clientInfo` of its initialize, bounded and made one line. */
+  readonly name?: string;
+  readonly version?: string;
+}
+
 /** Where the messages that belong to one client request go: the POST's reply (JSON or SSE). */
 export interface ReplyTarget {
   /** A message sent before the response (progress, a server→client request); switches the reply to SSE. */

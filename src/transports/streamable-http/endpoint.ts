@@ -20,7 +20,8 @@ import {
 import { isSupportedProtocolVersion } from '../../protocol/versions.ts';
 import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
-import type { Identity } from '../../sessions/types.ts';
+import type { Identity, SessionClient } from '../../sessions/types.ts';
+import { sanitize } from '../../util/sanitize.ts';
 import { EventStream } from './event-stream.ts';
 import { PostReply } from './post-reply.ts';
 import { ReplayLog } from './replay-log.ts';
@@ -133,7 +134,7 @@ export class McpEndpoint {
     }
     if (isRequest(message)) this.#advertise(res);
     if (isRequest(message) && message.method === 'initialize') {
-      await this.#initialize(message, res, server, identity);
+      await this.#initialize(message, res, server, identity, clientOf(req, message));
       return;
     }
     const session = this.#findSession(req, res, server, identity, isRequest(message) ? message.id : null);
@@ -155,10 +156,11 @@ export class McpEndpoint {
     res: ServerResponse,
     server: string,
     identity: Identity,
+    client: SessionClient,
   ): Promise<void> {
     let created: Awaited<ReturnType<SessionManager['create']>>;
     try {
-      created = await this.#sessions.create(server, identity);
+      created = await this.#sessions.create(server, identity, client);
     } catch (error) {
       // Our fault, not the client's: the details stay in the log.
       this.#log.error({ err: errorText(error), server }, 'could not start a session');
@@ -362,4 +364,18 @@ export class McpEndpoint {
 
 function standaloneId(session: Session): string {
   return `g${session.id.slice(0, 8)}`;
+}
+
+/** Who the client says it is (initialize's clientInfo, bounded) and where it connects from, for the admin page. */
+function clientOf(req: IncomingMessage, initialize: JsonRpcRequest): SessionClient {
+  const info = initialize.params?.clientInfo as { name?: unknown; version?: unknown } | undefined;
+  const text = (value: unknown) => (typeof value === 'string' ? sanitize(value, 64) : undefined);
+  const name = text(info?.name);
+  const version = text(info?.version);
+  const address = req.socket.remoteAddress;
+  return {
+    ...(address === undefined ? {} : { address }),
+    ...(name === undefined ? {} : { name }),
+    ...(version === undefined ? {} : { version }),
+  };
 }
