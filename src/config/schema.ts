@@ -1,6 +1,7 @@
 // The one schema for relay.yaml. Inner code receives the parsed, defaulted, read-only result.
 
 import { z } from 'zod';
+import { isLoopbackAddress } from '../util/loopback.ts';
 import { allowedOrigin, auditSchema, limitPolicyKeys, serverPolicyKeys } from './policy-schema.ts';
 import { parseDuration, parseSize } from './units.ts';
 
@@ -206,6 +207,37 @@ const authSchema = z
     }
   });
 
+/** `host:port` of a listener that must stay on this machine (IPv6 in brackets: `[::1]:9464`). */
+const loopbackAddress = z.string().transform((value, ctx) => {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : Number.NaN;
+  const host = match?.[1]?.replace(/^\[|\]$/g, '');
+  if (host === undefined || !(port >= 0 && port <= 65_535)) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port (e.g. 127.0.0.1:9464)` });
+    return z.NEVER;
+  }
+  if (!isLoopbackAddress(host)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not a loopback address: the metrics listener has no authentication, so it serves this machine only`,
+    });
+    return z.NEVER;
+  }
+  return { host, port };
+});
+
+/** Seeing what runs: /metrics and /admin/ for users in the admin groups (see README "Seeing what runs"). */
+const adminSchema = z.strictObject({
+  /** Users in any of these groups (API key, OAuth or certificate groups) may read /metrics and /admin/. */
+  groups: z.array(z.string().min(1)).min(1),
+  metrics: z
+    .strictObject({
+      /** A second listener serving only /metrics without authentication, on loopback (a local Prometheus). */
+      listen: loopbackAddress.optional(),
+    })
+    .default({}),
+});
+
 /** relay.yaml's keys; configSchema adds the rules that span several of them. */
 const configKeys = z.strictObject({
   /** false: no TCP listener at all; the gateway serves only the SSH attached-mode socket. */
@@ -272,6 +304,8 @@ const configKeys = z.strictObject({
     .default({ keepAlive: 15_000, replayEvents: 512, replayBytes: 2 * 1_048_576, replayAge: 120_000 }),
   ssh: sshSchema.optional(),
   audit: auditSchema.optional(),
+  /** /metrics and the /admin/ page; absent: neither exists and nothing is counted. */
+  admin: adminSchema.optional(),
   /** On SIGTERM/SIGINT, how long calls in flight may take to finish before they are ended with an error. */
   shutdownTimeout: duration.default(10_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -301,6 +335,7 @@ export type TlsConfig = NonNullable<ListenConfig['tls']>;
 export type ServerConfig = RelayConfig['servers'][string];
 export type IsolationMode = (typeof ISOLATION_MODES)[number];
 export type SshConfig = NonNullable<RelayConfig['ssh']>;
+export type AdminConfig = NonNullable<RelayConfig['admin']>;
 
 /** The TCP listener's TLS settings; undefined without TLS or without a TCP listener. */
 export function listenTls(config: RelayConfig): TlsConfig | undefined {

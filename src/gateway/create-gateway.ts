@@ -3,6 +3,9 @@
 // shutdown order. Everything the gateway owns is built and closed here.
 
 import type { AddressInfo } from 'node:net';
+import { AdminRoutes } from '../admin/admin-routes.ts';
+import { MetricsListener } from '../admin/metrics-listener.ts';
+import { statusReport } from '../admin/status.ts';
 import { AppTickets } from '../auth/app-ticket.ts';
 import { ClientCertificates } from '../auth/client-cert.ts';
 import { GatewayAuth } from '../auth/gateway-auth.ts';
@@ -21,7 +24,10 @@ import { resourceMetadata } from '../http/well-known.ts';
 import { wrongHostLog } from '../http/wrong-host-log.ts';
 import type { Logger } from '../log.ts';
 import { BackendPool } from '../mux/pool.ts';
+import { Activity } from '../observe/activity.ts';
 import { Audit } from '../observe/audit.ts';
+import { publishAuthFailed } from '../observe/events.ts';
+import { Metrics } from '../observe/metrics.ts';
 import { Gatekeeper } from '../policy/gatekeeper.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import { SessionManager } from '../sessions/manager.ts';
@@ -44,6 +50,8 @@ export interface Gateway {
   listen(): Promise<AddressInfo | undefined>;
   /** The base URL (scheme, host, port) once listening on TCP. */
   readonly url: string;
+  /** The base URL of the unauthenticated loopback metrics listener (admin.metrics.listen), once listening. */
+  readonly metricsUrl: string | undefined;
   /**
    * Stops accepting, refuses new sessions and requests (`503`), lets calls in flight finish for up to
    * `drainMs` (default 0: none), then ends every session (what is left gets an error) and backend. Idempotent.
@@ -88,6 +96,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       gatewayUrl: appGatewayUrl,
     }),
     log,
+    owner,
   );
   const sessions = new SessionManager(
     live.view,
@@ -135,14 +144,10 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const scheme = tcp?.tls ? 'https' : 'http';
   const origins = originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin);
   const apps = appRoutes(origins);
+  const appSockets = apps && (() => apps.proxy.openSockets());
+  const admin = adminParts();
   const health: OpenRoute['handle'] = (_req, res) => {
-    const report = healthReport(
-      pool,
-      sessions,
-      startedAt,
-      closing !== undefined,
-      apps && (() => apps.proxy.openSockets()),
-    );
+    const report = healthReport(pool, sessions, startedAt, closing !== undefined, appSockets);
     sendJson(res, report.status, report.body, report.headers);
   };
   const routes: Route[] = [
@@ -158,6 +163,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       handle: (req, res, server, identity) => endpoint.handle(req, res, server, identity),
     },
     ...(apps?.routes ?? []),
+    ...(admin?.routes ?? []),
     {
       match: anyPath,
       guards: edge,
@@ -166,7 +172,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       },
     },
   ];
-  const identify = identifier({ certificates: clientCerts, tokens: gatewayAuth });
+  const identify = identifier({
+    certificates: clientCerts,
+    tokens: gatewayAuth,
+    onRefused: (failure) => publishAuthFailed(owner, failure.reason ?? 'invalid', failure.status),
+  });
   const listener = createListener(config, routeRequests(routes, identify, log), log, apps?.upgrade);
 
   /**
@@ -218,6 +228,58 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     return { routes: rows, upgrade, proxy };
   }
 
+  /**
+   * With an `admin` section: the metrics and the activity the admin page shows (subscribers of this
+   * gateway's events, made only then), their routes, and the loopback metrics listener if configured.
+   */
+  function adminParts() {
+    const adminConfig = config.admin;
+    if (!adminConfig) return undefined;
+    const metrics = new Metrics(owner, serverNames, {
+      servers: () => pool.stats(),
+      sessions: () => sessions.snapshot(),
+      backends: () => pool.backends(),
+      appSockets,
+    });
+    const activity = new Activity(owner);
+    const handlers = new AdminRoutes({
+      config: adminConfig,
+      identify: (caller) => identify(caller),
+      stillValid: (identity) => gatewayAuth.stillValid(identity),
+      metrics,
+      status: () =>
+        statusReport({
+          sessions: () => sessions.list(),
+          backends: () => pool.backends(),
+          servers: () => pool.stats(),
+          activity: () => activity.report(),
+          appSockets,
+          startedAt,
+        }),
+      baseUrl: () => (config.publicUrl ?? listener.url).replace(/\/+$/, ''),
+      secure: (publicUrl?.protocol ?? `${scheme}:`) === 'https:',
+    });
+    // Only the gateway's own origin (or publicUrl's): the MCP allowlist does not reach the admin pages.
+    const ownOrigin = originGuard(scheme, () => [], publicUrl?.origin);
+    const routes: Route[] = [
+      { match: exact('/metrics'), methods: ['GET', 'HEAD'], guards: edge, handle: handlers.metrics },
+      { match: exact('/admin/link'), methods: ['POST'], guards: [...edge, ownOrigin], handle: handlers.link },
+      { match: exact('/admin/api/status'), guards: [...edge, ownOrigin], handle: handlers.status },
+      { match: prefix('/admin'), guards: [...edge, ownOrigin], handle: handlers.page },
+    ];
+    const address = adminConfig.metrics.listen;
+    const metricsListener = address && new MetricsListener(address, metrics, log);
+    return {
+      routes,
+      metricsListener,
+      close() {
+        metricsListener?.close();
+        metrics.close();
+        activity.close();
+      },
+    };
+  }
+
   /** The isolation mode of a server with an app, else undefined. */
   function appMode(server: string) {
     return withApp.includes(server) ? config.servers[server]?.isolation : undefined;
@@ -227,6 +289,12 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     get url() {
       return listener.url;
     },
+    get metricsUrl() {
+      const address = admin?.metricsListener?.address;
+      if (!address) return undefined;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${host}:${address.port}`;
+    },
     reload(next) {
       // A reload is how an admin says "fixed": servers in a crash-loop cool-down are tried at the next request.
       pool.endCooldowns();
@@ -235,6 +303,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     async listen() {
       await gatewayAuth.open();
       const address = await listener.listen();
+      await admin?.metricsListener?.listen();
       if (address === undefined) {
         log.info({ servers: serverNames, tcp: false }, 'gateway listening on the SSH socket only');
       } else {
@@ -269,6 +338,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         gatewayAuth.close();
         listener.close();
         audit.close();
+        admin?.close();
         log.info('gateway stopped');
       })();
       return closing;
