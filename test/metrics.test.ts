@@ -218,7 +218,7 @@ describe('/metrics', () => {
         assert.equal((await fetch(`${local}/admin/api/status`)).status, 404);
         // A web page reaching it through DNS rebinding names its own host.
         const rebound = await rawExchange(
-          Number(new URL(local).port),
+          Number(new URL(local as string).port),
           httpRequest('GET', '/metrics', [
             ['Host', 'attacker.example'],
             ['Connection', 'close'],
