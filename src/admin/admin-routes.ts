@@ -140,15 +140,8 @@ export class AdminRoutes {
         .find((found) => found !== undefined);
       if (signer && this.#options.stillValid(signer.identity) && this.#isAdmin(signer.identity))
         return signer.identity;
-      if (html && req.headers.authorization === undefined) {
-        signInPage(
-          res,
-          401,
-          'Sign in with a link from mcp-relay status --open (or POST /admin/link with an admin API key).',
-        );
-        return undefined;
-      }
     }
+    // A bearer credential, or a client certificate (a browser with an admin's certificate needs no link).
     const outcome = this.#options.identify({
       viaSocket: false,
       headers: req.headers,
@@ -158,6 +151,14 @@ export class AdminRoutes {
       path: '/',
     });
     const auth = outcome instanceof Promise ? await outcome : outcome;
+    if (!auth.ok && html) {
+      signInPage(
+        res,
+        401,
+        'Sign in with a link from mcp-relay status --open (or POST /admin/link with an admin API key).',
+      );
+      return undefined;
+    }
     if (!auth.ok) {
       sendRpcError(res, auth.status, ErrorCode.Refused, auth.message, { headers: auth.headers });
       return undefined;

@@ -207,23 +207,28 @@ const authSchema = z
     }
   });
 
-/** `host:port` of a listener that must stay on this machine (IPv6 in brackets: `[::1]:9464`). */
-const loopbackAddress = z.string().transform((value, ctx) => {
+/** `host:port` (IPv6 in brackets: `[::1]:9464`) as its parts, or undefined when it is not one. */
+export function hostPort(value: string): { host: string; port: number } | undefined {
   const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
   const port = match ? Number(match[2]) : Number.NaN;
   const host = match?.[1]?.replace(/^\[|\]$/g, '');
-  if (host === undefined || !(port >= 0 && port <= 65_535)) {
+  return host !== undefined && port >= 0 && port <= 65_535 ? { host, port } : undefined;
+}
+
+/**
+ * `host:port` of a listener that must stay on this machine; kept as text (the parsed config is parsed
+ * again on reload, so what the schema outputs must pass it again).
+ */
+const loopbackAddress = z.string().superRefine((value, ctx) => {
+  const address = hostPort(value);
+  if (address === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port (e.g. 127.0.0.1:9464)` });
-    return z.NEVER;
-  }
-  if (!isLoopbackAddress(host)) {
+  } else if (!isLoopbackAddress(address.host)) {
     ctx.addIssue({
       code: 'custom',
       message: `"${value}" is not a loopback address: the metrics listener has no authentication, so it serves this machine only`,
     });
-    return z.NEVER;
   }
-  return { host, port };
 });
 
 /** Seeing what runs: /metrics and /admin/ for users in the admin groups (see README "Seeing what runs"). */

@@ -13,7 +13,7 @@ import { identifier } from '../auth/identify.ts';
 import { PRM_PATH } from '../auth/protected-resource.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
-import type { RelayConfig } from '../config/schema.ts';
+import { hostPort, type RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import { createListener, type UpgradeListener } from '../http/listener.ts';
 import { type Refusal, refuseSocket } from '../http/refusal.ts';
@@ -267,7 +267,9 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       { match: exact('/admin/api/status'), guards: [...edge, ownOrigin], handle: handlers.status },
       { match: prefix('/admin'), guards: [...edge, ownOrigin], handle: handlers.page },
     ];
-    const address = adminConfig.metrics.listen;
+    // The schema checked it is a loopback host:port.
+    const address =
+      adminConfig.metrics.listen === undefined ? undefined : hostPort(adminConfig.metrics.listen);
     const metricsListener = address && new MetricsListener(address, metrics, log);
     return {
       routes,
