@@ -126,6 +126,46 @@ function cpuSection(figures: Figures): string {
   ].join('\n');
 }
 
+/** Metrics on against off, both in this run: what the subscribers and scrapes cost the gateway per call. */
+function metricsSection(figures: Figures): string {
+  const off = 'relay-shared';
+  const on = 'relay-shared-metrics';
+  if (!figures.specs.some((spec) => spec.id === off) || !figures.specs.some((spec) => spec.id === on))
+    return '';
+  const rows = [
+    ['gateway CPU per call, lean, 50 sessions', 'tput.lean.50.cpu.gateway', 'us'],
+    ['gateway CPU per call, lean, sequential', 'seq.lean.cpu.gateway', 'us'],
+    ['gateway CPU per call, SDK, sequential', 'seq.sdk.cpu.gateway', 'us'],
+    ['calls/s, lean, 50 sessions', 'tput.lean.50.rps', 'rps'],
+    ['p50 latency, lean, sequential', 'seq.lean.p50', 'us'],
+  ] as const;
+  return [
+    '## Metrics on and off',
+    '',
+    '`mcp-relay shared` without and with an `admin` section (Prometheus metrics and the admin page’s activity',
+    'subscribed to every request, the loopback metrics listener scraped every 5 s), measured in the same run.',
+    '',
+    table(
+      ['figure', 'metrics off', 'metrics on', 'on ÷ off'],
+      rows.map(([label, key, unit]) => {
+        const before = figures.summary(off, key);
+        const after = figures.summary(on, key);
+        // ± half the range across runs, as elsewhere in the report.
+        const spread = (summary: { min: number; max: number; runs: number }) =>
+          summary.runs > 1 ? ` ±${formatValue((summary.max - summary.min) / 2, unit)}` : '';
+        return [
+          label,
+          `${formatValue(before.median, unit)}${spread(before)}`,
+          `${formatValue(after.median, unit)}${spread(after)}`,
+          Number.isFinite(before.median) && before.median > 0
+            ? `${(after.median / before.median).toFixed(2)}×`
+            : '—',
+        ];
+      }),
+    ),
+  ].join('\n');
+}
+
 function setupSection(figures: Figures, profile: Profile): string {
   // A target that starts a process per session cannot beat starting the backend over stdio.
   const floor: FloorOf = (spec, key) => {
@@ -251,6 +291,8 @@ export function renderReport(
     throughputSection(figures, profile, 'sdk'),
     '',
     cpuSection(figures),
+    '',
+    metricsSection(figures),
     '',
     setupSection(figures, profile),
     '',

@@ -78,23 +78,37 @@ const bareHttp: TargetSpec = {
   },
 };
 
-/** mcp-relay from dist/ (`npm run build`), one server `bench` in the given isolation mode, no auth on loopback. */
+/** How often the `-metrics` targets are scraped while measured: a Prometheus with an eager 5 s interval. */
+const SCRAPE_INTERVAL_MS = 5_000;
+
+/**
+ * mcp-relay from dist/ (`npm run build`), one server `bench` in the given isolation mode, no auth on
+ * loopback. With `metrics`: the same with an `admin` section (metrics and the admin page's activity
+ * subscribed to every request) and its loopback metrics listener scraped every 5 s, so metrics on and off
+ * are measured side by side in one run.
+ */
 export function relayTarget(
   isolation: 'shared' | 'per-user' | 'per-session',
   extraArgs: string[] = [],
+  options: { metrics?: boolean } = {},
 ): TargetSpec {
+  const metrics = options.metrics === true;
   return {
-    id: `relay-${isolation}`,
-    label: `mcp-relay ${isolation}`,
+    id: `relay-${isolation}${metrics ? '-metrics' : ''}`,
+    label: `mcp-relay ${isolation}${metrics ? ', metrics on' : ''}`,
     group: 'relay',
     transport: 'streamable',
     processPerSession: isolation === 'per-session',
     async start() {
       const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-bench-'));
       const port = await freePort();
+      const metricsPort = metrics ? await freePort() : undefined;
       // JSON is YAML. Limits are raised so the benchmark's own session counts are never refused.
       const config = {
         listen: { host: '127.0.0.1', port },
+        ...(metricsPort === undefined
+          ? {}
+          : { admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } } }),
         logLevel: 'warn',
         limits: { sessionsPerUser: 5_000, maxBackends: 2_000 },
         servers: {
@@ -110,14 +124,30 @@ export function relayTarget(
           cwd: dir,
         },
       );
+      const scraper =
+        metricsPort === undefined ? undefined : scrapeEvery(`http://127.0.0.1:${metricsPort}/metrics`);
       return listening(
         child,
         port,
         { transport: 'streamable', url: `http://127.0.0.1:${port}/mcp/bench` },
-        () => rmSync(dir, { recursive: true, force: true }),
+        () => {
+          clearInterval(scraper);
+          rmSync(dir, { recursive: true, force: true });
+        },
       );
     },
   };
+}
+
+/** Scrapes `url` every SCRAPE_INTERVAL_MS, reading the whole answer; a failed scrape is only skipped. */
+function scrapeEvery(url: string): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    fetch(url)
+      .then((response) => response.text())
+      .catch(() => undefined);
+  }, SCRAPE_INTERVAL_MS);
+  timer.unref();
+  return timer;
 }
 
 /** The shell command the peers start the backend with (both run it through a shell or split it themselves). */
@@ -188,6 +218,7 @@ export const ALL_TARGETS: readonly TargetSpec[] = [
   directStdio,
   bareHttp,
   relayTarget('shared'),
+  relayTarget('shared', [], { metrics: true }),
   relayTarget('per-user'),
   relayTarget('per-session'),
   supergatewayStreamable,
