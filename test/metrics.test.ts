@@ -4,10 +4,14 @@
 // gets 401 or 403; the loopback metrics listener answers without a credential.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseExposition, type Sample, sampleValue } from './helpers/exposition.ts';
 import { connectClient, fixtureServer, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { httpRequest, rawExchange } from './helpers/raw-http.ts';
+import { startServe } from './helpers/serve.ts';
 
 const TIMEOUT = { timeout: 60_000 };
 
@@ -233,6 +237,34 @@ describe('/metrics', () => {
       }
     },
   );
+
+  it('runs in `mcp-relay serve` from a config file, with its loopback listener', TIMEOUT, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-metrics-'));
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listen: { host: '127.0.0.1', port: 0 },
+        servers: { a: fixtureServer('well') },
+        admin: { groups: ['admins'], metrics: { listen: '127.0.0.1:0' } },
+      }),
+    );
+    const serve = await startServe(file);
+    try {
+      const local = /metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(serve.stderr())?.[1];
+      assert.ok(local, serve.stderr());
+      const response = await fetch(local);
+      assert.equal(response.status, 200);
+      const all = parseExposition(await response.text());
+      assert.equal(sampleValue(all, 'mcp_relay_sessions', { server: 'a' }), 0);
+      assert.equal(sampleValue(all, 'mcp_relay_server_healthy', { server: 'a' }), 1);
+      // The main listener has no authentication here: everyone is user "local", in no admin group.
+      assert.equal((await fetch(`${serve.url}/metrics`)).status, 403);
+    } finally {
+      await serve.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('does not exist without an admin section', TIMEOUT, async () => {
     const gw = await startGateway(

@@ -96,6 +96,8 @@ export const serveCommand = defineCommand({
     io.stderr.write(
       `mcp-relay gateway ${where} (servers: ${Object.keys(final.servers).join(', ')}${failingNote})\n`,
     );
+    if (gateway.metricsUrl !== undefined)
+      io.stderr.write(`metrics at ${gateway.metricsUrl}/metrics (no authentication, this machine only)\n`);
     // A config file is watched, and SIGHUP re-reads it at once: policy, limits, origins and audit apply live.
     const reloader =
       command.length > 0
