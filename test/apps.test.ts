@@ -17,6 +17,7 @@ import {
   refusedStatus,
   session,
 } from './helpers/app-browser.ts';
+import { parseExposition, type Sample, sampleValue } from './helpers/exposition.ts';
 import { connectClient, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
 
@@ -24,7 +25,10 @@ describe('apps: per-user', () => {
   let gw: TestGateway;
   const clients: Array<{ close(): Promise<void> }> = [];
   before(async () => {
-    gw = await startGateway({ servers: { '3d': appServer('per-user') } }, { users: ['alice', 'bob'] });
+    gw = await startGateway(
+      { servers: { '3d': appServer('per-user') }, admin: { groups: ['admins'] } },
+      { users: ['alice', 'bob', 'root'], groups: { root: ['admins'] } },
+    );
     clients.push(await session(gw, '3d', 'alice'), await session(gw, '3d', 'bob'));
   });
   after(async () => {
@@ -136,7 +140,16 @@ describe('apps: per-user', () => {
     assert.equal(await refusedStatus(bob.socket('/apps/3d/alice/ws', gw.url)), 403);
   });
 
-  it('counts open app WebSockets in /healthz; a frame over maxBodyBytes closes the socket (1009)', async () => {
+  it('counts open app WebSockets in /healthz and /metrics; a frame over maxBodyBytes closes the socket (1009)', async () => {
+    const metrics = async () => {
+      const response = await fetch(`${gw.url}/metrics`, {
+        headers: { authorization: `Bearer ${gw.keys.root}` },
+      });
+      return parseExposition(await response.text());
+    };
+    const opened = (all: Sample[]) =>
+      sampleValue(all, 'mcp_relay_app_events_total', { server: '3d', event: 'open' }) ?? 0;
+    const openedBefore = opened(await metrics());
     const alice = new Browser(gw.url);
     await alice.signIn(gw, gw.keys.alice as string, '3d');
     const ws = alice.socket('/apps/3d/alice/ws', gw.url);
@@ -145,6 +158,12 @@ describe('apps: per-user', () => {
       appWebSockets: Record<string, number>;
     };
     assert.equal(health.appWebSockets['3d'], 1);
+    const during = await metrics();
+    assert.equal(sampleValue(during, 'mcp_relay_app_websockets', { server: '3d' }), 1);
+    assert.equal(opened(during), openedBefore + 1);
+    assert.ok(
+      (sampleValue(during, 'mcp_relay_app_events_total', { server: '3d', event: 'sign-in' }) ?? 0) >= 1,
+    );
     const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
     ws.send(Buffer.alloc(4 * 1_048_576 + 1));
     assert.equal(await closed, 1009);
@@ -154,6 +173,10 @@ describe('apps: per-user', () => {
       };
       return after.appWebSockets['3d'] === undefined;
     }, 'the closed socket no longer counted');
+    await eventually(
+      async () => sampleValue(await metrics(), 'mcp_relay_app_websockets', { server: '3d' }) === 0,
+      'the metrics counting no open socket',
+    );
   });
 
   it("after alice's backend is killed, the same URL reaches the new process at its new port", async () => {

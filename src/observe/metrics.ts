@@ -273,6 +273,7 @@ export class Metrics {
     });
     const { appSockets } = sources;
     if (appSockets) {
+      const seen = new Set<string>();
       new Gauge({
         name: 'mcp_relay_app_websockets',
         help: 'Open WebSockets to browser apps, by server.',
@@ -280,7 +281,12 @@ export class Metrics {
         registers,
         collect() {
           const open = appSockets();
-          for (const [server, count] of Object.entries(open)) this.set({ server }, count);
+          // A server whose last socket closed is absent from `open`: it reads 0, not its last count.
+          for (const server of seen) if (!Object.hasOwn(open, server)) this.set({ server }, 0);
+          for (const [server, count] of Object.entries(open)) {
+            seen.add(server);
+            this.set({ server }, count);
+          }
         },
       });
     }
