@@ -100,6 +100,20 @@ describe('layout: the direction of imports', () => {
     );
   });
 
+  it('admin/ and observe/ read the pool and sessions only through the types of their copies', () => {
+    const valueEdges = edges.filter(
+      (edge) =>
+        ['admin', 'observe'].includes(folderOf(edge.from)) &&
+        !edge.typeOnly &&
+        inFolders('mux', 'backends', 'sessions', 'policy', 'transports', 'gateway')(edge.to),
+    );
+    assert.deepEqual(
+      valueEdges.map((edge) => `${edge.from} → ${edge.to}`),
+      [],
+    );
+    assert.deepEqual(violations(['admin', 'observe'], inFolders('cli', 'connect', 'ssh')), []);
+  });
+
   it('protocol/ is the bottom layer: it imports no other folder of the project', () => {
     assert.deepEqual(
       violations(['protocol'], (target) => target.includes('/') && !target.startsWith('protocol/')),

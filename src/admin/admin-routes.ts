@@ -27,8 +27,8 @@ export interface AdminOptions {
   stillValid(identity: Identity): boolean;
   metrics: Metrics;
   status(): Promise<StatusReport>;
-  /** Where browsers reach the gateway (publicUrl, else the listening address). */
-  baseUrl(): string;
+  /** Where browsers reach the gateway: publicUrl, else the address the admin's request was sent to. */
+  baseUrl(req: IncomingMessage): string;
   /** Browsers reach the gateway over https: cookies get `Secure`. */
   secure: boolean;
 }
@@ -62,7 +62,7 @@ export class AdminRoutes {
     const identity = await this.#admin(req, res, false);
     if (!identity) return;
     const { ticket, expiresAt } = this.#tickets.mint({ identity }, TICKET_SCOPE);
-    const url = `${this.#options.baseUrl()}/admin/?ticket=${encodeURIComponent(ticket)}`;
+    const url = `${this.#options.baseUrl(req)}/admin/?ticket=${encodeURIComponent(ticket)}`;
     sendJson(
       res,
       200,

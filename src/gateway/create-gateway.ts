@@ -256,7 +256,13 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
           appSockets,
           startedAt,
         }),
-      baseUrl: () => (config.publicUrl ?? listener.url).replace(/\/+$/, ''),
+      // The Host the admin's client used (checked by the edge's Host guard) reaches the gateway from there,
+      // where the listening address (0.0.0.0, a container's) may not.
+      baseUrl: (req) =>
+        (config.publicUrl ?? (req.headers.host ? `${scheme}://${req.headers.host}` : listener.url)).replace(
+          /\/+$/,
+          '',
+        ),
       secure: (publicUrl?.protocol ?? `${scheme}:`) === 'https:',
     });
     // Only the gateway's own origin (or publicUrl's): the MCP allowlist does not reach the admin pages.
