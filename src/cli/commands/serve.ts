@@ -93,11 +93,12 @@ export const serveCommand = defineCommand({
     const where =
       final.listen === false ? `on ${final.ssh?.socket} only (listen: false)` : `at ${gateway.url}`;
     const failingNote = failing.length > 0 ? `; failing their start check: ${failing.join(', ')}` : '';
+    // Before the ready line, which whoever waits for the gateway takes as the end of what it says at start.
+    if (gateway.metricsUrl !== undefined)
+      io.stderr.write(`metrics at ${gateway.metricsUrl}/metrics (no authentication, this machine only)\n`);
     io.stderr.write(
       `mcp-relay gateway ${where} (servers: ${Object.keys(final.servers).join(', ')}${failingNote})\n`,
     );
-    if (gateway.metricsUrl !== undefined)
-      io.stderr.write(`metrics at ${gateway.metricsUrl}/metrics (no authentication, this machine only)\n`);
     // A config file is watched, and SIGHUP re-reads it at once: policy, limits, origins and audit apply live.
     const reloader =
       command.length > 0
