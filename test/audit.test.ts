@@ -79,6 +79,7 @@ describe('audit log', () => {
           user: 'alice',
           auth: 'api-key',
           server: 'a',
+          address: '127.0.0.1',
           session,
           groups: [],
           outcome: 'ok',
@@ -96,6 +97,7 @@ describe('audit log', () => {
       );
       for (const call of calls) {
         assert.equal(call.user, 'alice');
+        assert.equal(call.address, '127.0.0.1', 'where the call came from');
         assert.equal(call.session, session);
         assert.equal(typeof call.durationMs, 'number');
         assert.ok((call.requestBytes as number) > 20);
@@ -112,6 +114,8 @@ describe('audit log', () => {
       const refused = lines.find((line) => line.user === 'mallory');
       assert.equal(refused?.event, 'session.start');
       assert.equal(refused?.outcome, 'refused');
+      assert.equal(refused?.address, '127.0.0.1');
+      assert.equal(end?.address, '127.0.0.1');
 
       const text = readFileSync(file, 'utf8');
       for (const key of Object.values(gw.keys)) assert.ok(!text.includes(key), 'no API key in the audit log');

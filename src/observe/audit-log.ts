@@ -34,6 +34,8 @@ export interface AuditRecord {
   /** How the user authenticated (api-key, oidc, mtls, ssh, none). */
   auth: string;
   server: string;
+  /** The client's address as the gateway saw it (the TCP peer: a proxy's when behind one). */
+  address?: string;
   session?: string;
   groups?: readonly string[];
   tool?: string;

@@ -108,7 +108,7 @@ export class Audit {
 
   readonly #sessionStart = (event: SessionOpenEvent): AuditRecord => ({
     event: 'session.start',
-    ...who(event.identity, event.server),
+    ...who(event.identity, event.server, event.address),
     session: event.session,
     groups: event.identity.groups,
     outcome: 'ok',
@@ -116,7 +116,7 @@ export class Audit {
 
   readonly #sessionEnd = (event: SessionCloseEvent): AuditRecord => ({
     event: 'session.end',
-    ...who(event.identity, event.server),
+    ...who(event.identity, event.server, event.address),
     session: event.session,
     reason: bounded(event.reason),
     durationMs: event.durationMs,
@@ -146,7 +146,7 @@ export class Audit {
     if (event.session === undefined) {
       return {
         event: 'session.start',
-        ...who(event.identity, event.server),
+        ...who(event.identity, event.server, event.address),
         outcome: 'refused',
         reason: event.reason,
       };
@@ -162,7 +162,13 @@ export class Audit {
 }
 
 function callRecord(
-  event: { identity: Identity; server: string; session: string | undefined; durationMs: number },
+  event: {
+    identity: Identity;
+    server: string;
+    session: string | undefined;
+    address: string | undefined;
+    durationMs: number;
+  },
   request: JsonRpcRequest,
   audit: AuditLog,
 ): AuditRecord {
@@ -170,7 +176,7 @@ function callRecord(
   const tool = typeof params.name === 'string' ? bounded(params.name) : undefined;
   return {
     event: 'tools.call',
-    ...who(event.identity, event.server),
+    ...who(event.identity, event.server, event.address),
     ...(event.session === undefined ? {} : { session: event.session }),
     ...(tool === undefined ? {} : { tool }),
     durationMs: Math.round(event.durationMs),
@@ -179,8 +185,17 @@ function callRecord(
   };
 }
 
-function who(identity: Identity, server: string): Pick<AuditRecord, 'user' | 'auth' | 'server'> {
-  return { user: identity.user, auth: identity.method, server };
+function who(
+  identity: Identity,
+  server: string,
+  address?: string,
+): Pick<AuditRecord, 'user' | 'auth' | 'server' | 'address'> {
+  return {
+    user: identity.user,
+    auth: identity.method,
+    server,
+    ...(address === undefined ? {} : { address }),
+  };
 }
 
 function failureReason(response: JsonRpcResponse): string {

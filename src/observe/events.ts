@@ -5,7 +5,7 @@
 import { type Channel, channel } from 'node:diagnostics_channel';
 import type { JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.ts';
 import { RawJson } from '../protocol/raw-json.ts';
-import type { Identity, Refusal, RequestEnding } from '../sessions/types.ts';
+import type { Identity, Refusal, RequestEnding, SessionClient } from '../sessions/types.ts';
 
 /**
  * Which gateway an event belongs to. Several gateways may run in one process (the tests do), and
@@ -23,6 +23,8 @@ interface SessionEventBase {
   readonly session: string;
   readonly server: string;
   readonly identity: Identity;
+  /** The client's address as the front saw it (the TCP peer; a proxy's when behind one), if known. */
+  readonly address: string | undefined;
 }
 
 /** A session started: its backend is attached and its gate open. */
@@ -60,6 +62,8 @@ export interface RequestRefusedEvent {
   readonly identity: Identity;
   /** Undefined when the session itself was refused: its initialize, before it existed. */
   readonly session: string | undefined;
+  /** The client's address as the front saw it, if known. */
+  readonly address: string | undefined;
   readonly method: string;
   readonly name: string | undefined;
   /** Undefined for a refused session. */
@@ -154,11 +158,18 @@ export interface ObservedSession {
   readonly id: string;
   readonly server: string;
   readonly identity: Identity;
+  readonly client?: SessionClient;
 }
 
 export function publishSessionOpen(owner: EventOwner, session: ObservedSession): void {
   if (!sessionOpened.hasSubscribers) return;
-  sessionOpened.publish({ owner, session: session.id, server: session.server, identity: session.identity });
+  sessionOpened.publish({
+    owner,
+    session: session.id,
+    server: session.server,
+    identity: session.identity,
+    address: session.client?.address,
+  });
 }
 
 export function publishSessionClose(
@@ -173,6 +184,7 @@ export function publishSessionClose(
     session: session.id,
     server: session.server,
     identity: session.identity,
+    address: session.client?.address,
     reason,
     durationMs: Date.now() - openedAt,
     requests: session.requestCount,
@@ -204,6 +216,7 @@ export function publishRequestSettled(
     session: session.id,
     server: session.server,
     identity: session.identity,
+    address: session.client?.address,
     method: request.method,
     name: nameOf(request),
     request,
@@ -220,6 +233,7 @@ export function publishSessionRefused(
   server: string,
   identity: Identity,
   refusal: Refusal,
+  client: SessionClient | undefined,
 ): void {
   if (!requestRefused.hasSubscribers) return;
   requestRefused.publish({
@@ -227,6 +241,7 @@ export function publishSessionRefused(
     server,
     identity,
     session: undefined,
+    address: client?.address,
     method: 'initialize',
     name: undefined,
     request: undefined,
@@ -249,6 +264,7 @@ export function publishRequestRefused(
     server: session.server,
     identity: session.identity,
     session: session.id,
+    address: session.client?.address,
     method: request.method,
     name: nameOf(request),
     request,

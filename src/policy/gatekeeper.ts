@@ -20,6 +20,7 @@ import type {
   Refusal,
   RequestGate,
   RequestTrack,
+  SessionClient,
   SessionGates,
 } from '../sessions/types.ts';
 import {
@@ -62,9 +63,13 @@ export class Gatekeeper implements SessionGates {
     return this.#serverPolicy(server)?.allows(identity) ?? false;
   }
 
-  admitSession(server: string, identity: Identity): Refusal | undefined | Promise<Refusal | undefined> {
+  admitSession(
+    server: string,
+    identity: Identity,
+    client?: SessionClient,
+  ): Refusal | undefined | Promise<Refusal | undefined> {
     const refused = (refusal: Refusal): Refusal => {
-      publishSessionRefused(this.#owner, server, identity, refusal);
+      publishSessionRefused(this.#owner, server, identity, refusal, client);
       return refusal;
     };
     if (!this.#serverPolicy(server)?.allows(identity)) return refused(forbidden(identity, server));

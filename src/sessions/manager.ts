@@ -125,7 +125,7 @@ export class SessionManager {
   /** `client` is what the front knows of the client (its address, clientInfo), kept for the admin page. */
   async create(server: string, identity: Identity, client: SessionClient = {}): Promise<CreateResult> {
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
-    const refusal = await this.#gates.admitSession(server, identity);
+    const refusal = await this.#gates.admitSession(server, identity, client);
     if (refusal) return { ok: false, reason: 'refused', refusal };
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const limit = this.#config.limits.sessionsPerUser;

@@ -110,7 +110,12 @@ export interface RequestGate {
 /** Who may open a session, and the gate each session gets. */
 export interface SessionGates {
   /** Checked before a session (and perhaps a backend) is created. Never rejects. */
-  admitSession(server: string, identity: Identity): Refusal | undefined | Promise<Refusal | undefined>;
+  /** `client`: what the front knows of the client, for the record of a refusal. */
+  admitSession(
+    server: string,
+    identity: Identity,
+    client?: SessionClient,
+  ): Refusal | undefined | Promise<Refusal | undefined>;
   /** Checked (and counted like a request) before a session's SSE stream is resumed or replaced. Never rejects. */
   admitStream(session: GatedSession): Refusal | undefined | Promise<Refusal | undefined>;
   /** The gate of a session that has just started; it learns of the session's end through `onClose`. */
@@ -122,5 +127,6 @@ export interface GatedSession {
   readonly id: string;
   readonly server: string;
   readonly identity: Identity;
+  readonly client?: SessionClient;
   onClose(listener: (session: GatedSession, reason: string) => void): void;
 }

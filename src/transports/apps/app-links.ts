@@ -13,6 +13,7 @@ import type {
   Refusal,
   RequestGate,
   RequestTrack,
+  SessionClient,
   SessionGates,
 } from '../../sessions/types.ts';
 import { appBaseUrl } from '../../util/app-url.ts';
@@ -62,8 +63,12 @@ export class AppLinkGates implements SessionGates {
     this.#source = source;
   }
 
-  admitSession(server: string, identity: Identity): Refusal | undefined | Promise<Refusal | undefined> {
-    return this.#inner.admitSession(server, identity);
+  admitSession(
+    server: string,
+    identity: Identity,
+    client?: SessionClient,
+  ): Refusal | undefined | Promise<Refusal | undefined> {
+    return this.#inner.admitSession(server, identity, client);
   }
 
   admitStream(session: GatedSession): Refusal | undefined | Promise<Refusal | undefined> {
