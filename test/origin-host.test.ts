@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { buildConfig, parseConfigText } from '../src/config/load.ts';
 import { hostAllowed } from '../src/http/request-guards.ts';
 import { isLoopbackAddress } from '../src/util/loopback.ts';
+import { capturingLogger } from './helpers/capturing-logger.ts';
 import { fixtureServer, INITIALIZE, startGateway, type TestGateway } from './helpers/gateway.ts';
 
 /** POSTs initialize with exactly these Host and Origin headers; resolves with the status and body. */
@@ -39,11 +40,12 @@ function post(url: string, headers: Record<string, string>): Promise<{ status: n
 describe('Origin and Host checks', () => {
   let gw: TestGateway;
   let port: string;
+  const logged = capturingLogger();
 
   before(async () => {
     gw = await startGateway(
       { servers: { a: fixtureServer() }, allowedOrigins: ['https://App.Example.com/'] },
-      { auth: false },
+      { auth: false, log: logged.log },
     );
     port = new URL(gw.url).port;
   });
@@ -85,6 +87,27 @@ describe('Origin and Host checks', () => {
     assert.equal((await post(url, { host, origin: 'https://app.example.com' })).status, 200);
     assert.equal((await post(url, { host, origin: `http://127.0.0.1:${port}` })).status, 200);
     assert.equal((await post(url, { host })).status, 200);
+  });
+
+  it("logs each refusal with the client's address and the reason, once per kind", async () => {
+    const url = `${gw.url}/mcp/a`;
+    for (let n = 0; n < 3; n++)
+      await post(url, { host: `127.0.0.1:${port}`, origin: 'https://elsewhere.example' });
+    const lines = logged
+      .lines()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"refused ('))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const origin = lines.filter((line) => line.status === 403);
+    assert.equal(origin.length, 1, 'three refusals, one line');
+    assert.equal(origin[0]?.address, '127.0.0.1');
+    assert.equal(origin[0]?.path, '/mcp/a');
+    assert.equal(origin[0]?.reason, 'Origin not allowed');
+    const hosts = lines.filter((line) => line.status === 421);
+    assert.ok(
+      hosts.length >= 1 && hosts.every((line) => line.address === '127.0.0.1'),
+      JSON.stringify(hosts),
+    );
   });
 
   it('treats only IPv4 literals in 127/8 as loopback', () => {

@@ -9,9 +9,9 @@ import { after, describe, it } from 'node:test';
 import type { AuthResult } from '../src/auth/authenticate.ts';
 import type { Caller } from '../src/auth/identify.ts';
 import { type Refusal, refuseSocket } from '../src/http/refusal.ts';
+import { refusalLog } from '../src/http/refusal-log.ts';
 import { hostGuard, originGuard, singleHeaders } from '../src/http/request-guards.ts';
 import { anyPath, exact, param, prefix, type Route, routeRequests } from '../src/http/routes.ts';
-import { wrongHostLog } from '../src/http/wrong-host-log.ts';
 import { silentLogger } from '../src/log.ts';
 import { ErrorCode } from '../src/protocol/jsonrpc.ts';
 import { capturingLogger } from './helpers/capturing-logger.ts';
@@ -72,8 +72,7 @@ describe('guards', () => {
   });
 
   it('hostGuard on loopback answers 421 naming publicUrl to a foreign or missing Host, and lets loopback and the public host in', () => {
-    const heard: Array<string | undefined> = [];
-    const check = hostGuard(true, 'https://Relay.example:8443', (host) => heard.push(host));
+    const check = hostGuard(true, 'https://Relay.example:8443');
     assert.equal(check(guarded(['Host', '127.0.0.1:8787'])), undefined);
     assert.equal(check(guarded(['Host', 'relay.example'])), undefined);
     assert.equal(check(guarded(['Host', 'RELAY.example:8443'])), undefined);
@@ -90,7 +89,6 @@ describe('guards', () => {
     // What a client sent is quoted on one line, bounded, without quotes of its own.
     const long = check(guarded(['Host', `a"b\\c\td${'x'.repeat(500)}`]))?.message ?? '';
     assert.match(long, /^Host "a\?b\?c dx{93}…" is not/);
-    assert.deepEqual(heard, ['evil.example', undefined, `a?b?c d${'x'.repeat(93)}…`]);
     assert.match(
       hostGuard(true)(guarded(['Host', 'evil.example']))?.message ?? '',
       /^Host "evil\.example" does not name this gateway \(it listens on loopback and has no publicUrl\) — set publicUrl/,
@@ -98,37 +96,59 @@ describe('guards', () => {
     assert.equal(hostGuard(false)(guarded(['Host', 'evil.example'])), undefined, 'beyond loopback any Host');
   });
 
-  it('wrongHostLog warns once per distinct Host an hour, and at most 20 Hosts an hour', () => {
+  it('refusalLog warns once per Host (421) or per reason and address (others) an hour, at most 50 an hour', () => {
     const { log, lines } = capturingLogger();
     let clock = 0;
-    const report = wrongHostLog(log, 'https://relay.example', () => clock);
+    const report = refusalLog(log, 'https://relay.example', () => clock);
     const warnings = () =>
       lines()
         .trim()
         .split('\n')
         .filter(Boolean)
         .map((line) => JSON.parse(line));
-    report('evil.example');
-    report('evil.example');
-    report(undefined);
-    report(undefined);
+    const wrongHost = (host: string | undefined, address = '10.0.0.5') =>
+      report({ status: 421, message: 'Host …', address, path: '/mcp', host });
+    const badKey = (address: string) =>
+      report({
+        status: 401,
+        message: 'the API key is unknown, revoked or expired',
+        address,
+        path: '/mcp/3d',
+        host: 'relay.example',
+      });
+    wrongHost('evil.example');
+    wrongHost('evil.example', '10.0.0.6');
+    wrongHost(undefined);
+    wrongHost(undefined);
+    badKey('10.0.0.7');
+    badKey('10.0.0.7');
+    badKey('10.0.0.8');
     assert.deepEqual(
-      warnings().map((line) => [line.level, line.host, line.publicUrl]),
+      warnings().map((line) => [
+        line.level,
+        line.status,
+        line.address,
+        'host' in line ? line.host : line.reason,
+      ]),
       [
-        [40, 'evil.example', 'https://relay.example'],
-        [40, null, 'https://relay.example'],
+        [40, 421, '10.0.0.5', 'evil.example'],
+        [40, 421, '10.0.0.5', null],
+        [40, 401, '10.0.0.7', 'the API key is unknown, revoked or expired'],
+        [40, 401, '10.0.0.8', 'the API key is unknown, revoked or expired'],
       ],
     );
     assert.match(
       warnings()[0].msg,
       /^refused \(421\) a request whose Host is not publicUrl's host: set publicUrl/,
     );
-    for (let n = 0; n < 100; n++) report(`scan-${n}.example`);
-    assert.equal(warnings().length, 21, '20 distinct Hosts, then one line saying the rest go unlogged');
-    assert.match(warnings()[20].msg, /not logged again before the hour is over/);
+    assert.equal(warnings()[0].publicUrl, 'https://relay.example');
+    assert.match(warnings()[2].msg, /^refused \(401\) \/mcp\/3d: the API key is unknown, revoked or expired/);
+    for (let n = 0; n < 100; n++) badKey(`10.1.0.${n}`);
+    assert.equal(warnings().length, 51, '50 distinct refusals, then one line saying the rest go unlogged');
+    assert.match(warnings()[50].msg, /not logged again before the hour is over/);
     clock += 3_600_000;
-    report('evil.example');
-    assert.equal(warnings().length, 22, 'a new hour logs a Host again');
+    wrongHost('evil.example');
+    assert.equal(warnings().length, 52, 'a new hour logs a refusal again');
   });
 
   it('originGuard lets no Origin, its own and listed origins in, reads the list per request, and refuses others with 403', () => {

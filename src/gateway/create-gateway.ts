@@ -17,11 +17,11 @@ import { hostPort, type RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import { createListener, type UpgradeListener } from '../http/listener.ts';
 import { type Refusal, refuseSocket } from '../http/refusal.ts';
+import { refusalLog } from '../http/refusal-log.ts';
 import { sendJson } from '../http/replies.ts';
 import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/request-guards.ts';
 import { anyPath, exact, type OpenRoute, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
-import { wrongHostLog } from '../http/wrong-host-log.ts';
 import type { Logger } from '../log.ts';
 import { BackendPool } from '../mux/pool.ts';
 import { Activity } from '../observe/activity.ts';
@@ -137,12 +137,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     return Object.hasOwn(config.servers, name) ? name : null;
   };
   // Every row starts with these, so a repeated header or a foreign Host is refused before any path is served.
-  const edge: Guard[] = [
-    singleHeaders,
-    hostGuard(loopback, config.publicUrl, wrongHostLog(log, config.publicUrl)),
-  ];
+  const edge: Guard[] = [singleHeaders, hostGuard(loopback, config.publicUrl)];
   const scheme = tcp?.tls ? 'https' : 'http';
   const origins = originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin);
+  // Requests refused at the edge (Host, Origin, credentials), logged with the client's address.
+  const logRefusal = refusalLog(log, config.publicUrl);
   const apps = appRoutes(origins);
   const appSockets = apps && (() => apps.proxy.openSockets());
   const admin = adminParts();
@@ -177,7 +176,12 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     tokens: gatewayAuth,
     onRefused: (failure) => publishAuthFailed(owner, failure.reason ?? 'invalid', failure.status),
   });
-  const listener = createListener(config, routeRequests(routes, identify, log), log, apps?.upgrade);
+  const listener = createListener(
+    config,
+    routeRequests(routes, identify, log, logRefusal),
+    log,
+    apps?.upgrade,
+  );
 
   /**
    * Servers with an `app`: their browser apps at /apps/<server>/ (HTTP and WebSocket), and the endpoint
@@ -193,6 +197,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       links: appLinks,
       maxBodyBytes: () => live.current.limits.maxBodyBytes,
       upgradeGuards: [...edge, originCheck],
+      onRefused: logRefusal,
       log,
       owner,
       modeOf: appMode,

@@ -29,26 +29,20 @@ const QUOTED_HOST_CHARS = 100;
 
 /**
  * The Host guard of a gateway (see hostAllowed). A refusal names `publicUrl`, since a proxy that does not
- * pass the Host clients used, or a publicUrl that is not that address, is the usual cause; `onRefused`
- * hears the Host quoted as the message quotes it (for the gateway's log).
+ * pass the Host clients used, or a publicUrl that is not that address, is the usual cause.
  */
-export function hostGuard(
-  boundToLoopback: boolean,
-  publicUrl?: string,
-  onRefused?: (quotedHost: string | undefined) => void,
-): Guard {
+export function hostGuard(boundToLoopback: boolean, publicUrl?: string): Guard {
   const publicHost = publicUrl === undefined ? undefined : new URL(publicUrl).hostname.toLowerCase();
   return function checkHost(req) {
     const { host } = req.headers;
     if (hostAllowed(host, boundToLoopback, publicHost)) return undefined;
     const quoted = host === undefined ? undefined : quoteHost(host);
-    onRefused?.(quoted);
     return { status: 421, code: ErrorCode.Refused, message: wrongHostMessage(quoted, publicUrl) };
   };
 }
 
-/** A Host header as messages quote it: one line, bounded, no quotes of its own. */
-function quoteHost(host: string): string {
+/** A Host header as messages (and the refusal log) quote it: one line, bounded, no quotes of its own. */
+export function quoteHost(host: string): string {
   return sanitize(host.replace(/["\\]/g, '?'), QUOTED_HOST_CHARS);
 }
 

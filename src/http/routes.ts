@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import type { Identity } from '../sessions/types.ts';
 import { type Refusal, sendRefusal } from './refusal.ts';
+import { type EdgeRefusal, edgeRefusal } from './refusal-log.ts';
 import { sendJson, sendRpcError } from './replies.ts';
 import type { Guard } from './request-guards.ts';
 import { isSocketRequest } from './ssh-socket.ts';
@@ -87,8 +88,18 @@ export function anyPath(candidate: string): string {
 
 const UNKNOWN: Refusal = Object.freeze({ status: 404, code: ErrorCode.InvalidRequest, message: 'not found' });
 
-/** The request handler for a route table; a handler that throws gets a 500 (or its connection ended). */
-export function routeRequests(routes: readonly Route[], identify: Identify, log: Logger): RequestListener {
+/**
+ * The request handler for a route table; a handler that throws gets a 500 (or its connection ended).
+ * `onRefused` hears each refusal by a guard or by authentication, with the client's address (the log).
+ */
+export function routeRequests(
+  routes: readonly Route[],
+  identify: Identify,
+  log: Logger,
+  onRefused?: (refusal: EdgeRefusal) => void,
+): RequestListener {
+  const refused = (req: IncomingMessage, status: number, message: string): void =>
+    onRefused?.(edgeRefusal(req, status, message));
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
@@ -110,6 +121,7 @@ export function routeRequests(routes: readonly Route[], identify: Identify, log:
     for (const guard of route.guards) {
       const refusal = guard(req);
       if (refusal !== undefined) {
+        refused(req, refusal.status, refusal.message);
         sendRefusal(res, refusal);
         return;
       }
@@ -130,6 +142,7 @@ export function routeRequests(routes: readonly Route[], identify: Identify, log:
     // Only a token check is asynchronous; the socket and a certificate decide without waiting.
     const auth = outcome instanceof Promise ? await outcome : outcome;
     if (!auth.ok) {
+      refused(req, auth.status, auth.message);
       sendRpcError(res, auth.status, ErrorCode.Refused, auth.message, { headers: auth.headers });
       return;
     }

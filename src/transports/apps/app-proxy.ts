@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { Transform } from 'node:stream';
 import type { AppTickets } from '../../auth/app-ticket.ts';
 import { refuseSocket } from '../../http/refusal.ts';
+import { type EdgeRefusal, edgeRefusal } from '../../http/refusal-log.ts';
 import { sendJson } from '../../http/replies.ts';
 import type { Guard } from '../../http/request-guards.ts';
 import type { Logger } from '../../log.ts';
@@ -30,6 +31,8 @@ export interface AppProxyOptions extends AppAccessOptions {
   maxBodyBytes(): number;
   /** Checks of an upgrade before anything else (duplicate headers, Host, Origin), as a row's guards. */
   upgradeGuards: readonly Guard[];
+  /** Hears an upgrade refused by those guards (the gateway's refusal log). */
+  onRefused?: (refusal: EdgeRefusal) => void;
   log: Logger;
   /** The gateway's token in the app events it publishes (observe/events.ts: sign-ins, WebSockets). */
   owner: EventOwner;
@@ -136,6 +139,7 @@ export class AppProxy {
     for (const guard of this.#options.upgradeGuards) {
       const refusal = guard(req);
       if (refusal !== undefined) {
+        this.#options.onRefused?.(edgeRefusal(req, refusal.status, refusal.message));
         refuseSocket(socket, refusal);
         return;
       }
