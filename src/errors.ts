@@ -14,7 +14,9 @@ export type RelayErrorCode =
   /** ssh-entry refused a connection (unknown server, not allowed, over the limit). */
   | 'SSH_REFUSED'
   /** authorized_keys could not be read or a key given to `ssh authorize` is malformed. */
-  | 'AUTHORIZED_KEYS';
+  | 'AUTHORIZED_KEYS'
+  /** A graceful restart of backends could not be done (not running, unknown server, gateway stopping). */
+  | 'BACKEND_RESTART';
 
 export class RelayError extends Error {
   readonly code: RelayErrorCode;

@@ -2,7 +2,10 @@
 // it dies, and gives up for a cool-down when it crashes in a loop, so clients get a clear error instead.
 // The cool-down ends early when the files the launch depends on change (the admin fixed it) or on
 // `endCooldown` (a config reload), so a fixed server is tried at the next request.
+// For a graceful restart it runs a second process beside the current one (`startNext`, `promote`,
+// `retire`): the multiplexer initializes it, switches to it and drains the old one.
 
+import { RelayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import {
   backendDown,
@@ -65,7 +68,13 @@ export class Supervisor implements BackendChannel {
   #restarts = 0;
   #startedAt: number | undefined;
   readonly #owner: EventOwner;
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  /** The generation of the current process (each launch, and each `startNext`, takes the next number). */
+  #generation = 0;
+  #lastGeneration = 0;
+  /** Processes beside the current one: a candidate being initialized, or an old one being drained. */
+  readonly #sides = new Map<number, BackendProcess>();
+  onmessage: ((message: JsonRpcMessage, generation?: number) => void) | undefined;
+  onsideexit: ((generation: number, reason: string) => void) | undefined;
   onstarted: ((restart: boolean) => void) | undefined;
   ondown: ((reason: string) => void) | undefined;
   onunhealthy: ((reason: string) => void) | undefined;
@@ -94,6 +103,10 @@ export class Supervisor implements BackendChannel {
 
   get pid(): number | undefined {
     return this.#process?.pid;
+  }
+
+  get generation(): number {
+    return this.#generation;
   }
 
   /** The app port of the running process only: between a crash and the restart there is none. */
@@ -138,8 +151,51 @@ export class Supervisor implements BackendChannel {
   }
 
   /** Writes to the running process; `onWritten` as in `BackendProcess.send`. */
-  send(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
+  send(message: JsonRpcMessage, onWritten?: (failed: boolean) => void, generation?: number): boolean {
+    if (generation !== undefined && generation !== this.#generation)
+      return this.#sides.get(generation)?.send(message, onWritten) ?? false;
     return this.#state === 'running' && (this.#process?.send(message, onWritten) ?? false);
+  }
+
+  /** Launches a process beside the running one; it takes messages only when `send` names its generation. */
+  async startNext(): Promise<number> {
+    if (this.#state !== 'running' || !this.#process)
+      throw new RelayError('BACKEND_RESTART', 'the backend is not running');
+    const generation = ++this.#lastGeneration;
+    const process = await this.#spawn();
+    // Stopped while spawning (the gateway stops): the state changed under the await.
+    if ((this.#state as ChannelState) === 'stopped') {
+      await process.stop();
+      throw new RelayError('BACKEND_RESTART', 'the gateway is stopping');
+    }
+    this.#wire(process, generation);
+    this.#sides.set(generation, process);
+    process.start();
+    return generation;
+  }
+
+  /** The process of `generation` becomes the current one; the one it replaces is kept (drained) until `retire`. */
+  promote(generation: number): void {
+    const next = this.#sides.get(generation);
+    if (!next || this.#state !== 'running') throw new RelayError('BACKEND_RESTART', 'nothing to switch to');
+    const previous = this.#process;
+    this.#sides.delete(generation);
+    if (previous) this.#sides.set(this.#generation, previous);
+    this.#process = this.#launched = next;
+    this.#generation = generation;
+    this.#startedAt = Date.now();
+    this.#restarts++;
+    publishBackend(backendStarted, this.#owner, next.spec.server, next.pid, undefined, true);
+  }
+
+  /** Stops a process beside the current one; resolves once it is gone, with its last stderr lines. */
+  async retire(generation: number): Promise<readonly string[]> {
+    const process = this.#sides.get(generation);
+    if (!process) return [];
+    // Out of the table first: its exit, coming, is the one asked for and not reported.
+    this.#sides.delete(generation);
+    await process.stop();
+    return process.finalStderrTail();
   }
 
   /**
@@ -163,7 +219,9 @@ export class Supervisor implements BackendChannel {
     clearTimeout(this.#restartTimer);
     const process = this.#process;
     this.#process = undefined;
-    await process?.stop();
+    const sides = [...this.#sides.values()];
+    this.#sides.clear();
+    await Promise.all([process?.stop(), ...sides.map((side) => side.stop())]);
   }
 
   async #launch(): Promise<void> {
@@ -181,10 +239,8 @@ export class Supervisor implements BackendChannel {
       return;
     }
     this.#process = this.#launched = process;
-    process.onmessage = (message) => this.onmessage?.(message);
-    process.onexit = (exit) => {
-      if (this.#process === process) this.#exited(exit);
-    };
+    this.#generation = ++this.#lastGeneration;
+    this.#wire(process, this.#generation);
     process.start();
     const restart = this.#everStarted;
     this.#everStarted = true;
@@ -195,14 +251,23 @@ export class Supervisor implements BackendChannel {
     this.onstarted?.(restart);
   }
 
+  /**
+   * Routes a process's messages under its generation, and its exit: the current process's is a crash
+   * (restart, backoff), a side process's is told as such (`onsideexit`) and restarts nothing.
+   */
+  #wire(process: BackendProcess, generation: number): void {
+    process.onmessage = (message) => this.onmessage?.(message, generation);
+    process.onexit = (exit) => {
+      if (this.#process === process) this.#exited(exit);
+      else if (this.#sides.get(generation) === process && this.#state !== 'stopped')
+        this.onsideexit?.(generation, exitReason(exit));
+    };
+  }
+
   #exited(exit: BackendExit, why?: string): void {
     this.#process = undefined;
     if (this.#state === 'stopped') return;
-    const reason =
-      why ??
-      (exit.error
-        ? `backend could not be started: ${exit.error.message}`
-        : `backend exited (${exit.signal ?? `code ${exit.code}`})`);
+    const reason = why ?? exitReason(exit);
     const now = Date.now();
     this.#crashes = [...this.#crashes.filter((time) => now - time < this.#policy.crashWindowMs), now];
     publishBackend(backendDown, this.#owner, this.#launched?.spec.server, this.#launched?.pid, reason);
@@ -243,4 +308,10 @@ export class Supervisor implements BackendChannel {
     }, delay);
     this.#restartTimer.unref();
   }
+}
+
+function exitReason(exit: BackendExit): string {
+  return exit.error
+    ? `backend could not be started: ${exit.error.message}`
+    : `backend exited (${exit.signal ?? `code ${exit.code}`})`;
 }
