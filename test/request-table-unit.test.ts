@@ -72,6 +72,7 @@ describe('RequestTable', () => {
       backendId: 42,
       link: a,
       progressToken: 'progress-7',
+      generation: 0,
     });
     assert.equal(table.takeServerRequest(a, toA), undefined, 'answered once');
     assert.equal(table.takeServerRequest(a, 1), undefined);

@@ -166,7 +166,7 @@ function resolvePaths(config: RelayConfig, baseDir: string): RelayConfig {
   const servers = Object.fromEntries(
     Object.entries(config.servers).map(([name, server]) => [
       name,
-      { ...server, cwd: absolute(server.cwd ?? '.') },
+      { ...server, cwd: absolute(server.cwd ?? '.'), watch: server.watch.map(absolute) },
     ]),
   );
   const tls = listenTls(config);

@@ -110,6 +110,16 @@ const serverSchema = z.strictObject({
    * pinged after half of this, then killed and replaced, its calls failed. 0: never.
    */
   livenessTimeout: duration.default(60_000),
+  /**
+   * A graceful restart of the server's backends (SIGUSR2, `watch`): how long the old process may take
+   * to finish its calls in flight once new ones go to the new process; what is left then fails.
+   */
+  drainTimeout: duration.default(30_000),
+  /**
+   * Files or directories whose change restarts the server's running backends gracefully (relative to
+   * the config file's folder); a directory is watched with everything in it.
+   */
+  watch: z.array(z.string().min(1)).default([]),
   app: z.strictObject({ portEnv: envName }).optional(),
   /** OAuth scopes a token must carry to use this server; replaces auth.oidc.scopes for it. */
   scopes: z.array(oauthScope).optional(),

@@ -23,7 +23,7 @@ import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/reque
 import { anyPath, exact, type OpenRoute, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
 import type { Logger } from '../log.ts';
-import { BackendPool } from '../mux/pool.ts';
+import { BackendPool, type InstanceRestart } from '../mux/pool.ts';
 import { Activity } from '../observe/activity.ts';
 import { Audit } from '../observe/audit.ts';
 import { publishAuthFailed } from '../observe/events.ts';
@@ -36,6 +36,7 @@ import { APPS_PREFIX } from '../transports/apps/app-path.ts';
 import { AppProxy } from '../transports/apps/app-proxy.ts';
 import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
+import { CodeWatch } from './code-watch.ts';
 import { healthReport } from './health.ts';
 
 export interface GatewayOptions {
@@ -59,6 +60,22 @@ export interface Gateway {
   close(options?: { drainMs?: number }): Promise<void>;
   /** Applies a new config to the running gateway: what may change live at once, the rest after a restart. */
   reload(next: RelayConfig): ConfigChange;
+  /**
+   * Restarts the running backends of `server` (only `user`'s, when given) gracefully, to run new code
+   * without failing a call: see BackendPool.restart. Resolves, when every old process is stopped, with
+   * what happened to each instance (restarted, failed with the reason and stderr, skipped and why).
+   */
+  restartBackends(
+    server: string,
+    options?: { user?: string; startTimeoutMs?: number },
+  ): Promise<BackendRestart>;
+}
+
+/** What `restartBackends` did to one server's backends. */
+export interface BackendRestart {
+  server: string;
+  /** One entry per running instance; empty when none ran (the next one starts with the new code). */
+  instances: InstanceRestart[];
 }
 
 const NO_SUCH_SERVER: Refusal = Object.freeze({
@@ -130,6 +147,24 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const publicUrl = config.publicUrl ? new URL(config.publicUrl) : undefined;
   const startedAt = Date.now();
   let closing: Promise<void> | undefined;
+  let codeWatch: CodeWatch | undefined;
+
+  async function restartBackends(
+    server: string,
+    options: { user?: string; startTimeoutMs?: number } = {},
+  ): Promise<BackendRestart> {
+    if (!Object.hasOwn(config.servers, server))
+      throw new RelayError('BACKEND_RESTART', `no server named ${JSON.stringify(server)}`);
+    const instances = await pool.restart(server, options);
+    for (const instance of instances) {
+      const fields = { server, ...instance };
+      if (instance.status === 'failed')
+        log.error(fields, 'backend restart failed; the old process goes on serving');
+      else log.info(fields, `backend restart: ${instance.status}`);
+    }
+    if (instances.length === 0) log.info({ server }, 'backend restart: none running');
+    return { server, instances };
+  }
 
   /** "/mcp" alone names the only server, when there is one; own keys only, so "constructor" names none. */
   const serverNamed = (name: string | undefined): string | null => {
@@ -313,10 +348,24 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       pool.endCooldowns();
       return live.apply(next);
     },
+    restartBackends,
     async listen() {
       await gatewayAuth.open();
       const address = await listener.listen();
       await admin?.metricsListener?.listen();
+      const watched: Record<string, readonly string[]> = {};
+      for (const name of serverNames) {
+        const paths = config.servers[name]?.watch ?? [];
+        if (paths.length > 0) watched[name] = paths;
+      }
+      if (Object.keys(watched).length > 0 && !closing)
+        codeWatch ??= new CodeWatch({
+          paths: watched,
+          restart: async (server) => {
+            await restartBackends(server);
+          },
+          log,
+        });
       if (address === undefined) {
         log.info({ servers: serverNames, tcp: false }, 'gateway listening on the SSH socket only');
       } else {
@@ -335,6 +384,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     },
     close({ drainMs = 0 } = {}) {
       closing ??= (async () => {
+        codeWatch?.close();
         const stopped = listener.stopAccepting();
         // From here a bridge's re-initialize (on a kept-alive connection) gets 503, not a new backend.
         const left = await sessions.drain(drainMs);

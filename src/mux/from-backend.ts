@@ -38,7 +38,8 @@ export interface RoutingState {
   tasks: TaskTable;
   unsolicited: UnsolicitedTarget;
   subscriptions: Subscriptions;
-  toBackend(message: JsonRpcMessage): boolean;
+  /** Writes to the backend: its current process, or the one of `generation`. */
+  toBackend(message: JsonRpcMessage, generation?: number): boolean;
 }
 
 export class BackendRouting {
@@ -49,7 +50,7 @@ export class BackendRouting {
   readonly #tasks: TaskTable;
   readonly #unsolicited: UnsolicitedTarget;
   readonly #subscriptions: Subscriptions;
-  readonly #toBackend: (message: JsonRpcMessage) => boolean;
+  readonly #toBackend: RoutingState['toBackend'];
 
   constructor(state: RoutingState) {
     this.#mode = state.mode;
@@ -62,10 +63,11 @@ export class BackendRouting {
     this.#toBackend = state.toBackend;
   }
 
-  route(message: JsonRpcMessage): void {
+  /** A message of the process of `generation` (whose requests are answered there). */
+  route(message: JsonRpcMessage, generation: number): void {
     if (isResponse(message)) this.#response(message);
-    else if (isRequest(message)) this.#request(message);
-    else this.#notification(message);
+    else if (isRequest(message)) this.#request(message, generation);
+    else this.#notification(message, generation);
   }
 
   #response(passed: JsonRpcResponse): void {
@@ -90,12 +92,12 @@ export class BackendRouting {
     if ('result' in response) {
       if (pending.method === 'tasks/list')
         answer = this.#tasks.ownOnly(pending.link, response.result, answer);
-      else this.#tasks.record(pending.link, response.result);
+      else this.#tasks.record(pending.link, response.result, pending.generation);
     }
     pending.link.deliver(answer);
   }
 
-  #request(request: JsonRpcRequest): void {
+  #request(request: JsonRpcRequest, generation: number): void {
     const link = this.#tasks.relatedOwner(request) ?? this.#unsolicited.of(this.#links, this.#requests);
     const capability = CAPABILITY_OF[request.method];
     if (!link) {
@@ -109,20 +111,22 @@ export class BackendRouting {
           ErrorCode.InternalError,
           this.#unsolicited.whyNone(request.method, this.#links.size),
         ),
+        generation,
       );
       return;
     }
     if (capability && this.#mode !== 'per-session' && !link.hasCapability(capability)) {
       this.#toBackend(
         errorResponse(request.id, ErrorCode.MethodNotFound, `the client does not support ${capability}`),
+        generation,
       );
       return;
     }
-    const id = this.#requests.addServerRequest(request.id, link, progressTokenOf(request.params));
+    const id = this.#requests.addServerRequest(request.id, link, progressTokenOf(request.params), generation);
     link.deliver({ ...request, id });
   }
 
-  #notification(notification: JsonRpcNotification): void {
+  #notification(notification: JsonRpcNotification, generation: number): void {
     const method = notification.method;
     if (method === Method.progress) {
       const entry = this.#requests.progressTarget(notification.params?.progressToken);
@@ -134,7 +138,10 @@ export class BackendRouting {
       return;
     }
     if (method === Method.cancelled) {
-      for (const { id, link } of this.#requests.takeServerRequestsFor(notification.params?.requestId))
+      for (const { id, link } of this.#requests.takeServerRequestsFor(
+        notification.params?.requestId,
+        generation,
+      ))
         link.deliver({ ...notification, params: { ...notification.params, requestId: id } });
       return;
     }

@@ -31,9 +31,13 @@ export interface ClientRoutingState {
   unsolicited: UnsolicitedTarget;
   subscriptions: Subscriptions;
   handshake: Handshake;
-  /** Sends a client request to the backend under a backend id (or queues it until it is ready). */
-  forward(link: MuxLink, request: JsonRpcRequest): void;
-  toBackend(message: JsonRpcMessage): boolean;
+  /**
+   * Sends a client request to the backend under a backend id (or queues it until it is ready); to the
+   * process of `generation` when given (a task's, which stays on the process it runs on while that drains).
+   */
+  forward(link: MuxLink, request: JsonRpcRequest, generation?: number): void;
+  /** Writes to the backend: its current process, or the one of `generation`. */
+  toBackend(message: JsonRpcMessage, generation?: number): boolean;
   internalRequest(
     method: string,
     params: Record<string, unknown>,
@@ -110,6 +114,10 @@ export class ClientRouting {
       );
       return;
     }
+    if (TASK_METHODS.has(request.method)) {
+      this.#forward(link, request, this.#tasks.generationOf(request.params?.taskId));
+      return;
+    }
     this.#forward(link, request);
   }
 
@@ -120,16 +128,26 @@ export class ClientRouting {
       if (requestId === undefined) return;
       const backendId = this.#requests.backendIdOf(link, requestId);
       if (backendId === undefined) return;
+      const generation = this.#requests.generationOf(backendId);
       this.#requests.take(backendId);
-      this.#toBackend({ ...notification, params: { ...notification.params, requestId: backendId } });
+      this.#toBackend(
+        { ...notification, params: { ...notification.params, requestId: backendId } },
+        generation,
+      );
       return;
     }
     // A client reports progress only on what the backend asked it, under the backend's token.
-    if (
-      notification.method === Method.progress &&
-      !this.#requests.awaitsProgressFrom(link, notification.params?.progressToken)
-    ) {
-      this.#log.debug({ user: link.user }, 'progress for no server→client request of this session; dropped');
+    if (notification.method === Method.progress) {
+      const asker = this.#requests.progressAsker(link, notification.params?.progressToken);
+      if (asker === undefined) {
+        this.#log.debug(
+          { user: link.user },
+          'progress for no server→client request of this session; dropped',
+        );
+        return;
+      }
+      this.#unsolicited.served(link);
+      this.#toBackend(notification, asker);
       return;
     }
     this.#unsolicited.served(link);
@@ -142,7 +160,7 @@ export class ClientRouting {
       this.#log.warn({ user: link.user }, 'an answer to no server→client request of this session; dropped');
       return;
     }
-    this.#toBackend({ ...response, id: entry.backendId });
+    this.#toBackend({ ...response, id: entry.backendId }, entry.generation);
   }
 
   #subscribe(link: MuxLink, uri: string, request: JsonRpcRequest): void {

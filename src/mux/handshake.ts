@@ -60,6 +60,16 @@ export class Handshake {
     return this.#result !== undefined;
   }
 
+  /** What the backend was initialized with (the first client's params), to initialize a replacement alike. */
+  get params(): Record<string, unknown> | undefined {
+    return this.#params;
+  }
+
+  /** A replacement process took initialize (a graceful restart): its answer is the one sessions get now. */
+  replaced(result: Record<string, unknown>): void {
+    this.#result = result;
+  }
+
   /** Whether the backend declared `name` among its capabilities. */
   capability(name: string): boolean {
     const capabilities = this.#result?.capabilities as Record<string, unknown> | undefined;

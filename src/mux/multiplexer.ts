@@ -17,6 +17,7 @@ import { Method, progressTokenOf, withProgressToken } from '../protocol/mcp.ts';
 import type { Downstream, Upstream } from '../sessions/types.ts';
 import { BackendRouting } from './from-backend.ts';
 import { ClientRouting } from './from-client.ts';
+import { Handover, type RestartOptions, type RestartOutcome } from './handover.ts';
 import { Handshake } from './handshake.ts';
 import { MuxLink } from './link.ts';
 import { Liveness, type LivenessStats } from './liveness.ts';
@@ -70,7 +71,7 @@ export class Multiplexer {
    * fails never reached the process and is sent again to the next one; one still here when the process
    * goes down waits for its write's outcome before it is answered (`#limbo`).
    */
-  readonly #unconfirmed = new Map<number, { link: MuxLink; request: JsonRpcRequest }>();
+  readonly #unconfirmed = new Map<number, { link: MuxLink; request: JsonRpcRequest; generation: number }>();
   /** Backend ids of unconfirmed writes whose process went down: answered or re-queued by the write's outcome. */
   readonly #limbo = new Map<number, string>();
   readonly #liveness: Liveness;
@@ -78,6 +79,8 @@ export class Multiplexer {
   readonly #fromBackendRouting: BackendRouting;
   /** What each session's message does: answered here, or forwarded. */
   readonly #fromClientRouting: ClientRouting;
+  /** A graceful restart: the new process beside the old, the old one drained. */
+  readonly #handover: Handover;
 
   /** Takes over `channel`'s callbacks: from here on the multiplexer is the backend's only client. */
   constructor(channel: BackendChannel, options: MultiplexerOptions) {
@@ -103,13 +106,14 @@ export class Multiplexer {
       tasks: this.#tasks,
       unsolicited: this.#unsolicited,
       subscriptions: this.#subscriptions,
-      toBackend: (message: JsonRpcMessage) => this.#toBackend(message),
+      toBackend: (message: JsonRpcMessage, generation?: number) =>
+        this.#toBackend(message, undefined, generation),
     };
     this.#fromBackendRouting = new BackendRouting({ ...shared, mode: options.mode });
     this.#fromClientRouting = new ClientRouting({
       ...shared,
       handshake: this.#handshake,
-      forward: (link, request) => this.#forward(link, request),
+      forward: (link, request, generation) => this.#forward(link, request, generation),
       internalRequest: (method, params, onResponse) => this.#internalRequest(method, params, onResponse),
     });
     this.#liveness = new Liveness(options.livenessTimeoutMs ?? 0, {
@@ -121,7 +125,19 @@ export class Multiplexer {
         channel.replace(reason);
       },
     });
-    channel.onmessage = (message) => this.#fromBackend(message);
+    this.#handover = new Handover({
+      channel,
+      log: this.#log,
+      requests: this.#requests,
+      handshake: this.#handshake,
+      internalRequest: (method, params, onResponse, generation) =>
+        this.#internalRequest(method, params, onResponse, generation),
+      toBackend: (message, generation) => this.#toBackend(message, undefined, generation),
+      switched: () => this.#switched(),
+      failGeneration: (generation, message) => this.#failGeneration(generation, message),
+    });
+    channel.onmessage = (message, generation) => this.#fromBackend(message, generation ?? this.#generation);
+    channel.onsideexit = (generation, reason) => this.#handover.sideExited(generation, reason);
     channel.onstarted = (restart) => this.#backendStarted(restart);
     channel.ondown = (reason) => this.#backendDown(reason);
     channel.onunhealthy = (reason) => this.#backendUnhealthy(reason);
@@ -141,6 +157,20 @@ export class Multiplexer {
 
   get liveness(): LivenessStats {
     return this.#liveness.stats;
+  }
+
+  /** The current process's generation (see BackendChannel.generation). */
+  get #generation(): number {
+    return this.#channel.generation ?? 0;
+  }
+
+  /**
+   * Replaces the running process with a new one without failing a call: the new one is started and
+   * initialized beside it, new requests go to it once it answers, the old one finishes its calls (up to
+   * `drainTimeoutMs`) and is stopped. A new process that fails leaves the old one serving.
+   */
+  restart(options: RestartOptions): Promise<RestartOutcome> {
+    return this.#handover.run(options);
   }
 
   /** Attaches a session: what the backend has for it goes to `downstream`; it talks back through the upstream. */
@@ -169,11 +199,17 @@ export class Multiplexer {
   #backendDown(reason: string): void {
     this.#handshake.backendDown();
     this.#liveness.down();
-    // The new process starts with no one's work and no tasks.
-    this.#unsolicited.reset();
-    this.#tasks.clear();
-    const message = `${reason}; it is being restarted`;
-    for (const pending of this.#requests.clear()) {
+    // The new process starts with no one's work and no tasks; a process being drained keeps its own.
+    if (!this.#handover.draining) this.#unsolicited.reset();
+    const gone = (generation: number) => !this.#handover.isSide(generation);
+    this.#tasks.clear(gone);
+    this.#answerGone(this.#requests.clear(gone), `${reason}; it is being restarted`);
+    this.#subscriptions.backendDown();
+  }
+
+  /** What was in flight on a process that is gone gets `message`, once its write's outcome is known. */
+  #answerGone(pendings: ReturnType<RequestTable['clear']>, message: string): number {
+    for (const pending of pendings) {
       // Still being written: whether the old process got it is known when the write ends.
       if (this.#unconfirmed.has(pending.backendId)) {
         this.#limbo.set(pending.backendId, message);
@@ -181,7 +217,22 @@ export class Multiplexer {
       }
       pending.link.deliver(errorResponse(pending.clientId, ErrorCode.BackendUnavailable, message));
     }
+    return pendings.length;
+  }
+
+  /** A process beside the current one is done (drained, or a failed new one): what it still had fails. */
+  #failGeneration(generation: number, message: string): number {
+    const only = (candidate: number) => candidate === generation;
+    this.#tasks.clear(only);
+    return this.#answerGone(this.#requests.clear(only), message);
+  }
+
+  /** A graceful restart switched to the new process: it learns what the old one knew; sessions re-list. */
+  #switched(): void {
+    this.#liveness.started();
     this.#subscriptions.backendDown();
+    this.#onInitialized?.();
+    this.#afterRestart();
   }
 
   #backendUnhealthy(reason: string): void {
@@ -197,6 +248,8 @@ export class Multiplexer {
 
   #fromClient(link: MuxLink, message: JsonRpcMessage): void {
     this.#fromClientRouting.route(link, message);
+    // A cancellation may have left a draining process with nothing in flight.
+    if (this.#handover.draining) this.#handover.check();
   }
 
   async #detach(link: MuxLink): Promise<void> {
@@ -214,11 +267,13 @@ export class Multiplexer {
     this.#queued = this.#queued.filter((entry) => entry.link !== link);
     this.#handshake.forget(link);
     if (link.logLevel !== undefined) this.#fromClientRouting.applyLogLevel();
+    if (this.#handover.draining) this.#handover.check();
     if (this.#links.size === 0) this.#onEmpty();
   }
 
   async stop(): Promise<void> {
     this.#liveness.stop();
+    this.#handover.stop();
     await this.#channel.stop();
   }
 
@@ -239,8 +294,11 @@ export class Multiplexer {
     for (const link of this.#links) for (const method of changed) link.deliver({ jsonrpc: '2.0', method });
   }
 
-  #forward(link: MuxLink, request: JsonRpcRequest): void {
-    if (!this.#handshake.ready) {
+  #forward(link: MuxLink, request: JsonRpcRequest, generation?: number): void {
+    // A task's request goes to the process it runs on while that one is being drained.
+    const target =
+      generation !== undefined && this.#handover.isDraining(generation) ? generation : this.#generation;
+    if (target === this.#generation && !this.#handshake.ready) {
       if (this.#refusedAsUnhealthy(link, request)) return;
       if (this.#queued.length >= MAX_QUEUED) {
         link.deliver(
@@ -260,15 +318,21 @@ export class Multiplexer {
       request.method,
       progressTokenOf(params),
       request.method === Method.subscribe && typeof uri === 'string' ? uri : undefined,
+      target,
     );
     if (progressKey !== undefined) params = withProgressToken(params, progressKey);
     const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: backendId, method: request.method };
     if (params !== undefined) forwarded.params = params;
-    this.#unconfirmed.set(backendId, { link, request });
-    const sent = this.#toBackend(forwarded, (error) => this.#written(backendId, error));
+    this.#unconfirmed.set(backendId, { link, request, generation: target });
+    const sent = this.#toBackend(forwarded, (error) => this.#written(backendId, error), target);
     if (!sent) {
       this.#unconfirmed.delete(backendId);
       this.#requests.take(backendId);
+      // A draining process that takes no more input: the current one answers instead.
+      if (target !== this.#generation) {
+        this.#forward(link, request);
+        return;
+      }
       // Not written at all: the process is going or gone (its exit not seen yet), so the request
       // waits for the next one, as it would had it come a moment later.
       if (this.#channel.state !== 'running') {
@@ -302,6 +366,11 @@ export class Multiplexer {
     if (!stillPending && downMessage === undefined) return; // cancelled or its session left
     if (!this.#links.has(entry.link)) return;
     this.#log.debug({ backendId }, 'a request never reached the backend; sent to its next process');
+    // Written to a process being replaced: the current one takes it, nothing is wrong with that one.
+    if (entry.generation !== this.#generation) {
+      this.#forward(entry.link, entry.request);
+      return;
+    }
     this.#queued.push({ link: entry.link, message: entry.request });
     if (this.#handshake.ready) this.#channel.replace(INPUT_CLOSED);
     else void this.#channel.start();
@@ -309,9 +378,15 @@ export class Multiplexer {
 
   // --- From the backend ---------------------------------------------------------------------------
 
-  #fromBackend(message: JsonRpcMessage): void {
+  #fromBackend(message: JsonRpcMessage, generation: number): void {
     this.#liveness.output();
-    this.#fromBackendRouting.route(message);
+    // A new process not switched to yet speaks only to the gateway (its initialize answer); the rest is dropped.
+    if (this.#handover.isCandidate(generation) && ('method' in message || !('id' in message))) {
+      this.#log.debug({ generation }, 'a message of a backend process not yet in use; dropped');
+      return;
+    }
+    this.#fromBackendRouting.route(message, generation);
+    if (this.#handover.isDraining(generation)) this.#handover.check();
   }
 
   // --- Helpers ------------------------------------------------------------------------------------
@@ -332,19 +407,27 @@ export class Multiplexer {
     );
   }
 
+  /** A request of the gateway's own; false when it could not be written. */
   #internalRequest(
     method: string,
     params: Record<string, unknown>,
     onResponse: (response: JsonRpcResponse) => void,
-  ): void {
-    const id = this.#requests.addInternal(onResponse);
-    if (!this.#toBackend({ jsonrpc: '2.0', id, method, params })) this.#requests.take(id);
+    generation = this.#generation,
+  ): boolean {
+    const id = this.#requests.addInternal(onResponse, generation);
+    const sent = this.#toBackend({ jsonrpc: '2.0', id, method, params }, undefined, generation);
+    if (!sent) this.#requests.take(id);
+    return sent;
   }
 
-  #toBackend(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
+  /** Writes to the current process, or to the one of `generation` (being drained, or new). */
+  #toBackend(message: JsonRpcMessage, onWritten?: (failed: boolean) => void, generation?: number): boolean {
     const request = 'method' in message && 'id' in message;
     if (request) this.#liveness.requesting(this.#requests.size);
-    const sent = this.#channel.send(message, onWritten);
+    const sent =
+      generation === undefined || generation === this.#generation
+        ? this.#channel.send(message, onWritten)
+        : this.#channel.send(message, onWritten, generation);
     if (sent && request) this.#liveness.requested();
     return sent;
   }

@@ -4,12 +4,25 @@
 import { randomBytes } from 'node:crypto';
 import type { BackendChannel } from '../backends/channel.ts';
 import type { BackendLauncher } from '../backends/launcher.ts';
+import { launchProblems } from '../backends/preflight.ts';
 import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { type EventOwner, UNOWNED } from '../observe/events.ts';
 import type { AtCapacity, Identity, Placement } from '../sessions/types.ts';
+import type { RestartOutcome } from './handover.ts';
 import { Multiplexer } from './multiplexer.ts';
+
+/** How long a restarted backend's new process gets to answer initialize by default. */
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
+
+/** One backend instance's part in a graceful restart (BackendPool.restart). */
+export type InstanceRestart = {
+  /** The user a per-user or per-session backend serves; absent for a shared one. */
+  user?: string;
+  /** The session a per-session backend serves. */
+  session?: string;
+} & RestartOutcome;
 
 function atCapacity(message: string): AtCapacity {
   return { ok: false, reason: 'capacity', message };
@@ -46,10 +59,11 @@ export interface BackendInfo {
 
 interface Instance {
   mux: Multiplexer;
+  user: string | undefined;
+  session: string | undefined;
   /** The backend behind the multiplexer, asked for its app port at each proxied request. */
   channel: BackendChannel;
   supervisor: Supervisor;
-  user: string | undefined;
   idleTimer: NodeJS.Timeout | undefined;
 }
 
@@ -175,6 +189,51 @@ export class BackendPool {
     }));
   }
 
+  /**
+   * Restarts the running backends of `server` gracefully (only `user`'s, when given: a shared backend
+   * serves everyone and is then skipped): for each, a new process started and initialized beside the
+   * old, new requests sent to it, the old one drained (servers.<name>.drainTimeout) and stopped. A new
+   * process that fails leaves the old one serving. Resolves when every old process is stopped.
+   */
+  async restart(
+    server: string,
+    options: { user?: string; startTimeoutMs?: number } = {},
+  ): Promise<InstanceRestart[]> {
+    const config = this.#config.servers[server];
+    if (!config) throw new Error(`unknown server ${server}`);
+    const instances = [...this.#instances.values()].filter(({ mux }) => mux.server === server);
+    // What can be known without a launch (a missing command or script) fails every instance at once.
+    const problems = launchProblems(this.#launcher.inputs(server)).filter(({ level }) => level === 'error');
+    return Promise.all(
+      instances.map(async (instance): Promise<InstanceRestart> => {
+        const who = {
+          ...(instance.user === undefined ? {} : { user: instance.user }),
+          ...(instance.session === undefined ? {} : { session: instance.session }),
+        };
+        if (options.user !== undefined && instance.user !== options.user) {
+          const reason =
+            instance.user === undefined
+              ? 'a shared backend serves every user; restart it without a user'
+              : 'another user’s backend';
+          return { ...who, status: 'skipped', reason };
+        }
+        if (this.#stopped) return { ...who, status: 'skipped', reason: 'the gateway is shutting down' };
+        if (problems.length > 0)
+          return {
+            ...who,
+            status: 'failed',
+            reason: problems.map(({ message }) => message).join('; '),
+            stderr: [],
+          };
+        const outcome = await instance.mux.restart({
+          startTimeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+          drainTimeoutMs: config.drainTimeout,
+        });
+        return { ...who, ...outcome };
+      }),
+    );
+  }
+
   /** Stops every backend, and refuses to start new ones from now on. Idempotent. */
   async stopAll(): Promise<void> {
     this.#stopped = true;
@@ -203,9 +262,10 @@ export class BackendPool {
       owner: this.#owner,
     });
     const instance: Instance = {
+      user,
+      session: sessionId,
       channel: supervisor,
       supervisor,
-      user,
       mux: new Multiplexer(supervisor, {
         server,
         mode: config.isolation,

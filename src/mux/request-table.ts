@@ -1,6 +1,8 @@
 // The multiplexer's bookkeeping of what is in flight on one backend: client requests under the backend
 // ids the gateway chose, their progress tokens, internal requests, and server→client requests under the
 // ids the sessions saw. Pure data structure: it sends nothing, so every rule about ids is testable alone.
+// Each entry names the generation of the process it is on: during a graceful restart two processes
+// run, and what one of them asked or was asked is answered there.
 
 import { randomBytes } from 'node:crypto';
 import type { JsonRpcId, JsonRpcResponse } from '../protocol/jsonrpc.ts';
@@ -15,12 +17,15 @@ export interface ClientPending {
   method: string;
   progressKey: string | undefined;
   subscribeUri?: string | undefined;
+  /** The backend process it was written to. */
+  generation: number;
 }
 
 /** A request of the gateway's own (initialize, restoring subscriptions, log level). */
 export interface InternalPending {
   kind: 'internal';
   onResponse: (response: JsonRpcResponse) => void;
+  generation: number;
 }
 
 export type Pending = ClientPending | InternalPending;
@@ -31,6 +36,8 @@ export interface ServerRequest {
   link: MuxLink;
   /** The token the backend asked progress under, which the session may report on. */
   progressToken: ProgressToken | undefined;
+  /** The backend process that asked (the answer goes back to it). */
+  generation: number;
 }
 
 export class RequestTable {
@@ -57,6 +64,7 @@ export class RequestTable {
     method: string,
     progressToken: ProgressToken | undefined,
     subscribeUri?: string,
+    generation = 0,
   ): { backendId: number; progressKey: string | undefined } {
     const backendId = this.#nextBackendId++;
     let progressKey: string | undefined;
@@ -64,7 +72,15 @@ export class RequestTable {
       progressKey = `p${backendId}`;
       this.#progress.set(progressKey, { link, token: progressToken });
     }
-    this.#pending.set(backendId, { kind: 'client', link, clientId, method, progressKey, subscribeUri });
+    this.#pending.set(backendId, {
+      kind: 'client',
+      link,
+      clientId,
+      method,
+      progressKey,
+      subscribeUri,
+      generation,
+    });
     let ids = this.#backendIds.get(link);
     if (!ids) {
       ids = new Map();
@@ -74,9 +90,9 @@ export class RequestTable {
     return { backendId, progressKey };
   }
 
-  addInternal(onResponse: (response: JsonRpcResponse) => void): number {
+  addInternal(onResponse: (response: JsonRpcResponse) => void, generation = 0): number {
     const backendId = this.#nextBackendId++;
-    this.#pending.set(backendId, { kind: 'internal', onResponse });
+    this.#pending.set(backendId, { kind: 'internal', onResponse, generation });
     return backendId;
   }
 
@@ -90,6 +106,18 @@ export class RequestTable {
       if (pending.progressKey) this.#progress.delete(pending.progressKey);
     }
     return pending;
+  }
+
+  /** The process a request in flight was written to. */
+  generationOf(backendId: number): number | undefined {
+    return this.#pending.get(backendId)?.generation;
+  }
+
+  /** Requests (clients' and the gateway's own) in flight on the process of `generation`. */
+  countOf(generation: number): number {
+    let count = 0;
+    for (const pending of this.#pending.values()) if (pending.generation === generation) count++;
+    return count;
   }
 
   /** The backend id of a session's request still in flight. */
@@ -121,16 +149,20 @@ export class RequestTable {
     return this.#pending.size;
   }
 
-  /** The backend went away: forgets everything and returns the client requests that need an answer. */
-  clear(): Array<ClientPending & { backendId: number }> {
+  /**
+   * A backend process went away: forgets what was in flight on it and returns the client requests that
+   * need an answer. Without `gone`, every process's (all of them went away); with it, the processes
+   * whose generation it accepts.
+   */
+  clear(gone: (generation: number) => boolean = () => true): Array<ClientPending & { backendId: number }> {
     const clients: Array<ClientPending & { backendId: number }> = [];
-    for (const backendId of [...this.#pending.keys()]) {
+    for (const [backendId, entry] of [...this.#pending]) {
+      if (!gone(entry.generation)) continue;
       const pending = this.take(backendId);
       if (pending?.kind === 'client') clients.push({ ...pending, backendId });
     }
-    this.#progress.clear();
-    this.#serverRequests.clear();
-    this.#backendIds.clear();
+    for (const [id, entry] of this.#serverRequests)
+      if (gone(entry.generation)) this.#serverRequests.delete(id);
     return clients;
   }
 
@@ -140,9 +172,14 @@ export class RequestTable {
   }
 
   /** Registers a server→client request forwarded to `link`; returns the id that session sees. */
-  addServerRequest(backendId: JsonRpcId, link: MuxLink, progressToken?: ProgressToken): string {
+  addServerRequest(
+    backendId: JsonRpcId,
+    link: MuxLink,
+    progressToken?: ProgressToken,
+    generation = 0,
+  ): string {
     const id = randomBytes(12).toString('base64url');
-    this.#serverRequests.set(id, { backendId, link, progressToken });
+    this.#serverRequests.set(id, { backendId, link, progressToken, generation });
     return id;
   }
 
@@ -156,17 +193,22 @@ export class RequestTable {
 
   /** Whether `link` has an unanswered server→client request that asked for progress under `token`. */
   awaitsProgressFrom(link: MuxLink, token: unknown): boolean {
-    if (!isRequestId(token)) return false;
-    for (const entry of this.#serverRequests.values())
-      if (entry.link === link && entry.progressToken === token) return true;
-    return false;
+    return this.progressAsker(link, token) !== undefined;
   }
 
-  /** The backend cancelled its request `backendId`: the sessions' ids it was forwarded under. */
-  takeServerRequestsFor(backendId: unknown): Array<{ id: string; link: MuxLink }> {
+  /** The generation of the process whose unanswered request to `link` asked for progress under `token`. */
+  progressAsker(link: MuxLink, token: unknown): number | undefined {
+    if (!isRequestId(token)) return undefined;
+    for (const entry of this.#serverRequests.values())
+      if (entry.link === link && entry.progressToken === token) return entry.generation;
+    return undefined;
+  }
+
+  /** The backend (of `generation`) cancelled its request `backendId`: the sessions' ids it was forwarded under. */
+  takeServerRequestsFor(backendId: unknown, generation = 0): Array<{ id: string; link: MuxLink }> {
     const taken: Array<{ id: string; link: MuxLink }> = [];
     for (const [id, entry] of this.#serverRequests) {
-      if (entry.backendId !== backendId) continue;
+      if (entry.backendId !== backendId || entry.generation !== generation) continue;
       this.#serverRequests.delete(id);
       taken.push({ id, link: entry.link });
     }

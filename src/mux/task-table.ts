@@ -12,6 +12,8 @@ const RELATED_TASK = 'io.modelcontextprotocol/related-task';
 
 export class TaskTable {
   readonly #owners = new Map<string, MuxLink>();
+  /** The process each task runs on (during a graceful restart, the old one's tasks stay there). */
+  readonly #generations = new Map<string, number>();
   readonly #log: Logger;
 
   constructor(log: Logger) {
@@ -32,8 +34,13 @@ export class TaskTable {
     return this.ownerOf((related as { taskId?: unknown } | undefined)?.taskId);
   }
 
+  /** The process task `taskId` runs on, if known. */
+  generationOf(taskId: unknown): number | undefined {
+    return typeof taskId === 'string' ? this.#generations.get(taskId) : undefined;
+  }
+
   /** A result that created a task (`{ task: { taskId } }`) makes the session its owner. */
-  record(link: MuxLink, result: Record<string, unknown>): void {
+  record(link: MuxLink, result: Record<string, unknown>, generation = 0): void {
     const taskId = (result.task as { taskId?: unknown } | undefined)?.taskId;
     if (typeof taskId !== 'string') return;
     const owner = this.#owners.get(taskId);
@@ -46,13 +53,11 @@ export class TaskTable {
     }
     if (link.tasks.size >= MAX_TASKS_PER_SESSION) {
       const oldest: string | undefined = link.tasks.values().next().value;
-      if (oldest !== undefined) {
-        link.tasks.delete(oldest);
-        this.#owners.delete(oldest);
-      }
+      if (oldest !== undefined) this.#drop(oldest);
     }
     link.tasks.add(taskId);
     this.#owners.set(taskId, link);
+    this.#generations.set(taskId, generation);
   }
 
   /** A tasks/list page with only the session's own tasks. */
@@ -67,13 +72,20 @@ export class TaskTable {
 
   /** The session left: its tasks have no owner any more. */
   forget(link: MuxLink): void {
-    for (const taskId of link.tasks) this.#owners.delete(taskId);
-    link.tasks.clear();
+    for (const taskId of [...link.tasks]) this.#drop(taskId);
   }
 
-  /** The backend process is gone, and its tasks with it. */
-  clear(): void {
-    for (const link of this.#owners.values()) link.tasks.clear();
-    this.#owners.clear();
+  /**
+   * A backend process is gone, and its tasks with it: every process's without `gone`, else those of the
+   * processes whose generation it accepts.
+   */
+  clear(gone: (generation: number) => boolean = () => true): void {
+    for (const [taskId, generation] of [...this.#generations]) if (gone(generation)) this.#drop(taskId);
+  }
+
+  #drop(taskId: string): void {
+    this.#owners.get(taskId)?.tasks.delete(taskId);
+    this.#owners.delete(taskId);
+    this.#generations.delete(taskId);
   }
 }
