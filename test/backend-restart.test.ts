@@ -2,7 +2,8 @@
 // runs without a failed call. Real gateway, real fixture processes, the official SDK client.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +14,7 @@ import {
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { connectClient, FIXTURE_SERVER, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import { startServe } from './helpers/serve.ts';
 
 const USERS = ['alice', 'bob', 'carol'];
 
@@ -216,6 +218,43 @@ describe('graceful backend restart', () => {
     } finally {
       await Promise.all([alice.close(), bob.close()]);
       await gw.close();
+    }
+  });
+
+  it('mcp-relay serve restarts every server’s backends on SIGUSR2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-usr2-'));
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(
+      file,
+      [
+        'listen: { host: 127.0.0.1, port: 0 }',
+        'servers:',
+        '  s:',
+        `    command: ${JSON.stringify(process.execPath)}`,
+        `    args: [${JSON.stringify(FIXTURE_SERVER)}]`,
+        '    isolation: shared',
+        '',
+      ].join('\n'),
+    );
+    const serve = await startServe(file);
+    const { client } = await connectClient(`${serve.url}/mcp/s`, undefined);
+    try {
+      const oldPid = Number(await call(client, 'pid'));
+      const inFlight = call(client, 'sleep', { ms: 1_000 });
+      await sleep(100);
+      process.kill(serve.pid, 'SIGUSR2');
+      let pid = oldPid;
+      for (let tries = 0; pid === oldPid; tries++) {
+        assert.ok(tries < 150, `restarted on SIGUSR2:\n${serve.stderr()}`);
+        await sleep(50);
+        pid = Number(await call(client, 'pid'));
+      }
+      assert.equal(await inFlight, 'slept');
+      assert.match(serve.stderr(), /backend restarted: new requests go to the new process/);
+    } finally {
+      await client.close();
+      await serve.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

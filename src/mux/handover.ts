@@ -126,6 +126,14 @@ export class Handover {
     const { channel, handshake, log } = this.#host;
     if (!channel.startNext || !channel.promote || !channel.retire)
       return { status: 'skipped', reason: 'this backend cannot be replaced gracefully' };
+    if (channel.state === 'unhealthy') {
+      // Broken until now: the new code is tried at the next request rather than after the cool-down.
+      channel.endCooldown();
+      return {
+        status: 'skipped',
+        reason: 'in a crash-loop cool-down, now ended: the next request starts the new code',
+      };
+    }
     const params = handshake.params;
     if (channel.state !== 'running' || !handshake.ready || params === undefined)
       return {

@@ -115,7 +115,15 @@ export const serveCommand = defineCommand({
           });
     const onHangup = () => void reloader?.reload();
     if (reloader) process.on('SIGHUP', onHangup);
+    // SIGUSR2 restarts every server's running backends gracefully: new code, no failed call (README,
+    // "Updating a server's code"). What happened to each backend is logged by the gateway.
+    const onRestart = () => {
+      log.info('SIGUSR2: restarting the running backends of every server');
+      for (const server of Object.keys(final.servers)) void gateway.restartBackends(server);
+    };
+    process.on('SIGUSR2', onRestart);
     const signal = await untilSignal();
+    process.off('SIGUSR2', onRestart);
     const drainMs = final.shutdownTimeout;
     // A second SIGTERM/SIGINT now has no listener left and ends the process at once.
     log.info({ signal, drainMs }, 'stopping: no new sessions or requests; waiting for calls in flight');
