@@ -177,6 +177,31 @@ describe('graceful backend restart', () => {
     }
   });
 
+  it('a call still running at the drain bound fails with the honest "unknown" error; the old process is stopped', async () => {
+    const { gw } = await gatewayWithScript({ isolation: 'shared', drainTimeout: '400ms' });
+    const { client } = await connectClient(`${gw.url}/mcp/s`, gw.keys.alice);
+    try {
+      const oldPid = Number(await call(client, 'pid'));
+      const long = call(client, 'sleep', { ms: 5_000 }).then(
+        () => 'answered',
+        (error: Error) => error.message,
+      );
+      await sleep(100);
+      const [instance] = (await gw.gateway.restartBackends('s')).instances;
+      assert.equal(instance?.status, 'restarted');
+      assert.equal(instance?.status === 'restarted' && instance.unfinished, 1);
+      assert.match(
+        await long,
+        /did not answer within the 0.4 s drain; it was stopped, whether the call ran is unknown/,
+      );
+      assert.ok(!alive(oldPid));
+      assert.notEqual(Number(await call(client, 'pid')), oldPid);
+    } finally {
+      await client.close();
+      await gw.close();
+    }
+  });
+
   it('watch: editing the server’s code restarts its backend, a call in flight still answered', async () => {
     const { gw, script } = await gatewayWithScript({ isolation: 'shared', watch: ['server.mjs'] });
     const { client } = await connectClient(`${gw.url}/mcp/s`, gw.keys.alice);
