@@ -2,7 +2,15 @@
 // runs without a failed call. Real gateway, real fixture processes, the official SDK client.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -35,11 +43,11 @@ function alive(pid: number): boolean {
 /** The gateway with the fixture copied into its folder (so a test may replace the server's code). */
 async function gatewayWithScript(
   server: Record<string, unknown>,
-  users = USERS,
+  top: Record<string, unknown> = {},
 ): Promise<{ gw: TestGateway; script: string }> {
   const gw = await startGateway(
-    { servers: { s: { command: process.execPath, args: ['server.mjs', 'well'], ...server } } },
-    { users },
+    { servers: { s: { command: process.execPath, args: ['server.mjs', 'well'], ...server } }, ...top },
+    { users: USERS },
   );
   const script = join(gw.dir, 'server.mjs');
   copyFileSync(FIXTURE_SERVER, script);
@@ -240,6 +248,33 @@ describe('graceful backend restart', () => {
       assert.notEqual(Number(await call(alice, 'pid')), alicePid);
       assert.equal(Number(await call(bob, 'pid')), bobPid);
       await assert.rejects(gw.gateway.restartBackends('nope'), /no server named "nope"/);
+    } finally {
+      await Promise.all([alice.close(), bob.close()]);
+      await gw.close();
+    }
+  });
+
+  it('stateDir: each instance keeps its MCP_RELAY_STATE_DIR across a restart, so its state can too', async () => {
+    const { gw } = await gatewayWithScript({ isolation: 'per-user' }, { stateDir: 'state' });
+    const url = `${gw.url}/mcp/s`;
+    const alice = (await connectClient(url, gw.keys.alice)).client;
+    const bob = (await connectClient(url, gw.keys.bob)).client;
+    try {
+      const dir = await call(alice, 'env', { name: 'MCP_RELAY_STATE_DIR' });
+      assert.equal(dir, join(gw.dir, 'state', 's', 'user-alice'));
+      assert.equal(statSync(dir).mode & 0o777, 0o700);
+      assert.equal(
+        await call(bob, 'env', { name: 'MCP_RELAY_STATE_DIR' }),
+        join(gw.dir, 'state', 's', 'user-bob'),
+      );
+      // State the server wrote to its folder is there for its next process.
+      const file = join(dir, 'counts');
+      await call(alice, 'count', { key: 'k', file });
+      const oldPid = Number(await call(alice, 'pid'));
+      assert.equal((await gw.gateway.restartBackends('s', { user: 'alice' })).instances[0]?.user, 'alice');
+      assert.notEqual(Number(await call(alice, 'pid')), oldPid);
+      assert.equal(await call(alice, 'env', { name: 'MCP_RELAY_STATE_DIR' }), dir);
+      assert.equal(await call(alice, 'executions', { key: 'k', file }), '1');
     } finally {
       await Promise.all([alice.close(), bob.close()]);
       await gw.close();

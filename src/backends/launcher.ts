@@ -1,7 +1,9 @@
 // Starts backend processes with the environment and app port their config asks for, and tells a
 // server with an app where the gateway serves it (APP_PUBLIC_URL).
 
+import { chown, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { appBaseUrl } from '../util/app-url.ts';
@@ -30,6 +32,7 @@ export class BackendLauncher {
   readonly #maxMessageBytes: number | undefined;
   readonly #accounts: ReadonlyMap<string, BackendAccount>;
   readonly #gatewayUrl: (() => string | undefined) | undefined;
+  readonly #stateDir: string | undefined;
 
   /**
    * Throws a config error when a server's `user` or `group` does not exist, or cannot be switched
@@ -38,6 +41,8 @@ export class BackendLauncher {
    * `gatewayUrl`: the gateway's base URL (publicUrl, else where it listens), read at each launch; a
    * server with `app` then gets APP_PUBLIC_URL, its instance's address there (util/app-url.ts). Unset
    * (SSH standalone): none.
+   * `stateDir`: the gateway's state folder (config `stateDir`); each backend instance then gets a folder
+   * of its own below it in MCP_RELAY_STATE_DIR, the same at every restart of that instance.
    */
   constructor(
     servers: Readonly<Record<string, ServerConfig>>,
@@ -47,6 +52,7 @@ export class BackendLauncher {
       maxMessageBytes?: number;
       system?: () => AccountSystem;
       gatewayUrl?: () => string | undefined;
+      stateDir?: string | undefined;
     } = {},
   ) {
     this.#servers = servers;
@@ -54,6 +60,7 @@ export class BackendLauncher {
     this.#parentEnv = parentEnv;
     this.#maxMessageBytes = options.maxMessageBytes;
     this.#gatewayUrl = options.gatewayUrl;
+    this.#stateDir = options.stateDir;
     this.#accounts = resolveAccounts(servers, options.system ?? thisSystem);
   }
 
@@ -89,6 +96,8 @@ export class BackendLauncher {
       if (base !== undefined) relay.APP_PUBLIC_URL = appBaseUrl(base, owner.server, config.isolation, owner);
     }
     const account = this.#accounts.get(owner.server);
+    if (this.#stateDir !== undefined)
+      relay.MCP_RELAY_STATE_DIR = await instanceStateDir(this.#stateDir, owner, account);
     return {
       server: owner.server,
       command: commandToRun(config.command),
@@ -107,6 +116,30 @@ export class BackendLauncher {
       ...(appPort === undefined ? {} : { appPort }),
     };
   }
+}
+
+/**
+ * The folder an instance keeps state in across restarts of its backend: <stateDir>/<server>/shared,
+ * user-<name> (per-user) or session-<id> (per-session), made private to the backend's account.
+ */
+async function instanceStateDir(
+  stateDir: string,
+  owner: BackendOwner,
+  account: BackendAccount | undefined,
+): Promise<string> {
+  const instance =
+    owner.session !== undefined
+      ? `session-${encodeURIComponent(owner.session)}`
+      : owner.user !== undefined
+        ? `user-${encodeURIComponent(owner.user)}`
+        : 'shared';
+  const serverDir = join(stateDir, encodeURIComponent(owner.server));
+  const dir = join(serverDir, instance);
+  // The folders above may be passed through (another account's backend reaches its own), not listed.
+  await mkdir(serverDir, { recursive: true, mode: 0o711 });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (account?.uid !== undefined) await chown(dir, account.uid, account.gid ?? -1);
+  return dir;
 }
 
 /** Asks the OS for a free loopback port. Another process could take it before the backend binds; rare and retried by restarts. */

@@ -182,6 +182,7 @@ function resolvePaths(config: RelayConfig, baseDir: string): RelayConfig {
         ...(tls.crl ? { crl: typeof tls.crl === 'string' ? absolute(tls.crl) : tls.crl.map(absolute) } : {}),
       },
     },
+    ...(config.stateDir === undefined ? {} : { stateDir: absolute(config.stateDir) }),
     servers,
     ssh: config.ssh && resolveSshPaths(config.ssh, absolute),
     audit:

@@ -321,6 +321,11 @@ const configKeys = z.strictObject({
   audit: auditSchema.optional(),
   /** /metrics and the /admin/ page; absent: neither exists and nothing is counted. */
   admin: adminSchema.optional(),
+  /**
+   * A folder for state that outlives backend processes: each backend instance gets its own folder
+   * below it in MCP_RELAY_STATE_DIR (<stateDir>/<server>/shared | user-<name> | session-<id>).
+   */
+  stateDir: z.string().min(1).optional(),
   /** On SIGTERM/SIGINT, how long calls in flight may take to finish before they are ended with an error. */
   shutdownTimeout: duration.default(10_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

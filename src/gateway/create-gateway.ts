@@ -111,6 +111,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       maxMessageBytes: config.limits.maxBackendMessageBytes,
       // Backends start after listen(), so the listening address is known by then.
       gatewayUrl: appGatewayUrl,
+      stateDir: config.stateDir,
     }),
     log,
     owner,
