@@ -1,5 +1,7 @@
 // An in-memory BackendChannel for in-process tests of the multiplexer: it records what it is sent,
 // answers by script (initialize out of the box), and goes down, restarts or turns unhealthy on demand.
+// For graceful restarts it runs "processes" beside the current one under generations (startNext, promote,
+// retire), each answering by the same script; `written` records which generation got each message.
 
 import type { BackendChannel, ChannelState } from '../../src/backends/channel.ts';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../src/protocol/jsonrpc.ts';
@@ -30,7 +32,19 @@ export class FakeBackend implements BackendChannel {
   /** Makes `send` refuse (false), as a process whose stdin is gone does. */
   refuseWrites = false;
   starts = 0;
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  /** The current process's generation; a new one per `startNext`. */
+  generation = 1;
+  #lastGeneration = 1;
+  /** Generations running beside the current one (a new one not yet promoted, an old one draining). */
+  readonly sides = new Set<number>();
+  /** Generations retired (stopped), in order. */
+  readonly retired: number[] = [];
+  /** Every message written, with the generation it went to. */
+  readonly written: Array<{ generation: number; message: JsonRpcMessage }> = [];
+  /** The answer a new process (startNext) gives initialize; undefined: the `initialize` handler's. */
+  nextInitialize: FakeAnswer | null = undefined;
+  onsideexit: ((generation: number, reason: string) => void) | undefined;
+  onmessage: ((message: JsonRpcMessage, generation?: number) => void) | undefined;
   onstarted: ((restart: boolean) => void) | undefined;
   ondown: ((reason: string) => void) | undefined;
   onunhealthy: ((reason: string) => void) | undefined;
@@ -62,9 +76,23 @@ export class FakeBackend implements BackendChannel {
     this.#up();
   }
 
-  send(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
+  send(message: JsonRpcMessage, onWritten?: (failed: boolean) => void, generation?: number): boolean {
+    if (generation !== undefined && generation !== this.generation) {
+      if (!this.sides.has(generation)) return false;
+      this.written.push({ generation, message });
+      if (onWritten) queueMicrotask(() => onWritten(false));
+      if ('method' in message && 'id' in message) {
+        const answer =
+          message.method === 'initialize' && this.nextInitialize !== undefined
+            ? (this.nextInitialize ?? undefined)
+            : this.handlers.get(message.method)?.(message);
+        if (answer) queueMicrotask(() => this.answerFrom(generation, message.id, answer));
+      }
+      return true;
+    }
     if (this.state !== 'running' || this.refuseWrites) return false;
     this.sent.push(message);
+    this.written.push({ generation: this.generation, message });
     if (onWritten) queueMicrotask(() => onWritten(false));
     if ('method' in message && 'id' in message) {
       const answer = this.handlers.get(message.method)?.(message);
@@ -81,6 +109,53 @@ export class FakeBackend implements BackendChannel {
 
   async stop(): Promise<void> {
     this.state = 'stopped';
+  }
+
+  async startNext(): Promise<number> {
+    if (this.state !== 'running') throw new Error('not running');
+    const generation = ++this.#lastGeneration;
+    this.sides.add(generation);
+    return generation;
+  }
+
+  promote(generation: number): void {
+    this.sides.delete(generation);
+    this.sides.add(this.generation);
+    this.generation = generation;
+    this.starts++;
+    this.pid = 1000 + this.starts;
+  }
+
+  async retire(generation: number): Promise<readonly string[]> {
+    if (this.sides.delete(generation)) this.retired.push(generation);
+    return [`stderr of ${generation}`];
+  }
+
+  /** Sends a message as the process of `generation`. */
+  emitFrom(generation: number, message: JsonRpcMessage): void {
+    this.onmessage?.(message, generation);
+  }
+
+  /** Answers, as the process of `generation`, the request it got under `id`. */
+  answerFrom(generation: number, id: JsonRpcResponse['id'], answer: NonNullable<FakeAnswer>): void {
+    if (!this.sides.has(generation) && generation !== this.generation) return;
+    this.emitFrom(generation, { jsonrpc: '2.0', id, ...answer } as JsonRpcResponse);
+  }
+
+  /** The requests for `method` written to the process of `generation`, oldest first. */
+  requestsTo(generation: number, method: string): JsonRpcRequest[] {
+    return this.written
+      .filter((entry) => entry.generation === generation)
+      .map((entry) => entry.message)
+      .filter((m): m is JsonRpcRequest => 'method' in m && 'id' in m && m.method === method);
+  }
+
+  /** The notifications for `method` written to the process of `generation`. */
+  notificationsTo(generation: number, method: string): JsonRpcMessage[] {
+    return this.written
+      .filter((entry) => entry.generation === generation)
+      .map((entry) => entry.message)
+      .filter((m) => 'method' in m && !('id' in m) && m.method === method);
   }
 
   // --- Scripting ---------------------------------------------------------------------------------
