@@ -35,6 +35,9 @@ class FakeProcess {
   async stop(): Promise<void> {
     this.stopped = true;
   }
+  async finalStderrTail(): Promise<readonly string[]> {
+    return [`stderr of ${this.pid}`];
+  }
   exit(code = 1): void {
     this.onexit({ code, signal: null });
   }
@@ -206,5 +209,50 @@ describe('Supervisor (fake processes, mock timers)', () => {
     assert.equal(processes.length, 1);
     assert.equal(supervisor.state, 'stopped');
     assert.deepEqual(events, ['started']);
+  });
+
+  it('runs a second process beside the current one, switches to it, and drains and retires the old one', async () => {
+    const { supervisor, processes, events } = supervised();
+    const sideExits: string[] = [];
+    supervisor.onsideexit = (generation, reason) => sideExits.push(`${generation}: ${reason}`);
+    const from: Array<number | undefined> = [];
+    await supervisor.start();
+    supervisor.onmessage = (_message, generation) => from.push(generation);
+    const [old] = processes as [FakeProcess];
+    const oldGeneration = supervisor.generation;
+    const next = await supervisor.startNext();
+    const fresh = processes[1] as FakeProcess;
+    assert.ok(fresh.started);
+    assert.equal(supervisor.pid, old.pid, 'not switched yet');
+    assert.ok(supervisor.send({ jsonrpc: '2.0', method: 'to-new' }, undefined, next));
+    assert.equal(fresh.written.length, 1);
+    assert.equal(old.written.length, 0);
+    fresh.onmessage({ jsonrpc: '2.0', method: 'hi' });
+    supervisor.promote(next);
+    assert.equal(supervisor.pid, fresh.pid);
+    assert.equal(supervisor.generation, next);
+    assert.ok(supervisor.send({ jsonrpc: '2.0', method: 'current' }));
+    assert.equal(fresh.written.length, 2);
+    assert.ok(supervisor.send({ jsonrpc: '2.0', method: 'to-old' }, undefined, oldGeneration));
+    assert.equal(old.written.length, 1);
+    old.onmessage({ jsonrpc: '2.0', method: 'bye' });
+    assert.deepEqual(from, [next, oldGeneration]);
+    // The old process exiting while drained is no crash: nothing restarts, it is told as a side exit.
+    old.exit(0);
+    assert.deepEqual(sideExits, [`${oldGeneration}: backend exited (code 0)`]);
+    assert.equal(supervisor.state, 'running');
+    assert.deepEqual(await supervisor.retire(oldGeneration), [`stderr of ${old.pid}`]);
+    assert.equal(supervisor.send({ jsonrpc: '2.0', method: 'x' }, undefined, oldGeneration), false);
+    assert.ok(!events.some((event) => event.startsWith('down')));
+    // A candidate that is retired is stopped, its exit not reported; the current one's exit is a crash.
+    const third = await supervisor.startNext();
+    const candidate = processes[2] as FakeProcess;
+    assert.deepEqual(await supervisor.retire(third), [`stderr of ${candidate.pid}`]);
+    assert.ok(candidate.stopped);
+    candidate.exit(1);
+    assert.equal(sideExits.length, 1);
+    fresh.exit(1);
+    assert.equal(supervisor.state, 'restarting');
+    await assert.rejects(supervisor.startNext(), /not running/);
   });
 });
