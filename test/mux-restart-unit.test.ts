@@ -97,6 +97,27 @@ describe('multiplexer graceful restart (in-process)', () => {
     assert.deepEqual(backend.retired, [1]);
   });
 
+  it('a session that leaves during the drain has its calls cancelled at the old process, which then stops', async () => {
+    const { backend, mux, session } = harness('shared');
+    const a = session('alice');
+    await a.initialize();
+    a.request(1, 'tools/call', { name: 'slow' });
+    const backendId = lastBackendId(backend, 'tools/call');
+    const restart = mux.restart(OPTIONS);
+    await settle();
+    await settle();
+    assert.equal(backend.generation, 2);
+    await a.upstream.close();
+    assert.deepEqual(
+      backend.notificationsTo(1, 'notifications/cancelled').map((n) => ('params' in n ? n.params : {})),
+      [{ requestId: backendId, reason: 'the client session ended' }],
+    );
+    assert.equal(backend.notificationsTo(2, 'notifications/cancelled').length, 0);
+    const outcome = await restart;
+    assert.equal(outcome.status === 'restarted' && outcome.unfinished, 0);
+    assert.deepEqual(backend.retired, [1]);
+  });
+
   it('sends a task’s requests to the old process while it drains; at the bound what is left fails as unknown', async () => {
     const { backend, mux, session } = harness('shared');
     const a = session('alice');

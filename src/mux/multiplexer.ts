@@ -255,12 +255,17 @@ export class Multiplexer {
   async #detach(link: MuxLink): Promise<void> {
     if (!this.#links.delete(link)) return;
     // What the session still had in flight is cancelled at the backend, so no work runs for nobody.
-    for (const backendId of this.#requests.takeAllOf(link)) {
-      this.#toBackend({
-        jsonrpc: '2.0',
-        method: Method.cancelled,
-        params: { requestId: backendId, reason: 'the client session ended' },
-      });
+    // Each to the process it is on (an old one still draining, during a restart).
+    for (const { backendId, generation } of this.#requests.takeAllOf(link)) {
+      this.#toBackend(
+        {
+          jsonrpc: '2.0',
+          method: Method.cancelled,
+          params: { requestId: backendId, reason: 'the client session ended' },
+        },
+        undefined,
+        generation,
+      );
     }
     for (const uri of link.subscriptions) this.#fromClientRouting.unsubscribe(link, uri, undefined);
     this.#tasks.forget(link);

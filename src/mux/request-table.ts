@@ -126,13 +126,13 @@ export class RequestTable {
     return backendId !== undefined && this.#pending.has(backendId) ? backendId : undefined;
   }
 
-  /** Removes and returns the backend ids of every request `link` has in flight. */
-  takeAllOf(link: MuxLink): number[] {
-    const taken: number[] = [];
+  /** Removes and returns the backend ids (and processes) of every request `link` has in flight. */
+  takeAllOf(link: MuxLink): Array<{ backendId: number; generation: number }> {
+    const taken: Array<{ backendId: number; generation: number }> = [];
     for (const [backendId, pending] of this.#pending) {
       if (pending.kind !== 'client' || pending.link !== link) continue;
       this.take(backendId);
-      taken.push(backendId);
+      taken.push({ backendId, generation: pending.generation });
     }
     for (const [id, entry] of this.#serverRequests) if (entry.link === link) this.#serverRequests.delete(id);
     this.#backendIds.delete(link);
