@@ -116,6 +116,21 @@ describe('mcp-relay serve --check', () => {
     assert.match(empty.stdout, /warning: the keys file .*empty-keys\.yaml holds no key that is not expired/);
   });
 
+  it('warns of servers.<name>.watch paths that do not exist (a warning: exit 0)', async () => {
+    const result = await check(
+      `  good: { command: ${NODE}, args: [${JSON.stringify(FIXTURE_SERVER)}], watch: [missing.js, nowhere/x.js, keys.yaml] }\n`,
+      '',
+      ['--check-timeout', '0'],
+    );
+    assert.equal(result.code, 0, result.stdout);
+    assert.match(result.stdout, /warning: servers\.good\.watch: .*missing\.js does not exist \(yet\)/);
+    assert.match(
+      result.stdout,
+      /warning: servers\.good\.watch: neither .*nowhere\/x\.js nor its folder exists/,
+    );
+    assert.doesNotMatch(result.stdout, /keys\.yaml does not exist/);
+  });
+
   it('warns that no one can sign in when the keys file does not exist (a warning: exit 0)', async () => {
     const file = join(dir, 'nokeys.yaml');
     writeFileSync(file, `auth: { apiKeys: { file: missing-keys.yaml } }\nservers:\n  good: ${GOOD}\n`);

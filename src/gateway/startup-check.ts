@@ -3,6 +3,7 @@
 // anyone can sign in with an API key at all.
 
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isExpired } from '../auth/key-admin.ts';
 import { readKeysFile } from '../auth/key-file.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
@@ -46,7 +47,7 @@ export interface StartupCheckOptions {
 export async function checkStartup(config: RelayConfig, options: StartupCheckOptions): Promise<StartupCheck> {
   let warnings: string[];
   try {
-    warnings = await keyWarnings(config);
+    warnings = [...(await keyWarnings(config)), ...watchWarnings(config)];
   } catch (error) {
     // A keys file the gateway cannot read stops it at start (KeyStore.open): as fatal as a bad account.
     return { ok: false, servers: [], warnings: [], error: errorText(error) };
@@ -81,6 +82,21 @@ export function failureLines(check: ServerCheck): string[] {
       lines.push('its last stderr lines:', ...check.probe.stderr.map((line) => `  ${line}`));
   }
   return lines;
+}
+
+/** `servers.<name>.watch` paths that do not exist: the watch may be meant for another path. */
+function watchWarnings(config: RelayConfig): string[] {
+  const warnings: string[] = [];
+  for (const [server, { watch }] of Object.entries(config.servers))
+    for (const path of watch) {
+      if (existsSync(path)) continue;
+      warnings.push(
+        existsSync(dirname(path))
+          ? `servers.${server}.watch: ${path} does not exist (yet): its creation restarts the server's backends`
+          : `servers.${server}.watch: neither ${path} nor its folder exists: changes there restart nothing`,
+      );
+    }
+  return warnings;
 }
 
 /** No keys file, or one with no usable key: nobody can sign in with an API key. Throws when it cannot be read. */
