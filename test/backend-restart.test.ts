@@ -254,6 +254,34 @@ describe('graceful backend restart', () => {
     }
   });
 
+  it('per-session: each session’s backend is restarted the same way', async () => {
+    const { gw } = await gatewayWithScript({ isolation: 'per-session' });
+    const url = `${gw.url}/mcp/s`;
+    const one = (await connectClient(url, gw.keys.alice)).client;
+    const two = (await connectClient(url, gw.keys.alice)).client;
+    try {
+      const before = [Number(await call(one, 'pid')), Number(await call(two, 'pid'))];
+      const inFlight = call(one, 'sleep', { ms: 800 });
+      await sleep(100);
+      assert.deepEqual(
+        (await gw.gateway.restartBackends('s', { user: 'bob' })).instances.map(({ status }) => status),
+        ['skipped', 'skipped'],
+      );
+      const restart = await gw.gateway.restartBackends('s');
+      assert.deepEqual(
+        restart.instances.map(({ status, user }) => `${user} ${status}`),
+        ['alice restarted', 'alice restarted'],
+      );
+      assert.equal(new Set(restart.instances.map(({ session }) => session)).size, 2);
+      assert.equal(await inFlight, 'slept');
+      const after = [Number(await call(one, 'pid')), Number(await call(two, 'pid'))];
+      assert.ok(after.every((pid, i) => pid !== before[i]) && after[0] !== after[1]);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+      await gw.close();
+    }
+  });
+
   it('stateDir: each instance keeps its MCP_RELAY_STATE_DIR across a restart, so its state can too', async () => {
     const { gw } = await gatewayWithScript({ isolation: 'per-user' }, { stateDir: 'state' });
     const url = `${gw.url}/mcp/s`;
