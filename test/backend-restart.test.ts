@@ -74,7 +74,7 @@ describe('graceful backend restart', () => {
       const oldPid = Number(await call(first, 'pid'));
       // Long calls on the old process, from every user's session.
       const slow = clients.flatMap(({ client }, index) =>
-        [0, 1].map((n) => call(client, 'count', { key: `slow-${index}-${n}`, ms: 1_500, file: ledger })),
+        [0, 1].map((n) => call(client, 'count', { key: `slow-${index}-${n}`, ms: 3_000, file: ledger })),
       );
       await sleep(300);
       // A steady stream of new calls while the restart runs: one every 20 ms, round robin over the sessions.
