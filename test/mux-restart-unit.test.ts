@@ -118,6 +118,29 @@ describe('multiplexer graceful restart (in-process)', () => {
     assert.deepEqual(backend.retired, [1]);
   });
 
+  it('an old process that dies while draining fails what it still had, at once', async () => {
+    const { backend, mux, session } = harness('shared');
+    const a = session('alice');
+    await a.initialize();
+    a.request(1, 'tools/call', { name: 'slow' });
+    const restart = mux.restart(OPTIONS);
+    await settle();
+    await settle();
+    assert.equal(backend.generation, 2);
+    backend.onsideexit?.(1, 'backend exited (SIGKILL)');
+    const error = (a.responseTo(1) as { error?: { code: number; message: string } }).error;
+    assert.equal(error?.code, -32000);
+    assert.equal(
+      error?.message,
+      'backend exited (SIGKILL) while finishing its calls after a restart; whether the call ran is unknown',
+    );
+    const outcome = await restart;
+    assert.equal(outcome.status === 'restarted' && outcome.unfinished, 1);
+    // The new process serves on.
+    a.request(2, 'tools/call', { name: 'x' });
+    assert.equal(backend.requestsTo(2, 'tools/call').length, 1);
+  });
+
   it('sends a task’s requests to the old process while it drains; at the bound what is left fails as unknown', async () => {
     const { backend, mux, session } = harness('shared');
     const a = session('alice');
