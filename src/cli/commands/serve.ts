@@ -121,9 +121,11 @@ export const serveCommand = defineCommand({
       log.info('SIGUSR2: restarting the running backends of every server');
       for (const server of Object.keys(final.servers)) void gateway.restartBackends(server);
     };
-    process.on('SIGUSR2', onRestart);
+    // Windows has no SIGUSR2 (a restart there waits for `watch` or the admin endpoint).
+    const usr2 = process.platform !== 'win32';
+    if (usr2) process.on('SIGUSR2', onRestart);
     const signal = await untilSignal();
-    process.off('SIGUSR2', onRestart);
+    if (usr2) process.off('SIGUSR2', onRestart);
     const drainMs = final.shutdownTimeout;
     // A second SIGTERM/SIGINT now has no listener left and ends the process at once.
     log.info({ signal, drainMs }, 'stopping: no new sessions or requests; waiting for calls in flight');
