@@ -121,7 +121,7 @@ export const serveCommand = defineCommand({
       log.info('SIGUSR2: restarting the running backends of every server');
       for (const server of Object.keys(final.servers)) void gateway.restartBackends(server);
     };
-    // Windows has no SIGUSR2 (a restart there waits for `watch` or the admin endpoint).
+    // Windows has no SIGUSR2: there `watch` restarts backends.
     const usr2 = process.platform !== 'win32';
     if (usr2) process.on('SIGUSR2', onRestart);
     const signal = await untilSignal();
