@@ -3,8 +3,11 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, get as httpGet } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -105,6 +108,38 @@ function sceneMessages(ws: WebSocket): () => Promise<z.infer<typeof SceneState>>
     return next ? Promise.resolve(next) : new Promise((resolve) => waiting.push(resolve));
   };
 }
+
+describe('3d-scene: its scene across restarts (MCP_RELAY_STATE_DIR)', () => {
+  it('saves the scene at each change and the next process starts with it; without the folder, empty', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-scene-'));
+    try {
+      const first = await startScene({ MCP_RELAY_STATE_DIR: dir });
+      await objectCall(first.client, 'add_object', { name: 'kept', shape: 'sphere', color: '#F80' });
+      await objectCall(first.client, 'add_object', { name: 'gone' });
+      await objectCall(first.client, 'remove_object', { name: 'gone' });
+      await first.close();
+      const second = await startScene({ MCP_RELAY_STATE_DIR: dir });
+      try {
+        const listed = await call(second.client, 'list_objects');
+        assert.match(textOf(listed), /kept/);
+        assert.doesNotMatch(textOf(listed), /gone/);
+        assert.match(second.stderr(), /restored 1 objects/);
+        // Ids go on after the restored ones, never reused.
+        assert.equal((await objectCall(second.client, 'add_object', {})).id, 'obj-3');
+      } finally {
+        await second.close();
+      }
+      const fresh = await startScene();
+      try {
+        assert.doesNotMatch(textOf(await call(fresh.client, 'list_objects')), /kept/);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('3d-scene: MCP tools and the scene resource', () => {
   let server: SceneServer;

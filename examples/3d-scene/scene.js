@@ -41,6 +41,17 @@ export const objectFields = {
     .describe('CSS hex color like "#ff8800". Default: from a palette.'),
 };
 
+/** An object as `toJSON` writes it, every field there (a saved scene read back). */
+const savedObject = z.object({
+  id: z.string().regex(/^obj-\d{1,9}$/),
+  name: objectFields.name.unwrap(),
+  shape: objectFields.shape.unwrap(),
+  position: objectFields.position.unwrap(),
+  rotation: objectFields.rotation.unwrap(),
+  scale: objectFields.scale.unwrap(),
+  color: objectFields.color.unwrap(),
+});
+
 /** A local error with a string code; the MCP layer turns it into a tool error result. */
 export class SceneError extends Error {
   /** @param {'not_found' | 'conflict' | 'invalid' | 'full'} code @param {string} message */
@@ -126,6 +137,30 @@ export class Scene extends EventEmitter {
     this.#objects.clear();
     this.#changed();
     return count;
+  }
+
+  /** The number the next object's id takes: saved with the scene, so no id is ever used twice. */
+  get nextId() {
+    return this.#nextId;
+  }
+
+  /**
+   * Puts back a scene saved earlier (`toJSON().objects` and `nextId`, read from a file); a file that
+   * does not check out restores nothing. Ids go on from the saved `nextId` (or past the highest restored).
+   * @param {unknown} objects @param {unknown} nextId
+   */
+  restore(objects, nextId) {
+    const parsed = z.array(savedObject).safeParse(objects);
+    if (!parsed.success) return 0;
+    if (Number.isSafeInteger(nextId) && Number(nextId) > 0) this.#nextId = Number(nextId);
+    this.#objects.clear();
+    for (const object of parsed.data.slice(0, MAX_OBJECTS)) {
+      if (this.#objects.has(object.id) || this.#findByName(object.name)) continue;
+      this.#objects.set(object.id, { ...object, color: normalizeColor(object.color) });
+      this.#nextId = Math.max(this.#nextId, Number(object.id.slice(4)) + 1);
+    }
+    this.#changed();
+    return this.#objects.size;
   }
 
   /** The whole scene as plain data: what the resource, the viewer and the WebSocket carry. */

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // Entry point: the 3D scene MCP server on stdio, with its live browser viewer; owns startup and shutdown.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createSceneMcpServer } from './mcp.js';
 import { Scene } from './scene.js';
@@ -12,6 +14,7 @@ const log = (line) => process.stderr.write(`3d-scene ${line}\n`);
 process.stderr.on('error', () => undefined);
 
 const scene = new Scene(process.env.SCENE_TITLE || '3D Scene');
+keepAcrossRestarts(scene, process.env.MCP_RELAY_STATE_DIR);
 
 /** @type {{ url: string, close: () => Promise<void> } | undefined} */
 let viewer;
@@ -63,4 +66,34 @@ function parsePort(value) {
     throw new Error(`APP_PORT must be a port number from 0 to 65535, not ${JSON.stringify(value)}`);
   }
   return port;
+}
+
+/**
+ * Behind mcp-relay with `stateDir`, each instance has a folder of its own that its next process gets
+ * again (a restart for new code, a crash): the scene is written there at each change, whole and
+ * atomically, and read back at start. Without it the scene lives as long as the process.
+ * @param {Scene} scene @param {string | undefined} dir
+ */
+function keepAcrossRestarts(scene, dir) {
+  if (!dir) return;
+  const file = join(dir, 'scene.json');
+  try {
+    if (existsSync(file)) {
+      const saved = JSON.parse(readFileSync(file, 'utf8'));
+      const restored = scene.restore(saved.objects, saved.nextId);
+      log(`restored ${restored} objects from ${file}`);
+    }
+  } catch (error) {
+    log(`could not restore the scene from ${file}: ${error instanceof Error ? error.message : error}`);
+  }
+  scene.on('change', (state) => {
+    try {
+      // Its own temporary file: during a restart the old process may save too.
+      const temporary = `${file}.${process.pid}.tmp`;
+      writeFileSync(temporary, JSON.stringify({ ...state, nextId: scene.nextId }));
+      renameSync(temporary, file);
+    } catch (error) {
+      log(`could not save the scene to ${file}: ${error instanceof Error ? error.message : error}`);
+    }
+  });
 }
