@@ -76,6 +76,13 @@ describe('graceful backend restart', () => {
       const slow = clients.flatMap(({ client }, index) =>
         [0, 1].map((n) => call(client, 'count', { key: `slow-${index}-${n}`, ms: 3_000, file: ledger })),
       );
+      // A call that reports progress all through the restart, from the old process.
+      const progressed: number[] = [];
+      const reporting = first.callTool({ name: 'progress', arguments: { steps: 100 } }, undefined, {
+        onprogress: ({ progress }) => {
+          progressed.push(progress);
+        },
+      });
       await sleep(300);
       // A steady stream of new calls while the restart runs: one every 20 ms, round robin over the sessions.
       let streaming = true;
@@ -101,6 +108,12 @@ describe('graceful backend restart', () => {
         `switch ${instance.switchMs} ms, ${instance.inFlight} in flight at the switch, drain ${instance.drainMs} ms, whole restart ${tookMs} ms, ${stream.length} new calls during it`,
       );
       assert.ok(instance.inFlight >= 6, `the long calls were in flight at the switch (${instance.inFlight})`);
+      assert.equal(textOf(await reporting), 'done 100');
+      assert.deepEqual(
+        progressed,
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        'every progress notification of the old process reached its session',
+      );
       const failed = results.filter((result) => result.status === 'rejected');
       assert.deepEqual(failed, [], 'no call failed');
       assert.equal(instance.unfinished, 0);
