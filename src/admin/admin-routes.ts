@@ -27,6 +27,8 @@ export interface AdminOptions {
   stillValid(identity: Identity): boolean;
   metrics: Metrics;
   status(): Promise<StatusReport>;
+  /** A graceful restart of `server`'s backends (only `user`'s when given): what happened to each. */
+  restart(server: string, options: { user?: string }): Promise<unknown>;
   /** Where browsers reach the gateway: publicUrl, else the address the admin's request was sent to. */
   baseUrl(req: IncomingMessage): string;
   /** Browsers reach the gateway over https: cookies get `Secure`. */
@@ -75,6 +77,18 @@ export class AdminRoutes {
   readonly status = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (!(await this.#admin(req, res, true))) return;
     sendJson(res, 200, await this.#options.status(), { 'cache-control': 'no-store' });
+  };
+
+  /**
+   * POST /admin/api/restart/<server>[?user=U]: a graceful restart of its backends (`mcp-relay backends
+   * restart`), answered when every old process is stopped. A bearer credential only: no cookie, so no
+   * page elsewhere can make an admin's browser ask for it.
+   */
+  readonly restart = async (req: IncomingMessage, res: ServerResponse, server: string): Promise<void> => {
+    if (!(await this.#admin(req, res, false))) return;
+    const user = new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get('user');
+    const result = await this.#options.restart(server, user === null || user === '' ? {} : { user });
+    sendJson(res, 200, result, { 'cache-control': 'no-store' });
   };
 
   /** /admin/…: the page (signing in with a ticket first), its script and stylesheet. */

@@ -23,6 +23,7 @@ const root: CommandDef = {
     deploy: () => import('./commands/deploy.ts').then((m) => m.deployCommand),
     ssh: () => import('./commands/ssh.ts').then((m) => m.sshCommand),
     doctor: () => import('./commands/doctor.ts').then((m) => m.doctorCommand),
+    backends: () => import('./commands/backends.ts').then((m) => m.backendsCommand),
     status: () => import('./commands/status.ts').then((m) => m.statusCommand),
     'ssh-entry': () => import('./commands/ssh-entry.ts').then((m) => m.sshEntryCommand),
   },

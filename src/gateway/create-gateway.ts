@@ -288,6 +288,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       identify: (caller) => identify(caller),
       stillValid: (identity) => gatewayAuth.stillValid(identity),
       metrics,
+      restart: (server, options) => restartBackends(server, options),
       status: () =>
         statusReport({
           sessions: () => sessions.list(),
@@ -312,6 +313,13 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       { match: exact('/metrics'), methods: ['GET', 'HEAD'], guards: edge, handle: handlers.metrics },
       { match: exact('/admin/link'), methods: ['POST'], guards: [...edge, ownOrigin], handle: handlers.link },
       { match: exact('/admin/api/status'), guards: [...edge, ownOrigin], handle: handlers.status },
+      {
+        match: param('/admin/api/restart/:server', serverNamed),
+        methods: ['POST'],
+        guards: [...edge, ownOrigin],
+        unknown: NO_SUCH_SERVER,
+        handle: handlers.restart,
+      },
       { match: prefix('/admin'), guards: [...edge, ownOrigin], handle: handlers.page },
     ];
     // The schema checked it is a loopback host:port.
