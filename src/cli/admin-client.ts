@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { ArgsDef } from 'citty';
-import { Agent } from 'undici';
+import { Agent, fetch, type Response } from 'undici';
 import { loadConfigFile } from '../config/load.ts';
 import { DEFAULT_TOKEN_ENV } from '../connect/token-env.ts';
 import { errorText, RelayError } from '../errors.ts';
@@ -86,11 +86,12 @@ async function call(
   const target = new URL(path, base);
   let response: Response;
   try {
+    // undici's own fetch: its Agent (the --ca) is not one the fetch built into Node accepts.
     response = await fetch(target, {
       method,
       headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
       ...(dispatcher ? { dispatcher } : {}),
-    } as RequestInit);
+    });
   } catch (error) {
     const cause = (error as { cause?: unknown }).cause;
     throw new RelayError('USAGE', `cannot reach ${target.origin}: ${errorText(cause ?? error)}`);
