@@ -12,7 +12,7 @@ import {
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
 import { Method } from '../protocol/mcp.ts';
-import { isSupportedProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
+import { isNegotiableProtocolVersion, LATEST_PROTOCOL_VERSION } from '../protocol/versions.ts';
 import type { MuxLink } from './link.ts';
 
 /** Capabilities the gateway can route for a shared backend: it answers with an error where a session lacks one. */
@@ -150,7 +150,7 @@ export class Handshake {
       typeof result.protocolVersion === 'string' ? result.protocolVersion : LATEST_PROTOCOL_VERSION;
     const requested = link.clientInit?.protocolVersion;
     const version =
-      typeof requested === 'string' && isSupportedProtocolVersion(requested) && requested <= backendVersion
+      typeof requested === 'string' && isNegotiableProtocolVersion(requested) && requested <= backendVersion
         ? requested
         : backendVersion;
     return { ...result, protocolVersion: version };

@@ -27,6 +27,8 @@ export interface EventStreamOptions {
   headers?: Readonly<Record<string, string>>;
   /** Whether to send the empty priming event the 2025-11-25 spec asks for (older clients choke on it). */
   prime: boolean;
+  /** The SSE event type of its messages: none for Streamable HTTP; `message` for the legacy SSE transport. */
+  event?: string;
 }
 
 /** The last message of a stream, remembered small so a resume can say when it was not kept. */
@@ -119,6 +121,15 @@ export class EventStream {
     this.#write(this.#record(encodeMessage(message)));
   }
 
+  /**
+   * An event outside the sequence (not kept for replay), through the same bound as messages: the legacy
+   * transport's `endpoint` event. `data` must be one line.
+   */
+  announce(event: string, data: string): void {
+    if (this.#ended) return;
+    this.#write(`event: ${event}\ndata: ${data}\n\n`);
+  }
+
   /** Sends the last message of the stream and closes the connection (the POST stream's final response). */
   finish(message?: JsonRpcMessage): void {
     if (this.#ended) return;
@@ -148,10 +159,9 @@ export class EventStream {
 
   #record(data: string | readonly Buffer[]): Frame {
     const seq = ++this.#seq;
+    const head = `${this.#options.event ? `event: ${this.#options.event}\n` : ''}id: ${this.id}-${seq}\ndata: `;
     const frame: Frame =
-      typeof data === 'string'
-        ? `id: ${this.id}-${seq}\ndata: ${data}\n\n`
-        : [Buffer.from(`id: ${this.id}-${seq}\ndata: `), ...data, Buffer.from('\n\n')];
+      typeof data === 'string' ? `${head}${data}\n\n` : [Buffer.from(head), ...data, Buffer.from('\n\n')];
     if (this.#options.replayEvents > 0) {
       // Events the session's log evicted (bytes, age) are at the front: drop their husks first.
       while (this.#log[0] && !this.#log[0].live) this.#log.shift();
