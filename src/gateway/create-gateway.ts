@@ -34,6 +34,13 @@ import { SessionManager } from '../sessions/manager.ts';
 import { AppLinkGates, appLinkSource } from '../transports/apps/app-links.ts';
 import { APPS_PREFIX } from '../transports/apps/app-path.ts';
 import { AppProxy } from '../transports/apps/app-proxy.ts';
+import { LegacySseEndpoint } from '../transports/legacy-sse/endpoint.ts';
+import {
+  legacyPath,
+  MESSAGES_SUFFIX,
+  opensLegacyStream,
+  STREAM_SUFFIX,
+} from '../transports/legacy-sse/paths.ts';
 import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { CodeWatch } from './code-watch.ts';
@@ -144,6 +151,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   });
 
   const endpoint = new McpEndpoint(live.view, sessions, log);
+  // The 2024-11-05 HTTP+SSE transport, for clients that speak nothing newer.
+  const legacy = new LegacySseEndpoint(live.view, sessions, log);
   const serverNames = Object.keys(config.servers);
   const publicUrl = config.publicUrl ? new URL(config.publicUrl) : undefined;
   const startedAt = Date.now();
@@ -191,11 +200,29 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     { match: exact('/health'), guards: edge, handle: health },
     { match: prefix(PRM_PATH), guards: edge, handle: resourceMetadata(gatewayAuth.resource) },
     {
+      match: legacyPath(STREAM_SUFFIX, serverNamed),
+      guards: [...edge, origins],
+      caller: true,
+      unknown: NO_SUCH_SERVER,
+      handle: (req, res, server, identity) => legacy.open(req, res, server, identity),
+    },
+    {
+      match: legacyPath(MESSAGES_SUFFIX, serverNamed),
+      guards: [...edge, origins],
+      caller: true,
+      unknown: NO_SUCH_SERVER,
+      handle: (req, res, server, identity) => legacy.post(req, res, server, identity),
+    },
+    {
       match: param('/mcp/:server', serverNamed),
       guards: [...edge, origins],
       caller: true,
       unknown: NO_SUCH_SERVER,
-      handle: (req, res, server, identity) => endpoint.handle(req, res, server, identity),
+      // A GET for an event stream naming no session is a legacy client falling back (2025-03-26).
+      handle: (req, res, server, identity) =>
+        opensLegacyStream(req)
+          ? legacy.open(req, res, server, identity)
+          : endpoint.handle(req, res, server, identity),
     },
     ...(apps?.routes ?? []),
     ...(admin?.routes ?? []),

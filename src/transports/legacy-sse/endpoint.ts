@@ -1,0 +1,233 @@
+// The legacy HTTP+SSE transport (MCP 2024-11-05) for old clients: a GET opens a session and its one
+// event stream, whose first event names the URL to POST messages to; each POST is answered 202 and its
+// reply goes on the stream. Sessions are made by the same SessionManager as Streamable HTTP's (policy,
+// limits, caps, audit), bound to the caller's credential, and end when their stream's connection does.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RelayConfig } from '../../config/schema.ts';
+import { errorText } from '../../errors.ts';
+import { readBody } from '../../http/body.ts';
+import { parseJsonBody } from '../../http/json-body.ts';
+import { sendRpcError } from '../../http/replies.ts';
+import type { Logger } from '../../log.ts';
+import {
+  ErrorCode,
+  isInvalid,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  validateMessage,
+} from '../../protocol/jsonrpc.ts';
+import { Method } from '../../protocol/mcp.ts';
+import type { CreateResult, SessionManager } from '../../sessions/manager.ts';
+import type { Session } from '../../sessions/session.ts';
+import type { Identity } from '../../sessions/types.ts';
+import { accepts } from '../streamable-http/request-headers.ts';
+import { messagesUrl, sessionIdOf } from './paths.ts';
+import { SessionStream } from './session-stream.ts';
+
+/** The SSE `retry:` a stream ends with when the gateway shuts down (as Streamable HTTP's streams). */
+const SHUTDOWN_RETRY_MS = 5_000;
+
+/** A legacy session: its stream, and whether its client has initialized it (only once per session). */
+interface LegacySession {
+  stream: SessionStream;
+  initialized: boolean;
+}
+
+export class LegacySseEndpoint {
+  readonly #config: RelayConfig;
+  readonly #sessions: SessionManager;
+  readonly #log: Logger;
+  /** publicUrl's own path ('' without one), before the paths the `endpoint` event names. */
+  readonly #base: string;
+  /** Only these sessions take legacy POSTs: a Streamable HTTP session's id is unknown here. */
+  readonly #open = new Map<string, LegacySession>();
+
+  constructor(config: RelayConfig, sessions: SessionManager, log: Logger) {
+    this.#config = config;
+    this.#sessions = sessions;
+    this.#log = log;
+    this.#base = config.publicUrl ? new URL(config.publicUrl).pathname.replace(/\/+$/, '') : '';
+  }
+
+  /** The stream URL (`GET …/sse`, or a GET of the Streamable HTTP URL with no session). */
+  async open(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    if (req.method !== 'GET') {
+      sendRpcError(res, 405, ErrorCode.InvalidRequest, 'method not allowed; GET opens the event stream', {
+        headers: { allow: 'GET' },
+      });
+      return;
+    }
+    if (!accepts(req, 'text/event-stream')) {
+      sendRpcError(res, 406, ErrorCode.InvalidRequest, 'Accept must list text/event-stream');
+      return;
+    }
+    let created: CreateResult;
+    try {
+      created = await this.#sessions.create(server, identity);
+    } catch (error) {
+      this.#log.error({ err: errorText(error), server }, 'could not start a session');
+      this.#unavailable(res, 'the session could not be started; see the gateway log');
+      return;
+    }
+    if (!created.ok) {
+      this.#refuse(res, server, created);
+      return;
+    }
+    const { session } = created;
+    // The client may have left while the session was being made: it ends at once, having never streamed.
+    if (res.destroyed || req.socket.destroyed) {
+      await session.close('legacy SSE client left before its stream opened');
+      return;
+    }
+    const stream = new SessionStream({
+      keepAliveMs: this.#config.sse.keepAlive,
+      bufferBytes: this.#config.limits.streamBufferBytes,
+      onoverflow: (held) =>
+        this.#log.warn(
+          { session: session.id, held },
+          'legacy SSE client does not read; stream closed and its session ended (limits.streamBufferBytes)',
+        ),
+      onclose: () => void session.close('legacy SSE stream closed'),
+    });
+    this.#open.set(session.id, { stream, initialized: false });
+    session.onClose(() => {
+      this.#open.delete(session.id);
+      stream.close(this.#sessions.draining ? SHUTDOWN_RETRY_MS : undefined);
+    });
+    stream.open(res, messagesUrl(this.#base, server, session.id));
+    // Everything the session has for the client that is not a reply (and what queued before) goes here too.
+    session.setStandalone(stream);
+  }
+
+  /** `POST …/messages?sessionId=…`: one JSON-RPC message of an open legacy session, answered 202. */
+  async post(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    if (req.method !== 'POST') {
+      sendRpcError(res, 405, ErrorCode.InvalidRequest, 'method not allowed; POST messages here', {
+        headers: { allow: 'POST' },
+      });
+      return;
+    }
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (contentType !== 'application/json') {
+      sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
+      return;
+    }
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity') {
+      sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Encoding is not supported; send identity', {
+        headers: { 'accept-encoding': 'identity' },
+      });
+      return;
+    }
+    // The session is looked up before the body is read: a stranger's POST costs no body buffer.
+    const found = this.#find(req, server, identity);
+    if (!found) {
+      sendRpcError(res, 404, ErrorCode.SessionNotFound, 'session not found; open a new event stream');
+      return;
+    }
+    const { session, legacy } = found;
+    const { maxBodyBytes } = this.#config.limits;
+    const body = await readBody(req, maxBodyBytes);
+    if (!body.ok) {
+      if (body.reason === 'too-large')
+        sendRpcError(res, 413, ErrorCode.InvalidRequest, `body exceeds ${maxBodyBytes} bytes`);
+      return;
+    }
+    // What cannot be read as one JSON-RPC message has no id to answer on the stream: the POST says so (400).
+    const json = parseJsonBody(body.body);
+    if (!json.ok) {
+      sendRpcError(res, 400, json.code, json.message);
+      return;
+    }
+    if (Array.isArray(json.value)) {
+      sendRpcError(
+        res,
+        400,
+        ErrorCode.InvalidRequest,
+        'batches are not supported; send one JSON-RPC message per POST',
+      );
+      return;
+    }
+    const message = validateMessage(json.value);
+    if (isInvalid(message)) {
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, `invalid JSON-RPC message: ${message.reason}`, {
+        id: message.id,
+      });
+      return;
+    }
+    if (isRequest(message)) {
+      if (message.method === Method.initialize) {
+        // One initialize per session, as with Streamable HTTP (where an initialize makes a new session).
+        if (legacy.initialized) {
+          sendRpcError(res, 400, ErrorCode.InvalidRequest, 'this session is already initialized', {
+            id: message.id,
+          });
+          return;
+        }
+        legacy.initialized = true;
+      }
+      res.writeHead(202).end();
+      session.request(message, legacy.stream);
+      return;
+    }
+    const refused = session.post(message as Exclude<JsonRpcMessage, JsonRpcRequest>);
+    if (refused !== undefined) {
+      sendRpcError(res, 400, ErrorCode.InvalidRequest, refused);
+      return;
+    }
+    res.writeHead(202).end();
+  }
+
+  /** The legacy session this POST names, opened with the caller's own credential for this server. */
+  #find(
+    req: IncomingMessage,
+    server: string,
+    identity: Identity,
+  ): { session: Session; legacy: LegacySession } | undefined {
+    const id = sessionIdOf(req);
+    if (id === undefined) return undefined;
+    const legacy = this.#open.get(id);
+    const session = legacy && this.#sessions.get(id, identity, server);
+    return legacy && session ? { session, legacy } : undefined;
+  }
+
+  #refuse(res: ServerResponse, server: string, created: Exclude<CreateResult, { ok: true }>): void {
+    switch (created.reason) {
+      case 'capacity':
+        this.#log.error({ err: created.message, server }, 'could not start a session');
+        this.#unavailable(res, created.message);
+        return;
+      case 'refused': {
+        // Not allowed on this server (403) or over a rate limit (429, Retry-After).
+        const { refusal } = created;
+        const retryAfter = refusal.retryAfterSeconds;
+        sendRpcError(res, refusal.status ?? 403, refusal.code, refusal.message, {
+          headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) },
+        });
+        return;
+      }
+      case 'shutting-down':
+        sendRpcError(
+          res,
+          503,
+          ErrorCode.BackendUnavailable,
+          'the gateway is shutting down; no new sessions',
+          {
+            headers: { 'retry-after': '5', connection: 'close' },
+          },
+        );
+        return;
+      case 'too-many-sessions':
+        sendRpcError(res, 429, ErrorCode.Refused, `too many sessions: at most ${created.limit} per user`, {
+          headers: { 'retry-after': '60' },
+        });
+        return;
+    }
+  }
+
+  #unavailable(res: ServerResponse, text: string): void {
+    sendRpcError(res, 503, ErrorCode.BackendUnavailable, text, { headers: { 'retry-after': '30' } });
+  }
+}
