@@ -11,10 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { connectOverStdio, runProcess } from './helpers/cli.ts';
+import { connectLegacyClient } from './helpers/fronts.ts';
 import { connectClient, fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
 
@@ -23,15 +22,6 @@ const KiB = 1024;
 const MiB = 1_048_576;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
-
-/** An SDK client over the legacy transport at `url` (a `…/sse` URL or the Streamable HTTP one). */
-async function sseClient(url: string, key: string | undefined): Promise<Client> {
-  const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
-  const transport = new SSEClientTransport(new URL(url), { requestInit: { headers } });
-  const client = new Client({ name: 'legacy-test', version: '1.0.0' });
-  await client.connect(transport);
-  return client;
-}
 
 interface SseEvent {
   event: string;
@@ -168,7 +158,7 @@ describe('legacy HTTP+SSE transport (2024-11-05)', () => {
     'serves the SDK SSEClientTransport: initialize, tools/list, tools/call, progress, a notification',
     TIMEOUT,
     async () => {
-      const client = await sseClient(`${gw.url}/mcp/demo/sse`, gw.keys.alice);
+      const client = await connectLegacyClient(`${gw.url}/mcp/demo/sse`, gw.keys.alice);
       try {
         assert.equal(client.getServerVersion()?.name, 'fixture');
         const { tools } = await client.listTools();
@@ -203,7 +193,7 @@ describe('legacy HTTP+SSE transport (2024-11-05)', () => {
     'opens a legacy session on the Streamable HTTP URL for a GET without a session; Streamable HTTP still works there',
     TIMEOUT,
     async () => {
-      const legacy = await sseClient(`${gw.url}/mcp/demo`, gw.keys.alice);
+      const legacy = await connectLegacyClient(`${gw.url}/mcp/demo`, gw.keys.alice);
       const modern = await connectClient(`${gw.url}/mcp/demo`, gw.keys.alice);
       try {
         assert.equal(textOf(await legacy.callTool({ name: 'whoami', arguments: {} })), 'alice');
@@ -262,8 +252,8 @@ describe('legacy HTTP+SSE transport (2024-11-05)', () => {
     'keeps users apart: whoami and the backend process differ per user; another user’s sessionId is 404',
     TIMEOUT,
     async () => {
-      const a = await sseClient(`${gw.url}/mcp/demo/sse`, gw.keys.alice);
-      const b = await sseClient(`${gw.url}/mcp/demo/sse`, gw.keys.bob);
+      const a = await connectLegacyClient(`${gw.url}/mcp/demo/sse`, gw.keys.alice);
+      const b = await connectLegacyClient(`${gw.url}/mcp/demo/sse`, gw.keys.bob);
       try {
         assert.equal(textOf(await a.callTool({ name: 'whoami', arguments: {} })), 'alice');
         assert.equal(textOf(await b.callTool({ name: 'whoami', arguments: {} })), 'bob');
@@ -332,7 +322,7 @@ describe('legacy HTTP+SSE transport (2024-11-05)', () => {
       });
       assert.equal(refused.status, 403);
       await refused.body?.cancel();
-      const client = await sseClient(`${gw.url}/mcp/demo/sse`, gw.keys.bob);
+      const client = await connectLegacyClient(`${gw.url}/mcp/demo/sse`, gw.keys.bob);
       try {
         const names = (await client.listTools()).tools.map((tool) => tool.name);
         assert.ok(!names.includes('crash') && !names.includes('env'), names.join());
@@ -544,7 +534,7 @@ describe('legacy SSE on the single-server /mcp alias', () => {
       } finally {
         await stream.close();
       }
-      const client = await sseClient(url, undefined);
+      const client = await connectLegacyClient(url, undefined);
       try {
         assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'local');
       } finally {

@@ -11,6 +11,7 @@ import { buildConfig, parseConfigText } from '../src/config/load.ts';
 import { RelayError } from '../src/errors.ts';
 import { Policy } from '../src/policy/policy.ts';
 import { compileGlob, globProblem } from '../src/util/glob.ts';
+import { FRONTS } from './helpers/fronts.ts';
 import {
   connectClient,
   FIXTURE_SERVER,
@@ -232,6 +233,12 @@ describe('policy: one shared fixture backend', () => {
       const health = (await (await fetch(`${gw.url}/healthz`)).json()) as { sessions: number };
       assert.equal(health.sessions, 0);
       await assert.rejects(connectClient(`${gw.url}/mcp/team`, gw.keys.mallory), /not allowed to use server/);
+      // The legacy SSE front asks the same gate before its stream opens: the same 403 and reason.
+      const legacy = await fetch(`${gw.url}/mcp/team/sse`, {
+        headers: { authorization: `Bearer ${gw.keys.mallory}`, accept: 'text/event-stream' },
+      });
+      assert.equal(legacy.status, 403);
+      assert.match(errorOf(await legacy.json()).message, /"mallory" is not allowed to use server "team"/);
       // Allowed by name and by group.
       for (const user of ['alice', 'olga', 'dana']) {
         const { client } = await connectClient(`${gw.url}/mcp/team`, gw.keys[user]);
@@ -240,25 +247,26 @@ describe('policy: one shared fixture backend', () => {
     },
   );
 
-  it(
-    'does not list a denied tool and refuses a call to it with a clear JSON-RPC error',
-    TIMEOUT,
-    async () => {
-      const { client } = await connectClient(`${gw.url}/mcp/team`, gw.keys.alice);
-      const names = (await client.listTools()).tools.map((tool) => tool.name);
-      assert.deepEqual(names, ['echo']);
-      const error = await refusal(client.callTool({ name: 'crash', arguments: {} }));
-      assert.equal(error.code, -32003);
-      assert.match(error.message, /tool "crash" is not available: the gateway's policy does not allow it/);
-      // A name not in the allow list is refused the same way, and the session carries on.
-      assert.equal((await refusal(client.callTool({ name: 'pid', arguments: {} }))).code, -32003);
-      assert.equal(
-        textOf(await client.callTool({ name: 'echo', arguments: { text: 'still here' } })),
-        'still here',
-      );
-      await client.close();
-    },
-  );
+  for (const front of FRONTS)
+    it(
+      `does not list a denied tool and refuses a call to it with a clear JSON-RPC error (${front.name})`,
+      TIMEOUT,
+      async () => {
+        const client = await front.connect(`${gw.url}/mcp/team`, gw.keys.alice);
+        const names = (await client.listTools()).tools.map((tool) => tool.name);
+        assert.deepEqual(names, ['echo']);
+        const error = await refusal(client.callTool({ name: 'crash', arguments: {} }));
+        assert.equal(error.code, -32003);
+        assert.match(error.message, /tool "crash" is not available: the gateway's policy does not allow it/);
+        // A name not in the allow list is refused the same way, and the session carries on.
+        assert.equal((await refusal(client.callTool({ name: 'pid', arguments: {} }))).code, -32003);
+        assert.equal(
+          textOf(await client.callTool({ name: 'echo', arguments: { text: 'still here' } })),
+          'still here',
+        );
+        await client.close();
+      },
+    );
 
   it('refuses a call naming its tool with a non-string, which the policy cannot check', TIMEOUT, async () => {
     const auth = { authorization: `Bearer ${gw.keys.alice}` };
@@ -282,25 +290,26 @@ describe('policy: one shared fixture backend', () => {
     assert.equal(textOf((ok.json as { result: unknown }).result), 'fine', ok.text);
   });
 
-  it('shows two groups different tool lists from one shared backend', TIMEOUT, async () => {
-    const ops = await connectClient(`${gw.url}/mcp/team`, gw.keys.olga);
-    const design = await connectClient(`${gw.url}/mcp/team`, gw.keys.dana);
-    const opsTools = (await ops.client.listTools()).tools.map((tool) => tool.name).sort();
-    const designTools = (await design.client.listTools()).tools.map((tool) => tool.name).sort();
-    // ops: echo (everyone) + pid, env; crash stays denied for all. design: its deny removes echo.
-    assert.deepEqual(opsTools, ['echo', 'env', 'pid']);
-    assert.deepEqual(designTools, ['pid', 'whoami']);
-    const opsPid = textOf(await ops.client.callTool({ name: 'pid', arguments: {} }));
-    const designPid = textOf(await design.client.callTool({ name: 'pid', arguments: {} }));
-    assert.equal(opsPid, designPid, 'both groups reach the same shared process');
-    assert.equal(
-      (await refusal(design.client.callTool({ name: 'echo', arguments: { text: 'x' } }))).code,
-      -32003,
-    );
-    assert.equal((await refusal(ops.client.callTool({ name: 'whoami', arguments: {} }))).code, -32003);
-    assert.equal((await refusal(ops.client.callTool({ name: 'crash', arguments: {} }))).code, -32003);
-    await Promise.all([ops.client.close(), design.client.close()]);
-  });
+  for (const front of FRONTS)
+    it(`shows two groups different tool lists from one shared backend (${front.name})`, TIMEOUT, async () => {
+      const ops = { client: await front.connect(`${gw.url}/mcp/team`, gw.keys.olga) };
+      const design = { client: await front.connect(`${gw.url}/mcp/team`, gw.keys.dana) };
+      const opsTools = (await ops.client.listTools()).tools.map((tool) => tool.name).sort();
+      const designTools = (await design.client.listTools()).tools.map((tool) => tool.name).sort();
+      // ops: echo (everyone) + pid, env; crash stays denied for all. design: its deny removes echo.
+      assert.deepEqual(opsTools, ['echo', 'env', 'pid']);
+      assert.deepEqual(designTools, ['pid', 'whoami']);
+      const opsPid = textOf(await ops.client.callTool({ name: 'pid', arguments: {} }));
+      const designPid = textOf(await design.client.callTool({ name: 'pid', arguments: {} }));
+      assert.equal(opsPid, designPid, 'both groups reach the same shared process');
+      assert.equal(
+        (await refusal(design.client.callTool({ name: 'echo', arguments: { text: 'x' } }))).code,
+        -32003,
+      );
+      assert.equal((await refusal(ops.client.callTool({ name: 'whoami', arguments: {} }))).code, -32003);
+      assert.equal((await refusal(ops.client.callTool({ name: 'crash', arguments: {} }))).code, -32003);
+      await Promise.all([ops.client.close(), design.client.close()]);
+    });
 });
 
 describe('policy: file URIs as a server reads them', () => {
