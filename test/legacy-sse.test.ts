@@ -405,9 +405,9 @@ describe('legacy HTTP+SSE transport (2024-11-05)', () => {
       await post(stream.endpoint, initialize(), alice);
       await stream.next(1);
       await post(stream.endpoint, callTool(2, 'whoami'), alice);
+      await stream.next(2);
       await post(stream.endpoint, callTool(3, 'env', { name: 'PATH' }), alice);
       assert.match(JSON.stringify((await stream.next(3)).error), /policy does not allow it/);
-      await stream.next(2);
       await stream.close();
       const file = join(gw.dir, 'audit.jsonl');
       const lines = () =>
@@ -607,4 +607,54 @@ describe('legacy SSE at shutdown', () => {
       await stream.close();
     }
   });
+});
+
+describe('legacy SSE and rate limits', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway(
+      { servers: { a: fixtureServer() }, limits: { requestsPerMinute: 4 } },
+      { users: ['alice', 'bob'] },
+    );
+  });
+  after(() => gw.close());
+
+  it(
+    'counts a legacy session’s requests like any other: the refusal on the stream, then 429 at the next GET',
+    TIMEOUT,
+    async () => {
+      const alice = { authorization: `Bearer ${gw.keys.alice}` };
+      const stream = await openStream(`${gw.url}/mcp/a/sse`, alice);
+      try {
+        assert.equal((await post(stream.endpoint, initialize(), alice)).status, 202);
+        await stream.next(1);
+        const ping = (id: number) => JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' });
+        // Accepted (202) either way: the refusal is the JSON-RPC answer on the stream.
+        for (let id = 2; id <= 6; id++)
+          assert.equal((await post(stream.endpoint, ping(id), alice)).status, 202);
+        const answers = [];
+        for (let id = 2; id <= 6; id++) answers.push(await stream.next(id));
+        // The initialize and three pings make four; the GET itself is no request (a POSTed initialize is one).
+        assert.deepEqual(
+          answers.map((answer) => ('error' in answer ? 'refused' : 'ok')),
+          ['ok', 'ok', 'ok', 'refused', 'refused'],
+        );
+        const refused = answers.filter((answer) => 'error' in answer);
+        assert.match(JSON.stringify(refused[0]), /requests per minute per user; retry in \d+ s/);
+        assert.equal((refused[0]?.error as { code: number }).code, -32003);
+        const again = await fetch(`${gw.url}/mcp/a/sse`, {
+          headers: { ...alice, accept: 'text/event-stream' },
+        });
+        assert.equal(again.status, 429);
+        assert.ok(Number(again.headers.get('retry-after')) >= 1);
+        await again.body?.cancel();
+        // Bob is not affected.
+        const bob = await connectLegacyClient(`${gw.url}/mcp/a/sse`, gw.keys.bob);
+        assert.deepEqual(await bob.ping(), {});
+        await bob.close();
+      } finally {
+        await stream.close();
+      }
+    },
+  );
 });
