@@ -57,6 +57,9 @@ describe('legacy SSE paths', () => {
       ),
     );
     assert.ok(!opensLegacyStream(request('GET', { accept: 'application/json' })));
+    assert.ok(opensLegacyStream(request('GET', { accept: 'application/json, Text/Event-Stream;q=0.9' })));
+    assert.ok(!opensLegacyStream(request('GET', { accept: '*/*' })), 'curl’s default is not a legacy client');
+    assert.ok(!opensLegacyStream(request('GET', {})));
     assert.ok(!opensLegacyStream(request('POST', { accept: 'text/event-stream' })));
   });
 

@@ -5,7 +5,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { Matcher } from '../../http/routes.ts';
-import { accepts, header, SESSION_HEADER, VERSION_HEADER } from '../streamable-http/request-headers.ts';
+import { header, SESSION_HEADER, VERSION_HEADER } from '../streamable-http/request-headers.ts';
 
 export const STREAM_SUFFIX = 'sse';
 export const MESSAGES_SUFFIX = 'messages';
@@ -49,8 +49,15 @@ export function opensLegacyStream(req: IncomingMessage): boolean {
     req.method === 'GET' &&
     header(req, SESSION_HEADER) === undefined &&
     header(req, VERSION_HEADER) === undefined &&
-    accepts(req, 'text/event-stream')
+    namesEventStream(req.headers.accept)
   );
+}
+
+/** Whether Accept names text/event-stream itself: a wildcard (curl's default, a browser's) opens no session here. */
+function namesEventStream(accept: string | undefined): boolean {
+  return (accept ?? '')
+    .split(',')
+    .some((part) => (part.split(';')[0] ?? '').trim().toLowerCase() === 'text/event-stream');
 }
 
 /** The URL the `endpoint` event names: an absolute path (below publicUrl's own path, if it has one). */
