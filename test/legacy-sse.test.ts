@@ -356,6 +356,28 @@ describe('legacy HTTP+SSE transport (2024-11-05)', () => {
         assert.equal(notRpc.status, 400);
         assert.equal(((await notRpc.json()) as { error: { code: number } }).error.code, -32600);
         assert.equal((await post(stream.endpoint, '[]', alice)).status, 400);
+        // Not UTF-8, and nesting past 128 levels: refused before anything re-serializes them.
+        const notUtf8 = await fetch(stream.endpoint, {
+          method: 'POST',
+          headers: { ...alice, 'content-type': 'application/json' },
+          body: Buffer.concat([
+            Buffer.from('{"jsonrpc":"2.0","id":7,"method":"ping","x":"'),
+            Buffer.from([0xff]),
+            Buffer.from('"}'),
+          ]),
+        });
+        assert.equal(notUtf8.status, 400);
+        assert.equal(((await notUtf8.json()) as { error: { code: number } }).error.code, -32700);
+        const deep = `{"jsonrpc":"2.0","id":8,"method":"ping","params":{"x":${'['.repeat(200)}${']'.repeat(200)}}}`;
+        const tooDeep = await post(stream.endpoint, deep, alice);
+        assert.equal(tooDeep.status, 400);
+        assert.equal(((await tooDeep.json()) as { error: { code: number } }).error.code, -32600);
+        const gzip = await fetch(stream.endpoint, {
+          method: 'POST',
+          headers: { ...alice, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+          body: callTool(9, 'whoami'),
+        });
+        assert.equal(gzip.status, 415);
         const wrongType = await fetch(stream.endpoint, {
           method: 'POST',
           headers: { ...alice, 'content-type': 'text/plain' },
