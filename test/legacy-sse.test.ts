@@ -663,7 +663,7 @@ describe('legacy SSE and rate limits', () => {
         );
         const refused = answers.filter((answer) => 'error' in answer);
         assert.match(JSON.stringify(refused[0]), /requests per minute per user; retry in \d+ s/);
-        assert.equal((refused[0]?.error as { code: number }).code, -32003);
+        assert.equal((refused[0] as { error: { code: number } }).error.code, -32003);
         const again = await fetch(`${gw.url}/mcp/a/sse`, {
           headers: { ...alice, accept: 'text/event-stream' },
         });
