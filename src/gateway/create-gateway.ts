@@ -18,7 +18,7 @@ import { RelayError } from '../errors.ts';
 import { createListener, type UpgradeListener } from '../http/listener.ts';
 import { type Refusal, refuseSocket } from '../http/refusal.ts';
 import { refusalLog } from '../http/refusal-log.ts';
-import { sendJson } from '../http/replies.ts';
+import { sendJson, sendRpcError } from '../http/replies.ts';
 import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/request-guards.ts';
 import { anyPath, exact, type OpenRoute, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
@@ -42,6 +42,7 @@ import {
   STREAM_SUFFIX,
 } from '../transports/legacy-sse/paths.ts';
 import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
+import { WebSocketFront } from '../transports/websocket/ws-front.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { CodeWatch } from './code-watch.ts';
 import { healthReport } from './health.ts';
@@ -191,7 +192,14 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const appSockets = apps && (() => apps.proxy.openSockets());
   const admin = adminParts();
   const health: OpenRoute['handle'] = (_req, res) => {
-    const report = healthReport(pool, sessions, startedAt, closing !== undefined, appSockets);
+    const report = healthReport(
+      pool,
+      sessions,
+      startedAt,
+      closing !== undefined,
+      appSockets,
+      () => webSockets.openSockets,
+    );
     sendJson(res, report.status, report.body, report.headers);
   };
   const routes: Route[] = [
@@ -224,6 +232,17 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
           ? legacy.open(req, res, server, identity)
           : endpoint.handle(req, res, server, identity),
     },
+    {
+      // Only an upgrade is served there (the upgrade listener below); a plain request is told so.
+      match: param('/ws/:server', serverNamed),
+      guards: [...edge, origins],
+      caller: true,
+      unknown: NO_SUCH_SERVER,
+      handle: async (_req, res) =>
+        sendRpcError(res, 426, ErrorCode.InvalidRequest, 'this endpoint is a WebSocket: send an upgrade', {
+          headers: { upgrade: 'websocket', connection: 'Upgrade' },
+        }),
+    },
     ...(apps?.routes ?? []),
     ...(admin?.routes ?? []),
     {
@@ -239,12 +258,21 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     tokens: gatewayAuth,
     onRefused: (failure) => publishAuthFailed(owner, failure.reason ?? 'invalid', failure.status),
   });
-  const listener = createListener(
-    config,
-    routeRequests(routes, identify, log, logRefusal),
+  const webSockets = new WebSocketFront({
+    config: live.view,
+    sessions,
     log,
-    apps?.upgrade,
-  );
+    guards: [...edge, origins],
+    identify,
+    serverNamed,
+  });
+  // Upgrades: app WebSockets below /apps/, MCP sessions below /ws, nothing else.
+  const upgrade: UpgradeListener = (req, socket, head) => {
+    if (apps && (req.url ?? '/').startsWith(APPS_PREFIX)) apps.proxy.upgrade(req, socket, head);
+    else if (webSockets.serves(req.url)) webSockets.upgrade(req, socket, head);
+    else refuseSocket(socket, { status: 404, code: ErrorCode.InvalidRequest, message: 'not found' });
+  };
+  const listener = createListener(config, routeRequests(routes, identify, log, logRefusal), log, upgrade);
 
   /**
    * Servers with an `app`: their browser apps at /apps/<server>/ (HTTP and WebSocket), and the endpoint
@@ -289,11 +317,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         handle: (req, res) => proxy.handle(req, res),
       },
     ];
-    const upgrade: UpgradeListener = (req, socket, head) => {
-      if ((req.url ?? '/').startsWith(APPS_PREFIX)) proxy.upgrade(req, socket, head);
-      else refuseSocket(socket, { status: 404, code: ErrorCode.InvalidRequest, message: 'not found' });
-    };
-    return { routes: rows, upgrade, proxy };
+    return { routes: rows, proxy };
   }
 
   /**
@@ -432,6 +456,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         );
         await pool.stopAll();
         apps?.proxy.close();
+        await webSockets.close();
         listener.dropConnections();
         await stopped;
         gatewayAuth.close();

@@ -23,6 +23,8 @@ export function healthReport(
   stopping: boolean,
   /** Open WebSockets to browser apps per server, when the gateway serves apps. */
   appSockets?: () => Record<string, number>,
+  /** MCP sessions open over WebSocket (`/ws/<server>`), a part of `sessions`. */
+  mcpWebSockets?: () => number,
 ): HealthReport {
   const servers = pool.stats();
   const unhealthy = Object.keys(servers).filter((name) => servers[name]?.healthy === false);
@@ -41,6 +43,7 @@ export function healthReport(
       backends: pool.size,
       servers,
       ...(appSockets ? { appWebSockets: appSockets() } : {}),
+      ...(mcpWebSockets ? { webSocketSessions: mcpWebSockets() } : {}),
     },
     headers: stopping ? { connection: 'close' } : {},
   };

@@ -1,0 +1,189 @@
+// One MCP session over one WebSocket: each text frame is one JSON-RPC message into the session, and
+// everything the session sends (responses, progress, server→client requests, notifications) goes out
+// as one text frame. The socket is both the reply of every request and the session's stream, so a
+// Session needs nothing else from this front.
+
+import type { WebSocket } from 'ws';
+import { parseJsonBody } from '../../http/json-body.ts';
+import type { Logger } from '../../log.ts';
+import {
+  ErrorCode,
+  errorResponse,
+  isInvalid,
+  isRequest,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  validateMessage,
+} from '../../protocol/jsonrpc.ts';
+import { encodeMessage } from '../../protocol/raw-json.ts';
+import type { Session } from '../../sessions/session.ts';
+import type { MessageSink, Refusal, ReplyTarget } from '../../sessions/types.ts';
+
+/** Close codes (RFC 6455 §7.4.1) this front sends; 1009 (too big) is sent by `ws` itself past maxPayload. */
+export const CloseCode = {
+  /** The gateway shuts down. */
+  goingAway: 1001,
+  /** A binary frame: this front carries JSON text only. */
+  unsupportedData: 1003,
+  /** The gateway ended the session by its rules: key revoked, access withdrawn, initialize refused. */
+  policy: 1008,
+  /** The backend could not start the session (its initialize failed). */
+  internalError: 1011,
+  /** The client does not read what it is sent (limits.streamBufferBytes). */
+  tryAgainLater: 1013,
+} as const;
+
+/** How long a client that stopped reading gets to take its close frame before its connection is cut. */
+const CLOSE_GRACE_MS = 1_000;
+
+export interface SocketSessionOptions {
+  /** What the socket may hold unsent (bytes) before the client counts as one that does not read. */
+  bufferBytes: number;
+  /** Whether the gateway is shutting down, for the close code of a session it ends. */
+  draining(): boolean;
+  log: Logger;
+}
+
+export class SocketSession implements ReplyTarget, MessageSink {
+  readonly session: Session;
+  readonly openedAt = Date.now();
+  /** Set by each pong; a peer silent for two ping intervals is cut off (ws-front.ts). */
+  lastPong = Date.now();
+  readonly #socket: WebSocket;
+  readonly #options: SocketSessionOptions;
+  #ended = false;
+
+  constructor(socket: WebSocket, session: Session, options: SocketSessionOptions) {
+    this.#socket = socket;
+    this.session = session;
+    this.#options = options;
+    socket.on('message', (data, isBinary) => this.#receive(data as Buffer, isBinary));
+    socket.on('pong', () => {
+      this.lastPong = Date.now();
+    });
+    socket.on('close', () => {
+      this.#ended = true;
+      void session.close('WebSocket closed');
+    });
+    socket.on('error', (error) => options.log.debug({ err: error.message }, 'WebSocket error'));
+    // The socket is the session's stream: unsolicited messages (and those queued so far) go out on it,
+    // and the session counts as attended while it is open (the idle reaper leaves it alone).
+    session.setStandalone(this);
+    session.onClose((_session, reason) => this.#sessionEnded(reason));
+  }
+
+  get open(): boolean {
+    return !this.#ended;
+  }
+
+  send(message: JsonRpcMessage): void {
+    this.#write(message);
+  }
+
+  finish(response: JsonRpcResponse): void {
+    this.#write(response);
+  }
+
+  /** No HTTP status after the upgrade: a refused request is answered by its JSON-RPC error alone. */
+  refuse(_refusal: Refusal, response: JsonRpcResponse): void {
+    this.#write(response);
+  }
+
+  ping(): void {
+    if (!this.#ended) this.#socket.ping();
+  }
+
+  /** Cuts the connection without a close handshake (a peer that stopped answering pings). */
+  terminate(): void {
+    this.#ended = true;
+    this.#socket.terminate();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    // The reason of a close frame holds at most 123 bytes.
+    this.#socket.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    const cut = setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS);
+    cut.unref();
+    this.#socket.once('close', () => clearTimeout(cut));
+  }
+
+  #receive(data: Buffer, isBinary: boolean): void {
+    if (this.#ended) return;
+    if (isBinary) {
+      this.close(CloseCode.unsupportedData, 'binary frames are not supported: send JSON-RPC as text frames');
+      return;
+    }
+    const json = parseJsonBody(data);
+    if (!json.ok) {
+      this.#error(null, json.code, json.message.replace(/^body/, 'message'));
+      return;
+    }
+    if (Array.isArray(json.value)) {
+      this.#error(
+        null,
+        ErrorCode.InvalidRequest,
+        'batches are not supported; send one JSON-RPC message per frame',
+      );
+      return;
+    }
+    const message = validateMessage(json.value);
+    if (isInvalid(message)) {
+      this.#error(
+        message.id ?? null,
+        ErrorCode.InvalidRequest,
+        `invalid JSON-RPC message: ${message.reason}`,
+      );
+      return;
+    }
+    if (isRequest(message)) {
+      this.session.request(message, this);
+      return;
+    }
+    const refused = this.session.post(message as Exclude<JsonRpcMessage, JsonRpcRequest>);
+    if (refused !== undefined) this.#error(null, ErrorCode.InvalidRequest, refused);
+  }
+
+  #error(id: JsonRpcId | null, code: number, message: string): void {
+    this.#write(errorResponse(id, code, message));
+  }
+
+  /**
+   * One text frame per message; a result passed through as the backend's bytes goes out as fragments
+   * of one message, never joined or re-encoded. A client that left more than the bound unread is closed.
+   */
+  #write(message: JsonRpcMessage): void {
+    if (this.#ended) return;
+    if (this.#socket.bufferedAmount > this.#options.bufferBytes) {
+      this.#options.log.warn(
+        { session: this.session.id, held: this.#socket.bufferedAmount },
+        'WebSocket client does not read; connection closed (limits.streamBufferBytes)',
+      );
+      this.close(CloseCode.tryAgainLater, 'client does not read its messages (limits.streamBufferBytes)');
+      return;
+    }
+    const encoded = encodeMessage(message);
+    if (typeof encoded === 'string') {
+      this.#socket.send(encoded, { binary: false });
+      return;
+    }
+    const last = encoded.length - 1;
+    encoded.forEach((part, index) => {
+      this.#socket.send(part, { binary: false, fin: index === last });
+    });
+  }
+
+  /** The gateway ended the session: the socket is closed with a code that says why. */
+  #sessionEnded(reason: string): void {
+    if (this.#ended) return;
+    const code = this.#options.draining()
+      ? CloseCode.goingAway
+      : reason === 'initialize failed'
+        ? CloseCode.internalError
+        : CloseCode.policy;
+    this.close(code, `session ended: ${reason}`);
+  }
+}
