@@ -92,6 +92,9 @@ const NO_SUCH_SERVER: Refusal = Object.freeze({
   message: 'no such MCP server on this gateway',
 });
 
+/** An upgrade anywhere else, e.g. the brief's proxy.js pointed at /mcp (Streamable HTTP, no WebSocket). */
+const NO_UPGRADE = 'not found: MCP over WebSocket is served at /ws/<server>';
+
 export function createGateway({ config, log, env = process.env }: GatewayOptions): Gateway {
   const tcp = config.listen === false ? undefined : config.listen;
   // The socket's clients (ssh-entry) address the gateway as localhost, so the Host guard stays on.
@@ -270,7 +273,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const upgrade: UpgradeListener = (req, socket, head) => {
     if (apps && (req.url ?? '/').startsWith(APPS_PREFIX)) apps.proxy.upgrade(req, socket, head);
     else if (webSockets.serves(req.url)) webSockets.upgrade(req, socket, head);
-    else refuseSocket(socket, { status: 404, code: ErrorCode.InvalidRequest, message: 'not found' });
+    else refuseSocket(socket, { status: 404, code: ErrorCode.InvalidRequest, message: NO_UPGRADE });
   };
   const listener = createListener(config, routeRequests(routes, identify, log, logRefusal), log, upgrade);
 
