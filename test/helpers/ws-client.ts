@@ -39,7 +39,13 @@ export class BearerWebSocketTransport implements Transport {
       this.socket.once('open', () => resolve());
       this.socket.once('error', reject);
       this.socket.once('unexpected-response', (_req, res) => {
-        reject(new Error(`upgrade refused: ${res.statusCode}`));
+        // The refusal's JSON-RPC error message, as the HTTP client shows it.
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () => reject(new Error(`upgrade refused: ${res.statusCode} ${body}`)));
       });
       this.socket.on('message', (data) => {
         let message: JSONRPCMessage;
