@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { runProcess } from './helpers/cli.ts';
 import { fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
@@ -34,13 +33,13 @@ function deployProxy(dir: string, url: string): string {
   return file;
 }
 
-function launch(file: string, key: string): StdioClientTransport {
-  return new StdioClientTransport({
+function launch(file: string, key: string): StdioServerParameters {
+  return {
     command: process.execPath,
     args: [file],
     env: { MCP_API_KEY: key, NODE_PATH: NODE_MODULES },
     stderr: 'pipe',
-  });
+  };
 }
 
 async function webSocketSessions(gw: TestGateway): Promise<number> {
@@ -51,26 +50,20 @@ async function webSocketSessions(gw: TestGateway): Promise<number> {
 /**
  * The stdio transport, started once the proxy's socket is open: proxy.js calls ws.send() on every
  * stdin line, and `ws` throws while the socket is still connecting, so a message written before that
- * kills the proxy. The wait stands for Claude Desktop's own delay between launch and initialize.
+ * kills the proxy (the next test). The wait stands for a client that lets the proxy connect first.
  */
-function afterProxyConnected(inner: StdioClientTransport, gw: TestGateway, before: number): Transport {
-  return {
-    async start() {
-      await inner.start();
-      await eventually(async () => (await webSocketSessions(gw)) > before, "the proxy's WebSocket to open");
-    },
-    send: (message, options) => inner.send(message, options),
-    close: () => inner.close(),
-    set onmessage(handler) {
-      inner.onmessage = handler;
-    },
-    set onerror(handler) {
-      inner.onerror = handler;
-    },
-    set onclose(handler) {
-      inner.onclose = handler;
-    },
-  };
+class AfterProxyConnected extends StdioClientTransport {
+  readonly #opened: () => Promise<unknown>;
+
+  constructor(params: StdioServerParameters, opened: () => Promise<unknown>) {
+    super(params);
+    this.#opened = opened;
+  }
+
+  override async start(): Promise<void> {
+    await super.start();
+    await this.#opened();
+  }
 }
 
 describe("the brief's proxy.js against /ws/<server>", () => {
@@ -93,13 +86,16 @@ describe("the brief's proxy.js against /ws/<server>", () => {
 
   it('initializes, lists and calls tools through the gateway with a Bearer key', TIMEOUT, async () => {
     const proxy = deployProxy(dir, wsUrlOf(gw.url, 'model'));
-    const stdio = launch(proxy, gw.keys.alice as string);
+    const before = await webSocketSessions(gw);
+    const stdio = new AfterProxyConnected(launch(proxy, gw.keys.alice as string), () =>
+      eventually(async () => (await webSocketSessions(gw)) > before, "the proxy's WebSocket to open"),
+    );
     let stderr = '';
     stdio.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
     });
     const client = new Client({ name: 'claude-desktop-like', version: '1.0.0' });
-    await client.connect(afterProxyConnected(stdio, gw, await webSocketSessions(gw)));
+    await client.connect(stdio);
     assert.equal(client.getServerVersion()?.name, 'fixture', stderr);
     const tools = (await client.listTools()).tools.map((tool) => tool.name);
     assert.ok(tools.includes('echo') && tools.includes('whoami'));
@@ -118,7 +114,7 @@ describe("the brief's proxy.js against /ws/<server>", () => {
     async () => {
       // Why README points Claude Desktop at `mcp-relay connect`: proxy.js sends on a connecting socket.
       const proxy = deployProxy(dir, wsUrlOf(gw.url, 'model'));
-      const stdio = launch(proxy, gw.keys.alice as string);
+      const stdio = new StdioClientTransport(launch(proxy, gw.keys.alice as string));
       let stderr = '';
       stdio.stderr?.on('data', (chunk: Buffer) => {
         stderr += chunk.toString('utf8');
