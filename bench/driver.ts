@@ -8,6 +8,7 @@ import { sdkConnector } from './drivers/sdk.ts';
 import { stdioConnector } from './drivers/stdio.ts';
 import { streamableConnector } from './drivers/streamable.ts';
 import type { BenchSession, Connector, DriverName, TargetRef } from './drivers/types.ts';
+import { websocketConnector } from './drivers/websocket.ts';
 
 export type DriverCommand =
   | { op: 'connect'; target: TargetRef; driver: DriverName }
@@ -84,6 +85,7 @@ function makeConnector(target: TargetRef, driver: DriverName): Connector {
   }
   if (driver === 'sdk') return sdkConnector(target, false);
   if (target.transport === 'sse') return legacySseConnector(target.url);
+  if (target.transport === 'websocket') return websocketConnector(target.url);
   return streamableConnector(target.url, driver === 'fetch' ? 'fetch' : 'lean');
 }
 

@@ -90,14 +90,16 @@ const SCRAPE_INTERVAL_MS = 5_000;
 export function relayTarget(
   isolation: 'shared' | 'per-user' | 'per-session',
   extraArgs: string[] = [],
-  options: { metrics?: boolean } = {},
+  options: { metrics?: boolean; front?: 'streamable' | 'websocket' } = {},
 ): TargetSpec {
   const metrics = options.metrics === true;
+  const front = options.front ?? 'streamable';
+  const ws = front === 'websocket';
   return {
-    id: `relay-${isolation}${metrics ? '-metrics' : ''}`,
-    label: `mcp-relay ${isolation}${metrics ? ', metrics on' : ''}`,
+    id: `relay-${isolation}${ws ? '-ws' : ''}${metrics ? '-metrics' : ''}`,
+    label: `mcp-relay ${isolation}${ws ? ' over WebSocket' : ''}${metrics ? ', metrics on' : ''}`,
     group: 'relay',
-    transport: 'streamable',
+    transport: front,
     processPerSession: isolation === 'per-session',
     async start() {
       const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-bench-'));
@@ -126,15 +128,13 @@ export function relayTarget(
       );
       const scraper =
         metricsPort === undefined ? undefined : scrapeEvery(`http://127.0.0.1:${metricsPort}/metrics`);
-      return listening(
-        child,
-        port,
-        { transport: 'streamable', url: `http://127.0.0.1:${port}/mcp/bench` },
-        () => {
-          clearInterval(scraper);
-          rmSync(dir, { recursive: true, force: true });
-        },
-      );
+      const ref: TargetRef = ws
+        ? { transport: 'websocket', url: `ws://127.0.0.1:${port}/ws/bench` }
+        : { transport: 'streamable', url: `http://127.0.0.1:${port}/mcp/bench` };
+      return listening(child, port, ref, () => {
+        clearInterval(scraper);
+        rmSync(dir, { recursive: true, force: true });
+      });
     },
   };
 }
@@ -187,6 +187,24 @@ const supergatewaySse: TargetSpec = {
   },
 };
 
+const supergatewayWs: TargetSpec = {
+  id: 'supergateway-ws',
+  label: 'supergateway WebSocket',
+  group: 'peer',
+  transport: 'websocket',
+  // One backend process for every client (it rewrites ids per connection).
+  processPerSession: false,
+  async start() {
+    const port = await freePort();
+    const child = startProcess(NODE, [
+      join(ROOT, 'node_modules/supergateway/dist/index.js'),
+      ...['--stdio', BACKEND_COMMAND, '--outputTransport', 'ws'],
+      ...['--port', String(port), '--logLevel', 'none'],
+    ]);
+    return listening(child, port, { transport: 'websocket', url: `ws://127.0.0.1:${port}/message` });
+  },
+};
+
 function mcpProxyTarget(transport: 'streamable' | 'sse'): TargetSpec {
   return {
     id: transport === 'streamable' ? 'mcp-proxy-streamable' : 'mcp-proxy-sse',
@@ -221,8 +239,10 @@ export const ALL_TARGETS: readonly TargetSpec[] = [
   relayTarget('shared', [], { metrics: true }),
   relayTarget('per-user'),
   relayTarget('per-session'),
+  relayTarget('shared', [], { front: 'websocket' }),
   supergatewayStreamable,
   supergatewaySse,
+  supergatewayWs,
   mcpProxyTarget('streamable'),
   mcpProxyTarget('sse'),
 ];

@@ -1,10 +1,11 @@
-// The official SDK client as users run it: `Client` over the Streamable HTTP, legacy SSE or stdio
-// client transport. Over stdio, `shared` makes every session a worker on one client and one process.
+// The official SDK client as users run it: `Client` over the Streamable HTTP, legacy SSE, WebSocket or
+// stdio client transport. Over stdio, `shared` makes every session a worker on one client and one process.
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
 import { type BenchSession, CLIENT_INFO, type Connector, echoText, type TargetRef } from './types.ts';
 
 const CALL_TIMEOUT_MS = 30_000;
@@ -20,7 +21,10 @@ async function openSdkSession(target: TargetRef): Promise<SdkSession> {
       ? new StreamableHTTPClientTransport(new URL(target.url))
       : target.transport === 'sse'
         ? new SSEClientTransport(new URL(target.url))
-        : new StdioClientTransport({ command: target.command, args: target.args, stderr: 'ignore' });
+        : target.transport === 'websocket'
+          ? // The platform WebSocket (Node 22), subprotocol `mcp`; the bench targets need no Authorization.
+            new WebSocketClientTransport(new URL(target.url))
+          : new StdioClientTransport({ command: target.command, args: target.args, stderr: 'ignore' });
   await client.connect(transport, { timeout: CALL_TIMEOUT_MS });
   return {
     pid: transport instanceof StdioClientTransport ? (transport.pid ?? undefined) : undefined,

@@ -5,6 +5,7 @@
 export type TargetRef =
   | { transport: 'streamable'; url: string }
   | { transport: 'sse'; url: string }
+  | { transport: 'websocket'; url: string }
   | { transport: 'stdio'; command: string; args: string[] };
 
 export type DriverName = 'sdk' | 'lean' | 'fetch';
