@@ -108,7 +108,12 @@ describe('renderNginxSite', () => {
     assert.ok(location(text, '= /healthz').includes('proxy_pass http://127.0.0.1:8787;'));
     assert.deepEqual(location(text, '/'), ['return 404;']);
     // Without apps or OAuth, their routes and the upgrade map are not there.
-    assert.doesNotMatch(text, /\/apps\/|\/app-links\/|well-known|\$http_upgrade/);
+    assert.doesNotMatch(text, /\/apps\/|\/app-links\/|well-known|\$mcp_relay_connection_upgrade/);
+    // MCP over WebSocket is always served: the upgrade is passed on.
+    const ws = location(text, '/ws');
+    assert.ok(ws.includes('proxy_set_header Upgrade $http_upgrade;'));
+    assert.ok(ws.includes('proxy_set_header Connection "upgrade";'));
+    assert.ok(ws.includes('proxy_read_timeout 1h;'));
     assert.match(text, /client_max_body_size 4m;/);
   });
 

@@ -25,6 +25,7 @@ import { TestPki } from './helpers/certs.ts';
 import { runCliInProcess, runProcess } from './helpers/cli.ts';
 import { textOf } from './helpers/gateway.ts';
 import { siteOnLoopback, startNginxSite, type TestNginx, testNginxSite } from './helpers/nginx.ts';
+import { BearerWebSocketTransport } from './helpers/ws-client.ts';
 
 const DEPLOY = new URL('../deploy/', import.meta.url);
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
@@ -359,6 +360,31 @@ describe('deploy: a gateway behind nginx configured from `deploy print nginx`', 
       `closed after ${idleFor} ms (code ${closed})`,
     );
     assert.match(nginx.log(), /upstream timed out/);
+  });
+
+  it('an MCP session over wss:// reaches /ws/<server> through nginx and outlives its read timeout on pings', async () => {
+    const transport = new BearerWebSocketTransport(
+      `${publicUrl.replace(/^https/, 'wss')}/ws/3d`,
+      key,
+      {},
+      {
+        ca,
+        lookup: toLoopback,
+      },
+    );
+    const overWs = new Client({ name: 'deploy-ws', version: '1.0.0' });
+    await overWs.connect(transport);
+    try {
+      assert.equal(textOf(await overWs.callTool({ name: 'whoami', arguments: {} })), 'alice');
+      // Idle past nginx's read timeout: the gateway's pings (every sse.keepAlive) keep the socket open.
+      await new Promise((resolve) => setTimeout(resolve, READ_TIMEOUT_S * 1_000 + 1_000));
+      assert.equal(
+        textOf(await overWs.callTool({ name: 'echo', arguments: { text: 'still open' } })),
+        'still open',
+      );
+    } finally {
+      await overWs.close();
+    }
   });
 
   it('a foreign Host gets 421 naming publicUrl, straight to the gateway and through nginx, and is logged once', async () => {

@@ -101,6 +101,16 @@ export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions =
     ...proxy(['proxy_set_header Connection "";', ...streaming]),
     '    }',
     '',
+    '    # MCP over WebSocket: /ws/<server>, and /ws for the only server. Only upgrades are served there;',
+    '    # the gateway pings every sse.keepAlive, well inside the read timeout.',
+    '    location /ws {',
+    ...proxy([
+      'proxy_set_header Upgrade $http_upgrade;',
+      'proxy_set_header Connection "upgrade";',
+      ...streaming,
+    ]),
+    '    }',
+    '',
   );
   if (withApps) {
     lines.push(

@@ -2,6 +2,7 @@
 // global (browser) WebSocket, which cannot send an Authorization header, so this transport is the
 // same few lines over the `ws` package with headers; both offer the subprotocol `mcp`.
 
+import type { ClientRequestArgs } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -24,8 +25,15 @@ export class BearerWebSocketTransport implements Transport {
   /** The close code and reason the gateway sent, once closed. */
   closed: Promise<{ code: number; reason: string }>;
 
-  constructor(url: string, key: string | undefined, headers: Record<string, string> = {}) {
+  constructor(
+    url: string,
+    key: string | undefined,
+    headers: Record<string, string> = {},
+    /** TLS and connection options of the socket (a test CA, a lookup). */
+    options: WebSocket.ClientOptions | ClientRequestArgs = {},
+  ) {
     this.socket = new WebSocket(url, 'mcp', {
+      ...options,
       headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },
       autoPong: true,
     });
