@@ -4,6 +4,8 @@
 // the close codes of a revoked key and of shutdown.
 
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
@@ -346,6 +348,76 @@ describe('WebSocket front: the SDK transport, pings and shutdown', () => {
       } finally {
         await gw.close();
       }
+    },
+  );
+});
+
+describe('WebSocket front: audit, session caps and backend capacity', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startGateway(
+      {
+        servers: {
+          a: fixtureServer('well'),
+          single: fixtureServer('well', { isolation: 'per-session', maxInstances: 1 }),
+        },
+        limits: { sessionsPerUser: 2 },
+        audit: { file: 'audit.jsonl' },
+      },
+      { users: ['alice', 'bob'] },
+    );
+  });
+  after(() => gw.close());
+
+  it('writes the session and its calls to the audit log, as for /mcp', TIMEOUT, async () => {
+    const { client, close } = await connectOver('ws', gw.url, 'a', gw.keys.alice);
+    await client.callTool({ name: 'echo', arguments: { text: 'audited' } });
+    await close();
+    const file = join(gw.dir, 'audit.jsonl');
+    const lines = () =>
+      existsSync(file)
+        ? readFileSync(file, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => JSON.parse(line) as Record<string, unknown>)
+        : [];
+    await eventually(() => lines().some((line) => line.event === 'session.end'), 'the session.end line');
+    const events = lines().map((line) => [line.event, line.user, line.tool ?? null]);
+    assert.deepEqual(events, [
+      ['session.start', 'alice', null],
+      ['tools.call', 'alice', 'echo'],
+      ['session.end', 'alice', null],
+    ]);
+  });
+
+  it(
+    'answers 429 past limits.sessionsPerUser (an open socket is never evicted) and 503 with no room for a backend',
+    TIMEOUT,
+    async () => {
+      const first = await connectOver('ws', gw.url, 'a', gw.keys.bob);
+      const second = await connectOver('ws', gw.url, 'a', gw.keys.bob);
+      const third = await refusedUpgrade(wsUrlOf(gw.url, 'a'), { authorization: `Bearer ${gw.keys.bob}` });
+      assert.equal(third.status, 429);
+      assert.match(
+        (JSON.parse(third.body) as Message).error?.message ?? '',
+        /too many sessions: at most 2 per user/,
+      );
+      // Both sockets still work.
+      for (const session of [first, second])
+        assert.equal(
+          textOf(await session.client.callTool({ name: 'echo', arguments: { text: 'ok' } })),
+          'ok',
+        );
+      await Promise.all([first.close(), second.close()]);
+
+      const only = await connectOver('ws', gw.url, 'single', gw.keys.alice);
+      const full = await refusedUpgrade(wsUrlOf(gw.url, 'single'), {
+        authorization: `Bearer ${gw.keys.alice}`,
+      });
+      assert.equal(full.status, 503);
+      assert.ok(Number(full.headers['retry-after']) > 0);
+      await only.close();
     },
   );
 });
