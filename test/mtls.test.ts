@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { identityFromCertificate, parseSubjectAltName } from '../src/auth/client-cert.ts';
@@ -12,7 +13,8 @@ import { buildConfig, parseConfigText } from '../src/config/load.ts';
 import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import { type IssuedCert, opensslDate, type TestCa, TestPki } from './helpers/certs.ts';
-import { fixtureServer, INITIALIZE, startGateway, type TestGateway } from './helpers/gateway.ts';
+import { fixtureServer, INITIALIZE, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import { BearerWebSocketTransport, refusedUpgrade } from './helpers/ws-client.ts';
 
 const DAY = 86_400_000;
 const MCP_HEADERS = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' };
@@ -148,6 +150,21 @@ describe('mTLS: certificates required (no other auth)', () => {
   it('accepts a certificate from the client CA and runs the backend as its CN', async () => {
     assert.equal(await whoami(gw.url, agent(certs.alice)), 'alice');
     assert.equal(await whoami(gw.url, agent(certs.bob)), 'bob');
+  });
+
+  it('takes the caller of a WebSocket session (/ws/<server>) from the certificate of its TLS connection', async () => {
+    const tls = (client: IssuedCert) => ({
+      ca: readFileSync(ca.cert),
+      cert: readFileSync(client.cert),
+      key: readFileSync(client.key),
+    });
+    const url = `${gw.url.replace(/^https/, 'wss')}/ws/echo`;
+    const client = new Client({ name: 'mtls-ws', version: '1.0.0' });
+    await client.connect(new BearerWebSocketTransport(url, undefined, {}, tls(certs.bob)));
+    assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'bob');
+    await client.close();
+    const dots = await refusedUpgrade(url, {}, 'mcp', tls(certs.dots));
+    assert.equal(dots.status, 401);
   });
 
   it('answers a trusted certificate whose CN is made only of dots with 401 and the reason', async () => {

@@ -103,9 +103,10 @@ export function refusedUpgrade(
   url: string,
   headers: Record<string, string> = {},
   protocols: string | string[] = 'mcp',
+  options: WebSocket.ClientOptions | ClientRequestArgs = {},
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, protocols, { headers });
+    const socket = new WebSocket(url, protocols, { ...options, headers });
     socket.once('open', () => {
       socket.close();
       reject(new Error('the upgrade was accepted'));
