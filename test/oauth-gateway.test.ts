@@ -20,6 +20,7 @@ import {
   textOf,
 } from './helpers/gateway.ts';
 import { startTestIdp, type TestIdp } from './helpers/oidc-provider.ts';
+import { connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
 
 const RECORDING_SERVER = fileURLToPath(new URL('./fixtures/recording-server.mjs', import.meta.url));
 
@@ -91,6 +92,27 @@ describe('OAuth resource server (gateway)', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it("accepts the same token on the server's WebSocket (/ws/<server>); the challenge names /mcp/<server>", async () => {
+    const tokens = await idp.authorize({ user: 'alice', resource: echo, scope: 'mcp' });
+    const { client, close } = await connectOver('ws', gw.url, 'echo', tokens.access_token);
+    try {
+      assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'alice');
+    } finally {
+      await close();
+    }
+    const refused = await refusedUpgrade(wsUrlOf(gw.url, 'echo'));
+    assert.equal(refused.status, 401);
+    const params = challengeParams(String(refused.headers['www-authenticate']));
+    assert.equal(params.resource_metadata, `${gw.url}/.well-known/oauth-protected-resource/mcp/echo`);
+    // A token for another server's resource is refused here as on /mcp.
+    const admin = await idp.authorize({
+      user: 'alice',
+      resource: `${gw.url}/mcp/admin`,
+      scope: 'mcp mcp:admin',
+    });
+    assert.equal((await refusedUpgrade(wsUrlOf(gw.url, 'echo'), bearer(admin.access_token))).status, 401);
   });
 
   it('401 without a token: WWW-Authenticate names the resource metadata and the scope', async () => {
