@@ -205,6 +205,67 @@ describe('WebSocket front: sessions', () => {
   );
 
   it(
+    'answers hostile frames with JSON-RPC errors while another user keeps working, and closes 1007 on bad UTF-8',
+    TIMEOUT,
+    async () => {
+      const bystander = await connectOver('ws', gw.url, 'solo', gw.keys.bob);
+      let calls = 0;
+      let running = true;
+      const working = (async () => {
+        while (running) {
+          const text = `bob ${calls}`;
+          assert.equal(textOf(await bystander.client.callTool({ name: 'echo', arguments: { text } })), text);
+          calls++;
+        }
+      })();
+      const raw = await rawSocket(wsUrlOf(gw.url, 'solo'), gw.keys.alice);
+      const cases: Array<[string, string, number, RegExp]> = [
+        [
+          'nesting past the depth limit',
+          `${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`,
+          -32600,
+          /nested deeper/,
+        ],
+        ['an object id', '{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}', -32600, /invalid JSON-RPC/],
+        [
+          'a request without an id',
+          '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo"}}',
+          -32600,
+          /needs an id/,
+        ],
+        [
+          'a response to nothing',
+          '{"jsonrpc":"2.0","id":99,"result":{}}',
+          -32600,
+          /no server→client request/,
+        ],
+        ['null', 'null', -32600, /invalid JSON-RPC/],
+        ['a number', '42', -32600, /invalid JSON-RPC/],
+        ['an empty frame', '', -32700, /not valid JSON/],
+      ];
+      for (const [name, frame, code, message] of cases) {
+        raw.received.length = 0;
+        raw.socket.send(frame);
+        const answer = await raw.answer(null);
+        assert.equal(answer.error?.code, code, name);
+        assert.match(answer.error?.message ?? '', message, name);
+      }
+      // __proto__ is an ordinary key of the message: the call runs, nothing is polluted.
+      raw.socket.send(
+        '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}},"__proto__":{"polluted":true}}',
+      );
+      assert.equal(textOf((await raw.answer(7)).result), 'x');
+      assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
+      raw.socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+      assert.equal((await raw.closed).code, 1007);
+      running = false;
+      await working;
+      assert.ok(calls > 0, 'the bystander was answered throughout');
+      await bystander.close();
+    },
+  );
+
+  it(
     'answers with errors while the backend crashes, then recovers in the same session',
     TIMEOUT,
     async () => {
