@@ -179,11 +179,16 @@ export class SocketSession implements ReplyTarget, MessageSink {
   /** The gateway ended the session: the socket is closed with a code that says why. */
   #sessionEnded(reason: string): void {
     if (this.#ended) return;
-    const code = this.#options.draining()
-      ? CloseCode.goingAway
-      : reason === 'initialize failed'
-        ? CloseCode.internalError
-        : CloseCode.policy;
-    this.close(code, `session ended: ${reason}`);
+    this.close(closeCodeFor(reason, this.#options.draining()), `session ended: ${reason}`);
   }
+}
+
+/**
+ * The close code of a session the gateway ended: going away at shutdown, an internal error when the
+ * backend failed the session's initialize (Session's reason 'initialize failed'), else policy (a revoked
+ * key, access withdrawn in a reload, a refused initialize).
+ */
+export function closeCodeFor(reason: string, draining: boolean): number {
+  if (draining) return CloseCode.goingAway;
+  return reason === 'initialize failed' ? CloseCode.internalError : CloseCode.policy;
 }

@@ -238,7 +238,7 @@ function unavailable(message: string, retryAfterSeconds: number): Refusal {
  * What `ws` would refuse with a bare 400 after the session was made, refused before it with a reason:
  * not a WebSocket handshake, a version other than 13, or subprotocols offered without `mcp`.
  */
-function handshakeRefusal(req: IncomingMessage): Refusal | undefined {
+export function handshakeRefusal(req: Pick<IncomingMessage, 'method' | 'headers'>): Refusal | undefined {
   const bad = (status: number, message: string, headers?: Record<string, string>): Refusal => ({
     status,
     code: ErrorCode.InvalidRequest,
