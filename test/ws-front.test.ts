@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import WebSocket from 'ws';
 import { listKeys, revokeUserKeys } from '../src/auth/key-admin.ts';
 import { capturingLogger } from './helpers/capturing-logger.ts';
@@ -479,6 +480,55 @@ describe('WebSocket front: audit, session caps and backend capacity', () => {
       assert.equal(full.status, 503);
       assert.ok(Number(full.headers['retry-after']) > 0);
       await only.close();
+    },
+  );
+});
+
+describe('WebSocket front: server→client requests in a shared backend', () => {
+  let gw: TestGateway;
+
+  before(async () => {
+    gw = await startGateway(
+      { servers: { demo: fixtureServer('well', { isolation: 'shared' }) } },
+      { users: ['alice', 'bob'] },
+    );
+  });
+  after(() => gw.close());
+
+  it(
+    'sampling reaches only the session asked; another user cannot answer it nor see its logs',
+    TIMEOUT,
+    async () => {
+      const alice = await connectOver('ws', gw.url, 'demo', gw.keys.alice, { sampling: {} });
+      const samplingIds: unknown[] = [];
+      alice.client.setRequestHandler(CreateMessageRequestSchema, async (_request, extra) => {
+        samplingIds.push(extra.requestId);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return { role: 'assistant', content: { type: 'text', text: 'answer of alice' }, model: 'm' };
+      });
+      const bob = await rawSocket(wsUrlOf(gw.url, 'demo'), gw.keys.bob);
+      const call = alice.client.callTool({ name: 'sample', arguments: {} });
+      await eventually(() => samplingIds.length > 0, "alice's sampling request");
+      for (const id of [1, 2, 'srv-1', 0, samplingIds[0] as string]) {
+        bob.received.length = 0;
+        bob.socket.send(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id,
+            result: { role: 'assistant', content: { type: 'text', text: 'bob' }, model: 'm' },
+          }),
+        );
+        const refused = await bob.answer(null);
+        assert.match(refused.error?.message ?? '', /no server→client request with this id/);
+      }
+      assert.equal(textOf(await call), 'sampled: answer of alice');
+      // Alice's background log comes after she left: bob, the one session left, gets none of it.
+      bob.received.length = 0;
+      await alice.client.callTool({ name: 'later', arguments: { ms: 200, text: 'alice-secret' } });
+      await alice.close();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.deepEqual(bob.received, []);
+      bob.socket.close();
     },
   );
 });
