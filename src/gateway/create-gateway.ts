@@ -266,6 +266,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     sessions,
     log,
     guards: [...edge, origins],
+    onRefused: logRefusal,
     identify,
     serverNamed,
   });

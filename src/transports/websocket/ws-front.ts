@@ -10,6 +10,7 @@ import type { Identify } from '../../auth/identify.ts';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { type Refusal, refuseSocket } from '../../http/refusal.ts';
+import { type EdgeRefusal, edgeRefusal } from '../../http/refusal-log.ts';
 import type { Guard } from '../../http/request-guards.ts';
 import { type Matcher, param } from '../../http/routes.ts';
 import type { Logger } from '../../log.ts';
@@ -30,6 +31,8 @@ export interface WebSocketFrontOptions {
   log: Logger;
   /** Checks before anything else (duplicate headers, Host, Origin), as the `/mcp` row's guards. */
   guards: readonly Guard[];
+  /** Hears an upgrade refused by a guard or by authentication (the gateway's refusal log). */
+  onRefused?: (refusal: EdgeRefusal) => void;
   identify: Identify;
   /** The server a path's name (or its absence) stands for, as for `/mcp`; null when none. */
   serverNamed(name: string | undefined): string | null;
@@ -96,10 +99,13 @@ export class WebSocketFront {
   }
 
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { guards, identify } = this.#options;
+    const { guards, identify, onRefused } = this.#options;
     for (const guard of guards) {
       const refusal = guard(req);
-      if (refusal !== undefined) return refuseSocket(socket, refusal);
+      if (refusal !== undefined) {
+        onRefused?.(edgeRefusal(req, refusal.status, refusal.message));
+        return refuseSocket(socket, refusal);
+      }
     }
     const path = pathOf(req.url);
     const server = this.#match(path);
@@ -115,6 +121,7 @@ export class WebSocketFront {
     });
     const auth = outcome instanceof Promise ? await outcome : outcome;
     if (!auth.ok) {
+      onRefused?.(edgeRefusal(req, auth.status, auth.message));
       return refuseSocket(socket, {
         status: auth.status,
         code: ErrorCode.Refused,
