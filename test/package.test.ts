@@ -65,7 +65,7 @@ describe('the npm package, packed and installed globally', () => {
         `no ${folder} in the tarball`,
       );
     const installed = readdirSync(join(dir, 'prefix', 'lib', 'node_modules', 'mcp-relay', 'node_modules'));
-    for (const demoOnly of ['three', 'ws', '@modelcontextprotocol'])
+    for (const demoOnly of ['three', '@modelcontextprotocol'])
       assert.ok(!installed.includes(demoOnly), `${demoOnly} is not installed`);
     assert.ok(installed.includes('undici') && installed.includes('pino'), 'runtime dependencies are');
   });
