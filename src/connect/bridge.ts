@@ -1,5 +1,6 @@
-// The `connect` bridge: newline-delimited JSON-RPC on a stdio pair (Claude Desktop) on one side, a
-// Streamable HTTP MCP endpoint on the other. Every client request gets exactly one answer, in time.
+// The `connect` bridge: newline-delimited JSON-RPC on a stdio pair (Claude Desktop) on one side, an MCP
+// server on the other through a GatewayConnection (connection.ts: Streamable HTTP, legacy SSE or a
+// WebSocket). Every client request gets exactly one answer, in time; the recovery rules live here.
 
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -21,19 +22,18 @@ import { cancelledRequestId } from '../protocol/mcp.ts';
 import { sanitize } from '../util/sanitize.ts';
 import { VERSION } from '../version.ts';
 import type { AuthProvider } from './auth.ts';
-import { type DeliveryHooks, deliver } from './delivery.ts';
+import type { DeliveryHooks, GatewayConnection } from './connection.ts';
 import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
 import { GatewayError, jsonRpcCodeFor } from './errors.ts';
-import { runEventStream } from './event-stream.ts';
-import { GatewayClient } from './gateway-client.ts';
+import { StreamableHttpConnection } from './http-connection.ts';
 import { MessageOutput, type MessageText } from './output.ts';
 import { type PendingRequest, PendingRequests } from './pending.ts';
 import { reinitialize } from './reinitialize.ts';
 import { SessionState } from './session-state.ts';
 
 export interface BridgeOptions {
-  /** The Streamable HTTP endpoint, e.g. https://mcp.example.com/mcp/3d. */
+  /** The MCP endpoint, e.g. https://mcp.example.com/mcp/3d, http://host:8000/sse or wss://host/ws/3d. */
   url: URL | string;
   /** Extra headers for every HTTP request (already expanded); they win over `auth`. */
   headers?: Readonly<Record<string, string>>;
@@ -85,7 +85,7 @@ export function createBridge(options: BridgeOptions): Bridge {
 
 class StdioHttpBridge implements Bridge {
   readonly closed: Promise<void>;
-  readonly #client: GatewayClient;
+  readonly #client: GatewayConnection;
   readonly #log: BridgeLog;
   readonly #output: Writable;
   readonly #messages: MessageOutput;
@@ -122,7 +122,7 @@ class StdioHttpBridge implements Bridge {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#retryDelaysMs = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     this.#outageWaitMs = options.outageWaitMs ?? DEFAULT_OUTAGE_WAIT_MS;
-    this.#client = new GatewayClient({
+    this.#client = new StreamableHttpConnection({
       url,
       headers: options.headers ?? {},
       auth: options.auth,
@@ -259,11 +259,11 @@ class StdioHttpBridge implements Bridge {
       } else if (this.#sessionLost) await this.#recoverBeforeSending(this.#generation);
       const generation = this.#generation;
       try {
-        await deliver(this.#client, message, hooks);
+        await this.#client.deliver(message, hooks);
       } catch (error) {
         if (isInitialize || !(error instanceof GatewayError) || error.kind !== 'session-expired') throw error;
         await this.#recoverBeforeSending(generation);
-        await deliver(this.#client, message, hooks);
+        await this.#client.deliver(message, hooks);
       }
     };
     if (!isBarrier) {
@@ -351,7 +351,7 @@ class StdioHttpBridge implements Bridge {
     const stream = new AbortController();
     this.#eventStream = stream;
     const generation = this.#generation;
-    void runEventStream(this.#client, {
+    void this.#client.listen({
       onMessage: (message, raw) => this.#route(message, raw),
       onSessionExpired: () => this.#recover(generation),
       signal: AbortSignal.any([this.#root.signal, stream.signal]),

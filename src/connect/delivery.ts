@@ -14,31 +14,11 @@ import {
   validateMessage,
 } from '../protocol/jsonrpc.ts';
 import { plainResponseId } from '../protocol/raw-response.ts';
-import type { BridgeLog } from './diagnostics.ts';
+import type { DeliveryHooks } from './connection.ts';
 import { GatewayError } from './errors.ts';
 import type { GatewayClient, Reply } from './gateway-client.ts';
-import { type MessageText, RAW_PASS_THROUGH_CHARS } from './output.ts';
+import { RAW_PASS_THROUGH_CHARS } from './output.ts';
 import type { SseEvent } from './sse.ts';
-
-export interface DeliveryHooks {
-  /**
-   * Every message the gateway sends back while this one is delivered, the answer included, with its
-   * text as received when there is one. A returned promise holds back reading until it settles (the
-   * client reads slowly), so the gateway's stream waits instead of the bridge buffering it.
-   */
-  onMessage(message: JsonRpcMessage, raw?: MessageText): Promise<void> | undefined | void;
-  /** True once nobody waits for the answer any more (answered, timed out, cancelled). */
-  answered(): boolean;
-  signal: AbortSignal;
-  log: BridgeLog;
-  /** Waits before each quick retry of a failed POST; its length is the number of quick retries. */
-  retryDelaysMs: readonly number[];
-  /**
-   * How long to keep retrying (at the last of `retryDelaysMs`) while no connection can be made at all,
-   * so a gateway restart is waited out. Default: no longer than the quick retries.
-   */
-  outageWaitMs?: number;
-}
 
 /** Resumption gives up after this many reconnects in a row that brought nothing. */
 const MAX_RESUME_ATTEMPTS = 5;
@@ -191,7 +171,7 @@ function mayHaveRun(error: unknown, signal: AbortSignal): boolean {
  * The honest answer for a request that may have run: say so. `resent` says what re-sending it in the
  * same session did; without it, it was not sent again (the gateway promised no memory for repeats).
  */
-function outcomeUnknown(request: JsonRpcRequest, cause: unknown, resent?: string): GatewayError {
+export function outcomeUnknown(request: JsonRpcRequest, cause: unknown, resent?: string): GatewayError {
   if (resent === undefined && cause instanceof GatewayError && cause.kind === 'outcome-unknown') return cause;
   const what = request.method === 'tools/call' ? 'the tool' : `${request.method.slice(0, 60)}`;
   const reason = cause instanceof GatewayError && cause.kind === 'outcome-unknown' ? cause.cause : cause;
@@ -230,11 +210,11 @@ async function postWithRetries(
  * The wait before the next attempt, or undefined to give up: the quick retries first, then, while no
  * connection can be made at all (a gateway restarting), the last delay again until `outageWaitMs`.
  */
-function retryDelay(
+export function retryDelay(
   error: GatewayError,
   attempt: number,
   elapsedMs: number,
-  hooks: DeliveryHooks,
+  hooks: Pick<DeliveryHooks, 'retryDelaysMs' | 'outageWaitMs'>,
 ): number | undefined {
   const quick = hooks.retryDelaysMs[attempt];
   if (quick !== undefined) return quick;

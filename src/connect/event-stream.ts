@@ -5,20 +5,10 @@
 import { errorText } from '../errors.ts';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.ts';
 import { isInvalid, validateMessage } from '../protocol/jsonrpc.ts';
+import type { EventStreamHooks } from './connection.ts';
 import { sleep } from './delivery.ts';
-import type { BridgeLog } from './diagnostics.ts';
 import { GatewayError } from './errors.ts';
 import type { GatewayClient } from './gateway-client.ts';
-
-export interface EventStreamHooks {
-  /** A returned promise holds back reading the stream until the client has taken the message. */
-  onMessage(message: JsonRpcMessage, raw: string): Promise<void> | undefined | void;
-  /** Re-initializes after a 404; the bridge then starts a new stream and aborts this one. */
-  onSessionExpired(): Promise<void>;
-  /** Aborted when the session is replaced or the bridge closes. */
-  signal: AbortSignal;
-  log: BridgeLog;
-}
 
 const INITIAL_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;

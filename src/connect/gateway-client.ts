@@ -107,12 +107,7 @@ export class GatewayClient {
     this.#auth = options.auth;
     this.#userAgent = options.userAgent;
     this.#agent = createDispatcher(options);
-    this.#closedHint =
-      options.url.protocol !== 'https:'
-        ? ''
-        : options.clientCert
-          ? ' (the gateway may have refused the client certificate: expired, revoked or from another CA)'
-          : ' (if the gateway requires a client certificate, pass --cert FILE --key FILE)';
+    this.#closedHint = closedConnectionHint(options.url, options.clientCert);
     this.#socketPath = options.socketPath;
     this.#idleTimeoutMs = options.idleTimeoutMs;
   }
@@ -298,31 +293,10 @@ export class GatewayClient {
   }
 
   #networkError(error: unknown): GatewayError {
-    const code = errorCode(error);
-    const unsent = code !== undefined && NOT_CONNECTED_CODES.has(code);
-    if (
-      code !== undefined &&
-      (TLS_TRUST_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('CERT_'))
-    ) {
-      return new GatewayError(
-        'unreachable',
-        `gateway at ${this.displayUrl}: TLS certificate not trusted (${code}); pass --ca FILE with the CA that signed it`,
-        { cause: error, unsent: true },
-      );
-    }
-    const reason =
-      (code !== undefined && IDLE_CODES.has(code)
-        ? `no answer for ${this.idleTimeoutMs} ms (the connection went silent)`
-        : undefined) ??
-      proxyRefusal(error) ??
-      code ??
-      (error instanceof Error ? sanitize(error.message, 120) : 'network error');
-    // A gateway that requires client certificates closes the connection right after the handshake.
-    const hint = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' ? this.#closedHint : '';
-    return new GatewayError('unreachable', `gateway at ${this.displayUrl} unreachable: ${reason}${hint}`, {
-      retryable: true,
-      unsent,
-      cause: error,
+    return networkError(error, {
+      displayUrl: this.displayUrl,
+      idleTimeoutMs: this.idleTimeoutMs,
+      closedHint: this.#closedHint,
     });
   }
 
@@ -387,7 +361,51 @@ export class GatewayClient {
   }
 }
 
-async function discard(response: Dispatcher.ResponseData): Promise<void> {
+/** What a connection closed right after the TLS handshake may mean, for the error message. */
+export function closedConnectionHint(url: URL, clientCert: ClientCertificate | undefined): string {
+  if (url.protocol !== 'https:' && url.protocol !== 'wss:') return '';
+  return clientCert
+    ? ' (the gateway may have refused the client certificate: expired, revoked or from another CA)'
+    : ' (if the gateway requires a client certificate, pass --cert FILE --key FILE)';
+}
+
+/**
+ * A failure with no HTTP answer, as a GatewayError: `unsent` when no connection was made (the server
+ * cannot have seen anything), plain words for TLS trust, idle timers and proxy refusals.
+ */
+export function networkError(
+  error: unknown,
+  where: { displayUrl: string; idleTimeoutMs: number; closedHint: string },
+): GatewayError {
+  const code = errorCode(error);
+  const unsent = code !== undefined && NOT_CONNECTED_CODES.has(code);
+  if (
+    code !== undefined &&
+    (TLS_TRUST_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('CERT_'))
+  ) {
+    return new GatewayError(
+      'unreachable',
+      `gateway at ${where.displayUrl}: TLS certificate not trusted (${code}); pass --ca FILE with the CA that signed it`,
+      { cause: error, unsent: true },
+    );
+  }
+  const reason =
+    (code !== undefined && IDLE_CODES.has(code)
+      ? `no answer for ${where.idleTimeoutMs} ms (the connection went silent)`
+      : undefined) ??
+    proxyRefusal(error) ??
+    code ??
+    (error instanceof Error ? sanitize(error.message, 120) : 'network error');
+  // A gateway that requires client certificates closes the connection right after the handshake.
+  const hint = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' ? where.closedHint : '';
+  return new GatewayError('unreachable', `gateway at ${where.displayUrl} unreachable: ${reason}${hint}`, {
+    retryable: true,
+    unsent,
+    cause: error,
+  });
+}
+
+export async function discard(response: Dispatcher.ResponseData): Promise<void> {
   try {
     await response.body.dump();
   } catch {
@@ -434,7 +452,7 @@ async function readJsonMessages(response: Dispatcher.ResponseData): Promise<Repl
 }
 
 /** A short reason from an error body: a JSON-RPC error message if there is one, else the text. */
-async function errorDetail(response: Dispatcher.ResponseData): Promise<string> {
+export async function errorDetail(response: Dispatcher.ResponseData): Promise<string> {
   let text: string;
   try {
     text = (await response.body.text()).slice(0, 4096);
@@ -458,12 +476,12 @@ async function errorDetail(response: Dispatcher.ResponseData): Promise<string> {
   return /^\s*</.test(text) ? '' : sanitize(text);
 }
 
-function mediaType(header: string | string[] | undefined): string {
+export function mediaType(header: string | string[] | undefined): string {
   const value = headerValue(header) ?? '';
   return (value.split(';')[0] ?? '').trim().toLowerCase();
 }
 
-function headerValue(header: string | string[] | undefined): string | undefined {
+export function headerValue(header: string | string[] | undefined): string | undefined {
   return Array.isArray(header) ? header[0] : header;
 }
 
@@ -489,7 +507,7 @@ function secondsHeader(value: string | undefined): number | undefined {
   return ms > 0 ? ms : undefined;
 }
 
-function parseRetryAfter(value: string | undefined): number | undefined {
+export function parseRetryAfter(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const date = Date.parse(value);

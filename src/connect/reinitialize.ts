@@ -10,13 +10,12 @@ import {
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
 import { sanitize } from '../util/sanitize.ts';
-import { deliver } from './delivery.ts';
+import type { GatewayConnection } from './connection.ts';
 import type { BridgeLog } from './diagnostics.ts';
 import { GatewayError } from './errors.ts';
-import type { GatewayClient } from './gateway-client.ts';
 
 export interface ReinitializeOptions {
-  client: GatewayClient;
+  client: GatewayConnection;
   /** The client's initialize request, exactly as it first sent it. */
   initialize: JsonRpcRequest;
   /** Protocol version of the session being replaced, to warn when the server now picks another. */
@@ -38,7 +37,7 @@ export async function reinitialize(options: ReinitializeOptions): Promise<string
   const outageWaitMs = options.outageWaitMs ?? 0;
   client.resetSession();
   let answer: JsonRpcResponse | undefined;
-  await deliver(client, initialize, {
+  await client.deliver(initialize, {
     onMessage: (message) => {
       if (isResponse(message) && message.id === initialize.id) answer = message;
       else options.forward(message);
@@ -64,8 +63,7 @@ export async function reinitialize(options: ReinitializeOptions): Promise<string
       `the new session speaks protocol ${sanitize(version ?? 'unknown', 40)} instead of ${options.previousVersion}`,
     );
   }
-  await deliver(
-    client,
+  await client.deliver(
     { jsonrpc: '2.0', method: 'notifications/initialized' },
     { onMessage: options.forward, answered: () => true, signal, log, retryDelaysMs },
   );
@@ -77,7 +75,7 @@ export async function reinitialize(options: ReinitializeOptions): Promise<string
 async function restore(request: JsonRpcRequest, options: ReinitializeOptions): Promise<void> {
   const { client, signal, log, retryDelaysMs } = options;
   let answer: JsonRpcResponse | undefined;
-  await deliver(client, request, {
+  await client.deliver(request, {
     onMessage: (message) => {
       if (isResponse(message) && message.id === request.id) answer = message;
       else options.forward(message);
