@@ -67,9 +67,9 @@ describe('mcp-relay claude bundle', () => {
     // The bridge and what it imports, not the gateway nor the demo.
     const packages = readdirSync(join(unpacked, 'node_modules'));
     assert.ok(packages.includes('undici'));
+    assert.ok(packages.includes('ws'), 'the bridge speaks WebSocket with ws');
     for (const gatewayOnly of [
       'three',
-      'ws',
       'pino',
       'jose',
       'yaml',

@@ -26,15 +26,17 @@ import type { DeliveryHooks, GatewayConnection } from './connection.ts';
 import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
 import { GatewayError, jsonRpcCodeFor } from './errors.ts';
-import { StreamableHttpConnection } from './http-connection.ts';
 import { MessageOutput, type MessageText } from './output.ts';
 import { type PendingRequest, PendingRequests } from './pending.ts';
 import { reinitialize } from './reinitialize.ts';
 import { SessionState } from './session-state.ts';
+import { createConnection, type TransportChoice } from './transports.ts';
 
 export interface BridgeOptions {
   /** The MCP endpoint, e.g. https://mcp.example.com/mcp/3d, http://host:8000/sse or wss://host/ws/3d. */
   url: URL | string;
+  /** How to speak to it (transports.ts); default auto: WebSocket for ws(s)://, else Streamable HTTP falling back to legacy SSE. */
+  transport?: TransportChoice | undefined;
   /** Extra headers for every HTTP request (already expanded); they win over `auth`. */
   headers?: Readonly<Record<string, string>>;
   auth?: AuthProvider;
@@ -122,8 +124,9 @@ class StdioHttpBridge implements Bridge {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#retryDelaysMs = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     this.#outageWaitMs = options.outageWaitMs ?? DEFAULT_OUTAGE_WAIT_MS;
-    this.#client = new StreamableHttpConnection({
+    this.#client = createConnection({
       url,
+      transport: options.transport ?? 'auto',
       headers: options.headers ?? {},
       auth: options.auth,
       ca: options.ca,
@@ -132,6 +135,7 @@ class StdioHttpBridge implements Bridge {
       proxy: options.proxy,
       idleTimeoutMs: options.idleTimeoutMs,
       userAgent: `mcp-relay/${VERSION} (connect)`,
+      log: this.#log,
     });
     this.#pending = new PendingRequests(this.#requestTimeoutMs, (request) => this.#onTimeout(request));
     this.closed = new Promise((resolve) => {

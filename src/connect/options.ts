@@ -1,5 +1,6 @@
 // Turns `mcp-relay connect` flags and the environment into a checked, read-only bridge setup:
-// URL, extra headers (with ${ENV} expansion), the token's source or OAuth sign-in, CA file and timeout.
+// URL and transport, extra headers (with ${ENV} expansion), the token's source or OAuth sign-in, CA
+// file and timeouts.
 
 import { readFileSync } from 'node:fs';
 import { parseDuration } from '../config/units.ts';
@@ -9,6 +10,7 @@ import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import { type ClientCertificate, type ProxySettings, proxySettings } from './dispatcher.ts';
 import { type OAuthFlags, oauthProvider } from './oauth/options.ts';
 import { TOKEN_PLACEHOLDER } from './token-env.ts';
+import { TRANSPORT_CHOICES, type TransportChoice } from './transports.ts';
 
 /** A gateway restart takes 0.5–6 s: waiting this long keeps it invisible to the user. */
 export const DEFAULT_RECONNECT_WAIT = '15s';
@@ -33,6 +35,8 @@ export interface ConnectFlags {
   idleTimeout?: string | undefined;
   /** OAuth sign-in, used when neither the token variable nor an Authorization header is set. */
   oauth?: OAuthFlags | undefined;
+  /** --transport: http, sse, ws or auto (the default). */
+  transport?: string | undefined;
 }
 
 export interface ConnectSetup {
@@ -46,6 +50,7 @@ export interface ConnectSetup {
   readonly outageWaitMs: number;
   /** Undefined: automatic (from the gateway's advertised keep-alive interval); 0: never. */
   readonly idleTimeoutMs: number | undefined;
+  readonly transport: TransportChoice;
 }
 
 /** Headers the transport sets itself; letting a flag override them would break the protocol. */
@@ -72,6 +77,7 @@ export function resolveConnectSetup(
   log: BridgeLog = silentBridgeLog,
 ): ConnectSetup {
   const url = parseUrl(flags.url);
+  const transport = parseTransport(flags.transport, url);
   const headers = parseHeaderFlags(flags.headers, env);
   if (!ENV_NAME.test(flags.tokenEnv))
     throw usage(`--token-env needs a variable name, not "${flags.tokenEnv}"`);
@@ -122,7 +128,23 @@ export function resolveConnectSetup(
     requestTimeoutMs,
     outageWaitMs,
     idleTimeoutMs,
+    transport,
   });
+}
+
+function parseTransport(flag: string | undefined, url: URL): TransportChoice {
+  const value = flag ?? 'auto';
+  const choice = TRANSPORT_CHOICES.find((known) => known === value);
+  if (choice === undefined)
+    throw usage(`--transport "${safe(value)}" is not one of ${TRANSPORT_CHOICES.join(', ')}`);
+  const webSocketUrl = url.protocol === 'ws:' || url.protocol === 'wss:';
+  if (webSocketUrl && choice !== 'ws' && choice !== 'auto') {
+    throw usage(
+      `--transport ${choice} needs an http:// or https:// URL; ${url.protocol}// URLs speak WebSocket`,
+    );
+  }
+  if (!webSocketUrl && choice === 'ws') throw usage('--transport ws needs a ws:// or wss:// URL');
+  return choice;
 }
 
 function parseUrl(text: string): URL {
@@ -132,8 +154,8 @@ function parseUrl(text: string): URL {
   } catch {
     throw usage(`"${text}" is not a URL (expected e.g. https://mcp.example.com/mcp/3d)`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    throw usage(`${url.protocol} URLs are not supported`);
+  if (!['https:', 'http:', 'wss:', 'ws:'].includes(url.protocol))
+    throw usage(`${url.protocol} URLs are not supported (use https://, http://, wss:// or ws://)`);
   if (url.username || url.password)
     throw usage('put credentials in MCP_RELAY_TOKEN or --header, not in the URL');
   return url;

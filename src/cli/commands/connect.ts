@@ -77,7 +77,7 @@ export const connectCommand = defineCommand({
   meta: {
     name: 'connect',
     description:
-      'Bridge a stdio MCP client (Claude Desktop) to an mcp-relay gateway or any Streamable HTTP MCP server.',
+      'Bridge a stdio MCP client (Claude Desktop) to an mcp-relay gateway or any MCP server over Streamable HTTP, legacy HTTP+SSE or WebSocket.',
   },
   args: {
     ...connectionArgs,
@@ -137,6 +137,13 @@ export const connectCommand = defineCommand({
       description:
         'drop a connection or event stream silent this long as dead and recover (auto: 3 keep-alive intervals the gateway advertises; 0s: never)',
     },
+    transport: {
+      type: 'string',
+      default: 'auto',
+      valueHint: 'auto|http|sse|ws',
+      description:
+        'how to speak to the server: http (Streamable HTTP), sse (the legacy HTTP+SSE transport), ws (WebSocket); auto: ws for ws:// URLs, else Streamable HTTP, falling back to SSE when the server refuses it',
+    },
     verbose: {
       type: 'boolean',
       default: false,
@@ -153,6 +160,7 @@ export const connectCommand = defineCommand({
         timeout: args.timeout,
         reconnectWait: args['reconnect-wait'],
         idleTimeout: args['idle-timeout'],
+        transport: args.transport,
         oauth: {
           enabled: args.oauth,
           clientId: args['client-id'],
