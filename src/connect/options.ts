@@ -97,7 +97,8 @@ export function resolveConnectSetup(
       : token !== undefined
         ? staticTokenAuth({ token, origin: flags.tokenEnv })
         : oauthProvider(
-            url,
+            // A WebSocket front's sign-in is discovered over HTTP(S) on the same origin and path.
+            httpEquivalent(url),
             flags.oauth ?? {},
             env,
             { ca, clientCert, proxy },
@@ -130,6 +131,12 @@ export function resolveConnectSetup(
     idleTimeoutMs,
     transport,
   });
+}
+
+/** ws:// → http://, wss:// → https:// (the same origin and path); http(s) URLs as they are. */
+export function httpEquivalent(url: URL): URL {
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') return url;
+  return new URL(url.href.replace(/^ws/, 'http'));
 }
 
 function parseTransport(flag: string | undefined, url: URL): TransportChoice {

@@ -103,7 +103,9 @@ export class WebSocketOpener implements ChannelOpener {
         ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] }),
         ...(clientCert ?? {}),
         ...(agent === undefined ? {} : { agent }),
-        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+        // A black-holed upgrade is as dead as a silent socket.
+        handshakeTimeout:
+          this.#idleMs > 0 ? Math.min(this.#idleMs, HANDSHAKE_TIMEOUT_MS) : HANDSHAKE_TIMEOUT_MS,
         perMessageDeflate: false,
         maxPayload: MAX_FRAME_BYTES,
         followRedirects: false,
