@@ -137,8 +137,8 @@ describe('connect: Streamable HTTP fronts other than mcp-relay', () => {
 
 /**
  * A front killed mid-call and started again on the same URL: the call in flight gets the honest
- * "outcome unknown" (it ran once and is not sent again), the bridge opens a new session by itself, and
- * the next call works. Any front that can be killed and restarted fits: supergateway's WebSocket and
+ * "outcome unknown" (it ran once and is not sent again), a call made while the front is down waits for
+ * the new session the bridge opens by itself and is answered there. Any front that can be killed and restarted fits: supergateway's WebSocket and
  * SSE outputs today; the gateway's own /ws/<server> by passing a starter for `mcp-relay serve`.
  */
 function itSurvivesARestart(start: () => Promise<Front>, args: string[] = []): void {
@@ -151,7 +151,7 @@ function itSurvivesARestart(start: () => Promise<Front>, args: string[] = []): v
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a call in flight when the front dies gets the honest error; after a restart the next call works', async () => {
+  it('a call in flight when the front dies gets the honest error; one made while it is down is answered after the restart', async () => {
     const runs = join(dir, 'runs');
     const bridged = await roundTrip(front(), { args });
     try {
@@ -167,11 +167,13 @@ function itSurvivesARestart(start: () => Promise<Front>, args: string[] = []): v
         assert.match(error.message, /outcome is unknown and the tool may have run; not sent again/);
         return true;
       });
-      await front().restart();
-      const again = await bridged.client.callTool({ name: 'echo', arguments: { text: 'back' } }, undefined, {
+      // Sent while the front is down: never written, so it waits for the new session and goes there.
+      const again = bridged.client.callTool({ name: 'echo', arguments: { text: 'back' } }, undefined, {
         timeout: 30_000,
       });
-      assert.equal(textOf(again), 'back');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await front().restart();
+      assert.equal(textOf(await again), 'back');
       const executions = await bridged.client.callTool({
         name: 'executions',
         arguments: { key: 'k1', file: runs },
