@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { collectRepeatedFlag } from '../src/cli/flags.ts';
-import { parseHeaderFlags } from '../src/connect/options.ts';
+import { type ConnectFlags, parseHeaderFlags, resolveConnectSetup } from '../src/connect/options.ts';
 import { parseSse, type SseEvent } from '../src/connect/sse.ts';
 import { BRIDGE_BASE_ENV, runCliInProcess } from './helpers/cli.ts';
 
@@ -63,5 +63,49 @@ describe('connect: flags', () => {
     });
     assert.throws(() => parseHeaderFlags([`X-Key: ${envRef('MISSING')}`], env), /MISSING is not set/);
     assert.throws(() => parseHeaderFlags(['Mcp-Session-Id: x'], env), /sets this header itself/);
+  });
+});
+
+describe('connect: --transport', () => {
+  const flags = (url: string, transport?: string): ConnectFlags => ({
+    url,
+    headers: [],
+    tokenEnv: 'MCP_RELAY_TOKEN',
+    caFile: undefined,
+    timeout: '5m',
+    transport,
+  });
+  const env = { MCP_RELAY_TOKEN: 'key' };
+
+  it('defaults to auto and takes http, sse and ws where the URL fits', () => {
+    assert.equal(resolveConnectSetup(flags('https://relay.test/mcp/x'), env).transport, 'auto');
+    assert.equal(resolveConnectSetup(flags('https://relay.test/mcp/x', 'http'), env).transport, 'http');
+    assert.equal(resolveConnectSetup(flags('http://127.0.0.1:8000/sse', 'sse'), env).transport, 'sse');
+    assert.equal(resolveConnectSetup(flags('wss://relay.test/ws/x', 'ws'), env).transport, 'ws');
+    assert.equal(resolveConnectSetup(flags('ws://127.0.0.1:8000/message'), env).transport, 'auto');
+  });
+
+  it('refuses a transport the URL cannot speak, and an unknown one', () => {
+    assert.throws(
+      () => resolveConnectSetup(flags('wss://relay.test/ws/x', 'sse'), env),
+      /needs an http:\/\/ or https:\/\/ URL/,
+    );
+    assert.throws(
+      () => resolveConnectSetup(flags('https://relay.test/mcp/x', 'ws'), env),
+      /needs a ws:\/\/ or wss:\/\/ URL/,
+    );
+    assert.throws(
+      () => resolveConnectSetup(flags('https://relay.test/mcp/x', 'stdio'), env),
+      /not one of auto, http, sse, ws/,
+    );
+    assert.throws(() => resolveConnectSetup(flags('ftp://relay.test/x'), env), /ftp: URLs are not supported/);
+  });
+
+  it('doctor sends a ws:// URL to connect --verbose', async () => {
+    const result = await runCliInProcess(['doctor', 'ws://127.0.0.1:9/message'], {
+      env: { ...BRIDGE_BASE_ENV },
+    });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /mcp-relay connect --verbose/);
   });
 });

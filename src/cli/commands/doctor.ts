@@ -41,6 +41,12 @@ export const doctorCommand = defineCommand({
       },
       io.env,
     );
+    if (setup.url.protocol === 'ws:' || setup.url.protocol === 'wss:') {
+      throw new RelayError(
+        'USAGE',
+        'doctor walks the HTTP(S) path to a gateway; for a ws:// or wss:// URL run "mcp-relay connect --verbose" instead',
+      );
+    }
     if (!args.json) io.stdout.write(`mcp-relay doctor ${setup.url.href}\n`);
     const steps = await runDoctor({ setup, timeoutMs }, (step) => {
       if (args.json) return;
