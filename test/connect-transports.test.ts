@@ -70,6 +70,7 @@ describe('connect: legacy HTTP+SSE fronts', () => {
         bridged.stderr(),
         /no Streamable HTTP at .*\/sse \(404\); trying the legacy HTTP\+SSE transport/,
       );
+      assert.match(bridged.stderr(), /connected to .*\/sse over legacy HTTP\+SSE/);
       await bridged.close();
     });
 
@@ -77,6 +78,13 @@ describe('connect: legacy HTTP+SSE fronts', () => {
       const bridged = await roundTrip(front(), { args: ['--transport', 'sse'] });
       assert.doesNotMatch(bridged.stderr(), /no Streamable HTTP/);
       await bridged.close();
+    });
+
+    it('names both refusals when neither transport is at the URL', async () => {
+      await assert.rejects(
+        connectThroughBridge(front().url.replace(/\/sse$/, '/nothing')),
+        /no MCP endpoint at .*\/nothing: the Streamable HTTP POST got 404, the legacy HTTP\+SSE GET 404; check the URL/,
+      );
     });
 
     it('--transport http does not fall back: it says there is no MCP endpoint', async () => {
@@ -206,6 +214,7 @@ describe('connect: a WebSocket front (supergateway --outputTransport ws)', () =>
     it('speaks WebSocket for a ws:// URL under --transport auto', async () => {
       const bridged = await roundTrip(front());
       assert.doesNotMatch(bridged.stderr(), /legacy|Streamable/);
+      assert.match(bridged.stderr(), /connected to .*\/message over WebSocket/);
       await bridged.close();
     });
 

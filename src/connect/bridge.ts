@@ -22,7 +22,7 @@ import { cancelledRequestId } from '../protocol/mcp.ts';
 import { sanitize } from '../util/sanitize.ts';
 import { VERSION } from '../version.ts';
 import type { AuthProvider } from './auth.ts';
-import type { DeliveryHooks, GatewayConnection } from './connection.ts';
+import type { DeliveryHooks, GatewayConnection, TransportKind } from './connection.ts';
 import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
 import { GatewayError, jsonRpcCodeFor } from './errors.ts';
@@ -344,8 +344,9 @@ class StdioHttpBridge implements Bridge {
     this.#generation++;
     this.#sessionLost = false;
     const protocol = typeof version === 'string' ? `, protocol ${sanitize(version, 40)}` : '';
+    const over = TRANSPORT_NAMES[this.#client.transport];
     this.#log.info(
-      `connected to ${this.#client.displayUrl} (session ${shortId(this.#client.sessionId)}${protocol})`,
+      `connected to ${this.#client.displayUrl}${over} (session ${shortId(this.#client.sessionId)}${protocol})`,
     );
   }
 
@@ -444,6 +445,13 @@ class StdioHttpBridge implements Bridge {
     return this.#closing;
   }
 }
+
+/** How the log names a transport after the URL; Streamable HTTP, the usual one, goes unnamed. */
+const TRANSPORT_NAMES: Readonly<Record<TransportKind, string>> = {
+  http: '',
+  sse: ' over legacy HTTP+SSE',
+  ws: ' over WebSocket',
+};
 
 function cancelled(requestId: JsonRpcId, reason: string): JsonRpcMessage {
   return { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } };

@@ -70,3 +70,29 @@ export function proxySettings(flag: string | undefined, env: NodeJS.ProcessEnv):
     noProxy: pick('NO_PROXY'),
   };
 }
+
+/** The proxy a request to `url` goes through, or undefined when it goes direct (NO_PROXY, or none set). */
+export function proxyFor(url: URL, settings: ProxySettings): URL | undefined {
+  const proxy = url.protocol === 'https:' ? settings.httpsProxy : settings.httpProxy;
+  if (proxy === undefined || bypassesProxy(url, settings.noProxy)) return undefined;
+  return new URL(proxy);
+}
+
+/** NO_PROXY: `*`, or a comma-separated list of hosts, `.suffix` domains (a bare name covers its subdomains too) and `host:port`. */
+export function bypassesProxy(url: URL, noProxy: string | undefined): boolean {
+  if (noProxy === undefined) return false;
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  for (const raw of noProxy.split(/[,\s]+/)) {
+    const entry = raw.trim().toLowerCase();
+    if (entry === '') continue;
+    if (entry === '*') return true;
+    const [name, entryPort] = entry.startsWith('[')
+      ? [entry.slice(1, entry.indexOf(']')), entry.split(']:')[1]]
+      : entry.split(':');
+    if (entryPort !== undefined && entryPort !== port) continue;
+    const bare = (name ?? '').replace(/^\*?\./, '');
+    if (host === bare || host.endsWith(`.${bare}`)) return true;
+  }
+  return false;
+}

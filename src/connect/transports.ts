@@ -97,25 +97,31 @@ class AutoConnection implements GatewayConnection {
       hooks.log.info(
         `no Streamable HTTP at ${this.displayUrl} (${refused}); trying the legacy HTTP+SSE transport there`,
       );
+      // Current while it delivers, so what the bridge logs about the answer names this transport.
+      const streamable = this.#current;
       const legacy = legacySse(this.#options);
+      this.#current = legacy;
       try {
         await legacy.deliver(message, hooks);
       } catch (fallbackError) {
+        this.#current = streamable;
         await legacy.close();
         if (!(fallbackError instanceof GatewayError)) throw fallbackError;
+        const legacySaid =
+          fallbackError.kind === 'rejected' && fallbackError.status !== undefined
+            ? `the legacy HTTP+SSE GET ${fallbackError.status}`
+            : `the legacy HTTP+SSE transport: ${fallbackError.message}`;
         throw new GatewayError(
           fallbackError.kind,
-          `no MCP endpoint at ${this.displayUrl}: Streamable HTTP answered ${refused}, and the legacy HTTP+SSE transport: ${fallbackError.message}; check the URL (or choose with --transport)`,
+          `no MCP endpoint at ${this.displayUrl}: the Streamable HTTP POST got ${refused}, ${legacySaid}; check the URL (or choose with --transport)`,
           {
             cause: fallbackError,
             ...(fallbackError.status === undefined ? {} : { status: fallbackError.status }),
           },
         );
       }
-      const old = this.#current;
-      this.#current = legacy;
       this.#decided = true;
-      await old.close();
+      await streamable.close();
     }
   }
 

@@ -7,8 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { rootCertificates, connect as tlsConnect } from 'node:tls';
-import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
-import { proxyFor } from './doctor.ts';
+import { type ClientCertificate, type ProxySettings, proxyFor } from './dispatcher.ts';
 
 type CreateConnection = (
   options: { host?: string | null; port?: number | string | null },
