@@ -1,8 +1,13 @@
 // `mcp-relay connect` without a server: its SSE parser, and its flags parsed by the CLI in-process.
 
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { collectRepeatedFlag } from '../src/cli/flags.ts';
+import { deliver } from '../src/connect/delivery.ts';
+import { silentBridgeLog } from '../src/connect/diagnostics.ts';
+import { GatewayClient } from '../src/connect/gateway-client.ts';
 import { type ConnectFlags, parseHeaderFlags, resolveConnectSetup } from '../src/connect/options.ts';
 import { parseSse, type SseEvent } from '../src/connect/sse.ts';
 import { BRIDGE_BASE_ENV, runCliInProcess } from './helpers/cli.ts';
@@ -107,5 +112,88 @@ describe('connect: --transport', () => {
     });
     assert.equal(result.code, 2);
     assert.match(result.stderr, /mcp-relay connect --verbose/);
+  });
+});
+
+describe('connect: a re-send stays in its session', () => {
+  it('a request whose answer was lost is not re-sent into a session started while it waited', async () => {
+    let sessions = 0;
+    let busy = true;
+    const seen: string[] = [];
+    let firstRefusal: () => void = () => {};
+    const refused = new Promise<void>((resolve) => {
+      firstRefusal = resolve;
+    });
+    const server = createServer(async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += String(chunk);
+      const message = JSON.parse(body) as { id?: string; method: string };
+      const headers = { 'content-type': 'application/json', 'mcp-relay-retries': '60' };
+      if (message.method === 'initialize') {
+        sessions++;
+        res.writeHead(200, { ...headers, 'mcp-session-id': `S${sessions}` });
+        res.end(
+          JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { protocolVersion: '2025-06-18' } }),
+        );
+        return;
+      }
+      const session = String(req.headers['mcp-session-id']);
+      seen.push(session);
+      if (seen.length === 1) {
+        req.socket.destroy(); // it ran, and its answer is lost
+      } else if (busy) {
+        res.writeHead(503, headers).end(); // refused at the door: the re-send waits and tries again
+        firstRefusal();
+      } else {
+        res.writeHead(200, headers).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} }));
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = new GatewayClient({
+      url: new URL(`http://127.0.0.1:${port}/mcp`),
+      headers: {},
+      auth: undefined,
+      ca: undefined,
+      userAgent: 'test',
+    });
+    const hooks = (answered: { done: boolean }) => ({
+      onMessage: () => {
+        answered.done = true;
+      },
+      answered: () => answered.done,
+      signal: AbortSignal.timeout(20_000),
+      log: silentBridgeLog,
+      retryDelaysMs: [300, 300, 300, 300, 300, 300],
+    });
+    try {
+      await deliver(
+        client,
+        { jsonrpc: '2.0', id: 'init-1', method: 'initialize', params: {} },
+        hooks({ done: false }),
+      );
+      const call = deliver(
+        client,
+        { jsonrpc: '2.0', id: 'x', method: 'tools/call', params: { name: 'count' } },
+        hooks({ done: false }),
+      );
+      call.catch(() => undefined);
+      await refused;
+      // The bridge starts a new session meanwhile (its GET stream saw the gateway restart).
+      client.resetSession();
+      await deliver(
+        client,
+        { jsonrpc: '2.0', id: 'init-2', method: 'initialize', params: {} },
+        hooks({ done: false }),
+      );
+      busy = false;
+      await assert.rejects(call, /outcome is unknown/);
+      assert.ok(seen.length >= 2, 'it was sent again in its session');
+      assert.deepEqual([...new Set(seen)], ['S1'], 'never sent into the new session S2');
+    } finally {
+      await client.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -75,7 +75,7 @@ export async function deliver(
       throw outcomeUnknown(message, lost, `${resentSoFar(resends)} and then the session ended`);
     }
     try {
-      await deliverRequest(client, message, hooks);
+      await deliverRequest(client, message, hooks, session);
       hooks.log.info(`${describeRequest(message)}: answered after ${resends + 1} re-send(s)`);
       return;
     } catch (error) {
@@ -126,15 +126,19 @@ function describeRequest(request: JsonRpcRequest): string {
   return `${request.method.slice(0, 60)} (${String(request.id).slice(0, 40)})`;
 }
 
-/** Sends a request once and reads its answer; a lost answer becomes an "outcome unknown" error. */
+/**
+ * Sends a request once and reads its answer; a lost answer becomes an "outcome unknown" error. A
+ * re-send is `pinned` to the session the first one went to: it may only ever go there.
+ */
 async function deliverRequest(
   client: GatewayClient,
   message: JsonRpcRequest,
   hooks: DeliveryHooks,
+  pinned?: string,
 ): Promise<void> {
   let reply: Reply;
   try {
-    reply = await postWithRetries(client, message, hooks);
+    reply = await postWithRetries(client, message, hooks, pinned);
   } catch (error) {
     throw mayHaveRun(error, hooks.signal) ? outcomeUnknown(message, error) : error;
   }
@@ -188,9 +192,18 @@ async function postWithRetries(
   client: GatewayClient,
   message: JsonRpcMessage,
   hooks: DeliveryHooks,
+  pinned?: string,
 ): Promise<Reply> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
+    // Checked before every attempt, not once: while this one waits out a restart (connection refused),
+    // the bridge may start a new session, and a re-send that went there would run the call again.
+    // post() reads the session id synchronously, so nothing can change in between.
+    if (pinned !== undefined && client.sessionId !== pinned) {
+      throw new GatewayError('session-expired', 'the gateway session ended before it could be sent again', {
+        unsent: true,
+      });
+    }
     try {
       return await client.post(message, hooks.signal);
     } catch (error) {
