@@ -10,6 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import {
+  LoggingMessageNotificationSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { type Bridged, connectThroughBridge } from './helpers/cli.ts';
 import { type Front, startEverything, startMcpProxy, startSupergateway } from './helpers/foreign-fronts.ts';
 import { eventually } from './helpers/wait.ts';
@@ -46,6 +50,23 @@ async function roundTrip(
   return bridged;
 }
 
+/** Server messages beside the answers: a log message during a call, list_changed between calls. */
+async function itPassesServerMessages(bridged: Bridged): Promise<void> {
+  const logged: unknown[] = [];
+  let changed = 0;
+  bridged.client.setNotificationHandler(LoggingMessageNotificationSchema, ({ params }) => {
+    logged.push(params.data);
+  });
+  bridged.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+    changed++;
+  });
+  const result = await bridged.client.callTool({ name: 'log', arguments: { text: 'noted' } });
+  assert.equal(textOf(result), 'logged');
+  assert.deepEqual(logged, ['noted'], 'the log message arrives before the answer');
+  await bridged.client.callTool({ name: 'announce', arguments: {} });
+  await eventually(() => changed > 0, 'tools/list_changed to reach the client');
+}
+
 function using(start: () => Promise<Front>): () => Front {
   let front: Front | undefined;
   before(async () => {
@@ -74,9 +95,10 @@ describe('connect: legacy HTTP+SSE fronts', () => {
       await bridged.close();
     });
 
-    it('--transport sse goes straight to the SSE stream', async () => {
+    it('--transport sse goes straight to the SSE stream, server messages included', async () => {
       const bridged = await roundTrip(front(), { args: ['--transport', 'sse'] });
       assert.doesNotMatch(bridged.stderr(), /no Streamable HTTP/);
+      await itPassesServerMessages(bridged);
       await bridged.close();
     });
 
@@ -211,10 +233,11 @@ describe('connect: a WebSocket front (supergateway --outputTransport ws)', () =>
   describe('round trips', () => {
     const front = using(() => startSupergateway('ws'));
 
-    it('speaks WebSocket for a ws:// URL under --transport auto', async () => {
+    it('speaks WebSocket for a ws:// URL under --transport auto, server messages included', async () => {
       const bridged = await roundTrip(front());
       assert.doesNotMatch(bridged.stderr(), /legacy|Streamable/);
       assert.match(bridged.stderr(), /connected to .*\/message over WebSocket/);
+      await itPassesServerMessages(bridged);
       await bridged.close();
     });
 
