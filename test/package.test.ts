@@ -68,6 +68,7 @@ describe('the npm package, packed and installed globally', () => {
     for (const demoOnly of ['three', '@modelcontextprotocol'])
       assert.ok(!installed.includes(demoOnly), `${demoOnly} is not installed`);
     assert.ok(installed.includes('undici') && installed.includes('pino'), 'runtime dependencies are');
+    assert.ok(installed.includes('ws'), 'ws is, for the bridge’s WebSocket transport');
   });
 
   it('runs the installed gateway and bridge: a key from its keys command, a tool called through its connect and its bundle', async () => {
