@@ -121,7 +121,7 @@ export class ChannelConnection implements GatewayConnection {
       );
     }
     if (!isRequest(message)) {
-      await channel.send(JSON.stringify(message), hooks.signal);
+      await this.#send(channel, JSON.stringify(message), hooks);
       return;
     }
     const key = idKey(message.id);
@@ -137,7 +137,7 @@ export class ChannelConnection implements GatewayConnection {
     hooks.signal.addEventListener('abort', onAbort, { once: true });
     try {
       try {
-        await channel.send(JSON.stringify(message), hooks.signal);
+        await this.#send(channel, JSON.stringify(message), hooks);
       } catch (error) {
         this.#settle(key, () => undefined);
         throw error instanceof GatewayError && error.unsent ? error : this.#mayHaveRun(message, error, hooks);
@@ -149,6 +149,29 @@ export class ChannelConnection implements GatewayConnection {
       }
     } finally {
       hooks.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Writes on the channel; a refusal at the door (429, 503: certainly not taken) is tried again, as on HTTP. */
+  async #send(channel: MessageChannel, text: string, hooks: DeliveryHooks): Promise<void> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await channel.send(text, hooks.signal);
+        return;
+      } catch (error) {
+        if (!(error instanceof GatewayError) || !error.unsent || !error.retryable || hooks.signal.aborted)
+          throw error;
+        const delay = retryDelay(error, attempt, Date.now() - started, hooks);
+        if (delay === undefined) throw error;
+        hooks.log.debug(`${error.message}; retrying (attempt ${attempt + 1})`);
+        await sleep(Math.max(delay, error.retryAfterMs ?? 0), hooks.signal);
+        if (this.#channel !== channel) {
+          throw new GatewayError('session-expired', 'the session ended while this waited to be sent', {
+            unsent: true,
+          });
+        }
+      }
     }
   }
 

@@ -175,9 +175,11 @@ export class LegacySseOpener implements ChannelOpener {
       text,
       signal,
     ).catch((error: unknown) => {
-      // The stream is the session: with it gone, the server has no session to run this in.
-      if (streamDown() && error instanceof GatewayError && error.unsent)
-        throw sessionGone('the SSE stream closed');
+      // The stream is the session: with it gone, the server has no session to run this in; and a
+      // connection refused means no server is there, so the stream is about to report its end too.
+      if (error instanceof GatewayError && error.unsent && (streamDown() || error.kind === 'unreachable')) {
+        throw sessionGone(streamDown() ? 'the SSE stream closed' : 'the server refused the connection');
+      }
       throw error;
     });
     await discard(response);
