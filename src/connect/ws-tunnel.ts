@@ -5,7 +5,7 @@
 
 import http from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { rootCertificates, connect as tlsConnect } from 'node:tls';
 import { type ClientCertificate, type ProxySettings, proxyFor } from './dispatcher.ts';
 
@@ -59,7 +59,9 @@ export function proxyAgentFor(
         done(null, socket);
         return;
       }
-      done(null, tlsConnect({ socket, servername: target.host, ...trust, ...(tls.clientCert ?? {}) }));
+      // SNI takes host names only (RFC 6066); an IP address is still checked against the certificate.
+      const sni = isIP(target.host) === 0 ? { servername: target.host } : {};
+      done(null, tlsConnect({ socket, host: target.host, ...sni, ...trust, ...(tls.clientCert ?? {}) }));
     });
     request.once('error', (error) => done(error));
     request.end();
