@@ -127,6 +127,25 @@ describe('connect: legacy HTTP+SSE fronts', () => {
     });
   });
 
+  describe('mcp-proxy --server sse --apiKey', () => {
+    const front = using(() => startMcpProxy('sse', ['--apiKey', 'sse-secret']));
+
+    it('sends --header on the GET stream and on every POST', async () => {
+      const bridged = await roundTrip(front(), {
+        args: ['--transport', 'sse', '--header', 'X-API-Key: sse-secret'],
+      });
+      assert.doesNotMatch(bridged.stderr(), /sse-secret/);
+      await bridged.close();
+    });
+
+    it('explains a refused stream (401)', async () => {
+      await assert.rejects(
+        connectThroughBridge(front().url, { args: ['--transport', 'sse', '--no-oauth'] }),
+        /requires a token \(401/,
+      );
+    });
+  });
+
   describe('server-everything sse', () => {
     const front = using(() => startEverything('sse'));
 
