@@ -10,7 +10,7 @@ import { startWsMcpServer, type WsMcpServer } from './fixtures/ws-mcp-server.ts'
 import { TestPki } from './helpers/certs.ts';
 import { type Bridged, connectThroughBridge } from './helpers/cli.ts';
 import { startFaultRelay } from './helpers/fault-relay.ts';
-import { type Front, startSupergateway } from './helpers/fronts.ts';
+import { type Front, startSupergateway } from './helpers/foreign-fronts.ts';
 import { startProxy } from './helpers/proxy.ts';
 
 async function echo(client: Client, text: string, timeout = 10_000): Promise<string> {

@@ -62,11 +62,12 @@ export function startSupergateway(output: 'sse' | 'ws', port?: number): Promise<
   }));
 }
 
-/** mcp-proxy around the fixture server: `sse` only (its /sse), or `stream` (Streamable HTTP at /mcp). */
-export function startMcpProxy(server: 'sse' | 'stream'): Promise<Front> {
+/** mcp-proxy around the fixture server: `sse` only (its /sse), or `stream` (Streamable HTTP at /mcp); `extra` flags before the command. */
+export function startMcpProxy(server: 'sse' | 'stream', extra: readonly string[] = []): Promise<Front> {
   return startFront(undefined, (p) => ({
     args: [
       MCP_PROXY,
+      ...extra,
       '--host',
       '127.0.0.1',
       '--port',
