@@ -35,7 +35,18 @@ export interface RunningTarget {
 }
 
 /** Waits until `child` listens on `port` and wraps it; stops it when it never does. */
-async function listening(child: ChildProcess, port: number, ref: TargetRef, cleanup?: () => void) {
+/**
+ * The target once its port is open and, with `ready`, once its output says it is ready: `serve` opens
+ * its port before its start check (a backend launched once and stopped), which the memory phase must
+ * not count as the idle gateway's.
+ */
+async function listening(
+  child: ChildProcess,
+  port: number,
+  ref: TargetRef,
+  cleanup?: () => void,
+  ready?: RegExp,
+) {
   const output = captureOutput(child);
   const stop = async () => {
     await stopProcess(child);
@@ -43,6 +54,11 @@ async function listening(child: ChildProcess, port: number, ref: TargetRef, clea
   };
   try {
     await waitForPort(port, child, START_TIMEOUT_MS);
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (ready !== undefined && !ready.test(output())) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`not ready: ${ready}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   } catch (error) {
     await stop();
     throw new Error(`${(error as Error).message}\n${output()}`);
@@ -131,10 +147,16 @@ export function relayTarget(
       const ref: TargetRef = ws
         ? { transport: 'websocket', url: `ws://127.0.0.1:${port}/ws/bench` }
         : { transport: 'streamable', url: `http://127.0.0.1:${port}/mcp/bench` };
-      return listening(child, port, ref, () => {
-        clearInterval(scraper);
-        rmSync(dir, { recursive: true, force: true });
-      });
+      return listening(
+        child,
+        port,
+        ref,
+        () => {
+          clearInterval(scraper);
+          rmSync(dir, { recursive: true, force: true });
+        },
+        /mcp-relay gateway at /,
+      );
     },
   };
 }
