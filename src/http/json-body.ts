@@ -2,8 +2,30 @@
 // (no silent U+FFFD substitution that changes what the client meant) and nesting so deep that
 // re-serializing it toward the backend would overflow the stack.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../protocol/json-depth.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
+import { sendRpcError } from './replies.ts';
+
+/**
+ * Refuses (415, answered here) a POST whose body is not plain JSON: another Content-Type, or a
+ * Content-Encoding, since a compressed body would be parsed as garbage (RFC 7694). True when refused.
+ */
+export function refuseNonJsonBody(req: IncomingMessage, res: ServerResponse): boolean {
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (contentType !== 'application/json') {
+    sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
+    return true;
+  }
+  const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity') {
+    sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Encoding is not supported; send identity', {
+      headers: { 'accept-encoding': 'identity' },
+    });
+    return true;
+  }
+  return false;
+}
 
 export type JsonBody = { ok: true; value: unknown } | { ok: false; code: number; message: string };
 

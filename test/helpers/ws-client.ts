@@ -7,6 +7,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import WebSocket from 'ws';
+import { connectLegacyClient } from './fronts.ts';
 import { connectClient } from './gateway.ts';
 
 /** `http://host:port/mcp/x` → `ws://host:port/ws/x`. */
@@ -78,9 +79,9 @@ export class BearerWebSocketTransport implements Transport {
   }
 }
 
-export type Front = 'http' | 'ws';
+export type Front = 'http' | 'ws' | 'sse';
 
-/** An SDK client of `server` over either front with a bearer key: the same tests run over both. */
+/** An SDK client of `server` over any front with a bearer key: the same tests run over each. */
 export async function connectOver(
   front: Front,
   base: string,
@@ -90,6 +91,10 @@ export async function connectOver(
 ): Promise<{ client: Client; close(): Promise<void> }> {
   if (front === 'http') {
     const { client } = await connectClient(`${base}/mcp/${server}`, key, capabilities);
+    return { client, close: () => client.close() };
+  }
+  if (front === 'sse') {
+    const client = await connectLegacyClient(`${base}/mcp/${server}/sse`, key);
     return { client, close: () => client.close() };
   }
   const transport = new BearerWebSocketTransport(wsUrlOf(base, server), key);

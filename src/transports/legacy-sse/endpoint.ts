@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
-import { parseJsonBody } from '../../http/json-body.ts';
+import { parseJsonBody, refuseNonJsonBody } from '../../http/json-body.ts';
 import { sendRpcError } from '../../http/replies.ts';
 import type { Logger } from '../../log.ts';
 import {
@@ -109,18 +109,7 @@ export class LegacySseEndpoint {
       });
       return;
     }
-    const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (contentType !== 'application/json') {
-      sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
-      return;
-    }
-    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'identity') {
-      sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Encoding is not supported; send identity', {
-        headers: { 'accept-encoding': 'identity' },
-      });
-      return;
-    }
+    if (refuseNonJsonBody(req, res)) return;
     // The session is looked up before the body is read: a stranger's POST costs no body buffer.
     const found = this.#find(req, server, identity);
     if (!found) {

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
-import { parseJsonBody } from '../../http/json-body.ts';
+import { parseJsonBody, refuseNonJsonBody } from '../../http/json-body.ts';
 import { sendRpcError } from '../../http/replies.ts';
 import type { Logger } from '../../log.ts';
 import {
@@ -83,19 +83,7 @@ export class McpEndpoint {
       );
       return;
     }
-    const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (contentType !== 'application/json') {
-      sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Type must be application/json');
-      return;
-    }
-    // A compressed body would be parsed as garbage: say what is wrong instead (RFC 7694).
-    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'identity') {
-      sendRpcError(res, 415, ErrorCode.InvalidRequest, 'Content-Encoding is not supported; send identity', {
-        headers: { 'accept-encoding': 'identity' },
-      });
-      return;
-    }
+    if (refuseNonJsonBody(req, res)) return;
     if (!this.#checkVersionHeader(req, res, server, identity)) return;
     const body = await readBody(req, this.#config.limits.maxBodyBytes);
     if (!body.ok) {
