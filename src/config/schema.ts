@@ -121,6 +121,11 @@ const serverSchema = z.strictObject({
    */
   watch: z.array(z.string().min(1)).default([]),
   app: z.strictObject({ portEnv: envName }).optional(),
+  /**
+   * dual: 2025 clients get sessions and 2026-07-28 clients the stateless path, on the same URL;
+   * legacy: the 2025 path only (2026 clients are refused in a way that makes dual-era ones fall back).
+   */
+  protocol: z.enum(['dual', 'legacy']).default('dual'),
   /** OAuth scopes a token must carry to use this server; replaces auth.oidc.scopes for it. */
   scopes: z.array(oauthScope).optional(),
   /** allow, tools, prompts, resources, requestsPerMinute: see policy-schema.ts. */

@@ -450,6 +450,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       closing ??= (async () => {
         codeWatch?.close();
         const stopped = listener.stopAccepting();
+        // 2026 calls parked for a client's retry would hold the drain for a person: cancelled now.
+        endpoint.close();
         // From here a bridge's re-initialize (on a kept-alive connection) gets 503, not a new backend.
         const left = await sessions.drain(drainMs);
         if (drainMs > 0) log.info({ drainMs, unfinished: left }, 'drained calls in flight');

@@ -122,21 +122,30 @@ export class SessionManager {
     }));
   }
 
-  /** `client` is what the front knows of the client (its address, clientInfo), kept for the admin page. */
-  async create(server: string, identity: Identity, client: SessionClient = {}): Promise<CreateResult> {
+  /**
+   * `client` is what the front knows of the client (its address, clientInfo), kept for the admin page.
+   * A `stateless` session stands in for a user's 2026-07-28 requests to one server: it is not counted
+   * in `limits.sessionsPerUser` (it is one per server and credential, not one per conversation).
+   */
+  async create(
+    server: string,
+    identity: Identity,
+    client: SessionClient = {},
+    { stateless = false } = {},
+  ): Promise<CreateResult> {
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const refusal = await this.#gates.admitSession(server, identity, client);
     if (refusal) return { ok: false, reason: 'refused', refusal };
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const limit = this.#config.limits.sessionsPerUser;
-    if ((this.#perUser.get(identity.user) ?? 0) >= limit) {
+    if (!stateless && (this.#perUser.get(identity.user) ?? 0) >= limit) {
       // Most clients never send DELETE: make room by ending the user's least recently used idle session.
       const idle = this.#leastRecentlyUsedIdle(identity.user);
       if (!idle) return { ok: false, reason: 'too-many-sessions', limit };
       await idle.close(`replaced by a newer session of the user (limits.sessionsPerUser: ${limit})`);
     }
     const current = this.#perUser.get(identity.user) ?? 0;
-    if (current >= limit) return { ok: false, reason: 'too-many-sessions', limit };
+    if (!stateless && current >= limit) return { ok: false, reason: 'too-many-sessions', limit };
     const serverConfig = this.#config.servers[server];
     if (!serverConfig) throw new Error(`unknown server ${server}`);
     // Placed first (a per-session backend is keyed by the id): at capacity, no session exists at all.
@@ -158,11 +167,12 @@ export class SessionManager {
         log: this.#log,
         owner: this.#owner,
         client,
+        stateless,
       },
       { connect: placed.attach, gate: (created) => this.#gates.open(created) },
     );
     this.#sessions.set(session.id, session);
-    this.#perUser.set(identity.user, current + 1);
+    if (!stateless) this.#perUser.set(identity.user, current + 1);
     session.onClose(() => this.#forget(session));
     const openedAt = Date.now();
     publishSessionOpen(this.#owner, session);
@@ -190,6 +200,7 @@ export class SessionManager {
     if (
       !session ||
       session.closed ||
+      session.stateless ||
       session.identity.user !== identity.user ||
       session.identity.credential !== identity.credential ||
       session.server !== server
@@ -235,7 +246,7 @@ export class SessionManager {
   }
 
   #forget(session: Session): void {
-    if (!this.#sessions.delete(session.id)) return;
+    if (!this.#sessions.delete(session.id) || session.stateless) return;
     const remaining = (this.#perUser.get(session.identity.user) ?? 1) - 1;
     if (remaining > 0) this.#perUser.set(session.identity.user, remaining);
     else this.#perUser.delete(session.identity.user);
@@ -245,7 +256,7 @@ export class SessionManager {
   #leastRecentlyUsedIdle(user: string): Session | undefined {
     let oldest: Session | undefined;
     for (const session of this.#sessions.values()) {
-      if (session.identity.user !== user || session.closed) continue;
+      if (session.identity.user !== user || session.closed || session.stateless) continue;
       if (session.inFlightCount > 0 || session.hasStandaloneStream) continue;
       if (!oldest || session.lastActivity < oldest.lastActivity) oldest = session;
     }

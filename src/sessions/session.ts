@@ -55,6 +55,12 @@ export interface SessionOptions {
   owner?: EventOwner;
   /** Who the client is, as its front saw it (shown on the admin page). */
   client?: SessionClient;
+  /**
+   * A 2026-07-28 client's stand-in session (transports/streamable-http/modern-endpoint.ts): its requests
+   * have gateway-made ids, so no answer is kept for a retry; a server→client request or log line goes
+   * to the one request in flight or nowhere (never guessed); nothing waits for a GET stream.
+   */
+  stateless?: boolean;
 }
 
 /**
@@ -133,6 +139,7 @@ export class Session implements Downstream {
   #requests = 0;
   /** Set when the gateway shuts down: calls in flight may finish, new ones are refused. */
   #draining = false;
+  readonly stateless: boolean;
 
   /** Complete once constructed: connected to its backend, behind its gate. */
   constructor(options: SessionOptions, parts: SessionParts) {
@@ -141,6 +148,7 @@ export class Session implements Downstream {
     this.server = options.server;
     this.owner = options.owner ?? UNOWNED;
     this.client = options.client ?? {};
+    this.stateless = options.stateless ?? false;
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#answers = new RecentAnswers(options.retries);
     this.#log = options.log.child({
@@ -364,6 +372,10 @@ export class Session implements Downstream {
     }
     if (isRequest(message) || method === Method.message) {
       const target = this.#requestScopedTarget();
+      if (!target && this.stateless) {
+        this.#unattributed(message);
+        return;
+      }
       if (isRequest(message)) this.#serverRequests.set(idKey(message.id), target);
       if (target) target.send(message);
       else this.#queue(message);
@@ -372,10 +384,23 @@ export class Session implements Downstream {
     this.#unsolicited(message);
   }
 
-  /** A message for the GET stream, queued until it opens. */
+  /** A message for the GET stream, queued until it opens (a stateless session has none: dropped). */
   #unsolicited(message: JsonRpcMessage): void {
     if (this.#standalone) this.#standalone.send(message);
-    else this.#queue(message);
+    else if (!this.stateless) this.#queue(message);
+  }
+
+  /** A stateless session's server→client request or log line that no single request in flight explains. */
+  #unattributed(message: JsonRpcRequest | JsonRpcNotification): void {
+    if (!isRequest(message)) return;
+    this.#log.warn({ method: message.method }, 'a server→client request no call in flight explains; refused');
+    this.#upstream.send(
+      errorResponse(
+        message.id,
+        ErrorCode.InternalError,
+        `mcp-relay cannot tell which call this ${message.method.slice(0, 64)} belongs to (2026-07-28 clients have no session); use isolation per-user for servers that call back`,
+      ),
+    );
   }
 
   /** Ends the session: requests in flight get an error, the upstream is released. Idempotent. */
@@ -433,7 +458,7 @@ export class Session implements Downstream {
     if (entry.watch) publishRequestSettled(this.owner, this, entry.watch, response, ending);
     const final = entry.track ? entry.track.settle(response, ending) : response;
     entry.reply.finish(final);
-    if (!entry.isInitialize) this.#answers.remember(key, entry.fingerprint, final);
+    if (!entry.isInitialize && !this.stateless) this.#answers.remember(key, entry.fingerprint, final);
   }
 
   /**
@@ -442,6 +467,7 @@ export class Session implements Downstream {
    */
   #requestScopedTarget(): MessageSink | ReplyTarget | undefined {
     if (this.#inFlight.size === 1) return this.#inFlight.values().next().value?.reply;
+    if (this.stateless) return undefined;
     if (this.#standalone) return this.#standalone;
     let latest: InFlight | undefined;
     for (const entry of this.#inFlight.values()) latest = entry;

@@ -13,16 +13,19 @@ import {
   ErrorCode,
   isInvalid,
   isRequest,
+  isResponse,
   type JsonRpcMessage,
   type JsonRpcRequest,
   validateMessage,
 } from '../../protocol/jsonrpc.ts';
+import { claimedVersion, isModernHeader, Meta } from '../../protocol/modern.ts';
 import { isSupportedProtocolVersion } from '../../protocol/versions.ts';
 import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
 import type { Identity, SessionClient } from '../../sessions/types.ts';
 import { sanitize } from '../../util/sanitize.ts';
 import { EventStream } from './event-stream.ts';
+import { ModernEndpoint } from './modern-endpoint.ts';
 import { PostReply } from './post-reply.ts';
 import { ReplayLog } from './replay-log.ts';
 import {
@@ -51,14 +54,35 @@ export class McpEndpoint {
   readonly #log: Logger;
   /** Resumable SSE streams of each session. */
   readonly #streams = new Map<string, SessionStreams>();
+  /** The stateless path, for POSTs that claim 2026-07-28. */
+  readonly #modern: ModernEndpoint;
 
   constructor(config: RelayConfig, sessions: SessionManager, log: Logger) {
     this.#config = config;
     this.#sessions = sessions;
     this.#log = log;
+    this.#modern = new ModernEndpoint(config, sessions, log);
+  }
+
+  /** Ends the 2026 clients' calls parked for a retry (shutdown). */
+  close(): void {
+    this.#modern.close();
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, server: string, identity: Identity): Promise<void> {
+    if (req.method !== 'POST' && isModernHeader(header(req, VERSION_HEADER))) {
+      // 2026-07-28 has no GET stream and no session to delete.
+      sendRpcError(
+        res,
+        405,
+        ErrorCode.InvalidRequest,
+        'method not allowed; 2026-07-28 clients use POST only',
+        {
+          headers: { allow: 'POST' },
+        },
+      );
+      return;
+    }
     switch (req.method) {
       case 'POST':
         return this.#post(req, res, server, identity);
@@ -84,7 +108,6 @@ export class McpEndpoint {
       return;
     }
     if (refuseNonJsonBody(req, res)) return;
-    if (!this.#checkVersionHeader(req, res, server, identity)) return;
     const body = await readBody(req, this.#config.limits.maxBodyBytes);
     if (!body.ok) {
       if (body.reason === 'too-large') {
@@ -120,6 +143,24 @@ export class McpEndpoint {
       });
       return;
     }
+    if (this.#config.servers[server]?.protocol !== 'legacy' && !isResponse(message)) {
+      // The era is the body's: a 2026-07-28 request claims it in its _meta (protocol/modern.ts).
+      if (claimedVersion(message) !== undefined) {
+        await this.#modern.handle(req, res, server, identity, message);
+        return;
+      }
+      if (isModernHeader(header(req, VERSION_HEADER))) {
+        sendRpcError(
+          res,
+          400,
+          ErrorCode.InvalidParams,
+          `the request is missing the required _meta envelope (${Meta.protocolVersion}, ${Meta.clientCapabilities})`,
+          { id: isRequest(message) ? message.id : null },
+        );
+        return;
+      }
+    }
+    if (!this.#checkVersionHeader(req, res, server, identity)) return;
     if (isRequest(message)) this.#advertise(res);
     if (isRequest(message) && message.method === 'initialize') {
       await this.#initialize(message, res, server, identity, clientOf(req, message));
