@@ -9,6 +9,7 @@ import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
 import { parseJsonBody, refuseNonJsonBody } from '../../http/json-body.ts';
 import { sendRpcError } from '../../http/replies.ts';
+import { type NoSession, sessionRefusal } from '../../http/session-refusal.ts';
 import type { Logger } from '../../log.ts';
 import {
   ErrorCode,
@@ -19,7 +20,7 @@ import {
   validateMessage,
 } from '../../protocol/jsonrpc.ts';
 import { Method } from '../../protocol/mcp.ts';
-import type { CreateResult, SessionManager } from '../../sessions/manager.ts';
+import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
 import type { Identity } from '../../sessions/types.ts';
 import { accepts } from '../streamable-http/request-headers.ts';
@@ -63,7 +64,7 @@ export class LegacySseEndpoint {
       sendRpcError(res, 406, ErrorCode.InvalidRequest, 'Accept must list text/event-stream');
       return;
     }
-    let created: CreateResult;
+    let created: Awaited<ReturnType<SessionManager['create']>>;
     try {
       created = await this.#sessions.create(server, identity);
     } catch (error) {
@@ -182,38 +183,14 @@ export class LegacySseEndpoint {
     return legacy && session ? { session, legacy } : undefined;
   }
 
-  #refuse(res: ServerResponse, server: string, created: Exclude<CreateResult, { ok: true }>): void {
-    switch (created.reason) {
-      case 'capacity':
-        this.#log.error({ err: created.message, server }, 'could not start a session');
-        this.#unavailable(res, created.message);
-        return;
-      case 'refused': {
-        // Not allowed on this server (403) or over a rate limit (429, Retry-After).
-        const { refusal } = created;
-        const retryAfter = refusal.retryAfterSeconds;
-        sendRpcError(res, refusal.status ?? 403, refusal.code, refusal.message, {
-          headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) },
-        });
-        return;
-      }
-      case 'shutting-down':
-        sendRpcError(
-          res,
-          503,
-          ErrorCode.BackendUnavailable,
-          'the gateway is shutting down; no new sessions',
-          {
-            headers: { 'retry-after': '5', connection: 'close' },
-          },
-        );
-        return;
-      case 'too-many-sessions':
-        sendRpcError(res, 429, ErrorCode.Refused, `too many sessions: at most ${created.limit} per user`, {
-          headers: { 'retry-after': '60' },
-        });
-        return;
-    }
+  #refuse(res: ServerResponse, server: string, created: NoSession): void {
+    if (created.reason === 'capacity')
+      this.#log.error({ err: created.message, server }, 'could not start a session');
+    const refusal = sessionRefusal(created);
+    const close: Record<string, string> = created.reason === 'shutting-down' ? { connection: 'close' } : {};
+    sendRpcError(res, refusal.status, refusal.code, refusal.message, {
+      headers: { ...refusal.headers, ...close },
+    });
   }
 
   #unavailable(res: ServerResponse, text: string): void {

@@ -8,6 +8,7 @@ import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
 import { parseJsonBody, refuseNonJsonBody } from '../../http/json-body.ts';
 import { sendRpcError } from '../../http/replies.ts';
+import { sessionRefusal } from '../../http/session-refusal.ts';
 import type { Logger } from '../../log.ts';
 import {
   ErrorCode,
@@ -196,33 +197,15 @@ export class McpEndpoint {
       this.#unavailable(res, message.id, 'the session could not be started; see the gateway log');
       return;
     }
-    if (!created.ok && created.reason === 'capacity') {
-      // The expected refusal (no room for another backend), logged as before.
-      this.#log.error({ err: created.message, server }, 'could not start a session');
-      this.#unavailable(res, message.id, created.message);
-      return;
-    }
-    if (!created.ok && created.reason === 'refused') {
-      // Not allowed on this server (403) or over a rate limit (429, Retry-After).
-      const { refusal } = created;
-      const retryAfter = refusal.retryAfterSeconds;
-      sendRpcError(res, refusal.status ?? 403, refusal.code, refusal.message, {
-        id: message.id,
-        headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) },
-      });
-      return;
-    }
-    if (!created.ok && created.reason === 'shutting-down') {
-      sendRpcError(res, 503, ErrorCode.BackendUnavailable, 'the gateway is shutting down; no new sessions', {
-        id: message.id,
-        headers: { 'retry-after': '5', connection: 'close' },
-      });
-      return;
-    }
     if (!created.ok) {
-      sendRpcError(res, 429, ErrorCode.Refused, `too many sessions: at most ${created.limit} per user`, {
+      // No room for another backend is the expected refusal, logged as before.
+      if (created.reason === 'capacity')
+        this.#log.error({ err: created.message, server }, 'could not start a session');
+      const refusal = sessionRefusal(created);
+      const close: Record<string, string> = created.reason === 'shutting-down' ? { connection: 'close' } : {};
+      sendRpcError(res, refusal.status, refusal.code, refusal.message, {
         id: message.id,
-        headers: { 'retry-after': '60' },
+        headers: { ...refusal.headers, ...close },
       });
       return;
     }
