@@ -86,6 +86,8 @@ function makeConnector(target: TargetRef, driver: DriverName): Connector {
   if (driver === 'sdk') return sdkConnector(target, false);
   if (target.transport === 'sse') return legacySseConnector(target.url);
   if (target.transport === 'websocket') return websocketConnector(target.url);
+  if (target.transport === 'stateless')
+    return streamableConnector(target.url, driver === 'fetch' ? 'fetch' : 'lean', 'stateless');
   return streamableConnector(target.url, driver === 'fetch' ? 'fetch' : 'lean');
 }
 

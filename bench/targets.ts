@@ -106,14 +106,16 @@ const SCRAPE_INTERVAL_MS = 5_000;
 export function relayTarget(
   isolation: 'shared' | 'per-user' | 'per-session',
   extraArgs: string[] = [],
-  options: { metrics?: boolean; front?: 'streamable' | 'websocket' } = {},
+  options: { metrics?: boolean; front?: 'streamable' | 'websocket' | 'stateless' } = {},
 ): TargetSpec {
   const metrics = options.metrics === true;
   const front = options.front ?? 'streamable';
   const ws = front === 'websocket';
+  const suffix = ws ? '-ws' : front === 'stateless' ? '-2026' : '';
+  const over = ws ? ' over WebSocket' : front === 'stateless' ? ', 2026-07-28 clients (stateless)' : '';
   return {
-    id: `relay-${isolation}${ws ? '-ws' : ''}${metrics ? '-metrics' : ''}`,
-    label: `mcp-relay ${isolation}${ws ? ' over WebSocket' : ''}${metrics ? ', metrics on' : ''}`,
+    id: `relay-${isolation}${suffix}${metrics ? '-metrics' : ''}`,
+    label: `mcp-relay ${isolation}${over}${metrics ? ', metrics on' : ''}`,
     group: 'relay',
     transport: front,
     processPerSession: isolation === 'per-session',
@@ -146,7 +148,7 @@ export function relayTarget(
         metricsPort === undefined ? undefined : scrapeEvery(`http://127.0.0.1:${metricsPort}/metrics`);
       const ref: TargetRef = ws
         ? { transport: 'websocket', url: `ws://127.0.0.1:${port}/ws/bench` }
-        : { transport: 'streamable', url: `http://127.0.0.1:${port}/mcp/bench` };
+        : { transport: front, url: `http://127.0.0.1:${port}/mcp/bench` };
       return listening(
         child,
         port,
@@ -262,6 +264,7 @@ export const ALL_TARGETS: readonly TargetSpec[] = [
   relayTarget('per-user'),
   relayTarget('per-session'),
   relayTarget('shared', [], { front: 'websocket' }),
+  relayTarget('shared', [], { front: 'stateless' }),
   supergatewayStreamable,
   supergatewaySse,
   supergatewayWs,

@@ -1,12 +1,24 @@
 // The official SDK client as users run it: `Client` over the Streamable HTTP, legacy SSE, WebSocket or
-// stdio client transport. Over stdio, `shared` makes every session a worker on one client and one process.
+// stdio client transport; for 2026-07-28 (stateless) targets the split SDK v2 client pinned to that
+// revision. Over stdio, `shared` makes every session a worker on one client and one process.
 
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernHttpTransport,
+} from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
-import { type BenchSession, CLIENT_INFO, type Connector, echoText, type TargetRef } from './types.ts';
+import {
+  type BenchSession,
+  CLIENT_INFO,
+  type Connector,
+  echoText,
+  MODERN_PROTOCOL_VERSION,
+  type TargetRef,
+} from './types.ts';
 
 const CALL_TIMEOUT_MS = 30_000;
 
@@ -14,7 +26,27 @@ interface SdkSession extends BenchSession {
   pid: number | undefined;
 }
 
+/** The split SDK v2 client pinned to 2026-07-28: stateless requests, no session. */
+async function openModernSession(url: string): Promise<SdkSession> {
+  const client = new ModernClient(CLIENT_INFO, {
+    versionNegotiation: { mode: { pin: MODERN_PROTOCOL_VERSION } },
+  });
+  await client.connect(new ModernHttpTransport(new URL(url)), { timeout: CALL_TIMEOUT_MS });
+  return {
+    pid: undefined,
+    async echo(text) {
+      return echoText(
+        await client.callTool({ name: 'echo', arguments: { text } }, { timeout: CALL_TIMEOUT_MS }),
+      );
+    },
+    async close() {
+      await client.close().catch(() => {});
+    },
+  };
+}
+
 async function openSdkSession(target: TargetRef): Promise<SdkSession> {
+  if (target.transport === 'stateless') return openModernSession(target.url);
   const client = new Client(CLIENT_INFO);
   const transport =
     target.transport === 'streamable'

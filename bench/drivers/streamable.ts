@@ -9,6 +9,7 @@ import {
   CLIENT_INFO,
   type Connector,
   echoText,
+  MODERN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   type SessionOptions,
 } from './types.ts';
@@ -177,11 +178,83 @@ class StreamableSession implements BenchSession {
   }
 }
 
-export function streamableConnector(url: string, flavour: 'lean' | 'fetch'): Connector {
+/**
+ * A 2026-07-28 client: nothing to open (a `server/discover` checks the era), and every call is one POST
+ * carrying the `_meta` envelope and the `Mcp-Method`/`Mcp-Name` headers.
+ */
+class StatelessSession implements BenchSession {
+  readonly #exchange: Exchange;
+  readonly #url: URL;
+  #nextId = 1;
+
+  constructor(exchange: Exchange, url: URL) {
+    this.#exchange = exchange;
+    this.#url = url;
+  }
+
+  async start(): Promise<void> {
+    const result = await this.#rpc('server/discover', {});
+    const versions = (result as { supportedVersions?: unknown }).supportedVersions;
+    if (!Array.isArray(versions) || !versions.includes(MODERN_PROTOCOL_VERSION))
+      throw new Error(`server/discover does not offer ${MODERN_PROTOCOL_VERSION}`);
+  }
+
+  async echo(text: string): Promise<string> {
+    return echoText(await this.#rpc('tools/call', { name: 'echo', arguments: { text } }, 'echo'));
+  }
+
+  async close(): Promise<void> {}
+
+  async #rpc(method: string, params: Record<string, unknown>, name?: string): Promise<unknown> {
+    const id = this.#nextId++;
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': MODERN_PROTOCOL_VERSION,
+          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientInfo': CLIENT_INFO,
+        },
+      },
+    });
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN_PROTOCOL_VERSION,
+      'mcp-method': method,
+      ...(name === undefined ? {} : { 'mcp-name': name }),
+    };
+    const reply = await this.#exchange.send('POST', this.#url, headers, body);
+    if (reply.status !== 200) throw new Error(`${method}: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+    const messages = reply.contentType.includes('text/event-stream')
+      ? sseMessages(reply.body)
+      : [JSON.parse(reply.body) as unknown];
+    const response = messages.find((message) => (message as { id?: unknown }).id === id) as
+      | { result?: unknown; error?: { message?: string } }
+      | undefined;
+    if (!response) throw new Error(`${method}: no response with id ${id} in the reply`);
+    if (response.error) throw new Error(`${method}: ${response.error.message ?? 'error'}`);
+    return response.result;
+  }
+}
+
+export function streamableConnector(
+  url: string,
+  flavour: 'lean' | 'fetch',
+  era: 'sessions' | 'stateless' = 'sessions',
+): Connector {
   const exchange = flavour === 'lean' ? nodeHttpExchange() : fetchExchange();
   const target = new URL(url);
   return {
     async open(options) {
+      if (era === 'stateless') {
+        const stateless = new StatelessSession(exchange, target);
+        await stateless.start();
+        return stateless;
+      }
       const session = new StreamableSession(exchange, target);
       await session.start(options);
       return session;

@@ -4,6 +4,8 @@
 /** How a target is reached. */
 export type TargetRef =
   | { transport: 'streamable'; url: string }
+  /** The same endpoint spoken as MCP 2026-07-28: no session, each request carries its `_meta` envelope. */
+  | { transport: 'stateless'; url: string }
   | { transport: 'sse'; url: string }
   | { transport: 'websocket'; url: string }
   | { transport: 'stdio'; command: string; args: string[] };
@@ -33,6 +35,7 @@ export interface Connector {
 
 export const CLIENT_INFO = { name: 'mcp-relay-bench', version: '1.0.0' };
 export const PROTOCOL_VERSION = '2025-06-18';
+export const MODERN_PROTOCOL_VERSION = '2026-07-28';
 
 /** The text of the first content item of a tools/call result, or an error describing what came instead. */
 export function echoText(result: unknown): string {
