@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the system tests drive (binary to look for, package that provides it).
 needed=()
-for pair in chromium:chromium sshd:openssh-server ssh:openssh-client openssl:openssl nginx:nginx; do
+for pair in chromium:chromium sshd:openssh-server ssh:openssh-client openssl:openssl nginx:nginx redis-server:redis-server haproxy:haproxy; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || needed+=("${pair#*:}")
 done
 if [ "${#needed[@]}" -gt 0 ]; then

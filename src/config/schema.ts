@@ -126,6 +126,11 @@ const serverSchema = z.strictObject({
    * legacy: the 2025 path only (2026 clients are refused in a way that makes dual-era ones fall back).
    */
   protocol: z.enum(['dual', 'legacy']).default('dual'),
+  /**
+   * With several replicas (cluster), where a shared server runs: single, one copy in the cluster
+   * (one scene for everybody); every-replica, a copy on each (for servers whose state lives elsewhere).
+   */
+  placement: z.enum(['single', 'every-replica']).default('single'),
   /** OAuth scopes a token must carry to use this server; replaces auth.oidc.scopes for it. */
   scopes: z.array(oauthScope).optional(),
   /** allow, tools, prompts, resources, requestsPerMinute: see policy-schema.ts. */
@@ -246,6 +251,30 @@ const loopbackAddress = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** `host:port` kept as text, for a listener that may face other machines (the cluster's peer hop). */
+const address = z.string().superRefine((value, ctx) => {
+  if (hostPort(value) === undefined)
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port (e.g. 10.0.0.5:8788)` });
+});
+
+/** Several replicas on Redis (see README "Several replicas"); absent: one process, nothing shared. */
+const clusterSchema = z.strictObject({
+  /** This replica's id, unique in the cluster: the prefix of its session ids. */
+  replica: z.string().regex(/^[a-z0-9]{1,15}$/, 'must be 1–15 lowercase letters or digits'),
+  /** redis://[user:password@]host:port[/db] */
+  redis: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  /** Prefix of every Redis key, so several clusters can share one Redis. */
+  keyPrefix: z.string().max(64).default('mcp-relay:'),
+  /** Shared by all replicas (at least 32 characters): signs the replica-to-replica hop. */
+  secret: z.string().min(32, 'must be at least 32 characters'),
+  peer: z.strictObject({
+    /** The listener other replicas forward misrouted requests to (a private interface). */
+    listen: address,
+    /** How the other replicas reach it (default: http://<listen>). */
+    url: z.url().optional(),
+  }),
+});
+
 /** Seeing what runs: /metrics and /admin/ for users in the admin groups (see README "Seeing what runs"). */
 const adminSchema = z.strictObject({
   /** Users in any of these groups (API key, OAuth or certificate groups) may read /metrics and /admin/. */
@@ -326,6 +355,7 @@ const configKeys = z.strictObject({
   audit: auditSchema.optional(),
   /** /metrics and the /admin/ page; absent: neither exists and nothing is counted. */
   admin: adminSchema.optional(),
+  cluster: clusterSchema.optional(),
   /**
    * A folder for state that outlives backend processes: each backend instance gets its own folder
    * below it in MCP_RELAY_STATE_DIR (<stateDir>/<server>/shared | user-<name> | session-<id>).
@@ -361,6 +391,7 @@ export type ServerConfig = RelayConfig['servers'][string];
 export type IsolationMode = (typeof ISOLATION_MODES)[number];
 export type SshConfig = NonNullable<RelayConfig['ssh']>;
 export type AdminConfig = NonNullable<RelayConfig['admin']>;
+export type ClusterConfig = NonNullable<RelayConfig['cluster']>;
 
 /** The TCP listener's TLS settings; undefined without TLS or without a TCP listener. */
 export function listenTls(config: RelayConfig): TlsConfig | undefined {

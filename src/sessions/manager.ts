@@ -52,6 +52,7 @@ export class SessionManager {
   readonly #connect: UpstreamFactory;
   readonly #gates: SessionGates;
   readonly #owner: EventOwner;
+  readonly #newId: () => string;
   readonly #sessions = new Map<string, Session>();
   readonly #perUser = new Map<string, number>();
   readonly #reaper: NodeJS.Timeout;
@@ -59,7 +60,8 @@ export class SessionManager {
 
   /**
    * `gates` (policy, limits) sees every session and request, whichever front (HTTP, SSH) made it;
-   * `owner` names the gateway in the events of its sessions (observe/events.ts), which the audit log follows.
+   * `owner` names the gateway in the events of its sessions (observe/events.ts), which the audit log follows;
+   * `newId` makes session ids (a replica's carry its name: cluster/cluster.ts).
    */
   constructor(
     config: RelayConfig,
@@ -67,12 +69,14 @@ export class SessionManager {
     connect: UpstreamFactory,
     gates: SessionGates,
     owner: EventOwner = UNOWNED,
+    newId: () => string = randomUUID,
   ) {
     this.#config = config;
     this.#log = log;
     this.#connect = connect;
     this.#gates = gates;
     this.#owner = owner;
+    this.#newId = newId;
     const shortestIdle = Math.min(...Object.values(config.servers).map((server) => server.idleTimeout));
     this.#reaper = setInterval(() => this.#reapIdle(), Math.max(250, Math.min(shortestIdle / 4, 30_000)));
     this.#reaper.unref();
@@ -149,7 +153,7 @@ export class SessionManager {
     const serverConfig = this.#config.servers[server];
     if (!serverConfig) throw new Error(`unknown server ${server}`);
     // Placed first (a per-session backend is keyed by the id): at capacity, no session exists at all.
-    const id = randomUUID();
+    const id = this.#newId();
     const placed = this.#connect(server, { id, identity });
     if (!placed.ok) return placed;
     // Connected and gated when constructed.

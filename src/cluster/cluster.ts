@@ -1,0 +1,315 @@
+// One replica's membership in a cluster of gateways on Redis: its id and epoch, kept alive by a
+// heartbeat (`alive:<replica>`, which also makes a second process with the same id refuse to start),
+// its entry in the registry (peer URL, sessions, backends, config hash), and the single-owner backends
+// it holds. Ownership of a per-user or single-copy backend is one key naming `replica:epoch`, taken
+// with SET NX and taken over only from a replica whose heartbeat is gone (compare-and-set in Lua), so
+// two owners of one backend never exist; without Redis no new owner is made at all.
+
+import { randomBytes } from 'node:crypto';
+import type { ClusterConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { RedisLink } from './redis-link.ts';
+
+/** How often the heartbeat is written, and how long it lives: a replica silent this long is dead. */
+export const HEARTBEAT_MS = 1_000;
+export const HEARTBEAT_TTL_MS = 3_000;
+/** How often the registry entry is written, and how often this replica reads the others'. */
+const REGISTRY_MS = 2_000;
+const REGISTRY_TTL_S = 60;
+/** Owner keys outlive a crash for a week at most (a restarted replica deletes its old ones first). */
+const OWNER_TTL_S = 7 * 24 * 3_600;
+
+/** The heartbeat: set when free or ours; the current holder's epoch otherwise. */
+const CLAIM_ALIVE = `
+local held = redis.call('GET', KEYS[1])
+if held == false or held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return held`;
+
+/**
+ * An owner key: free or ours → ours; held by a replica whose heartbeat is gone or shows another epoch
+ * → ours (compare-and-set); held by a live replica → that replica's `replica:epoch`.
+ */
+const CLAIM_OWNER = `
+local held = redis.call('GET', KEYS[1])
+if held == false or held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  redis.call('SADD', KEYS[2], KEYS[1])
+  return ARGV[1]
+end
+local sep = string.find(held, ':', 1, true)
+local replica = string.sub(held, 1, sep - 1)
+local epoch = string.sub(held, sep + 1)
+if redis.call('GET', ARGV[2] .. replica) ~= epoch then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  redis.call('SADD', KEYS[2], KEYS[1])
+  return ARGV[1]
+end
+return held`;
+
+/** Deletes an owner key only while it names this replica and epoch. */
+const RELEASE_OWNER = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('SREM', KEYS[2], KEYS[1])
+return 1`;
+
+/** Another replica as the registry shows it. */
+export interface Member {
+  replica: string;
+  epoch: string;
+  peerUrl: string;
+  alive: boolean;
+  sessions: number;
+  backends: number;
+  configHash: string;
+  version: string;
+  startedAt: number;
+}
+
+/** What the registry entry reports of this replica, read when it is written. */
+export interface ReplicaLoad {
+  sessions(): number;
+  backends(): number;
+}
+
+/** Where a single-owner backend is: here, at a live replica, or unknown because Redis is unreachable. */
+export type Ownership = { here: true } | { here: false; replica: string } | { unavailable: string };
+
+export class Cluster {
+  readonly replica: string;
+  readonly epoch = randomBytes(6).toString('hex');
+  readonly redis: RedisLink;
+  readonly #config: ClusterConfig;
+  readonly #log: Logger;
+  readonly #members = new Map<string, Member>();
+  /** Owner keys this replica holds, and the backends they are for (released when those stop). */
+  readonly #owned = new Set<string>();
+  #heartbeat: NodeJS.Timeout | undefined;
+  #registry: NodeJS.Timeout | undefined;
+  #load: ReplicaLoad = { sessions: () => 0, backends: () => 0 };
+  #info: { configHash: string; version: string } = { configHash: '', version: '' };
+  readonly startedAt = Date.now();
+  /** Requests this replica forwarded to the owner, and received forwarded (metrics, tests). */
+  forwardsSent = 0;
+  forwardsReceived = 0;
+
+  constructor(config: ClusterConfig, log: Logger) {
+    this.#config = config;
+    this.replica = config.replica;
+    this.#log = log.child({ replica: config.replica });
+    this.redis = new RedisLink(config.redis, config.keyPrefix, this.#log);
+  }
+
+  get peerUrl(): string {
+    return this.#config.peer.url ?? `http://${this.#config.peer.listen}`;
+  }
+
+  get secret(): string {
+    return this.#config.secret;
+  }
+
+  /** A session id of this replica: `<replica>.<128 random bits>`. */
+  newSessionId(): string {
+    return `${this.replica}.${randomBytes(16).toString('base64url')}`;
+  }
+
+  /**
+   * Joins the cluster: Redis reachable, the id not held by a live process (waits one heartbeat TTL
+   * for a previous run's key to lapse), leftovers of this replica's earlier runs released.
+   */
+  async join(load: ReplicaLoad, info: { configHash: string; version: string }): Promise<void> {
+    this.#load = load;
+    this.#info = info;
+    await this.redis.connect();
+    const deadline = Date.now() + HEARTBEAT_TTL_MS + 500;
+    for (;;) {
+      const holder = await this.#claimAlive();
+      if (holder === this.epoch) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `replica id ${this.replica} is in use by a live process (epoch ${holder}); give each replica its own cluster.replica`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await this.#releaseLeftovers();
+    await this.#writeRegistry();
+    await this.#readMembers();
+    this.#heartbeat = setInterval(() => void this.#beat(), HEARTBEAT_MS);
+    this.#heartbeat.unref();
+    this.#registry = setInterval(() => {
+      void this.#writeRegistry().catch(() => {});
+      void this.#readMembers().catch(() => {});
+    }, REGISTRY_MS);
+    this.#registry.unref();
+    this.#log.info({ epoch: this.epoch, peer: this.peerUrl }, 'joined the cluster');
+  }
+
+  /** Leaves: owner keys and the heartbeat are deleted so others may take over at once. */
+  async leave(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    clearInterval(this.#registry);
+    try {
+      await Promise.all([...this.#owned].map((key) => this.#release(key)));
+      await this.redis.run(async (client) => {
+        if ((await client.get(this.redis.key('alive', this.replica))) === this.epoch)
+          await client.del([this.redis.key('alive', this.replica), this.redis.key('replica', this.replica)]);
+      });
+    } catch (error) {
+      this.#log.warn({ err: (error as Error).message }, 'could not leave the cluster cleanly (Redis)');
+    }
+    await this.redis.close();
+  }
+
+  /** The other replicas and this one, as last read from the registry. */
+  members(): Member[] {
+    return [...this.#members.values()];
+  }
+
+  /** A live replica's peer URL (from the last registry read), or undefined. */
+  peerOf(replica: string): string | undefined {
+    const member = this.#members.get(replica);
+    return member?.alive ? member.peerUrl : undefined;
+  }
+
+  /** Whether `replica`'s heartbeat is there now (asks Redis; the cached view when it cannot). */
+  async isAlive(replica: string): Promise<boolean> {
+    try {
+      const epoch = await this.redis.run((client) => client.get(this.redis.key('alive', replica)));
+      const member = this.#members.get(replica);
+      return epoch !== null && (member === undefined || member.epoch === epoch);
+    } catch {
+      return this.#members.get(replica)?.alive === true;
+    }
+  }
+
+  /**
+   * Who owns the backend for `server` (a single-copy shared server) or for `server` and `user` (per
+   * user): this replica (now claimed), a live other replica, or unavailable (Redis down: no new owner).
+   */
+  async own(server: string, user?: string): Promise<Ownership> {
+    const key = user === undefined ? this.redis.key('owner', server) : this.redis.key('owner', server, user);
+    const me = `${this.replica}:${this.epoch}`;
+    let holder: string;
+    try {
+      holder = String(
+        await this.redis.run((client) =>
+          client.eval(CLAIM_OWNER, {
+            keys: [key, this.redis.key('replica', this.replica, 'owned')],
+            arguments: [me, this.redis.key('alive', ''), String(OWNER_TTL_S)],
+          }),
+        ),
+      );
+    } catch (error) {
+      return { unavailable: (error as Error).message };
+    }
+    if (holder === me) {
+      this.#owned.add(key);
+      return { here: true };
+    }
+    return { here: false, replica: holder.slice(0, holder.indexOf(':')) };
+  }
+
+  /** This replica stopped the backend an owner key was for: others may place it now. */
+  release(server: string, user?: string): void {
+    const key = user === undefined ? this.redis.key('owner', server) : this.redis.key('owner', server, user);
+    if (!this.#owned.delete(key)) return;
+    void this.#release(key).catch(() => {});
+  }
+
+  async #release(key: string): Promise<void> {
+    this.#owned.delete(key);
+    await this.redis.run((client) =>
+      client.eval(RELEASE_OWNER, {
+        keys: [key, this.redis.key('replica', this.replica, 'owned')],
+        arguments: [`${this.replica}:${this.epoch}`],
+      }),
+    );
+  }
+
+  async #claimAlive(): Promise<string> {
+    return String(
+      await this.redis.run((client) =>
+        client.eval(CLAIM_ALIVE, {
+          keys: [this.redis.key('alive', this.replica)],
+          arguments: [this.epoch, String(HEARTBEAT_TTL_MS)],
+        }),
+      ),
+    );
+  }
+
+  async #beat(): Promise<void> {
+    try {
+      const holder = await this.#claimAlive();
+      if (holder !== this.epoch)
+        this.#log.error(
+          { holder },
+          'another process holds this replica id; this one keeps serving its sessions',
+        );
+    } catch {
+      // Redis unreachable: established sessions go on; the heartbeat resumes when it is back.
+    }
+  }
+
+  /** Owner keys a previous run of this replica left (it crashed): released, their backends died with it. */
+  async #releaseLeftovers(): Promise<void> {
+    const ownedKey = this.redis.key('replica', this.replica, 'owned');
+    const keys = await this.redis.run((client) => client.sMembers(ownedKey));
+    const mine = `${this.replica}:${this.epoch}`;
+    for (const key of keys) {
+      await this.redis.run(async (client) => {
+        const held = await client.get(key);
+        if (held !== null && held !== mine && held.startsWith(`${this.replica}:`)) await client.del(key);
+        await client.sRem(ownedKey, key);
+      });
+    }
+  }
+
+  async #writeRegistry(): Promise<void> {
+    const key = this.redis.key('replica', this.replica);
+    await this.redis.run(async (client) => {
+      await client.hSet(key, {
+        epoch: this.epoch,
+        peerUrl: this.peerUrl,
+        sessions: String(this.#load.sessions()),
+        backends: String(this.#load.backends()),
+        configHash: this.#info.configHash,
+        version: this.#info.version,
+        startedAt: String(this.startedAt),
+      });
+      await client.expire(key, REGISTRY_TTL_S);
+      await client.sAdd(this.redis.key('replicas'), this.replica);
+    });
+  }
+
+  async #readMembers(): Promise<void> {
+    const ids = await this.redis.run((client) => client.sMembers(this.redis.key('replicas')));
+    const seen = new Set<string>();
+    for (const id of ids) {
+      const [entry, alive] = await this.redis.run((client) =>
+        Promise.all([client.hGetAll(this.redis.key('replica', id)), client.get(this.redis.key('alive', id))]),
+      );
+      if (!entry.epoch) {
+        // Gone for longer than the registry entry lives: forgotten.
+        await this.redis.run((client) => client.sRem(this.redis.key('replicas'), id));
+        continue;
+      }
+      seen.add(id);
+      this.#members.set(id, {
+        replica: id,
+        epoch: entry.epoch,
+        peerUrl: entry.peerUrl ?? '',
+        alive: alive === entry.epoch,
+        sessions: Number(entry.sessions ?? 0),
+        backends: Number(entry.backends ?? 0),
+        configHash: entry.configHash ?? '',
+        version: entry.version ?? '',
+        startedAt: Number(entry.startedAt ?? 0),
+      });
+    }
+    for (const id of this.#members.keys()) if (!seen.has(id)) this.#members.delete(id);
+  }
+}

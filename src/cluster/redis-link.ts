@@ -1,0 +1,82 @@
+// The replicas' one connection to Redis (@redis/client): reconnects on its own, never queues a command
+// while disconnected (a caller gets an error at once and decides: fail closed, or go on locally), and
+// prefixes every key so several clusters can share one Redis.
+
+import { createClient, type RedisClientType } from '@redis/client';
+import type { Logger } from '../log.ts';
+
+/** How long a command may take before its caller treats Redis as unavailable. */
+const COMMAND_TIMEOUT_MS = 1_000;
+
+export class RedisLink {
+  readonly client: RedisClientType;
+  readonly #prefix: string;
+  readonly #log: Logger;
+  #ready = false;
+  #everConnected = false;
+
+  constructor(url: string, prefix: string, log: Logger) {
+    this.#prefix = prefix;
+    this.#log = log;
+    this.client = createClient({
+      url,
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 2_000,
+        reconnectStrategy: (retries: number) => Math.min(100 + retries * 100, 1_000),
+      },
+    }) as RedisClientType;
+    this.client.on('ready', () => {
+      if (!this.#ready && this.#everConnected) this.#log.warn('Redis is reachable again');
+      this.#ready = true;
+      this.#everConnected = true;
+    });
+    this.client.on('end', () => {
+      this.#ready = false;
+    });
+    this.client.on('error', (error: Error) => {
+      if (this.#ready) this.#log.warn({ err: error.message }, 'Redis connection lost; retrying');
+      this.#ready = false;
+    });
+  }
+
+  /** Whether commands can reach Redis now. */
+  get ready(): boolean {
+    return this.#ready && this.client.isReady;
+  }
+
+  key(...parts: string[]): string {
+    return `${this.#prefix}${parts.join(':')}`;
+  }
+
+  /** Connects, failing after `timeoutMs` (a replica does not start without Redis). */
+  async connect(timeoutMs = 5_000): Promise<void> {
+    const timer = new Promise<never>((_resolve, reject) =>
+      setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs).unref(),
+    );
+    await Promise.race([this.client.connect(), timer]);
+  }
+
+  /** Runs one Redis operation, rejecting when it takes longer than the command timeout. */
+  async run<T>(operation: (client: RedisClientType) => Promise<T>): Promise<T> {
+    if (!this.ready) throw new Error('Redis is unavailable');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('Redis did not answer in time')), COMMAND_TIMEOUT_MS);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([operation(this.client), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      if (this.client.isOpen) await this.client.close();
+    } catch {
+      this.client.destroy();
+    }
+  }
+}
