@@ -12,6 +12,9 @@ import { GatewayAuth } from '../auth/gateway-auth.ts';
 import { identifier } from '../auth/identify.ts';
 import { PRM_PATH } from '../auth/protected-resource.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
+import { Cluster } from '../cluster/cluster.ts';
+import { configHash, PeerListener } from '../cluster/peer-listener.ts';
+import { ClusterRouting } from '../cluster/routing.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import { hostPort, type RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
@@ -44,6 +47,7 @@ import {
 import { McpEndpoint } from '../transports/streamable-http/endpoint.ts';
 import { WebSocketFront } from '../transports/websocket/ws-front.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
+import { VERSION } from '../version.ts';
 import { CodeWatch } from './code-watch.ts';
 import { healthReport } from './health.ts';
 
@@ -127,12 +131,24 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     log,
     owner,
   );
+  // Several replicas on Redis (cluster/): session ids name this replica; misrouted requests are forwarded.
+  const cluster = config.cluster ? new Cluster(config.cluster, log) : undefined;
+  const routing =
+    cluster &&
+    new ClusterRouting(
+      cluster,
+      () => live.current,
+      log,
+      (s, u) => pool.runs(s, u),
+    );
+  if (routing) pool.onstopped = (server, user) => routing.released(server, user);
   const sessions = new SessionManager(
     live.view,
     log,
     (server, session) => pool.place(server, session),
     withApp.length === 0 ? gatekeeper : new AppLinkGates(gatekeeper, appLinks),
     owner,
+    cluster && (() => cluster.newSessionId()),
   );
   live.onChange((next) => {
     audit.update(next);
@@ -154,7 +170,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       });
   });
 
-  const endpoint = new McpEndpoint(live.view, sessions, log);
+  const endpoint = new McpEndpoint(live.view, sessions, log, routing);
   // The 2024-11-05 HTTP+SSE transport, for clients that speak nothing newer.
   const legacy = new LegacySseEndpoint(live.view, sessions, log);
   const serverNames = Object.keys(config.servers);
@@ -276,7 +292,10 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     else if (webSockets.serves(req.url)) webSockets.upgrade(req, socket, head);
     else refuseSocket(socket, { status: 404, code: ErrorCode.InvalidRequest, message: NO_UPGRADE });
   };
-  const listener = createListener(config, routeRequests(routes, identify, log, logRefusal), log, upgrade);
+  const handleRequest = routeRequests(routes, identify, log, logRefusal);
+  const listener = createListener(config, handleRequest, log, upgrade);
+  // The replica-to-replica hop's listener: signed requests only, then the same routes.
+  const peer = cluster && config.cluster && new PeerListener(config.cluster, handleRequest, cluster, log);
 
   /**
    * Servers with an `app`: their browser apps at /apps/<server>/ (HTTP and WebSocket), and the endpoint
@@ -415,6 +434,13 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     restartBackends,
     async listen() {
       await gatewayAuth.open();
+      if (cluster && peer) {
+        await cluster.join(
+          { sessions: () => sessions.size, backends: () => pool.size },
+          { configHash: configHash(config), version: VERSION },
+        );
+        await peer.listen();
+      }
       const address = await listener.listen();
       await admin?.metricsListener?.listen();
       const watched: Record<string, readonly string[]> = {};
@@ -461,6 +487,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
             : 'gateway shutting down',
         );
         await pool.stopAll();
+        await peer?.close();
+        await cluster?.leave();
         apps?.proxy.close();
         await webSockets.close();
         listener.dropConnections();

@@ -79,6 +79,8 @@ export class BackendPool {
   readonly #crashLoops = new Map<string, { reason: string; until: number }>();
   readonly #owner: EventOwner;
   #stopped = false;
+  /** Told when a shared or per-user backend is stopped for good (a cluster releases its ownership). */
+  onstopped: (server: string, user: string | undefined) => void = () => {};
 
   /** `owner` names the gateway in its backends' events (observe/events.ts). */
   constructor(config: RelayConfig, launcher: BackendLauncher, log: Logger, owner: EventOwner = UNOWNED) {
@@ -86,6 +88,13 @@ export class BackendPool {
     this.#launcher = launcher;
     this.#log = log;
     this.#owner = owner;
+  }
+
+  /** Whether the shared (user undefined) or per-user backend of `server` runs here now. */
+  runs(server: string, user: string | undefined): boolean {
+    const mode = this.#config.servers[server]?.isolation;
+    if (mode === undefined || mode === 'per-session') return false;
+    return this.#instances.has(instanceKey(server, mode, user ?? '', ''));
   }
 
   /** Backends (running or being restarted) right now. */
@@ -292,6 +301,7 @@ export class BackendPool {
       this.#instances.delete(key);
       this.#log.info({ server: instance.mux.server }, 'stopping unused backend');
       void instance.mux.stop();
+      if (instance.session === undefined) this.onstopped(instance.mux.server, instance.user);
     };
     if (!config || config.isolation === 'per-session') {
       stop();

@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClusterRouting } from '../../cluster/routing.ts';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
@@ -58,10 +59,14 @@ export class McpEndpoint {
   /** The stateless path, for POSTs that claim 2026-07-28. */
   readonly #modern: ModernEndpoint;
 
-  constructor(config: RelayConfig, sessions: SessionManager, log: Logger) {
+  /** With several replicas: where a session or a backend lives when it is not here. */
+  readonly #routing: ClusterRouting | undefined;
+
+  constructor(config: RelayConfig, sessions: SessionManager, log: Logger, routing?: ClusterRouting) {
     this.#config = config;
     this.#sessions = sessions;
     this.#log = log;
+    this.#routing = routing;
     this.#modern = new ModernEndpoint(config, sessions, log);
   }
 
@@ -147,6 +152,7 @@ export class McpEndpoint {
     if (this.#config.servers[server]?.protocol !== 'legacy' && !isResponse(message)) {
       // The era is the body's: a 2026-07-28 request claims it in its _meta (protocol/modern.ts).
       if (claimedVersion(message) !== undefined) {
+        if (await this.#routing?.placeElsewhere(req, res, server, identity.user, body.body)) return;
         await this.#modern.handle(req, res, server, identity, message);
         return;
       }
@@ -164,9 +170,11 @@ export class McpEndpoint {
     if (!this.#checkVersionHeader(req, res, server, identity)) return;
     if (isRequest(message)) this.#advertise(res);
     if (isRequest(message) && message.method === 'initialize') {
+      if (await this.#routing?.placeElsewhere(req, res, server, identity.user, body.body)) return;
       await this.#initialize(message, res, server, identity, clientOf(req, message));
       return;
     }
+    if (await this.#elsewhere(req, res, server, identity, body.body)) return;
     const session = this.#findSession(req, res, server, identity, isRequest(message) ? message.id : null);
     if (!session) return;
     if (isRequest(message)) {
@@ -225,6 +233,7 @@ export class McpEndpoint {
       return;
     }
     if (!this.#checkVersionHeader(req, res, server, identity)) return;
+    if (await this.#elsewhere(req, res, server, identity)) return;
     const session = this.#findSession(req, res, server, identity, null);
     if (!session) return;
     const lastEventId = header(req, 'last-event-id');
@@ -265,10 +274,24 @@ export class McpEndpoint {
     server: string,
     identity: Identity,
   ): Promise<void> {
+    if (await this.#elsewhere(req, res, server, identity)) return;
     const session = this.#findSession(req, res, server, identity, null);
     if (!session) return;
     await session.close('deleted by the client');
     res.writeHead(204).end();
+  }
+
+  /** A session of another replica (its id names it): the request is forwarded there; true when answered. */
+  async #elsewhere(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: string,
+    identity: Identity,
+    body?: Buffer,
+  ): Promise<boolean> {
+    const sessionId = header(req, SESSION_HEADER);
+    if (!this.#routing || !sessionId || this.#sessions.get(sessionId, identity, server)) return false;
+    return this.#routing.forwardSession(req, res, sessionId, body);
   }
 
   #unavailable(res: ServerResponse, id: JsonRpcRequest['id'], text: string): void {

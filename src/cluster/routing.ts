@@ -1,0 +1,150 @@
+// Where a request belongs in a cluster: a session's requests at the replica its id names; a new
+// session (or a 2026-07-28 request) of a per-user or single-copy shared server at the replica that
+// owns that backend. A request that arrived elsewhere is forwarded once over the peer hop; one that
+// came over the hop is served where it landed (never forwarded again).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RelayConfig } from '../config/schema.ts';
+import { sendRpcError } from '../http/replies.ts';
+import type { Logger } from '../log.ts';
+import { ErrorCode } from '../protocol/jsonrpc.ts';
+import type { Cluster } from './cluster.ts';
+import { cameOverHop, forwardOverHop } from './peer-hop.ts';
+
+/** How long a placement decision is reused for the same backend before Redis is asked again. */
+const PLACEMENT_CACHE_MS = 2_000;
+
+export class ClusterRouting {
+  readonly #cluster: Cluster;
+  readonly #config: () => RelayConfig;
+  readonly #log: Logger;
+  /** Whether the local pool runs the backend of a (server, user) key: placed here even without Redis. */
+  readonly #runsLocally: (server: string, user: string | undefined) => boolean;
+  readonly #placed = new Map<string, { replica: string; until: number }>();
+
+  constructor(
+    cluster: Cluster,
+    config: () => RelayConfig,
+    log: Logger,
+    runsLocally: (server: string, user: string | undefined) => boolean,
+  ) {
+    this.#cluster = cluster;
+    this.#config = config;
+    this.#log = log;
+    this.#runsLocally = runsLocally;
+  }
+
+  get cluster(): Cluster {
+    return this.#cluster;
+  }
+
+  /**
+   * A request naming a session this replica does not hold: forwarded to the replica the id names when
+   * that one is alive (true: answered). False: not another live replica's; the caller answers 404.
+   */
+  async forwardSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    sessionId: string,
+    body?: Buffer,
+  ): Promise<boolean> {
+    if (cameOverHop(req)) return false;
+    const dot = sessionId.indexOf('.');
+    const replica = dot > 0 ? sessionId.slice(0, dot) : undefined;
+    if (replica === undefined || replica === this.#cluster.replica) return false;
+    const peerUrl = this.#cluster.peerOf(replica);
+    if (peerUrl === undefined || !(await this.#cluster.isAlive(replica))) return false;
+    await this.#forward(req, res, replica, peerUrl, body);
+    return true;
+  }
+
+  /**
+   * A request that places a backend (initialize; a 2026 request): served here (false), or forwarded to
+   * the owner, or refused with 503 while Redis cannot say who owns it (true: answered).
+   */
+  async placeElsewhere(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: string,
+    user: string,
+    body?: Buffer,
+  ): Promise<boolean> {
+    if (cameOverHop(req)) return false;
+    const config = this.#config().servers[server];
+    if (!config || config.isolation === 'per-session') return false;
+    if (config.isolation === 'shared' && config.placement === 'every-replica') return false;
+    const owner = config.isolation === 'shared' ? undefined : user;
+    const replica = await this.#ownerOf(server, owner);
+    if (replica === this.#cluster.replica) return false;
+    if (replica === undefined) {
+      sendRpcError(
+        res,
+        503,
+        ErrorCode.BackendUnavailable,
+        'the cluster cannot tell which replica runs this server now (Redis is unreachable); try again shortly',
+        { headers: { 'retry-after': '5' } },
+      );
+      return true;
+    }
+    const peerUrl = this.#cluster.peerOf(replica);
+    if (peerUrl === undefined) {
+      sendRpcError(
+        res,
+        503,
+        ErrorCode.BackendUnavailable,
+        `replica ${replica} runs this server but cannot be reached; try again`,
+        {
+          headers: { 'retry-after': '1' },
+        },
+      );
+      return true;
+    }
+    await this.#forward(req, res, replica, peerUrl, body);
+    return true;
+  }
+
+  /** The backend of (server, user) stopped here: its owner key is released, and the cached placement forgotten. */
+  released(server: string, user: string | undefined): void {
+    this.#placed.delete(placementKey(server, user));
+    this.#cluster.release(server, user);
+  }
+
+  /** The replica owning the backend, claimed for this one when free; undefined when Redis cannot tell. */
+  async #ownerOf(server: string, user: string | undefined): Promise<string | undefined> {
+    const key = placementKey(server, user);
+    const cached = this.#placed.get(key);
+    if (cached && cached.until > Date.now()) return cached.replica;
+    const ownership = await this.#cluster.own(server, user);
+    if ('unavailable' in ownership) {
+      // Without Redis no new owner is made; a backend already running here goes on serving.
+      if (this.#runsLocally(server, user)) return this.#cluster.replica;
+      this.#log.warn({ server, err: ownership.unavailable }, 'placement refused: Redis is unreachable');
+      return undefined;
+    }
+    const replica = ownership.here ? this.#cluster.replica : ownership.replica;
+    this.#placed.set(key, { replica, until: Date.now() + PLACEMENT_CACHE_MS });
+    return replica;
+  }
+
+  async #forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    replica: string,
+    peerUrl: string,
+    body?: Buffer,
+  ): Promise<void> {
+    this.#cluster.forwardsSent++;
+    this.#log.debug({ replica, path: req.url }, 'forwarded to the owner');
+    await forwardOverHop(req, res, {
+      peerUrl,
+      origin: this.#cluster.replica,
+      secret: this.#cluster.secret,
+      ...(body === undefined ? {} : { body }),
+    });
+    if (res.statusCode === 404) this.#placed.clear();
+  }
+}
+
+function placementKey(server: string, user: string | undefined): string {
+  return user === undefined ? server : `${server}\u0000${user}`;
+}

@@ -1,0 +1,233 @@
+// Three gateway replicas on one real redis-server, on loopback: session ids name their replica; a
+// session's requests sent to another replica are forwarded to the owner once (JSON and SSE replies);
+// per-user and single-copy shared backends run on exactly one replica whichever replica a user
+// reaches; every-replica servers run everywhere; a second process with a live replica id refuses to
+// start; unsigned requests on the peer listener are refused; with Redis down, established sessions
+// go on and new single-owner placements get 503 until it is back.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createKey } from '../src/auth/key-admin.ts';
+import { freePort } from '../src/backends/launcher.ts';
+import { buildConfig } from '../src/config/load.ts';
+import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
+import { silentLogger } from '../src/log.ts';
+import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
+import { startRedis, type TestRedis } from './helpers/redis.ts';
+
+const TIMEOUT = { timeout: 60_000 };
+const SECRET = 'a-cluster-secret-of-at-least-32-chars!';
+
+interface Replica {
+  id: string;
+  gateway: Gateway;
+  url: string;
+  peerPort: number;
+}
+
+const servers = {
+  mine: fixtureServer('well', { isolation: 'per-user' }),
+  scene: fixtureServer('well', { isolation: 'shared' }),
+  search: fixtureServer('well', { isolation: 'shared', placement: 'every-replica' }),
+  fresh: fixtureServer('well', { isolation: 'per-session' }),
+};
+
+async function startReplica(id: string, redis: string, keysFile: string, dir: string): Promise<Replica> {
+  const peerPort = await freePort();
+  const config = buildConfig(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      auth: { apiKeys: { file: keysFile } },
+      cluster: {
+        replica: id,
+        redis,
+        secret: SECRET,
+        keyPrefix: 'test:',
+        peer: { listen: `127.0.0.1:${peerPort}` },
+      },
+      servers,
+    },
+    dir,
+  );
+  const gateway = createGateway({ config, log: silentLogger });
+  await gateway.listen();
+  return { id, gateway, url: gateway.url, peerPort };
+}
+
+/** initialize + notifications/initialized on `url`; the session id. */
+async function open(url: string, key: string): Promise<string> {
+  const init = await rawPost(url, INITIALIZE, { authorization: `Bearer ${key}` });
+  assert.equal(init.status, 200, init.text);
+  const session = init.headers.get('mcp-session-id');
+  assert.ok(session);
+  await rawPost(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), {
+    authorization: `Bearer ${key}`,
+    'mcp-session-id': session,
+  });
+  return session;
+}
+
+let nextId = 100;
+async function call(
+  url: string,
+  key: string,
+  session: string,
+  name: string,
+  args: Record<string, unknown> = {},
+) {
+  const reply = await rawPost(
+    url,
+    JSON.stringify({ jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args } }),
+    { authorization: `Bearer ${key}`, 'mcp-session-id': session },
+  );
+  const answer = answerOf(reply) as { result?: unknown } | undefined;
+  return { status: reply.status, text: answer?.result === undefined ? '' : textOf(answer.result) };
+}
+
+describe('cluster: three replicas on Redis', () => {
+  let redis: TestRedis;
+  let dir: string;
+  let replicas: Replica[];
+  const keys: Record<string, string> = {};
+
+  before(async () => {
+    redis = await startRedis();
+    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-cluster-'));
+    const keysFile = join(dir, 'keys.yaml');
+    for (const user of ['alice', 'bob']) keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
+    replicas = [];
+    for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, redis.url, keysFile, dir));
+  });
+  after(async () => {
+    await Promise.all(replicas.map((replica) => replica.gateway.close()));
+    await redis.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const at = (index: number, server: string) => `${replicas[index]?.url}/mcp/${server}`;
+
+  it(
+    'names the replica in session ids and forwards a session’s requests sent elsewhere',
+    TIMEOUT,
+    async () => {
+      const alice = keys.alice as string;
+      const session = await open(at(0, 'fresh'), alice);
+      assert.match(session, /^r1\.[A-Za-z0-9_-]{22}$/);
+      const pid = (await call(at(0, 'fresh'), alice, session, 'pid')).text;
+      // The same session through r2 and r3: forwarded to r1, the same backend answers.
+      assert.equal((await call(at(1, 'fresh'), alice, session, 'pid')).text, pid);
+      assert.equal((await call(at(2, 'fresh'), alice, session, 'echo', { text: 'via r3' })).text, 'via r3');
+      // An SSE reply (progress before the result) comes through the hop too.
+      const progress = await rawPost(
+        at(1, 'fresh'),
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 9,
+          method: 'tools/call',
+          params: { name: 'progress', arguments: { steps: 3 }, _meta: { progressToken: 'p' } },
+        }),
+        { authorization: `Bearer ${alice}`, 'mcp-session-id': session },
+      );
+      assert.match(progress.headers.get('content-type') ?? '', /text\/event-stream/);
+      assert.equal((progress.text.match(/notifications\/progress/g) ?? []).length, 3);
+      // Another user's credential with alice's session id: as unknown on every replica.
+      const stolen = await call(at(1, 'fresh'), keys.bob as string, session, 'pid');
+      assert.equal(stolen.status, 404);
+      assert.ok((replicas[1]?.gateway as unknown as object) !== undefined);
+    },
+  );
+
+  it('runs a per-user backend on one replica, whichever replica the user reaches', TIMEOUT, async () => {
+    const bob = keys.bob as string;
+    const sessions = await Promise.all(replicas.map((_replica, index) => open(at(index, 'mine'), bob)));
+    const owner = sessions[0]?.slice(0, 2);
+    for (const session of sessions)
+      assert.equal(session.slice(0, 2), owner, 'every session placed on the owner');
+    const pids = await Promise.all(
+      sessions.map((session, index) => call(at(index, 'mine'), bob, session, 'pid')),
+    );
+    assert.equal(new Set(pids.map((pid) => pid.text)).size, 1);
+  });
+
+  it(
+    'keeps one copy of a single shared server and one per replica of an every-replica server',
+    TIMEOUT,
+    async () => {
+      const alice = keys.alice as string;
+      const scenePids = new Set<string>();
+      const searchPids = new Set<string>();
+      for (let index = 0; index < 3; index++) {
+        const scene = await open(at(index, 'scene'), alice);
+        scenePids.add((await call(at(index, 'scene'), alice, scene, 'pid')).text);
+        const search = await open(at(index, 'search'), alice);
+        assert.equal(search.slice(0, 2), replicas[index]?.id);
+        searchPids.add((await call(at(index, 'search'), alice, search, 'pid')).text);
+      }
+      assert.equal(scenePids.size, 1);
+      assert.equal(searchPids.size, 3);
+    },
+  );
+
+  it('refuses unsigned requests on the peer listener', TIMEOUT, async () => {
+    const reply = await rawPost(`http://127.0.0.1:${replicas[0]?.peerPort}/mcp/fresh`, INITIALIZE, {
+      authorization: `Bearer ${keys.alice}`,
+    });
+    assert.equal(reply.status, 403);
+  });
+
+  it('refuses to start a second process with a live replica id', TIMEOUT, async () => {
+    const config = buildConfig(
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        auth: { apiKeys: { file: join(dir, 'keys.yaml') } },
+        cluster: {
+          replica: 'r2',
+          redis: redis.url,
+          secret: SECRET,
+          keyPrefix: 'test:',
+          peer: { listen: `127.0.0.1:${await freePort()}` },
+        },
+        servers,
+      },
+      dir,
+    );
+    const twin = createGateway({ config, log: silentLogger });
+    await assert.rejects(twin.listen(), /replica id r2 is in use by a live process/);
+    await twin.close();
+  });
+
+  it(
+    'with Redis down: sessions go on, new single-owner placements get 503, then it resumes',
+    TIMEOUT,
+    async () => {
+      const alice = keys.alice as string;
+      const established = await open(at(0, 'fresh'), alice);
+      await redis.stop();
+      try {
+        assert.equal(
+          (await call(at(0, 'fresh'), alice, established, 'echo', { text: 'still here' })).text,
+          'still here',
+        );
+        // A per-session server needs no owner: new sessions are fine.
+        await open(at(1, 'fresh'), alice);
+        // A per-user backend nobody runs yet cannot be placed without Redis.
+        const refused = await rawPost(at(2, 'mine'), INITIALIZE, { authorization: `Bearer ${keys.alice}` });
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers.get('retry-after'), '5');
+      } finally {
+        await redis.start();
+      }
+      const deadline = Date.now() + 15_000;
+      let status = 0;
+      while (Date.now() < deadline) {
+        status = (await rawPost(at(2, 'mine'), INITIALIZE, { authorization: `Bearer ${keys.alice}` })).status;
+        if (status === 200) break;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      assert.equal(status, 200);
+    },
+  );
+});
