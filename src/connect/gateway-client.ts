@@ -417,7 +417,7 @@ export async function discard(response: Dispatcher.ResponseData): Promise<void> 
  * Reads a JSON reply: its bytes kept as they come and decoded once at the end (linear), and stopped at
  * the size limit rather than after buffering whatever the gateway sends.
  */
-async function readJsonMessages(response: Dispatcher.ResponseData): Promise<Reply> {
+export async function readJsonMessages(response: Dispatcher.ResponseData): Promise<Reply> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of response.body as AsyncIterable<Buffer>) {
