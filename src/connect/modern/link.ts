@@ -27,6 +27,7 @@ import { claimedVersion, isListen, routingHeaders } from './envelope.ts';
 import { eventMessage, type ModernHttp } from './http.ts';
 import { ListenStreams } from './listen.ts';
 import { Slots } from './slots.ts';
+import { ToolHeaders } from './tool-headers.ts';
 
 export interface ModernLinkOptions {
   http: ModernHttp;
@@ -52,9 +53,11 @@ export class ModernLink {
   readonly #pending: PendingRequests;
   readonly #slots = new Slots(MAX_CONCURRENT_POSTS);
   readonly #listens: ListenStreams;
+  readonly #tools: ToolHeaders;
 
   constructor(options: ModernLinkOptions) {
     this.#options = options;
+    this.#tools = new ToolHeaders(options.log);
     this.#pending = new PendingRequests(options.requestTimeoutMs, (request) => this.#onTimeout(request));
     this.#listens = new ListenStreams({
       post: (request, signal) => this.#post(request, signal),
@@ -147,7 +150,8 @@ export class ModernLink {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#options.http.post(message, routingHeaders(message, version), {
+        const headers = { ...routingHeaders(message, version), ...this.#tools.headersFor(message) };
+        return await this.#options.http.post(message, headers, {
           signal,
           interactive: true,
         });
@@ -207,9 +211,9 @@ export class ModernLink {
       return undefined;
     }
     if (!this.#pending.take(entry.id)) return undefined;
-    return message.id === entry.id
-      ? this.#options.write(message, raw)
-      : this.#options.write({ ...message, id: entry.id });
+    if (message.id !== entry.id) return this.#options.write({ ...message, id: entry.id });
+    const filtered = entry.method === 'tools/list' ? this.#tools.filterList(message) : undefined;
+    return filtered ? this.#options.write(filtered) : this.#options.write(message, raw);
   }
 
   async #oneWay(message: JsonRpcMessage): Promise<void> {
