@@ -274,6 +274,34 @@ describe('connect: a 2026-07-28 client against a 2026-07-28 server', () => {
       await raw.close();
     }
   });
+  it('raw lines: a refusal with a JSON-RPC body comes back as that error; a broken stream is an error, never a re-send', async () => {
+    const raw = new RawBridge(fixture.url, { MCP_RELAY_TOKEN: TOKEN });
+    try {
+      await raw.ready();
+      raw.send({ id: 1, method: 'tools/list', params: { _meta: ENVELOPE } });
+      await raw.answer(1);
+      const future = { ...ENVELOPE, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' };
+      raw.send({ id: 2, method: 'tools/list', params: { _meta: future } });
+      const refused = (await raw.answer(2)).error as { code: number; data?: { supported?: string[] } };
+      assert.equal(refused.code, -32022);
+      assert.deepEqual(refused.data?.supported, [MODERN]);
+      raw.send({
+        id: 3,
+        method: 'tools/call',
+        params: { name: 'slow', arguments: { text: 'dropped' }, _meta: ENVELOPE },
+      });
+      await until(() => fixture.started.includes('dropped'));
+      fixture.dropConnections();
+      const lost = (await raw.answer(3)).error as { code: number; message: string };
+      assert.equal(lost.code, -32000);
+      assert.match(lost.message, /may have run; not sent again/);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(fixture.started.filter((text) => text === 'dropped').length, 1);
+      assert.ok(raw.lines.every((line) => !isRequestMessage(line)));
+    } finally {
+      await raw.close();
+    }
+  });
 });
 
 describe('connect: a probe, then initialize on the same process (the mcp-relay gateway, legacy path)', () => {

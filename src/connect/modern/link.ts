@@ -140,7 +140,9 @@ export class ModernLink {
     } catch (error) {
       if (!this.#pending.has(entry)) return; // answered, timed out, cancelled or closing
       this.#pending.take(request.id);
-      this.#options.write(errorResponse(request.id, codeFor(error), messageFor(request, error, sent)));
+      const lost = sent || mayHaveRun(error);
+      const code = lost ? ErrorCode.BackendUnavailable : codeFor(error);
+      this.#options.write(errorResponse(request.id, code, messageFor(request, error, lost)));
     }
   }
 
@@ -243,6 +245,13 @@ export class ModernLink {
 
 function codeFor(error: unknown): number {
   return error instanceof GatewayError ? jsonRpcCodeFor(error.kind) : ErrorCode.InternalError;
+}
+
+/** A POST that failed without an answer may still have reached the server, unless it certainly did not. */
+function mayHaveRun(error: unknown): boolean {
+  if (!(error instanceof GatewayError)) return false;
+  if (error.unsent) return false;
+  return error.kind === 'unreachable' || error.kind === 'unavailable' || error.kind === 'protocol';
 }
 
 /** Honest about what may have happened: once the POST was taken, the request may have run. */
