@@ -127,6 +127,8 @@ class StdioHttpBridge implements Bridge {
   readonly #httpOptions: GatewayClientOptions;
   #modernHttp: ModernHttp | undefined;
   #modern: ModernLink | undefined;
+  /** 2026-07-28 is Streamable HTTP only: not for ws:// URLs nor --transport sse|ws. */
+  readonly #modernPossible: boolean;
   /** Probes waiting for the server, by id; an entry removed before the answer means "cancelled". */
   readonly #probes = new Map<string, AbortController>();
 
@@ -150,9 +152,13 @@ class StdioHttpBridge implements Bridge {
       idleTimeoutMs: options.idleTimeoutMs,
       userAgent: `mcp-relay/${VERSION} (connect)`,
     };
+    const transport = options.transport ?? 'auto';
+    this.#modernPossible =
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      (transport === 'auto' || transport === 'http');
     this.#client = createConnection({
       ...this.#httpOptions,
-      transport: options.transport ?? 'auto',
+      transport,
       log: this.#log,
     });
     this.#pending = new PendingRequests(this.#requestTimeoutMs, (request) => this.#onTimeout(request));
@@ -229,7 +235,7 @@ class StdioHttpBridge implements Bridge {
     const version = claimedVersion(message);
     // A 2025 client's notification before initialize decides nothing, as it did before eras.
     if (isNotification(message) && version === undefined) return false;
-    if (version !== undefined && !isResponse(message)) {
+    if (version !== undefined && !isResponse(message) && this.#modernPossible) {
       this.#era = 'modern';
       this.#modern = new ModernLink({
         http: this.#modernClient(),
@@ -259,6 +265,10 @@ class StdioHttpBridge implements Bridge {
       this.#write(
         errorResponse(request.id, ErrorCode.InvalidRequest, 'Invalid request: this id is already in use'),
       );
+      return;
+    }
+    if (!this.#modernPossible) {
+      this.#write(errorResponse(request.id, ErrorCode.MethodNotFound, 'Method not found'));
       return;
     }
     const withdrawn = new AbortController();
