@@ -21,7 +21,7 @@ import {
   type JsonRpcRequest,
   validateMessage,
 } from '../protocol/jsonrpc.ts';
-import { cancelledRequestId, idKey } from '../protocol/mcp.ts';
+import { cancelledRequestId } from '../protocol/mcp.ts';
 import { sanitize } from '../util/sanitize.ts';
 import { VERSION } from '../version.ts';
 import type { AuthProvider } from './auth.ts';
@@ -30,10 +30,7 @@ import { type BridgeLog, silentBridgeLog } from './diagnostics.ts';
 import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
 import { GatewayError, jsonRpcCodeFor } from './errors.ts';
 import type { GatewayClientOptions } from './gateway-client.ts';
-import { claimedVersion } from './modern/envelope.ts';
-import { ModernHttp } from './modern/http.ts';
-import { ModernLink } from './modern/link.ts';
-import { answerProbe } from './modern/probe.ts';
+import { EraGate } from './modern/era.ts';
 import { MessageOutput, type MessageText } from './output.ts';
 import { type PendingRequest, PendingRequests } from './pending.ts';
 import { reinitialize } from './reinitialize.ts';
@@ -122,16 +119,8 @@ class StdioHttpBridge implements Bridge {
   #sessionLost = false;
   #recovering: Promise<void> | undefined;
   #eventStream: AbortController | undefined;
-  /** Decided by the client's first message other than a `server/discover` probe. */
-  #era: 'undecided' | 'legacy' | 'modern' = 'undecided';
-  readonly #httpOptions: GatewayClientOptions;
-  #modernHttp: ModernHttp | undefined;
-  #modern: ModernLink | undefined;
-  /** 2026-07-28 is Streamable HTTP only: not for ws:// URLs nor --transport sse|ws. */
-  readonly #modernPossible: boolean;
-  /** Probes waiting for the server, by id; an entry removed before the answer means "cancelled". */
-  readonly #probes = new Map<string, AbortController>();
-
+  /** Which era the client speaks (modern/era.ts): decided by its first message other than a probe. */
+  readonly #era: EraGate;
   constructor(options: BridgeOptions) {
     const url = typeof options.url === 'string' ? new URL(options.url) : options.url;
     this.#log = options.log ?? silentBridgeLog;
@@ -141,7 +130,7 @@ class StdioHttpBridge implements Bridge {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#retryDelaysMs = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     this.#outageWaitMs = options.outageWaitMs ?? DEFAULT_OUTAGE_WAIT_MS;
-    this.#httpOptions = {
+    const httpOptions: GatewayClientOptions = {
       url,
       headers: options.headers ?? {},
       auth: options.auth,
@@ -153,15 +142,27 @@ class StdioHttpBridge implements Bridge {
       userAgent: `mcp-relay/${VERSION} (connect)`,
     };
     const transport = options.transport ?? 'auto';
-    this.#modernPossible =
-      (url.protocol === 'http:' || url.protocol === 'https:') &&
-      (transport === 'auto' || transport === 'http');
     this.#client = createConnection({
-      ...this.#httpOptions,
+      ...httpOptions,
       transport,
       log: this.#log,
     });
     this.#pending = new PendingRequests(this.#requestTimeoutMs, (request) => this.#onTimeout(request));
+    this.#era = new EraGate({
+      http: httpOptions,
+      // 2026-07-28 is Streamable HTTP only: not for ws:// URLs nor --transport sse|ws.
+      modernPossible:
+        (url.protocol === 'http:' || url.protocol === 'https:') &&
+        (transport === 'auto' || transport === 'http'),
+      displayUrl: this.#client.displayUrl,
+      write: (message, raw) => this.#write(message, raw),
+      track: (work) => this.#track(work),
+      log: this.#log,
+      requestTimeoutMs: this.#requestTimeoutMs,
+      retryDelaysMs: this.#retryDelaysMs,
+      outageWaitMs: this.#outageWaitMs,
+      signal: this.#root.signal,
+    });
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -206,92 +207,13 @@ class StdioHttpBridge implements Bridge {
       this.#write(errorResponse(message.id, ErrorCode.InvalidRequest, `Invalid request: ${message.reason}`));
       return;
     }
-    if (this.#era === 'undecided' && this.#beforeEra(message)) return;
-    if (this.#modern) {
-      this.#track(this.#modern.handle(message));
+    if (this.#era.handledBefore(message)) return;
+    const modern = this.#era.modern;
+    if (modern) {
+      this.#track(modern.handle(message));
       return;
     }
     this.#track(isRequest(message) ? this.#sendRequest(message) : this.#sendOneWay(message));
-  }
-
-  /**
-   * Before the era is known: a probe is answered on the side, a cancel of one withdraws it, and the
-   * first other request (or a notification with a claim) decides. True when the message was handled.
-   */
-  #beforeEra(message: JsonRpcMessage): boolean {
-    if (isRequest(message) && message.method === 'server/discover') {
-      this.#track(this.#answerProbe(message));
-      return true;
-    }
-    if (isNotification(message) && message.method === 'notifications/cancelled') {
-      const requestId = cancelledRequestId(message.params);
-      const probe = requestId === undefined ? undefined : this.#probes.get(idKey(requestId));
-      if (requestId !== undefined && probe) {
-        this.#probes.delete(idKey(requestId));
-        probe.abort();
-        return true;
-      }
-    }
-    const version = claimedVersion(message);
-    // A 2025 client's notification before initialize decides nothing, as it did before eras.
-    if (isNotification(message) && version === undefined) return false;
-    if (version !== undefined && !isResponse(message) && this.#modernPossible) {
-      this.#era = 'modern';
-      this.#modern = new ModernLink({
-        http: this.#modernClient(),
-        version,
-        write: (reply, raw) => this.#write(reply, raw),
-        log: this.#log,
-        requestTimeoutMs: this.#requestTimeoutMs,
-        retryDelaysMs: this.#retryDelaysMs,
-        outageWaitMs: this.#outageWaitMs,
-        signal: this.#root.signal,
-      });
-      this.#log.info(
-        `the client speaks MCP ${sanitize(version, 40)}: one POST per request to ${this.#client.displayUrl}`,
-      );
-      return false;
-    }
-    this.#era = 'legacy';
-    // A probe still out is answered "Method not found" now: the client has chosen initialize.
-    for (const probe of this.#probes.values()) probe.abort();
-    return false;
-  }
-
-  /** Answers a pre-era `server/discover` (modern/probe.ts); never starts a sign-in or a session. */
-  async #answerProbe(request: JsonRpcRequest): Promise<void> {
-    const key = idKey(request.id);
-    if (this.#probes.has(key)) {
-      this.#write(
-        errorResponse(request.id, ErrorCode.InvalidRequest, 'Invalid request: this id is already in use'),
-      );
-      return;
-    }
-    if (!this.#modernPossible) {
-      this.#write(errorResponse(request.id, ErrorCode.MethodNotFound, 'Method not found'));
-      return;
-    }
-    const withdrawn = new AbortController();
-    this.#probes.set(key, withdrawn);
-    const started = Date.now();
-    try {
-      const answer = await answerProbe(request, {
-        http: this.#modernClient(),
-        log: this.#log,
-        signal: AbortSignal.any([this.#root.signal, withdrawn.signal]),
-      });
-      if (this.#probes.get(key) !== withdrawn || this.#closing) return; // cancelled by the client
-      const verdict = 'error' in answer ? 'no 2026-07-28 answer' : 'a 2026-07-28 server';
-      this.#log.info(`server/discover answered in ${Date.now() - started} ms (${verdict})`);
-      this.#write(answer);
-    } finally {
-      if (this.#probes.get(key) === withdrawn) this.#probes.delete(key);
-    }
-  }
-
-  #modernClient(): ModernHttp {
-    this.#modernHttp ??= new ModernHttp(this.#httpOptions);
-    return this.#modernHttp;
   }
 
   async #sendRequest(request: JsonRpcRequest): Promise<void> {
@@ -535,9 +457,9 @@ class StdioHttpBridge implements Bridge {
         this.#write(
           errorResponse(id, ErrorCode.BackendUnavailable, 'mcp-relay: the bridge is shutting down'),
         );
-      for (const id of this.#modern?.endListens() ?? []) shutting(id);
+      for (const id of this.#era.modern?.endListens() ?? []) shutting(id);
       if (drain && this.#inFlight.size > 0) await settleWithin([...this.#inFlight], this.#closeTimeoutMs);
-      for (const id of this.#modern?.drain() ?? []) shutting(id);
+      for (const id of this.#era.modern?.drain() ?? []) shutting(id);
       for (const request of this.#pending.drain()) {
         request.abort.abort();
         this.#write(
@@ -549,7 +471,7 @@ class StdioHttpBridge implements Bridge {
       this.#messages.release();
       await this.#client.terminate(this.#closeTimeoutMs);
       await this.#client.close();
-      await this.#modernHttp?.close();
+      await this.#era.close();
       this.#log.debug('bridge closed');
     })().catch((error: unknown) => {
       this.#log.error(`error while closing: ${errorText(error)}`);
