@@ -43,10 +43,11 @@ export async function answerProbe(request: JsonRpcRequest, options: ProbeOptions
     AbortSignal.timeout(options.timeoutMs ?? PROBE_TIMEOUT_MS),
   ]);
   try {
-    const reply = await options.http.post(request, routingHeaders(request, version), {
+    // The signal bounds the credentials too: an OAuth refresh may wait on another bridge's lock.
+    const reply = await untilAborted(
+      options.http.post(request, routingHeaders(request, version), { signal, interactive: false }),
       signal,
-      interactive: false,
-    });
+    );
     let answer: JsonRpcMessage | undefined;
     if (reply.kind === 'json') answer = reply.messages.find((message) => isModernAnswer(message, request));
     else if (reply.kind === 'stream') {
@@ -69,6 +70,25 @@ export async function answerProbe(request: JsonRpcRequest, options: ProbeOptions
     options.log.debug(`server/discover: ${errorText(error)}; answered "Method not found"`);
   }
   return legacy;
+}
+
+/** The promise's outcome, or the signal's reason as soon as it aborts (the work goes on unobserved). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function isModernAnswer(message: JsonRpcMessage, request: JsonRpcRequest): boolean {
