@@ -5,6 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -300,6 +302,60 @@ describe('connect: a 2026-07-28 client against a 2026-07-28 server', () => {
       assert.ok(raw.lines.every((line) => !isRequestMessage(line)));
     } finally {
       await raw.close();
+    }
+  });
+});
+
+describe('connect: a 2026-07-28 server that misbehaves', () => {
+  it('relays an SSE answer message by message and drops a request the server puts on the stream', async () => {
+    // A hand-written server: every POST gets an event stream with a request (which 2026 servers
+    // must not send), a progress notification, then the result.
+    const server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (chunk: string) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        const { id } = JSON.parse(body) as { id: unknown };
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const event = (message: unknown) => res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+        event({
+          jsonrpc: '2.0',
+          id: 'server-asks',
+          method: 'elicitation/create',
+          params: { message: 'name?' },
+        });
+        event({
+          jsonrpc: '2.0',
+          method: 'notifications/progress',
+          params: { progressToken: 'p', progress: 1 },
+        });
+        event({
+          jsonrpc: '2.0',
+          id,
+          result: { resultType: 'complete', content: [{ type: 'text', text: 'done' }] },
+        });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const raw = new RawBridge(`http://127.0.0.1:${port}/mcp`, {});
+    try {
+      await raw.ready();
+      const meta = { ...ENVELOPE, progressToken: 'p' };
+      raw.send({ id: 7, method: 'tools/call', params: { name: 'x', arguments: {}, _meta: meta } });
+      const answer = (await raw.answer(7)).result as { content: { text: string }[] };
+      assert.equal(answer.content[0]?.text, 'done');
+      assert.deepEqual(
+        raw.lines.map((line) => line.method ?? line.id),
+        ['notifications/progress', 7],
+      );
+      assert.match(raw.stderr, /dropped a request from the server \(elicitation\/create\)/);
+    } finally {
+      await raw.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

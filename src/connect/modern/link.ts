@@ -197,7 +197,7 @@ export class ModernLink {
     if (isRequest(message)) {
       // spec stdio.mdx: a server MUST NOT write requests to stdout; a 2026 server sends none.
       this.#options.log.warn(
-        `dropped a ${sanitize(message.method, 60)} request from the server: 2026-07-28 servers send no requests`,
+        `dropped a request from the server (${sanitize(message.method, 60)}): 2026-07-28 servers send none`,
       );
       return undefined;
     }

@@ -145,7 +145,7 @@ export class ListenStreams {
     const relay = async (message: JsonRpcMessage, raw?: MessageText) => {
       outcome.received++;
       if (isRequest(message)) {
-        this.#options.log.warn(`dropped a ${sanitize(message.method, 60)} request from the server`);
+        this.#options.log.warn(`dropped a request from the server (${sanitize(message.method, 60)})`);
         return;
       }
       if (isResponse(message)) {
