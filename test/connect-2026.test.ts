@@ -412,6 +412,23 @@ describe('connect: a probe, then initialize on the same process (the mcp-relay g
     });
   }
 
+  it('an auto SDK v2 client falls back to initialize through the bridge and calls tools', async () => {
+    const started = Date.now();
+    const bridged = await connectSdk(`${gateway.url}/mcp/echo`, 'auto', {
+      MCP_RELAY_TOKEN: gateway.keys.alice ?? '',
+    });
+    try {
+      console.log(
+        `# auto client connected over the legacy path in ${Date.now() - started} ms (sibling probe included)`,
+      );
+      const result = await bridged.client.callTool({ name: 'echo', arguments: { text: 'legacy' } });
+      assert.deepEqual(texts(result), ['legacy']);
+      assert.ok(bridged.received.every((message) => !isRequestMessage(message)));
+    } finally {
+      await bridged.close();
+    }
+  });
+
   it('answers a probe without credentials at once, and never signs in for it', async () => {
     const raw = new RawBridge(`${gateway.url}/mcp/echo`, { MCP_RELAY_BROWSER: 'false' });
     try {
