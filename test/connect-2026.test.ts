@@ -360,7 +360,7 @@ describe('connect: a 2026-07-28 server that misbehaves', () => {
   });
 });
 
-describe('connect: a probe, then initialize on the same process (the mcp-relay gateway, legacy path)', () => {
+describe('connect: a probe, then initialize on the same process (the mcp-relay gateway)', () => {
   let gateway: TestGateway;
   before(async () => {
     gateway = await startGateway({ servers: { echo: fixtureServer() } }, { users: ['alice'] });
@@ -393,9 +393,13 @@ describe('connect: a probe, then initialize on the same process (the mcp-relay g
           `# probe answered ${how} in ${ms} ms: ${JSON.stringify(probe.error ?? 'a DiscoverResult')}`,
         );
         assert.ok(ms < 1_700, `the probe took ${ms} ms`);
-        // Today's gateway is legacy: "Method not found", what an SDK 1.x server answers. A dual-era
-        // gateway may answer a DiscoverResult instead; either is a complete answer.
-        if ('error' in probe) assert.equal((probe.error as { code: number }).code, -32601);
+        // Sent after the answer, the probe gets the dual-era gateway's DiscoverResult; sent before it,
+        // the initialize decides the era and the open probe is answered "Method not found" at once.
+        if (wait)
+          assert.deepEqual((probe.result as { supportedVersions: string[] }).supportedVersions, [
+            '2026-07-28',
+          ]);
+        else assert.equal((probe.error as { code: number }).code, -32601);
         const init = (await raw.answer(1)).result as {
           protocolVersion: string;
           serverInfo: { name: string };
@@ -412,15 +416,14 @@ describe('connect: a probe, then initialize on the same process (the mcp-relay g
     });
   }
 
-  it('an auto SDK v2 client falls back to initialize through the bridge and calls tools', async () => {
+  it('an auto SDK v2 client goes 2026-07-28 through the bridge to the gateway and calls tools', async () => {
     const started = Date.now();
     const bridged = await connectSdk(`${gateway.url}/mcp/echo`, 'auto', {
       MCP_RELAY_TOKEN: gateway.keys.alice ?? '',
     });
     try {
-      console.log(
-        `# auto client connected over the legacy path in ${Date.now() - started} ms (sibling probe included)`,
-      );
+      console.log(`# auto client connected in ${Date.now() - started} ms (sibling probe included)`);
+      assert.equal(bridged.client.getNegotiatedProtocolVersion(), '2026-07-28');
       const result = await bridged.client.callTool({ name: 'echo', arguments: { text: 'legacy' } });
       assert.deepEqual(texts(result), ['legacy']);
       assert.ok(bridged.received.every((message) => !isRequestMessage(message)));

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/stdio';
+import { BRIDGE_BASE_ENV } from './helpers/cli.ts';
 import {
   answerOf,
   connectClient,
@@ -19,6 +21,7 @@ import {
 
 const TIMEOUT = { timeout: 30_000 };
 const SDK1_SERVER = fileURLToPath(new URL('./fixtures/sdk1-server.mjs', import.meta.url));
+const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
 const MODERN = '2026-07-28';
 
 function sdk1Server(extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -345,6 +348,49 @@ describe('2026-07-28 clients at the gateway', () => {
       assert.notEqual(client.getNegotiatedProtocolVersion(), MODERN);
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'legacy' } })), 'legacy');
       await client.close();
+    },
+  );
+
+  it(
+    'the whole path: an SDK v2 stdio client pinned to 2026-07-28 → connect → gateway → 2025 backend',
+    TIMEOUT,
+    async () => {
+      const client = new ClientV2(
+        { name: 'v2-stdio', version: '2.4.0' },
+        { versionNegotiation: { mode: { pin: MODERN } }, capabilities: { elicitation: { form: {} } } },
+      );
+      client.setRequestHandler('elicitation/create', async () => ({
+        action: 'accept',
+        content: { name: 'Desk' },
+      }));
+      const changed = new Promise<void>((resolve) =>
+        client.setNotificationHandler('notifications/tools/list_changed', () => resolve()),
+      );
+      await client.connect(
+        new StdioV2({
+          command: process.execPath,
+          args: [RUN_CLI, 'connect', url],
+          env: { ...BRIDGE_BASE_ENV, MCP_RELAY_TOKEN: gw.keys.bob as string },
+          stderr: 'ignore',
+        }),
+      );
+      try {
+        assert.equal(client.getNegotiatedProtocolVersion(), MODERN);
+        assert.equal(
+          textOf(await client.callTool({ name: 'echo', arguments: { text: 'bridged' } })),
+          'bridged',
+        );
+        assert.equal(
+          textOf(await client.callTool({ name: 'ask', arguments: { question: '?' } })),
+          'hello Desk',
+        );
+        const subscription = await client.listen({ toolsListChanged: true });
+        await client.callTool({ name: 'grow', arguments: { name: 'bridged-sprout' } });
+        await changed;
+        await subscription.close();
+      } finally {
+        await client.close();
+      }
     },
   );
 
