@@ -20,6 +20,7 @@ const root: CommandDef = {
     keys: () => import('./commands/keys.ts').then((m) => m.keysCommand),
     claude: () => import('./commands/claude.ts').then((m) => m.claudeCommand),
     demo: () => import('./commands/demo.ts').then((m) => m.demoCommand),
+    cluster: () => import('./commands/cluster.ts').then((m) => m.clusterCommand),
     deploy: () => import('./commands/deploy.ts').then((m) => m.deployCommand),
     ssh: () => import('./commands/ssh.ts').then((m) => m.sshCommand),
     doctor: () => import('./commands/doctor.ts').then((m) => m.doctorCommand),

@@ -62,6 +62,8 @@ export interface Member {
   replica: string;
   epoch: string;
   peerUrl: string;
+  /** host:port of its gateway listener, where a load balancer sends clients. */
+  address: string;
   alive: boolean;
   sessions: number;
   backends: number;
@@ -74,6 +76,14 @@ export interface Member {
 export interface ReplicaLoad {
   sessions(): number;
   backends(): number;
+}
+
+/** What the registry says of this replica besides its load. */
+export interface ReplicaInfo {
+  configHash: string;
+  version: string;
+  /** host:port of the gateway listener (known once it listens). */
+  address(): string;
 }
 
 /** Where a single-owner backend is: here, at a live replica, or unknown because Redis is unreachable. */
@@ -91,7 +101,7 @@ export class Cluster {
   #heartbeat: NodeJS.Timeout | undefined;
   #registry: NodeJS.Timeout | undefined;
   #load: ReplicaLoad = { sessions: () => 0, backends: () => 0 };
-  #info: { configHash: string; version: string } = { configHash: '', version: '' };
+  #info: ReplicaInfo = { configHash: '', version: '', address: () => '' };
   readonly startedAt = Date.now();
   /** Requests this replica forwarded to the owner, and received forwarded (metrics, tests). */
   forwardsSent = 0;
@@ -121,7 +131,7 @@ export class Cluster {
    * Joins the cluster: Redis reachable, the id not held by a live process (waits one heartbeat TTL
    * for a previous run's key to lapse), leftovers of this replica's earlier runs released.
    */
-  async join(load: ReplicaLoad, info: { configHash: string; version: string }): Promise<void> {
+  async join(load: ReplicaLoad, info: ReplicaInfo): Promise<void> {
     this.#load = load;
     this.#info = info;
     await this.redis.connect();
@@ -167,6 +177,12 @@ export class Cluster {
   /** The other replicas and this one, as last read from the registry. */
   members(): Member[] {
     return [...this.#members.values()];
+  }
+
+  /** Writes the registry entry now (the listener's address became known). */
+  async announce(): Promise<void> {
+    await this.#writeRegistry();
+    await this.#readMembers();
   }
 
   /** A live replica's peer URL (from the last registry read), or undefined. */
@@ -274,6 +290,7 @@ export class Cluster {
       await client.hSet(key, {
         epoch: this.epoch,
         peerUrl: this.peerUrl,
+        address: this.#info.address(),
         sessions: String(this.#load.sessions()),
         backends: String(this.#load.backends()),
         configHash: this.#info.configHash,
@@ -286,30 +303,52 @@ export class Cluster {
   }
 
   async #readMembers(): Promise<void> {
-    const ids = await this.redis.run((client) => client.sMembers(this.redis.key('replicas')));
-    const seen = new Set<string>();
-    for (const id of ids) {
-      const [entry, alive] = await this.redis.run((client) =>
-        Promise.all([client.hGetAll(this.redis.key('replica', id)), client.get(this.redis.key('alive', id))]),
-      );
-      if (!entry.epoch) {
-        // Gone for longer than the registry entry lives: forgotten.
-        await this.redis.run((client) => client.sRem(this.redis.key('replicas'), id));
-        continue;
-      }
-      seen.add(id);
-      this.#members.set(id, {
-        replica: id,
-        epoch: entry.epoch,
-        peerUrl: entry.peerUrl ?? '',
-        alive: alive === entry.epoch,
-        sessions: Number(entry.sessions ?? 0),
-        backends: Number(entry.backends ?? 0),
-        configHash: entry.configHash ?? '',
-        version: entry.version ?? '',
-        startedAt: Number(entry.startedAt ?? 0),
-      });
-    }
-    for (const id of this.#members.keys()) if (!seen.has(id)) this.#members.delete(id);
+    const members = await readRegistry(this.redis);
+    this.#members.clear();
+    for (const member of members) this.#members.set(member.replica, member);
   }
+}
+
+/** The replicas the registry holds, each with whether its heartbeat is there; forgets long-gone ones. */
+export async function readRegistry(redis: RedisLink): Promise<Member[]> {
+  const ids = await redis.run((client) => client.sMembers(redis.key('replicas')));
+  const members: Member[] = [];
+  for (const id of ids.sort()) {
+    const [entry, alive] = await redis.run((client) =>
+      Promise.all([client.hGetAll(redis.key('replica', id)), client.get(redis.key('alive', id))]),
+    );
+    if (!entry.epoch) {
+      // Gone for longer than the registry entry lives: forgotten.
+      await redis.run((client) => client.sRem(redis.key('replicas'), id));
+      continue;
+    }
+    members.push({
+      replica: id,
+      epoch: entry.epoch,
+      peerUrl: entry.peerUrl ?? '',
+      address: entry.address ?? '',
+      alive: alive === entry.epoch,
+      sessions: Number(entry.sessions ?? 0),
+      backends: Number(entry.backends ?? 0),
+      configHash: entry.configHash ?? '',
+      version: entry.version ?? '',
+      startedAt: Number(entry.startedAt ?? 0),
+    });
+  }
+  return members;
+}
+
+/** Who owns each single-owner backend: `server` or `server:user` → replica. */
+export async function readOwners(redis: RedisLink): Promise<Record<string, string>> {
+  const prefix = redis.key('owner', '');
+  const owners: Record<string, string> = {};
+  const keys: string[] = [];
+  await redis.run(async (client) => {
+    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) keys.push(...batch);
+  });
+  for (const key of keys.sort()) {
+    const held = await redis.run((client) => client.get(key));
+    if (held !== null) owners[key.slice(prefix.length)] = held.slice(0, held.indexOf(':'));
+  }
+  return owners;
 }

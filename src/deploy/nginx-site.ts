@@ -11,7 +11,17 @@ export interface NginxSiteOptions {
   cert?: string | undefined;
   /** Its private key; default: the matching Let's Encrypt path. */
   key?: string | undefined;
+  /**
+   * Several replicas (cluster): each one's id and the host:port of its gateway listener. Requests are
+   * routed by the replica named in their Mcp-Session-Id, the others as backups; without one, by a
+   * hash of the credential, so a user lands where their per-user backend likely is.
+   */
+  replicas?: readonly { id: string; address: string }[] | undefined;
 }
+
+/** The nginx variable the cluster map sets: the upstream of the replica a request belongs to. */
+const CLUSTER_UPSTREAM = '$mcp_relay_upstream';
+const ANY_REPLICA = 'mcp_relay_any';
 
 export interface NginxSite {
   text: string;
@@ -30,7 +40,12 @@ const RESOURCE_METADATA = '/.well-known/oauth-protected-resource';
 
 export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions = {}): NginxSite {
   const publicUrl = checkedPublicUrl(config);
-  const { upstream, warnings } = gatewayUpstream(config);
+  const single = gatewayUpstream(config);
+  const replicas = options.replicas;
+  const warnings = replicas ? [] : single.warnings;
+  // With replicas, MCP requests go where their session lives; everything else to any replica.
+  const upstream = replicas ? `http://${ANY_REPLICA}` : single.upstream;
+  const mcpUpstream = replicas ? `http://${CLUSTER_UPSTREAM}` : single.upstream;
   const host = publicUrl.hostname;
   const port = publicUrl.port === '' ? 443 : Number(publicUrl.port);
   const cert = nginxPath(options.cert ?? `/etc/letsencrypt/live/${host}/fullchain.pem`);
@@ -52,6 +67,7 @@ export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions =
     '# /etc/nginx/sites-available/mcp-relay, link it into sites-enabled, then `nginx -t && systemctl reload nginx`.',
     '',
   ];
+  if (replicas) lines.push(...clusterBlocks(replicas));
   if (withApps) {
     lines.push(
       '# Browser apps open WebSockets: pass the upgrade on (a map of its own name, so no other site clashes).',
@@ -98,7 +114,7 @@ export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions =
     "    # flow as the gateway writes them; an idle stream stays open (the gateway's keep-alive comments,",
     '    # every sse.keepAlive, reset the read timeout; the long one covers a keepAlive of 0).',
     '    location /mcp {',
-    ...proxy(['proxy_set_header Connection "";', ...streaming]),
+    ...proxyDirectives(mcpUpstream, ['proxy_set_header Connection "";', ...streaming]),
     '    }',
     '',
     '    # MCP over WebSocket: /ws/<server>, and /ws for the only server. Only upgrades are served there;',
@@ -154,6 +170,42 @@ export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions =
     '',
   );
   return { text: lines.join('\n'), warnings };
+}
+
+/**
+ * The cluster's routing: an upstream per replica (the others as backups, so a dead replica's sessions
+ * reach a live one, which answers 404 and the client starts a new session), one hashing on the
+ * credential for requests with no session, and the map from the session id's replica prefix.
+ */
+function clusterBlocks(replicas: readonly { id: string; address: string }[]): string[] {
+  const lines = [
+    '# Several replicas: a session lives on the replica its Mcp-Session-Id names (`<replica>.<random>`);',
+    '# requests with none (initialize, 2026-07-28 requests) go by a hash of the credential. Render again',
+    '# when replicas come or go (`mcp-relay deploy print nginx` reads them from Redis).',
+  ];
+  for (const [index, replica] of replicas.entries()) {
+    const others = [...replicas.slice(index + 1), ...replicas.slice(0, index)];
+    lines.push(
+      `upstream mcp_relay_${replica.id} {`,
+      `    server ${replica.address};`,
+      ...others.map((other) => `    server ${other.address} backup;`),
+      '    keepalive 32;',
+      '}',
+    );
+  }
+  lines.push(
+    `upstream ${ANY_REPLICA} {`,
+    '    hash $http_authorization consistent;',
+    ...replicas.map((replica) => `    server ${replica.address};`),
+    '    keepalive 32;',
+    '}',
+    `map $http_mcp_session_id ${CLUSTER_UPSTREAM} {`,
+    `    default ${ANY_REPLICA};`,
+    ...replicas.map((replica) => `    "~^${replica.id}\\." mcp_relay_${replica.id};`),
+    '}',
+    '',
+  );
+  return lines;
 }
 
 /** The directives every location has, then `extra`, indented for a location block. */

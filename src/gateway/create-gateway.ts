@@ -218,6 +218,17 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       closing !== undefined,
       appSockets,
       () => webSockets.openSockets,
+      cluster &&
+        (() => ({
+          replica: cluster.replica,
+          alive: cluster
+            .members()
+            .filter((member) => member.alive)
+            .map((member) => member.replica),
+          forwardsSent: cluster.forwardsSent,
+          forwardsReceived: cluster.forwardsReceived,
+          redis: cluster.redis.ready,
+        })),
     );
     sendJson(res, report.status, report.body, report.headers);
   };
@@ -437,11 +448,22 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       if (cluster && peer) {
         await cluster.join(
           { sessions: () => sessions.size, backends: () => pool.size },
-          { configHash: configHash(config), version: VERSION },
+          {
+            configHash: configHash(config),
+            version: VERSION,
+            address: () => {
+              try {
+                return new URL(listener.url).host;
+              } catch {
+                return ''; // not listening yet (or no TCP listener)
+              }
+            },
+          },
         );
         await peer.listen();
       }
       const address = await listener.listen();
+      await cluster?.announce().catch(() => {});
       await admin?.metricsListener?.listen();
       const watched: Record<string, readonly string[]> = {};
       for (const name of serverNames) {

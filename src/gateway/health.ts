@@ -25,6 +25,8 @@ export function healthReport(
   appSockets?: () => Record<string, number>,
   /** MCP sessions open over WebSocket (`/ws/<server>`), a part of `sessions`. */
   mcpWebSockets?: () => number,
+  /** With several replicas: this one's id, the members alive, and requests forwarded both ways. */
+  cluster?: () => Record<string, unknown>,
 ): HealthReport {
   const servers = pool.stats();
   const unhealthy = Object.keys(servers).filter((name) => servers[name]?.healthy === false);
@@ -44,6 +46,7 @@ export function healthReport(
       servers,
       ...(appSockets ? { appWebSockets: appSockets() } : {}),
       ...(mcpWebSockets ? { webSocketSessions: mcpWebSockets() } : {}),
+      ...(cluster ? { cluster: cluster() } : {}),
     },
     headers: stopping ? { connection: 'close' } : {},
   };

@@ -3,10 +3,14 @@
 
 import { defineCommand } from 'citty';
 import { thisMachineLauncher } from '../../claude/launcher.ts';
+import { readRegistry } from '../../cluster/cluster.ts';
+import { RedisLink } from '../../cluster/redis-link.ts';
 import { loadConfigFile } from '../../config/load.ts';
+import type { ClusterConfig } from '../../config/schema.ts';
 import { renderNginxSite } from '../../deploy/nginx-site.ts';
 import { renderSystemdUnit } from '../../deploy/systemd-unit.ts';
 import { RelayError } from '../../errors.ts';
+import { silentLogger } from '../../log.ts';
 import { absolutePathIn, ioFrom } from '../io.ts';
 
 const TARGETS = ['nginx', 'systemd'] as const;
@@ -26,7 +30,7 @@ const printCommand = defineCommand({
     },
     key: { type: 'string', description: 'nginx: its private key (with --cert)', valueHint: 'FILE' },
   },
-  run({ args, data }) {
+  async run({ args, data }) {
     const io = ioFrom(data);
     const what = args.what;
     if (!(TARGETS as readonly string[]).includes(what))
@@ -40,6 +44,7 @@ const printCommand = defineCommand({
       const site = renderNginxSite(config, {
         cert: args.cert === undefined ? undefined : absolutePathIn(io, args.cert),
         key: args.key === undefined ? undefined : absolutePathIn(io, args.key),
+        replicas: config.cluster && (await liveReplicas(config.cluster)),
       });
       io.stdout.write(site.text);
       for (const warning of site.warnings) io.stderr.write(`note: ${warning}\n`);
@@ -55,6 +60,20 @@ const printCommand = defineCommand({
     return 0;
   },
 });
+
+/** With a cluster section: the replicas alive now, as Redis knows them (the load balancer routes to them). */
+async function liveReplicas(cluster: ClusterConfig): Promise<{ id: string; address: string }[]> {
+  const redis = new RedisLink(cluster.redis, cluster.keyPrefix, silentLogger);
+  try {
+    await redis.connect();
+    const members = (await readRegistry(redis)).filter((member) => member.alive && member.address !== '');
+    if (members.length === 0)
+      throw new RelayError('CONFIG_INVALID', 'no replica of this cluster is alive: start them first');
+    return members.map((member) => ({ id: member.replica, address: member.address }));
+  } finally {
+    await redis.close();
+  }
+}
 
 export const deployCommand = defineCommand({
   meta: { name: 'deploy', description: 'Run the gateway as a service: print its nginx site or systemd unit' },
