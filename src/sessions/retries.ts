@@ -68,6 +68,7 @@ export class JoinedReply implements ReplyTarget {
 }
 
 interface Answer {
+  key: string;
   fingerprint: string;
   text: string;
   bytes: number;
@@ -76,6 +77,7 @@ interface Answer {
 
 /** A request that ran but whose answer is not kept (too big, or pushed out): a retry must not run it again. */
 interface Ran {
+  key: string;
   fingerprint: string;
   bytes: number;
   at: number;
@@ -84,11 +86,61 @@ interface Ran {
 /** Requests remembered as run without their answer, per session (a few dozen bytes each). */
 const MAX_RAN = 4_096;
 
+/**
+ * Entries oldest first, beside the map that finds them by key. The oldest entry of a Map is found by
+ * iterating from its start, which walks past every entry deleted there since V8 last compacted it (at
+ * 4,096 entries, thousands per call); this queue finds it at once. An entry replaced or removed from
+ * the map stays here until it reaches the front (`live` says whether it still counts).
+ */
+class OldestFirst<T extends { key: string }> {
+  #items: T[] = [];
+  #head = 0;
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  /** The oldest entry still `live`, left in place; the dead ones before it are dropped. */
+  peek(live: (item: T) => boolean): T | undefined {
+    while (this.#head < this.#items.length) {
+      const item = this.#items[this.#head] as T;
+      if (live(item)) return item;
+      this.#drop();
+    }
+    return undefined;
+  }
+
+  /** Keeps the queue within twice its live entries (plus slack), so replaced entries cannot pile up. */
+  compact(liveCount: number, live: (item: T) => boolean): void {
+    if (this.#items.length - this.#head <= 2 * liveCount + 64) return;
+    this.#items = this.#items.slice(this.#head).filter(live);
+    this.#head = 0;
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+
+  #drop(): void {
+    this.#items[this.#head] = undefined as unknown as T;
+    this.#head++;
+    if (this.#head >= 1_024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
+
 /** The session's recently finished answers, oldest first, within `RetryLimits`. */
 export class RecentAnswers {
   readonly #limits: RetryLimits;
   readonly #answers = new Map<string, Answer>();
+  readonly #answerOrder = new OldestFirst<Answer>();
   readonly #ran = new Map<string, Ran>();
+  readonly #ranOrder = new OldestFirst<Ran>();
+  readonly #isAnswer = (answer: Answer) => this.#answers.get(answer.key) === answer;
+  readonly #isRan = (ran: Ran) => this.#ran.get(ran.key) === ran;
   #bytes = 0;
 
   constructor(limits: RetryLimits) {
@@ -115,21 +167,25 @@ export class RecentAnswers {
       response.result instanceof RawJson &&
       response.result.byteLength > this.#limits.bytes
     ) {
-      this.#markRan(key, { fingerprint, bytes: response.result.byteLength, at: now });
+      this.#markRan({ key, fingerprint, bytes: response.result.byteLength, at: now });
       return;
     }
     const text = JSON.stringify(response);
     const bytes = Buffer.byteLength(text);
     if (bytes > this.#limits.bytes) {
-      this.#markRan(key, { fingerprint, bytes, at: now });
+      this.#markRan({ key, fingerprint, bytes, at: now });
       return;
     }
-    for (const [oldest, answer] of this.#answers) {
-      if (this.#answers.size < this.#limits.answers && this.#bytes + bytes <= this.#limits.bytes) break;
-      this.#forget(oldest);
-      this.#markRan(oldest, { fingerprint: answer.fingerprint, bytes: answer.bytes, at: answer.at });
+    while (this.#answers.size >= this.#limits.answers || this.#bytes + bytes > this.#limits.bytes) {
+      const oldest = this.#answerOrder.peek(this.#isAnswer);
+      if (!oldest) break;
+      this.#forget(oldest.key);
+      this.#markRan({ key: oldest.key, fingerprint: oldest.fingerprint, bytes: oldest.bytes, at: oldest.at });
     }
-    this.#answers.set(key, { fingerprint, text, bytes, at: now });
+    const answer = { key, fingerprint, text, bytes, at: now };
+    this.#answers.set(key, answer);
+    this.#answerOrder.push(answer);
+    this.#answerOrder.compact(this.#answers.size, this.#isAnswer);
     this.#bytes += bytes;
   }
 
@@ -138,7 +194,8 @@ export class RecentAnswers {
    * whose answer was not kept, an error saying so (running it again could do its work twice).
    */
   recall(key: string, fingerprint: string, id: JsonRpcId): JsonRpcResponse | undefined {
-    if (this.#answers.size === 0 && this.#ran.size === 0) return undefined;
+    // Most requests are new: nothing to expire or compare (expiring only ever removes entries).
+    if (!this.#answers.has(key) && !this.#ran.has(key)) return undefined;
     this.#expire(Date.now());
     const answer = this.#answers.get(key);
     if (answer?.fingerprint === fingerprint) return JSON.parse(answer.text) as JsonRpcResponse;
@@ -153,26 +210,35 @@ export class RecentAnswers {
 
   clear(): void {
     this.#answers.clear();
+    this.#answerOrder.clear();
     this.#ran.clear();
+    this.#ranOrder.clear();
     this.#bytes = 0;
   }
 
-  #markRan(key: string, ran: Ran): void {
-    if (this.#ran.size >= MAX_RAN) {
-      const oldest = this.#ran.keys().next().value;
-      if (oldest !== undefined) this.#ran.delete(oldest);
+  #markRan(ran: Ran): void {
+    while (this.#ran.size >= MAX_RAN) {
+      const oldest = this.#ranOrder.peek(this.#isRan);
+      if (!oldest) break;
+      this.#ran.delete(oldest.key);
     }
-    this.#ran.set(key, ran);
+    this.#ran.set(ran.key, ran);
+    this.#ranOrder.push(ran);
+    this.#ranOrder.compact(this.#ran.size, this.#isRan);
   }
 
   #expire(now: number): void {
-    for (const [key, answer] of this.#answers) {
+    for (
+      let answer = this.#answerOrder.peek(this.#isAnswer);
+      answer;
+      answer = this.#answerOrder.peek(this.#isAnswer)
+    ) {
       if (now - answer.at < this.#limits.maxAgeMs) break;
-      this.#forget(key);
+      this.#forget(answer.key);
     }
-    for (const [key, ran] of this.#ran) {
+    for (let ran = this.#ranOrder.peek(this.#isRan); ran; ran = this.#ranOrder.peek(this.#isRan)) {
       if (now - ran.at < this.#limits.maxAgeMs) break;
-      this.#ran.delete(key);
+      this.#ran.delete(ran.key);
     }
   }
 
