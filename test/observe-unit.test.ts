@@ -66,7 +66,10 @@ function ask(session: Session, request: JsonRpcRequest): Promise<JsonRpcResponse
   return new Promise<JsonRpcResponse>((resolve) => {
     const reply: ReplyTarget = {
       send: () => {},
-      finish: resolve,
+      finish: (response) => {
+        resolve(response);
+        return undefined;
+      },
       refuse: (_refusal, response) => resolve(response),
     };
     session.request(request, reply);

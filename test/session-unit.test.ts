@@ -15,7 +15,7 @@ class RecordingReply implements ReplyTarget {
   send(message: JsonRpcMessage): void {
     this.sent.push(message);
   }
-  finish(response: JsonRpcResponse): void {
+  finish(response: JsonRpcResponse): undefined {
     assert.equal(this.finished, undefined, 'a reply is finished once');
     this.finished = response;
   }

@@ -4,15 +4,16 @@ import type { ServerResponse } from 'node:http';
 import { errorResponse, type JsonRpcId } from '../protocol/jsonrpc.ts';
 import { encodedLength, encodeMessage } from '../protocol/raw-json.ts';
 
+/** Writes `body` as the JSON answer; returns its text when it was written as one string. */
 export function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Readonly<Record<string, string>> = {},
-): void {
+): string | undefined {
   if (res.headersSent) {
     res.end();
-    return;
+    return undefined;
   }
   const encoded = encodeMessage(body);
   res.writeHead(status, {
@@ -22,12 +23,13 @@ export function sendJson(
   });
   if (typeof encoded === 'string') {
     res.end(encoded);
-    return;
+    return encoded;
   }
   res.cork();
   for (const part of encoded) res.write(part);
   res.end();
   res.uncork();
+  return undefined;
 }
 
 /** An HTTP refusal with a JSON-RPC error body (what MCP clients parse to show the user). */

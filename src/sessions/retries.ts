@@ -55,8 +55,11 @@ export class JoinedReply implements ReplyTarget {
     for (const reply of this.#replies) reply.send(message);
   }
 
-  finish(response: JsonRpcResponse): void {
-    for (const reply of this.#replies) reply.finish(response);
+  /** Each reply serializes the same response: any one's text is the text. */
+  finish(response: JsonRpcResponse): string | undefined {
+    let text: string | undefined;
+    for (const reply of this.#replies) text = reply.finish(response) ?? text;
+    return text;
   }
 
   refuse(refusal: Refusal, response: JsonRpcResponse): void {
@@ -155,7 +158,8 @@ export class RecentAnswers {
     return this.#bytes;
   }
 
-  remember(key: string, fingerprint: string, response: JsonRpcResponse): void {
+  /** `sent`: the response's JSON text when the reply already made it (JSON.stringify of the same value). */
+  remember(key: string, fingerprint: string, response: JsonRpcResponse, sent?: string): void {
     if (this.#limits.answers === 0) return;
     this.#forget(key);
     this.#ran.delete(key);
@@ -170,7 +174,7 @@ export class RecentAnswers {
       this.#markRan({ key, fingerprint, bytes: response.result.byteLength, at: now });
       return;
     }
-    const text = JSON.stringify(response);
+    const text = sent ?? JSON.stringify(response);
     const bytes = Buffer.byteLength(text);
     if (bytes > this.#limits.bytes) {
       this.#markRan({ key, fingerprint, bytes, at: now });

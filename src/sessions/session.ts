@@ -457,8 +457,8 @@ export class Session implements Downstream {
   #settle(key: string, entry: InFlight, response: JsonRpcResponse, ending: RequestEnding): void {
     if (entry.watch) publishRequestSettled(this.owner, this, entry.watch, response, ending);
     const final = entry.track ? entry.track.settle(response, ending) : response;
-    entry.reply.finish(final);
-    if (!entry.isInitialize && !this.stateless) this.#answers.remember(key, entry.fingerprint, final);
+    const sent = entry.reply.finish(final);
+    if (!entry.isInitialize && !this.stateless) this.#answers.remember(key, entry.fingerprint, final, sent);
   }
 
   /**

@@ -38,8 +38,11 @@ export interface SessionClient {
 export interface ReplyTarget {
   /** A message sent before the response (progress, a server→client request); switches the reply to SSE. */
   send(message: JsonRpcMessage): void;
-  /** The response; ends the reply. */
-  finish(response: JsonRpcResponse): void;
+  /**
+   * The response; ends the reply. May return the JSON text it wrote, so the session keeps that for a
+   * retry instead of serializing the response a second time.
+   */
+  finish(response: JsonRpcResponse): string | undefined;
   /** Optional: a refused request answered with the refusal's HTTP status (a front without statuses omits it). */
   refuse?(refusal: Refusal, response: JsonRpcResponse): void;
 }

@@ -50,7 +50,7 @@ export class SessionStream implements ReplyTarget, MessageSink {
   }
 
   /** A response ends its request, not the stream: the stream carries the session's every reply. */
-  finish(response: JsonRpcResponse): void {
+  finish(response: JsonRpcResponse): undefined {
     this.#events.send(response);
   }
 

@@ -102,10 +102,12 @@ export class ModernCall implements ReplyTarget {
     }
   }
 
-  finish(response: JsonRpcResponse): void {
-    if (this.#done) return;
+  /** Nothing is kept for a retry on this path (its ids are the gateway's), so no text is returned. */
+  finish(response: JsonRpcResponse): undefined {
+    if (this.#done) return undefined;
     this.#final = response;
     if (this.#res) this.#deliverFinal();
+    return undefined;
   }
 
   refuse(refusal: Refusal, response: JsonRpcResponse): void {

@@ -123,7 +123,7 @@ class Principal implements MessageSink {
         method: change === 1 ? Method.subscribe : Method.unsubscribe,
         params: { uri },
       },
-      { send() {}, finish() {} },
+      { send() {}, finish: () => undefined },
     );
   }
 }
@@ -428,7 +428,14 @@ export class ModernEndpoint {
             clientInfo: { name: 'mcp-relay (for 2026-07-28 clients)', version: VERSION },
           },
         },
-        { send() {}, finish: resolve, refuse: (_refusal, response) => resolve(response) },
+        {
+          send() {},
+          finish: (response) => {
+            resolve(response);
+            return undefined;
+          },
+          refuse: (_refusal, response) => resolve(response),
+        },
       );
     });
     if ('error' in answer) {

@@ -35,13 +35,14 @@ export class PostReply implements ReplyTarget {
     this.#upgrade().send(message);
   }
 
-  finish(response: JsonRpcResponse): void {
-    if (this.#done) return;
+  finish(response: JsonRpcResponse): string | undefined {
+    if (this.#done) return undefined;
     this.#done = true;
     clearTimeout(this.#timer);
     if (this.#stream) this.#stream.finish(response);
     else if (!this.#res.writableEnded && !this.#res.destroyed)
-      sendJson(this.#res, 200, response, this.#headers);
+      return sendJson(this.#res, 200, response, this.#headers);
+    return undefined;
   }
 
   /** A request the gateway refused (policy 403, rate limit 429): the status says so while it still can. */

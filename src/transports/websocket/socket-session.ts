@@ -82,8 +82,8 @@ export class SocketSession implements ReplyTarget, MessageSink {
     this.#write(message);
   }
 
-  finish(response: JsonRpcResponse): void {
-    this.#write(response);
+  finish(response: JsonRpcResponse): string | undefined {
+    return this.#write(response);
   }
 
   /** No HTTP status after the upgrade: a refused request is answered by its JSON-RPC error alone. */
@@ -154,26 +154,28 @@ export class SocketSession implements ReplyTarget, MessageSink {
   /**
    * One text frame per message; a result passed through as the backend's bytes goes out as fragments
    * of one message, never joined or re-encoded. A client that left more than the bound unread is closed.
+   * Returns the text sent, when it was one string.
    */
-  #write(message: JsonRpcMessage): void {
-    if (this.#ended) return;
+  #write(message: JsonRpcMessage): string | undefined {
+    if (this.#ended) return undefined;
     if (this.#socket.bufferedAmount > this.#options.bufferBytes) {
       this.#options.log.warn(
         { session: this.session.id, held: this.#socket.bufferedAmount },
         'WebSocket client does not read; connection closed (limits.streamBufferBytes)',
       );
       this.close(CloseCode.tryAgainLater, 'client does not read its messages (limits.streamBufferBytes)');
-      return;
+      return undefined;
     }
     const encoded = encodeMessage(message);
     if (typeof encoded === 'string') {
       this.#socket.send(encoded, { binary: false });
-      return;
+      return encoded;
     }
     const last = encoded.length - 1;
     encoded.forEach((part, index) => {
       this.#socket.send(part, { binary: false, fin: index === last });
     });
+    return undefined;
   }
 
   /** The gateway ended the session: the socket is closed with a code that says why. */

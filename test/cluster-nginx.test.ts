@@ -1,0 +1,302 @@
+// Three `mcp-relay serve` processes as one cluster on a real redis-server, behind a real nginx running
+// the site `mcp-relay deploy print nginx` renders from Redis: 300 sessions (per-user and per-session
+// servers) through nginx with 0 wrong replies and 0 forwarded requests; calls sent straight to a
+// replica that does not own the session are answered and counted once by the rate limit; a replica
+// SIGKILLed while `connect` bridges call through nginx: every call answered, the non-idempotent ones
+// run at most once, per-user backends of its users back on exactly one replica; `cluster status`.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { createKey } from '../src/auth/key-admin.ts';
+import { freePort } from '../src/backends/launcher.ts';
+import { TestPki } from './helpers/certs.ts';
+import { BRIDGE_BASE_ENV, runCliInProcess } from './helpers/cli.ts';
+import { FIXTURE_SERVER, INITIALIZE, textOf } from './helpers/gateway.ts';
+import { siteOnLoopback, startNginxSite, type TestNginx } from './helpers/nginx.ts';
+import { startRedis, type TestRedis } from './helpers/redis.ts';
+import { type ServeProcess, startServe } from './helpers/serve.ts';
+
+const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
+const IDS = ['r1', 'r2', 'r3'] as const;
+const USERS = Array.from({ length: 10 }, (_unused, index) => `user${index}`);
+const TIMEOUT = { timeout: 120_000 };
+
+interface Reply {
+  status: number;
+  session: string | null;
+  answer: { result?: unknown; error?: { code: number; message: string } } | undefined;
+}
+
+describe('cluster: three serve processes behind nginx', () => {
+  const pki = new TestPki();
+  let dir: string;
+  let redis: TestRedis;
+  let nginx: TestNginx;
+  let dispatcher: Agent;
+  let caFile: string;
+  let publicUrl: string;
+  const replicas = new Map<string, { serve: ServeProcess; port: number; config: string }>();
+  const keys: Record<string, string> = {};
+
+  const post = async (url: string, user: string, body: unknown, session?: string): Promise<Reply> => {
+    const response = await undiciFetch(url, {
+      method: 'POST',
+      dispatcher,
+      headers: {
+        authorization: `Bearer ${keys[user]}`,
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        ...(session ? { 'mcp-session-id': session } : {}),
+      },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    const data = [...text.matchAll(/^data: (.+)$/gm)].map((match) => match[1] as string);
+    const last = data.length > 0 ? data.at(-1) : text;
+    let answer: Reply['answer'];
+    try {
+      answer = last ? JSON.parse(last) : undefined;
+    } catch {
+      answer = undefined;
+    }
+    return { status: response.status, session: response.headers.get('mcp-session-id'), answer };
+  };
+  let nextId = 1;
+  const open = async (url: string, user: string): Promise<string> => {
+    const init = await post(url, user, INITIALIZE);
+    assert.equal(init.status, 200, JSON.stringify(init.answer));
+    assert.ok(init.session);
+    await post(url, user, { jsonrpc: '2.0', method: 'notifications/initialized' }, init.session);
+    return init.session;
+  };
+  const call = async (
+    url: string,
+    user: string,
+    session: string,
+    name: string,
+    args: Record<string, unknown>,
+  ) => {
+    const reply = await post(
+      url,
+      user,
+      { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args } },
+      session,
+    );
+    return { ...reply, text: reply.answer?.result === undefined ? undefined : textOf(reply.answer.result) };
+  };
+  const health = async (id: string) =>
+    (await (await fetch(`http://127.0.0.1:${replicas.get(id)?.port}/healthz`)).json()) as {
+      cluster: { forwardsSent: number; forwardsReceived: number; alive: string[] };
+    };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-cluster-nginx-'));
+    redis = await startRedis();
+    const ca = pki.createCa('cluster-ca');
+    const server = pki.serverCert(ca, 'nginx');
+    caFile = ca.cert;
+    dispatcher = new Agent({ connect: { ca: readFileSync(ca.cert) }, connections: 64 });
+    const nginxPort = await freePort();
+    publicUrl = `https://localhost:${nginxPort}`;
+    const keysFile = join(dir, 'keys.yaml');
+    for (const user of USERS) keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
+    for (const id of IDS) {
+      const port = await freePort();
+      const config = join(dir, `relay-${id}.yaml`);
+      const fixture = (extra: string) =>
+        `{ command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE_SERVER)}], ${extra} }`;
+      writeFileSync(
+        config,
+        [
+          `listen: { host: 127.0.0.1, port: ${port} }`,
+          `publicUrl: ${publicUrl}`,
+          'auth: { apiKeys: { file: keys.yaml } }',
+          'limits: { sessionsPerUser: 100 }',
+          'logLevel: warn',
+          `cluster: { replica: ${id}, redis: "${redis.url}", keyPrefix: "t:", secret: "a-cluster-secret-of-at-least-32-chars!", peer: { listen: "127.0.0.1:${await freePort()}" } }`,
+          'servers:',
+          `  mine: ${fixture('isolation: per-user')}`,
+          `  fresh: ${fixture('isolation: per-session')}`,
+          `  limited: ${fixture('isolation: per-user, requestsPerMinute: 4')}`,
+          '',
+        ].join('\n'),
+      );
+      replicas.set(id, { serve: await startServe(config), port, config });
+    }
+    const printed = await runCliInProcess([
+      'deploy',
+      'print',
+      'nginx',
+      '--config',
+      replicas.get('r1')?.config as string,
+      '--cert',
+      server.cert,
+      '--key',
+      server.key,
+    ]);
+    assert.equal(printed.code, 0, printed.stderr);
+    const nginxDir = join(dir, 'nginx');
+    mkdirSync(nginxDir);
+    nginx = await startNginxSite(nginxDir, siteOnLoopback(printed.stdout, nginxPort), nginxPort);
+  });
+
+  after(async () => {
+    await nginx?.close();
+    await dispatcher?.close();
+    for (const { serve } of replicas.values()) await serve.stop();
+    await redis?.close();
+    rmSync(dir, { recursive: true, force: true });
+    pki.close();
+  });
+
+  it('serves 300 sessions through nginx with 0 wrong replies and 0 forwards', TIMEOUT, async () => {
+    const work: Array<() => Promise<void>> = [];
+    let wrong = 0;
+    const owners = new Map<string, Set<string>>();
+    for (const user of USERS) {
+      for (let index = 0; index < 30; index++) {
+        const server = index % 2 === 0 ? 'mine' : 'fresh';
+        work.push(async () => {
+          const url = `${publicUrl}/mcp/${server}`;
+          const session = await open(url, user);
+          if (server === 'mine') {
+            const set = owners.get(user) ?? new Set<string>();
+            set.add(session.slice(0, 2));
+            owners.set(user, set);
+          }
+          const text = `${user}-${server}-${index}`;
+          const answer = await call(url, user, session, 'echo', { text });
+          if (answer.text !== text) wrong++;
+        });
+      }
+    }
+    for (let start = 0; start < work.length; start += 30)
+      await Promise.all(work.slice(start, start + 30).map((job) => job()));
+    assert.equal(wrong, 0);
+    for (const [user, set] of owners)
+      assert.equal(set.size, 1, `${user}'s per-user sessions all on one replica`);
+    const forwards = await Promise.all(IDS.map(async (id) => (await health(id)).cluster.forwardsSent));
+    console.log(`# 300 sessions through nginx: forwards per replica ${forwards.join(', ')}`);
+    assert.deepEqual(forwards, [0, 0, 0]);
+    const status = await runCliInProcess([
+      'cluster',
+      'status',
+      '--config',
+      replicas.get('r1')?.config as string,
+    ]);
+    assert.equal(status.code, 0, status.stderr);
+    for (const id of IDS) assert.match(status.stdout, new RegExp(`^${id}\\s+alive`, 'm'));
+    assert.match(status.stdout, /mine:user0\s+r\d/);
+  });
+
+  it('answers calls sent straight to a non-owner, counted once by the rate limit', TIMEOUT, async () => {
+    const user = 'user3';
+    const session = await open(`${publicUrl}/mcp/limited`, user);
+    const owner = session.slice(0, 2);
+    const other = IDS.find((id) => id !== owner) as string;
+    const direct = (id: string) => `http://127.0.0.1:${replicas.get(id)?.port}/mcp/limited`;
+    const before = (await health(other)).cluster.forwardsSent;
+    const texts: (string | undefined)[] = [];
+    for (const id of [owner, other, owner, other])
+      texts.push((await call(direct(id), user, session, 'echo', { text: id })).text);
+    assert.deepEqual(texts, [owner, other, owner, other]);
+    assert.equal((await health(other)).cluster.forwardsSent - before, 2);
+    // Four calls plus the initialize would pass a limit counted twice per forward long before; the fifth call is over.
+    const fifth = await call(direct(other), user, session, 'echo', { text: 'five' });
+    assert.equal(fifth.status, 429);
+  });
+
+  it(
+    'a replica SIGKILLed under load: every call answered, none run twice, its users placed again once',
+    TIMEOUT,
+    async () => {
+      const bridges: Client[] = [];
+      for (const user of USERS.slice(5, 9)) {
+        const client = new Client({ name: 'kill-test', version: '1' });
+        await client.connect(
+          new StdioClientTransport({
+            command: process.execPath,
+            args: [RUN_CLI, 'connect', `${publicUrl}/mcp/mine`, '--ca', caFile],
+            env: { ...BRIDGE_BASE_ENV, MCP_RELAY_TOKEN: keys[user] as string },
+            stderr: 'ignore',
+          }),
+        );
+        bridges.push(client);
+      }
+      const file = join(dir, 'executions.txt');
+      writeFileSync(file, '');
+      const pidsBefore = await Promise.all(
+        bridges.map(async (client) => textOf(await client.callTool({ name: 'pid', arguments: {} }))),
+      );
+      const victim = IDS[1];
+      let killedAt = 0;
+      const outcomes: Array<{ ok: boolean; ms: number; afterKill: boolean }> = [];
+      const loops = bridges.map(async (client, index) => {
+        for (let round = 0; round < 12; round++) {
+          const started = Date.now();
+          try {
+            await client.callTool(
+              { name: 'count', arguments: { key: `b${index}-${round}`, ms: 150, file } },
+              undefined,
+              { timeout: 20_000 },
+            );
+            outcomes.push({
+              ok: true,
+              ms: Date.now() - started,
+              afterKill: killedAt > 0 && started < killedAt,
+            });
+          } catch {
+            outcomes.push({
+              ok: false,
+              ms: Date.now() - (killedAt > started ? killedAt : started),
+              afterKill: killedAt > 0,
+            });
+          }
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      killedAt = Date.now();
+      replicas.get(victim)?.serve.child.kill('SIGKILL');
+      await Promise.all(loops);
+      const executions = readFileSync(file, 'utf8').trim().split('\n').filter(Boolean);
+      const counts = new Map<string, number>();
+      for (const key of executions) counts.set(key, (counts.get(key) ?? 0) + 1);
+      assert.ok(
+        [...counts.values()].every((count) => count === 1),
+        'no call ran twice',
+      );
+      assert.equal(outcomes.length, bridges.length * 12, 'every call answered');
+      for (const failed of outcomes.filter((outcome) => !outcome.ok))
+        assert.ok(failed.ms < 5_000, `an error within 5 s (${failed.ms} ms)`);
+      const pidsAfter = await Promise.all(
+        bridges.map(async (client) => textOf(await client.callTool({ name: 'pid', arguments: {} }))),
+      );
+      console.log(
+        `# kill ${victim}: ${outcomes.filter((outcome) => !outcome.ok).length} of ${outcomes.length} calls got an error, pids before ${pidsBefore.join(',')} after ${pidsAfter.join(',')}`,
+      );
+      // Each user's per-user backend is on exactly one live replica afterwards.
+      const status = JSON.parse(
+        (
+          await runCliInProcess([
+            'cluster',
+            'status',
+            '--json',
+            '--config',
+            replicas.get('r1')?.config as string,
+          ])
+        ).stdout,
+      ) as {
+        owners: Record<string, string>;
+      };
+      for (const user of USERS.slice(5, 9)) assert.notEqual(status.owners[`mine:${user}`], victim);
+      for (const client of bridges) await client.close();
+    },
+  );
+});
