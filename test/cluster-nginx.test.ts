@@ -124,7 +124,7 @@ describe('cluster: three serve processes behind nginx', () => {
           'servers:',
           `  mine: ${fixture('isolation: per-user')}`,
           `  fresh: ${fixture('isolation: per-session')}`,
-          `  limited: ${fixture('isolation: per-user, requestsPerMinute: 4')}`,
+          `  limited: ${fixture('isolation: per-user, requestsPerMinute: 5')}`,
           '',
         ].join('\n'),
       );
@@ -208,7 +208,7 @@ describe('cluster: three serve processes behind nginx', () => {
       texts.push((await call(direct(id), user, session, 'echo', { text: id })).text);
     assert.deepEqual(texts, [owner, other, owner, other]);
     assert.equal((await health(other)).cluster.forwardsSent - before, 2);
-    // Four calls plus the initialize would pass a limit counted twice per forward long before; the fifth call is over.
+    // The initialize and four calls are the limit of 5 (each forwarded call counted twice would pass it before the fourth); the fifth is over.
     const fifth = await call(direct(other), user, session, 'echo', { text: 'five' });
     assert.equal(fifth.status, 429);
   });

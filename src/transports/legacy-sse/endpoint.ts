@@ -9,7 +9,6 @@ import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
 import { parseJsonBody, refuseNonJsonBody } from '../../http/json-body.ts';
 import { sendRpcError } from '../../http/replies.ts';
-import { type NoSession, sessionRefusal } from '../../http/session-refusal.ts';
 import type { Logger } from '../../log.ts';
 import {
   ErrorCode,
@@ -23,6 +22,7 @@ import { Method } from '../../protocol/mcp.ts';
 import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
 import type { Identity } from '../../sessions/types.ts';
+import { type NoSession, sessionRefusal } from '../session-refusal.ts';
 import { accepts } from '../streamable-http/request-headers.ts';
 import { messagesUrl, sessionIdOf } from './paths.ts';
 import { SessionStream } from './session-stream.ts';

@@ -9,7 +9,6 @@ import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
 import { parseJsonBody, refuseNonJsonBody } from '../../http/json-body.ts';
 import { sendRpcError } from '../../http/replies.ts';
-import { sessionRefusal } from '../../http/session-refusal.ts';
 import type { Logger } from '../../log.ts';
 import {
   ErrorCode,
@@ -26,6 +25,7 @@ import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
 import type { Identity, SessionClient } from '../../sessions/types.ts';
 import { sanitize } from '../../util/sanitize.ts';
+import { sessionRefusal } from '../session-refusal.ts';
 import { EventStream } from './event-stream.ts';
 import { ModernEndpoint } from './modern-endpoint.ts';
 import { PostReply } from './post-reply.ts';

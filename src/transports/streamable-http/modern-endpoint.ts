@@ -10,7 +10,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { sendJson, sendRpcError } from '../../http/replies.ts';
-import { sessionRefusal } from '../../http/session-refusal.ts';
 import type { Logger } from '../../log.ts';
 import {
   isRequest,
@@ -41,6 +40,7 @@ import type { Session } from '../../sessions/session.ts';
 import type { Identity, MessageSink } from '../../sessions/types.ts';
 import { sanitize } from '../../util/sanitize.ts';
 import { VERSION } from '../../version.ts';
+import { sessionRefusal } from '../session-refusal.ts';
 import { Continuations } from './continuations.ts';
 import { honoredFilter, type ListenFilter, ListenStream } from './listen-stream.ts';
 import { ModernCall } from './modern-call.ts';

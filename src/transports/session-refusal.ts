@@ -2,9 +2,9 @@
 // or over a rate limit (429), too many sessions of the user (429), no room for a backend or shutting
 // down (503); each with the Retry-After a client should honour.
 
+import type { Refusal } from '../http/refusal.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import type { CreateResult } from '../sessions/manager.ts';
-import type { Refusal } from './refusal.ts';
 
 export type NoSession = Exclude<CreateResult, { ok: true }>;
 
