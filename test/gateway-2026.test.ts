@@ -22,6 +22,7 @@ import {
 const TIMEOUT = { timeout: 30_000 };
 const SDK1_SERVER = fileURLToPath(new URL('./fixtures/sdk1-server.mjs', import.meta.url));
 const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
+const CONFORMANCE_SERVER = fileURLToPath(new URL('./fixtures/conformance-server.mjs', import.meta.url));
 const MODERN = '2026-07-28';
 
 function sdk1Server(extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -74,6 +75,9 @@ describe('2026-07-28 clients at the gateway', () => {
           legacy: sdk1Server({ isolation: 'per-user' }),
           shared: sdk1Server({ isolation: 'shared' }),
           old: sdk1Server({ protocol: 'legacy' }),
+          // One conformance fixture per test below, so a call one test leaves parked never makes
+          // another's server→client requests ambiguous.
+          gather: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
         },
       },
       { users: ['alice', 'bob'] },
@@ -409,5 +413,33 @@ describe('2026-07-28 clients at the gateway', () => {
     for (const [sent, got] of await Promise.all(calls)) assert.equal(got, sent);
     await alice.close();
     await bob.close();
+  });
+
+  it('asks a backend sends together reach the client in one InputRequiredResult', TIMEOUT, async () => {
+    const key = gw.keys.alice as string;
+    const name = 'test_input_required_result_multiple_inputs';
+    const capabilities = { elicitation: { form: {} }, sampling: {}, roots: {} };
+    const reply = await rawPost(
+      `${gw.url}/mcp/gather`,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: {
+          name,
+          arguments: {},
+          _meta: envelope({ 'io.modelcontextprotocol/clientCapabilities': capabilities }),
+        },
+      }),
+      modernHeaders(key, 'tools/call', name),
+    );
+    const result = (answerOf(reply) as { result: { resultType: string; inputRequests: object } }).result;
+    assert.equal(result.resultType, 'input_required');
+    assert.deepEqual(
+      Object.values(result.inputRequests)
+        .map((ask: { method: string }) => ask.method)
+        .sort(),
+      ['elicitation/create', 'roots/list', 'sampling/createMessage'],
+    );
   });
 });

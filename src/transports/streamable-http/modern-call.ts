@@ -22,6 +22,13 @@ import {
 import { encodeMessage } from '../../protocol/raw-json.ts';
 import type { Refusal, ReplyTarget } from '../../sessions/types.ts';
 
+/**
+ * How long a call waits after a backend's first ask for the others it sends with it (a server that
+ * awaits elicitation, sampling and roots together writes three requests at once), so the client gets
+ * them in one round rather than one round each.
+ */
+const ASK_GATHER_MS = 20;
+
 /** What a call needs of the endpoint that made it. */
 export interface CallHost {
   /** The backend's `serverInfo`, named in every result's `_meta`. */
@@ -58,6 +65,8 @@ export class ModernCall implements ReplyTarget {
   /** Input requests not answered yet, by the key the client answers under. */
   readonly #asks = new Map<string, InputAsk>();
   #asked = 0;
+  /** Set while the asks that arrive together are gathered into one `InputRequiredResult`. */
+  #gathering: NodeJS.Timeout | undefined;
   /** The answer, kept when it came while the call waited for a retry. */
   #final: JsonRpcResponse | undefined;
   #done = false;
@@ -113,6 +122,7 @@ export class ModernCall implements ReplyTarget {
   refuse(refusal: Refusal, response: JsonRpcResponse): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#gathering);
     const res = this.#res;
     if (!res || res.writableEnded || res.destroyed) return;
     if (this.#sse) {
@@ -152,6 +162,7 @@ export class ModernCall implements ReplyTarget {
   expire(): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#gathering);
     this.#declineAsks('the client did not retry with the input in time');
     this.#host.cancel('the 2026-07-28 client did not retry with the requested input');
   }
@@ -164,6 +175,7 @@ export class ModernCall implements ReplyTarget {
       this.#res = undefined;
       if (res.writableFinished) return;
       this.#done = true;
+      clearTimeout(this.#gathering);
       this.#host.unpark(this);
       this.#declineAsks('the client cancelled the call');
       this.#host.cancel('the 2026-07-28 client closed its request');
@@ -207,13 +219,18 @@ export class ModernCall implements ReplyTarget {
       method: request.method,
       params: request.params,
     });
-    if (this.#res) this.#askClient();
+    if (this.#res && !this.#gathering) {
+      this.#gathering = setTimeout(() => {
+        this.#gathering = undefined;
+        this.#askClient();
+      }, ASK_GATHER_MS);
+    }
   }
 
   /** Ends this POST with an `InputRequiredResult` naming the open asks; the call waits for the retry. */
   #askClient(): void {
     const res = this.#res;
-    if (!res) return;
+    if (!res || this.#done || this.#asks.size === 0) return;
     const inputRequests: Record<string, unknown> = {};
     for (const [key, ask] of this.#asks)
       inputRequests[key] = { method: ask.method, params: stripElicitationId(ask) };
@@ -240,6 +257,7 @@ export class ModernCall implements ReplyTarget {
     const final = this.#final;
     if (!res || !final) return;
     this.#done = true;
+    clearTimeout(this.#gathering);
     this.#host.unpark(this);
     const response = this.#forClient(final);
     this.#write(res, response, 'error' in response ? statusForError(response.error.code) : 200);
