@@ -78,6 +78,7 @@ describe('2026-07-28 clients at the gateway', () => {
           // One conformance fixture per test below, so a call one test leaves parked never makes
           // another's server→client requests ambiguous.
           gather: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
+          stray: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
         },
       },
       { users: ['alice', 'bob'] },
@@ -442,4 +443,37 @@ describe('2026-07-28 clients at the gateway', () => {
       ['elicitation/create', 'roots/list', 'sampling/createMessage'],
     );
   });
+
+  it(
+    'inputResponses with no requestState start a new call; ones that are not an object are refused',
+    TIMEOUT,
+    async () => {
+      const key = gw.keys.alice as string;
+      const name = 'test_input_required_result_elicitation';
+      const call = (inputResponses: unknown) =>
+        rawPost(
+          `${gw.url}/mcp/stray`,
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'tools/call',
+            params: {
+              name,
+              arguments: {},
+              inputResponses,
+              _meta: envelope({
+                'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
+              }),
+            },
+          }),
+          modernHeaders(key, 'tools/call', name),
+        );
+      const stray = answerOf(await call({ wrong_key: { action: 'accept', content: { data: 'x' } } })) as {
+        result: { resultType: string };
+      };
+      assert.equal(stray.result.resultType, 'input_required');
+      const notAnObject = answerOf(await call(42)) as { error: { code: number } };
+      assert.equal(notAnObject.error.code, -32602);
+    },
+  );
 });

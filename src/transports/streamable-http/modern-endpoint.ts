@@ -196,7 +196,11 @@ export class ModernEndpoint {
       return;
     }
     const params = message.params ?? {};
-    if (params.requestState !== undefined || params.inputResponses !== undefined) {
+    if (params.inputResponses !== undefined && !isPlainObject(params.inputResponses)) {
+      sendJson(res, 200, errorObject(message.id, -32602, 'inputResponses must be an object'));
+      return;
+    }
+    if (params.requestState !== undefined) {
       this.#retry(res, server, identity, message, envelope);
       return;
     }
@@ -205,7 +209,9 @@ export class ModernEndpoint {
       found.answer(res, message.id);
       return;
     }
-    this.#forward(res, server, identity, found.principal, message, envelope);
+    // `inputResponses` without a `requestState` answer nothing the gateway asked: a new call, and the
+    // answers are information it does not recognize, which a server ignores (SEP-2322).
+    this.#forward(res, server, identity, found.principal, withoutInputResponses(message), envelope);
   }
 
   /** Ends every parked call (the gateway is shutting down); stand-in sessions end with the others. */
@@ -494,4 +500,15 @@ function headerMismatch(
   if (decodeHeaderValue(name) !== requestName(message.method, message.params))
     return 'the Mcp-Name header does not match the request’s params';
   return undefined;
+}
+
+/** The request without `inputResponses`, which a 2025 backend would not understand. */
+function withoutInputResponses(message: JsonRpcRequest): JsonRpcRequest {
+  if (message.params?.inputResponses === undefined) return message;
+  const { inputResponses, ...params } = message.params;
+  return { ...message, params };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
