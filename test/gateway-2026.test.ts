@@ -79,6 +79,7 @@ describe('2026-07-28 clients at the gateway', () => {
           // another's server→client requests ambiguous.
           gather: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
           stray: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
+          params: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
         },
       },
       { users: ['alice', 'bob'] },
@@ -476,4 +477,40 @@ describe('2026-07-28 clients at the gateway', () => {
       assert.equal(notAnObject.error.code, -32602);
     },
   );
+
+  it('checks Mcp-Param-* headers against the arguments a tool marks x-mcp-header', TIMEOUT, async () => {
+    const key = gw.keys.alice as string;
+    const name = 'test_custom_headers';
+    const call = async (region: string, headers: Record<string, string>) => {
+      const reply = await rawPost(
+        `${gw.url}/mcp/params`,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name, arguments: { region }, _meta: envelope() },
+        }),
+        { ...modernHeaders(key, 'tools/call', name), ...headers },
+      );
+      const answer = answerOf(reply) as { result?: unknown; error?: { code: number } };
+      return [reply.status, answer.error?.code ?? textOf(answer.result)];
+    };
+    assert.deepEqual(await call('eu', { 'mcp-param-region': 'eu' }), [200, 'region eu']);
+    assert.deepEqual(await call('eu', { 'Mcp-Param-Region': '=?base64?ZXU=?=' }), [200, 'region eu']);
+    assert.deepEqual(await call('eu', {}), [400, -32020]);
+    assert.deepEqual(await call('eu', { 'mcp-param-region': 'us' }), [400, -32020]);
+    assert.deepEqual(await call('eu', { 'mcp-param-region': '=?base64?ZX!U?=' }), [400, -32020]);
+    // A tool without x-mcp-header arguments needs no such header.
+    const plain = await rawPost(
+      `${gw.url}/mcp/params`,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'test_simple_text', arguments: {}, _meta: envelope() },
+      }),
+      modernHeaders(key, 'tools/call', 'test_simple_text'),
+    );
+    assert.equal(plain.status, 200);
+  });
 });

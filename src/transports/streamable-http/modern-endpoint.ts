@@ -44,6 +44,7 @@ import { sessionRefusal } from '../session-refusal.ts';
 import { Continuations } from './continuations.ts';
 import { honoredFilter, type ListenFilter, ListenStream } from './listen-stream.ts';
 import { ModernCall } from './modern-call.ts';
+import { type ParamHeaders, paramHeaderMismatch, paramHeadersOf } from './modern-param-headers.ts';
 import { header, VERSION_HEADER } from './request-headers.ts';
 
 export const METHOD_HEADER = 'mcp-method';
@@ -72,6 +73,8 @@ class Principal implements MessageSink {
   readonly listens = new Set<ListenStream>();
   /** Resource URIs the listens hold backend subscriptions for, with how many listens hold each. */
   readonly #subscribed = new Map<string, number>();
+  /** The mirrored (`x-mcp-header`) arguments of each tool, from the backend's tools/list. */
+  #paramHeaders: Promise<Map<string, ParamHeaders>> | undefined;
 
   constructor(session: Session, result: Record<string, unknown>) {
     this.session = session;
@@ -107,6 +110,38 @@ class Principal implements MessageSink {
       for (const uri of listen.filter.resourceSubscriptions ?? []) this.#subscription(uri, -1);
       if (this.listens.size === 0) this.session.setStandalone(undefined);
     });
+  }
+
+  /**
+   * The mirrored arguments of `tool`, from a tools/list the gateway asks for on first need and again
+   * when a tool it has not seen is called (a server that added one).
+   */
+  async paramHeaders(tool: string): Promise<ParamHeaders> {
+    let known = await this.#listTools();
+    if (!known.has(tool)) {
+      this.#paramHeaders = undefined;
+      known = await this.#listTools();
+    }
+    return known.get(tool) ?? [];
+  }
+
+  #listTools(): Promise<Map<string, ParamHeaders>> {
+    if (this.#paramHeaders) return this.#paramHeaders;
+    const listed = new Promise<Map<string, ParamHeaders>>((resolve) => {
+      this.session.request(
+        { jsonrpc: '2.0', id: gatewayId(), method: 'tools/list', params: {} },
+        {
+          send() {},
+          finish: (response) => {
+            // A failed list is not kept: the next call asks again.
+            if ('error' in response && this.#paramHeaders === listed) this.#paramHeaders = undefined;
+            resolve('result' in response ? paramHeadersOf(response.result) : new Map());
+          },
+        },
+      );
+    });
+    this.#paramHeaders = listed;
+    return listed;
   }
 
   /** Holds a backend subscription while any listen wants the URI (the multiplexer counts across sessions). */
@@ -208,6 +243,14 @@ export class ModernEndpoint {
     if (!found.ok) {
       found.answer(res, message.id);
       return;
+    }
+    if (message.method === 'tools/call' && typeof params.name === 'string') {
+      const mirrored = await found.principal.paramHeaders(params.name);
+      const mismatch = paramHeaderMismatch(req, mirrored, params.arguments);
+      if (mismatch) {
+        sendRpcError(res, 400, ModernError.HeaderMismatch, mismatch, { id });
+        return;
+      }
     }
     // `inputResponses` without a `requestState` answer nothing the gateway asked: a new call, and the
     // answers are information it does not recognize, which a server ignores (SEP-2322).
