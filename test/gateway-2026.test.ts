@@ -513,4 +513,15 @@ describe('2026-07-28 clients at the gateway', () => {
     );
     assert.equal(plain.status, 200);
   });
+
+  it('a resource the backend does not have is -32602 naming its URI (SEP-2164)', TIMEOUT, async () => {
+    const uri = 'note://missing';
+    const reply = await rawPost(
+      url,
+      JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'resources/read', params: { uri, _meta: envelope() } }),
+      modernHeaders(gw.keys.alice as string, 'resources/read', uri),
+    );
+    const answer = answerOf(reply) as { error: { code: number; data: unknown } };
+    assert.deepEqual([answer.error.code, answer.error.data], [-32602, { uri }]);
+  });
 });

@@ -60,6 +60,8 @@ export class ModernCall implements ReplyTarget {
   #res: ServerResponse | undefined;
   #clientId: JsonRpcId;
   #clientToken: ProgressToken | undefined;
+  /** The URI a resources/read asked for, named in a not-found error. */
+  readonly #uri: string | undefined;
   #envelope: Envelope;
   #sse = false;
   /** Input requests not answered yet, by the key the client answers under. */
@@ -73,13 +75,14 @@ export class ModernCall implements ReplyTarget {
 
   constructor(
     host: CallHost,
-    request: { method: string; subject: string; id: JsonRpcId; progressToken?: ProgressToken },
+    request: { method: string; subject: string; id: JsonRpcId; progressToken?: ProgressToken; uri?: string },
     res: ServerResponse,
     envelope: Envelope,
   ) {
     this.#host = host;
     this.method = request.method;
     this.subject = request.subject;
+    this.#uri = this.method === 'resources/read' ? request.uri : undefined;
     this.#clientId = request.id;
     this.#clientToken = request.progressToken;
     this.#envelope = envelope;
@@ -264,7 +267,16 @@ export class ModernCall implements ReplyTarget {
   }
 
   #forClient(response: JsonRpcResponse): JsonRpcResponse {
-    return modernResponse(this.method, { ...response, id: this.#clientId }, this.#host.serverInfo);
+    const answer = modernResponse(this.method, { ...response, id: this.#clientId }, this.#host.serverInfo);
+    // A resource not found names its URI in `data` (SEP-2164); 2025 servers (SDK 1.x: -32602, bare) do not.
+    if (
+      'error' in answer &&
+      this.#uri !== undefined &&
+      answer.error.code === -32602 &&
+      answer.error.data === undefined
+    )
+      return { ...answer, error: { ...answer.error, data: { uri: this.#uri } } };
+    return answer;
   }
 
   #declineAsks(reason: string): void {

@@ -291,6 +291,7 @@ export class ModernEndpoint {
         subject: subjectOf(message),
         id: message.id,
         ...(token === undefined ? {} : { progressToken: token }),
+        ...(typeof params.uri === 'string' ? { uri: params.uri } : {}),
       },
       res,
       envelope,
