@@ -32,7 +32,7 @@ import {
   notificationVisible,
 } from './filters.ts';
 import { Policy, type ServerPolicy } from './policy.ts';
-import { RateLimits } from './rate-limits.ts';
+import { RateLimits, type SharedLimits } from './rate-limits.ts';
 
 /** What the gate remembers of one session between requests. */
 interface SessionState {
@@ -45,11 +45,14 @@ export class Gatekeeper implements SessionGates {
   readonly #owner: EventOwner;
   #policy: Policy;
 
-  /** `owner` names the gateway in the refusals it publishes (observe/events.ts). */
-  constructor(config: RelayConfig, log: Logger, owner: EventOwner = UNOWNED) {
+  /**
+   * `owner` names the gateway in the refusals it publishes (observe/events.ts); `sharedLimits`, the
+   * cluster's Redis, where requests per minute are counted across replicas.
+   */
+  constructor(config: RelayConfig, log: Logger, owner: EventOwner = UNOWNED, sharedLimits?: SharedLimits) {
     this.#owner = owner;
     this.#policy = new Policy(config);
-    this.#limits = new RateLimits(config, log);
+    this.#limits = new RateLimits(config, log, sharedLimits);
   }
 
   /** Applies a reloaded config: policy and limits at once. */

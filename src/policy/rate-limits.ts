@@ -1,39 +1,62 @@
 // Requests per minute, per user (limits.requestsPerMinute, across all servers) and per server
 // (servers.<name>.requestsPerMinute, all users together), with rate-limiter-flexible's fixed windows.
-// The memory store serves one gateway; a Redis store (several replicas) plugs in behind the same type.
+// The memory store serves one gateway; with several replicas the counters live in Redis (SharedLimits),
+// with a memory limiter of each replica's share of the points as insurance while Redis is unreachable.
 
-import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import {
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  RLWrapperTimeouts,
+} from 'rate-limiter-flexible';
+import type { RedisLink } from '../cluster/redis-link.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import type { Refusal } from '../sessions/types.ts';
 
 const WINDOW_SECONDS = 60;
+/** A Redis count that takes longer is given up for the insurance limiter (RedisLink's command timeout). */
+const REDIS_TIMEOUT_MS = 1_000;
+
+/** Counters shared by the replicas of a cluster. */
+export interface SharedLimits {
+  readonly redis: RedisLink;
+  /**
+   * How many replicas share the load (a function: read at each count, e.g. the live members). While
+   * Redis is unreachable each replica admits its share, points ÷ replicas, from its own memory.
+   */
+  readonly replicas: number | (() => number);
+}
 
 interface Limiter {
   points: number;
-  limiter: RateLimiterAbstract;
+  limiter: { consume(key: string): Promise<unknown> };
 }
 
 export class RateLimits {
   readonly #log: Logger;
   #perUser: Limiter | undefined;
   #perServer = new Map<string, Limiter>();
+  readonly #shared: SharedLimits | undefined;
 
-  constructor(config: RelayConfig, log: Logger) {
+  /** Without `shared`, counters live in this process's memory (one gateway). */
+  constructor(config: RelayConfig, log: Logger, shared?: SharedLimits) {
     this.#log = log;
+    this.#shared = shared;
     this.update(config);
   }
 
   /**
    * Applies the limits of a (reloaded) config. A limit whose number is unchanged keeps its counters;
-   * a changed one starts counting afresh.
+   * a changed one starts counting afresh (in memory; Redis counters run on to the end of their window,
+   * since the replicas do not reload at the same instant).
    */
   update(config: RelayConfig): void {
-    this.#perUser = reuse(this.#perUser, config.limits.requestsPerMinute, 'user');
+    this.#perUser = this.#reuse(this.#perUser, config.limits.requestsPerMinute, ['user']);
     const perServer = new Map<string, Limiter>();
     for (const [name, server] of Object.entries(config.servers)) {
-      const limiter = reuse(this.#perServer.get(name), server.requestsPerMinute, `server:${name}`);
+      const limiter = this.#reuse(this.#perServer.get(name), server.requestsPerMinute, ['server', name]);
       if (limiter) perServer.set(name, limiter);
     }
     this.#perServer = perServer;
@@ -75,23 +98,60 @@ export class RateLimits {
       return undefined;
     } catch (rejection) {
       if (rejection instanceof RateLimiterRes) return rejection.msBeforeNext;
-      // A store that fails (a later Redis outage) must not take the gateway down: let the request through.
+      // Cannot happen with the memory store; with Redis the insurance limiter answers instead. A store
+      // that fails anyway must not take the gateway down: let the request through.
       this.#log.error({ err: (rejection as Error).message }, 'rate limiter failed; request let through');
       return undefined;
     }
   }
+
+  #reuse(current: Limiter | undefined, points: number | undefined, name: string[]): Limiter | undefined {
+    if (points === undefined) return undefined;
+    if (current?.points === points) return current;
+    const keyPrefix = `mcp-relay:${name.join(':')}`;
+    const shared = this.#shared;
+    if (!shared)
+      return { points, limiter: new RateLimiterMemory({ points, duration: WINDOW_SECONDS, keyPrefix }) };
+    return { points, limiter: sharedLimiter(points, shared, name, keyPrefix) };
+  }
 }
 
-function reuse(
-  current: Limiter | undefined,
-  points: number | undefined,
-  prefix: string,
-): Limiter | undefined {
-  if (points === undefined) return undefined;
-  if (current?.points === points) return current;
-  return {
+/**
+ * Fixed 60 s windows counted in Redis (`rl:user:<user>`, `rl:server:<name>` under the cluster's key
+ * prefix). Redis not ready → the insurance limiter at once (no queueing); Redis silent (frozen, a
+ * black hole) → the insurance limiter after REDIS_TIMEOUT_MS, so a request never waits longer.
+ */
+function sharedLimiter(
+  points: number,
+  shared: SharedLimits,
+  name: string[],
+  keyPrefix: string,
+): Limiter['limiter'] {
+  const share = (): number => {
+    const replicas = typeof shared.replicas === 'function' ? shared.replicas() : shared.replicas;
+    return Math.max(1, Math.floor(points / Math.max(1, replicas)));
+  };
+  const insurance = new RateLimiterMemory({ points: share(), duration: WINDOW_SECONDS, keyPrefix });
+  const redis = new RateLimiterRedis({
+    storeClient: shared.redis.client,
+    useRedisPackage: true,
+    rejectIfRedisNotReady: true,
     points,
-    limiter: new RateLimiterMemory({ points, duration: WINDOW_SECONDS, keyPrefix: `mcp-relay:${prefix}` }),
+    duration: WINDOW_SECONDS,
+    keyPrefix: shared.redis.key('rl', ...name),
+    insuranceLimiter: insurance,
+  });
+  const timed = new RLWrapperTimeouts({
+    limiter: redis,
+    timeoutMs: REDIS_TIMEOUT_MS,
+    insuranceLimiter: insurance,
+  });
+  return {
+    consume(key: string) {
+      // The number of replicas may have changed since the last count.
+      insurance.points = share();
+      return timed.consume(key);
+    },
   };
 }
 
