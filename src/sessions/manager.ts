@@ -14,6 +14,16 @@ import type { AtCapacity, Identity, Placement, Refusal, SessionClient, SessionGa
  */
 export type UpstreamFactory = (server: string, session: { id: string; identity: Identity }) => Placement;
 
+/**
+ * `limits.sessionsPerUser` counted across replicas (cluster/session-leases.ts): a lease per session,
+ * refused when the user holds `limit` anywhere; 'unavailable' when it cannot tell (the local count
+ * decides). An admitted or unavailable session is dropped when it ends.
+ */
+export interface SessionLeasing {
+  admit(user: string, sessionId: string, limit: number): Promise<boolean | 'unavailable'>;
+  drop(user: string, sessionId: string): void;
+}
+
 export type CreateResult =
   | { ok: true; session: Session }
   | AtCapacity
@@ -53,6 +63,7 @@ export class SessionManager {
   readonly #gates: SessionGates;
   readonly #owner: EventOwner;
   readonly #newId: () => string;
+  readonly #leases: SessionLeasing | undefined;
   readonly #sessions = new Map<string, Session>();
   readonly #perUser = new Map<string, number>();
   readonly #reaper: NodeJS.Timeout;
@@ -61,7 +72,8 @@ export class SessionManager {
   /**
    * `gates` (policy, limits) sees every session and request, whichever front (HTTP, SSH) made it;
    * `owner` names the gateway in the events of its sessions (observe/events.ts), which the audit log follows;
-   * `newId` makes session ids (a replica's carry its name: cluster/cluster.ts).
+   * `newId` makes session ids (a replica's carry its name: cluster/cluster.ts); `leases` counts each user's
+   * sessions across replicas (absent: this process's sessions are all there are).
    */
   constructor(
     config: RelayConfig,
@@ -70,6 +82,7 @@ export class SessionManager {
     gates: SessionGates,
     owner: EventOwner = UNOWNED,
     newId: () => string = randomUUID,
+    leases?: SessionLeasing,
   ) {
     this.#config = config;
     this.#log = log;
@@ -77,6 +90,7 @@ export class SessionManager {
     this.#gates = gates;
     this.#owner = owner;
     this.#newId = newId;
+    this.#leases = leases;
     const shortestIdle = Math.min(...Object.values(config.servers).map((server) => server.idleTimeout));
     this.#reaper = setInterval(() => this.#reapIdle(), Math.max(250, Math.min(shortestIdle / 4, 30_000)));
     this.#reaper.unref();
@@ -148,14 +162,27 @@ export class SessionManager {
       if (!idle) return { ok: false, reason: 'too-many-sessions', limit };
       await idle.close(`replaced by a newer session of the user (limits.sessionsPerUser: ${limit})`);
     }
+    const leases = stateless ? undefined : this.#leases;
+    let id: string | undefined;
+    if (leases) {
+      id = this.#newId();
+      if (!(await this.#lease(leases, identity.user, id, limit)))
+        return { ok: false, reason: 'too-many-sessions', limit };
+    }
     const current = this.#perUser.get(identity.user) ?? 0;
-    if (!stateless && current >= limit) return { ok: false, reason: 'too-many-sessions', limit };
+    if (!stateless && current >= limit) {
+      if (id !== undefined) leases?.drop(identity.user, id);
+      return { ok: false, reason: 'too-many-sessions', limit };
+    }
     const serverConfig = this.#config.servers[server];
     if (!serverConfig) throw new Error(`unknown server ${server}`);
     // Placed first (a per-session backend is keyed by the id): at capacity, no session exists at all.
-    const id = this.#newId();
+    id ??= this.#newId();
     const placed = this.#connect(server, { id, identity });
-    if (!placed.ok) return placed;
+    if (!placed.ok) {
+      leases?.drop(identity.user, id);
+      return placed;
+    }
     // Connected and gated when constructed.
     const session = new Session(
       {
@@ -249,8 +276,22 @@ export class SessionManager {
     await Promise.all([...this.#sessions.values()].map((session) => session.close(reason)));
   }
 
+  /**
+   * Takes a cluster-wide lease for session `id`. Refused: the user's least recently used idle session
+   * here makes room, as it does for the local count (its lease is removed on the same Redis connection
+   * before the second try), else false. Redis unavailable: true, the local count has decided.
+   */
+  async #lease(leases: SessionLeasing, user: string, id: string, limit: number): Promise<boolean> {
+    if ((await leases.admit(user, id, limit)) !== false) return true;
+    const idle = this.#leastRecentlyUsedIdle(user);
+    if (!idle) return false;
+    await idle.close(`replaced by a newer session of the user (limits.sessionsPerUser: ${limit})`);
+    return (await leases.admit(user, id, limit)) !== false;
+  }
+
   #forget(session: Session): void {
     if (!this.#sessions.delete(session.id) || session.stateless) return;
+    this.#leases?.drop(session.identity.user, session.id);
     const remaining = (this.#perUser.get(session.identity.user) ?? 1) - 1;
     if (remaining > 0) this.#perUser.set(session.identity.user, remaining);
     else this.#perUser.delete(session.identity.user);
