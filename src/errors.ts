@@ -16,7 +16,9 @@ export type RelayErrorCode =
   /** authorized_keys could not be read or a key given to `ssh authorize` is malformed. */
   | 'AUTHORIZED_KEYS'
   /** A graceful restart of backends could not be done (not running, unknown server, gateway stopping). */
-  | 'BACKEND_RESTART';
+  | 'BACKEND_RESTART'
+  /** The cluster's Redis could not be reached for something that must reach every replica (a revocation). */
+  | 'CLUSTER_UNAVAILABLE';
 
 export class RelayError extends Error {
   readonly code: RelayErrorCode;

@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import type { Identity } from '../sessions/types.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 import { type AuthMethods, type AuthRequest, type AuthResult, authenticate } from './authenticate.ts';
-import { KeyStore } from './keys.ts';
+import { KeyStore, type RevokedKeys } from './keys.ts';
 import { OidcVerifier } from './oidc.ts';
 import { isPrincipalName } from './principal-name.ts';
 import { ProtectedResource } from './protected-resource.ts';
@@ -20,13 +20,18 @@ export class GatewayAuth {
   readonly #verifier: OidcVerifier | undefined;
   #keys: KeyStore | undefined;
   readonly #onKeysChanged: Array<() => void> = [];
+  readonly #revocations: RevokedKeys | undefined;
   #opened = false;
   #closed = false;
 
-  /** `baseUrl` is the gateway's public base (publicUrl, else the listening URL once known). */
-  constructor(config: RelayConfig, log: Logger, baseUrl: () => string) {
+  /**
+   * `baseUrl` is the gateway's public base (publicUrl, else the listening URL once known);
+   * `revocations`, API keys revoked on any replica of a cluster (cluster/revocations.ts).
+   */
+  constructor(config: RelayConfig, log: Logger, baseUrl: () => string, revocations?: RevokedKeys) {
     this.#config = config;
     this.#log = log;
+    this.#revocations = revocations;
     const oidc = config.auth.oidc;
     if (oidc && !config.publicUrl && config.listen !== false && !isLoopbackAddress(config.listen.host)) {
       // The listening address (0.0.0.0, an interface IP) is not what clients reach: tokens and
@@ -58,7 +63,11 @@ export class GatewayAuth {
     if (this.#opened) return;
     this.#opened = true;
     if (this.#config.auth.apiKeys)
-      this.#keys = await KeyStore.open(this.#config.auth.apiKeys.file, this.#log);
+      this.#keys = await KeyStore.open(
+        this.#config.auth.apiKeys.file,
+        this.#log,
+        this.#revocations ? { revocations: this.#revocations } : {},
+      );
     if (this.#closed) this.#keys?.close();
     for (const listener of this.#onKeysChanged) this.#keys?.onReload(listener);
   }

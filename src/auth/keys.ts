@@ -16,6 +16,15 @@ export interface KeyPrincipal {
   readonly groups: readonly string[];
 }
 
+/**
+ * Key ids revoked elsewhere (several replicas: cluster/revocations.ts): refused though this machine's
+ * file still lists them; `onChange` after new ones, so their sessions end as after a reload.
+ */
+export interface RevokedKeys {
+  isRevoked(keyId: string): boolean;
+  onChange(listener: () => void): void;
+}
+
 export interface KeyStoreOptions {
   /** How often the file is stat'ed for changes (ms). Default 500: changes apply within about a second. */
   pollIntervalMs?: number;
@@ -23,6 +32,8 @@ export interface KeyStoreOptions {
   now?: () => number;
   /** How often last uses are written beside the file (key-usage.ts); default USAGE_FLUSH_MS. */
   usageFlushMs?: number;
+  /** Revocations shared by the replicas of a cluster. */
+  revocations?: RevokedKeys;
 }
 
 interface Entry {
@@ -41,6 +52,7 @@ export class KeyStore {
   #reloads: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #usage: KeyUsage;
+  readonly #revocations: RevokedKeys | undefined;
   // Polling (stat every interval) rather than fs.watch: it survives the atomic rename that replaces
   // the file's inode, a file that does not exist yet, and network filesystems where fs.watch is silent.
   #onStat = (): void => {
@@ -52,6 +64,11 @@ export class KeyStore {
     this.#log = log;
     this.#now = options.now ?? Date.now;
     this.#usage = new KeyUsage(file, log, options.usageFlushMs);
+    this.#revocations = options.revocations;
+    // A key revoked on another machine: its sessions here end, as after this file changed.
+    this.#revocations?.onChange(() => {
+      if (!this.#closed) for (const listener of this.#onReload) listener();
+    });
     // Watch before the first read, so a change that lands in between is not missed.
     watchFile(file, { interval: options.pollIntervalMs ?? 500, persistent: false }, this.#onStat);
   }
@@ -75,7 +92,7 @@ export class KeyStore {
   authenticate(token: string): KeyPrincipal | undefined {
     if (!looksLikeApiKey(token)) return undefined;
     const entry = this.#byHash.get(hashApiKey(token));
-    if (!entry) return undefined;
+    if (!entry || this.#revocations?.isRevoked(entry.principal.keyId)) return undefined;
     const now = this.#now();
     if (entry.expiresAt !== undefined && entry.expiresAt <= now) return undefined;
     this.#usage.note(entry.principal.keyId, now);
@@ -85,11 +102,16 @@ export class KeyStore {
   /** The owner of the key with this id while it is valid: undefined once revoked or expired. */
   principalOf(keyId: string): KeyPrincipal | undefined {
     const entry = this.#byId.get(keyId);
-    if (!entry || (entry.expiresAt !== undefined && entry.expiresAt <= this.#now())) return undefined;
+    if (
+      !entry ||
+      this.#revocations?.isRevoked(keyId) ||
+      (entry.expiresAt !== undefined && entry.expiresAt <= this.#now())
+    )
+      return undefined;
     return entry.principal;
   }
 
-  /** Calls `listener` after each reload that installed a new set of keys. */
+  /** Calls `listener` after each reload that installed a new set of keys, and after keys were revoked elsewhere. */
   onReload(listener: () => void): void {
     this.#onReload.push(listener);
   }

@@ -1,13 +1,18 @@
 // `mcp-relay keys create|list|revoke`: manages the API-key file named by relay.yaml (or --keys-file).
-// The key is printed once, to stdout only; everything else goes to stderr.
+// The key is printed once, to stdout only; everything else goes to stderr. With a `cluster` section in
+// the config, a revocation also reaches every replica through Redis (cluster/revocations.ts).
 
 import { createInterface } from 'node:readline/promises';
 import { type ArgsDef, defineCommand } from 'citty';
 import { createKey, type KeySummary, listKeys, revokeKey, revokeUserKeys } from '../../auth/key-admin.ts';
 import { PRINCIPAL_NAME_RULE } from '../../auth/principal-name.ts';
+import { RedisLink } from '../../cluster/redis-link.ts';
+import { publishRevocations } from '../../cluster/revocations.ts';
 import { type LoadedConfig, loadConfigFile } from '../../config/load.ts';
+import type { ClusterConfig } from '../../config/schema.ts';
 import { formatDuration, parseDuration } from '../../config/units.ts';
-import { RelayError } from '../../errors.ts';
+import { errorText, RelayError } from '../../errors.ts';
+import { silentLogger } from '../../log.ts';
 import { absolutePathIn, type CliIo, ioFrom, pathIn } from '../io.ts';
 import { alignColumns } from '../table.ts';
 
@@ -20,7 +25,8 @@ const fileArgs = {
   },
   'keys-file': {
     type: 'string',
-    description: 'the keys file itself (instead of reading its path from --config)',
+    description:
+      'the keys file itself (instead of reading its path from --config; name --config too to revoke across a cluster)',
     valueHint: 'FILE',
   },
 } satisfies ArgsDef;
@@ -95,12 +101,14 @@ const revokeCommand = defineCommand({
     yes: { type: 'boolean', description: "revoke a user's keys without asking", default: false },
     ...fileArgs,
   },
-  async run({ args, data }) {
+  async run({ args, rawArgs, data }) {
     const io = ioFrom(data);
-    const file = keysFileFrom(args, io);
+    const { file, cluster } = keysTarget(args, rawArgs, io);
     const keys = await listKeys(file);
-    const soon = 'a running gateway stops accepting them within 2 seconds and ends their sessions';
+    const soon = `${cluster ? 'every replica of the cluster' : 'a running gateway'} stops accepting them within 2 seconds and ends their sessions`;
     if (keys.some((key) => key.id === args.target)) {
+      // Redis first: when it cannot be reached nothing is revoked anywhere, and the command says so.
+      if (cluster) await revokeAcrossCluster(cluster, [args.target]);
       const record = await revokeKey(file, args.target);
       io.stderr.write(`revoked key ${record.id} of ${record.user}; ${soon.replace('them', 'it')}.\n`);
       return 0;
@@ -120,11 +128,9 @@ const revokeCommand = defineCommand({
       io.stderr.write('nothing revoked (pass --yes to revoke without asking).\n');
       return 1;
     }
-    const revoked = await revokeUserKeys(
-      file,
-      user,
-      owned.map((key) => key.id),
-    );
+    const ids = owned.map((key) => key.id);
+    if (cluster) await revokeAcrossCluster(cluster, ids);
+    const revoked = await revokeUserKeys(file, user, ids);
     io.stderr.write(`revoked ${revoked.length} key${revoked.length === 1 ? '' : 's'} of ${user}; ${soon}.\n`);
     return 0;
   },
@@ -149,8 +155,25 @@ export const keysCommand = defineCommand({
 });
 
 function keysFileFrom(args: { config: string; 'keys-file'?: string | undefined }, io: CliIo): string {
+  return keysTarget(args, [], io).file;
+}
+
+/**
+ * The keys file, and the cluster its revocations go to: the config's `cluster`, read when the file
+ * comes from --config, or when --config is named beside --keys-file.
+ */
+function keysTarget(
+  args: { config: string; 'keys-file'?: string | undefined },
+  rawArgs: readonly string[],
+  io: CliIo,
+): { file: string; cluster?: ClusterConfig } {
   const direct = args['keys-file'];
-  if (direct !== undefined && direct !== '') return absolutePathIn(io, direct);
+  if (direct !== undefined && direct !== '') {
+    const file = absolutePathIn(io, direct);
+    const namesConfig = rawArgs.some((word) => word === '--config' || word.startsWith('--config='));
+    const cluster = namesConfig ? loadConfigFile(pathIn(io, args.config), io.env).config.cluster : undefined;
+    return cluster ? { file, cluster } : { file };
+  }
   let loaded: LoadedConfig;
   try {
     loaded = loadConfigFile(pathIn(io, args.config), io.env);
@@ -168,7 +191,23 @@ function keysFileFrom(args: { config: string; 'keys-file'?: string | undefined }
       `${path} has no auth.apiKeys.file; add "auth: { apiKeys: { file: keys.yaml } }" to it or pass --keys-file FILE`,
     );
   }
-  return file;
+  return config.cluster ? { file, cluster: config.cluster } : { file };
+}
+
+/** Revoked in the cluster's Redis, or an error that says nothing was revoked (the file is left alone). */
+async function revokeAcrossCluster(cluster: ClusterConfig, ids: readonly string[]): Promise<void> {
+  const redis = new RedisLink(cluster.redis, cluster.keyPrefix, silentLogger);
+  try {
+    await redis.connect(2_000);
+    await publishRevocations(redis, ids);
+  } catch (error) {
+    throw new RelayError(
+      'CLUSTER_UNAVAILABLE',
+      `could not reach the cluster's Redis (${errorText(error)}); nothing was revoked. Try again when Redis answers.`,
+    );
+  } finally {
+    await redis.close();
+  }
 }
 
 /** A bare number would mean milliseconds to parseDuration; for a key's lifetime that is never meant. */
