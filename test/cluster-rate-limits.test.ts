@@ -1,7 +1,7 @@
 // Requests per minute across replicas: two RateLimits ("replicas") counting in one real Redis admit
 // exactly the limit together; with Redis gone, killed or frozen, each admits its share from memory
-// (the insurance limiter), nothing throws and no count waits longer than the Redis timeout; when Redis
-// is back, the shared count resumes.
+// (the insurance limiter), nothing throws and no request waits longer than one Redis timeout; when
+// Redis is back, the shared count resumes.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -97,6 +97,10 @@ describe('rate limits across replicas (Redis)', { skip: redisUnavailable() }, ()
       const took = Date.now() - started;
       assert.equal(results.filter((refusal) => refusal === undefined).length, 5);
       assert.ok(took < 1_600, `the counts took ${took} ms with Redis frozen`);
+      // One timeout is enough: the next requests, per user and per server limit alike, do not wait.
+      const next = Date.now();
+      assert.equal(await replicas[0]?.consume('frank', 's'), undefined);
+      assert.ok(Date.now() - next < 100, `a later count took ${Date.now() - next} ms`);
     } finally {
       redis.resume();
     }

@@ -3,12 +3,7 @@
 // The memory store serves one gateway; with several replicas the counters live in Redis (SharedLimits),
 // with a memory limiter of each replica's share of the points as insurance while Redis is unreachable.
 
-import {
-  RateLimiterMemory,
-  RateLimiterRedis,
-  RateLimiterRes,
-  RLWrapperTimeouts,
-} from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RedisLink } from '../cluster/redis-link.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -18,6 +13,8 @@ import type { Refusal } from '../sessions/types.ts';
 const WINDOW_SECONDS = 60;
 /** A Redis count that takes longer is given up for the insurance limiter (RedisLink's command timeout). */
 const REDIS_TIMEOUT_MS = 1_000;
+/** After a count that timed out, Redis is not asked again for this long (the insurance limiter counts). */
+const REDIS_SILENT_MS = 3_000;
 
 /** Counters shared by the replicas of a cluster. */
 export interface SharedLimits {
@@ -39,6 +36,8 @@ export class RateLimits {
   #perUser: Limiter | undefined;
   #perServer = new Map<string, Limiter>();
   readonly #shared: SharedLimits | undefined;
+  /** Until when Redis is taken as silent: one timeout spares the requests after it the wait. */
+  readonly #redisSilent = { until: 0 };
 
   /** Without `shared`, counters live in this process's memory (one gateway). */
   constructor(config: RelayConfig, log: Logger, shared?: SharedLimits) {
@@ -112,20 +111,22 @@ export class RateLimits {
     const shared = this.#shared;
     if (!shared)
       return { points, limiter: new RateLimiterMemory({ points, duration: WINDOW_SECONDS, keyPrefix }) };
-    return { points, limiter: sharedLimiter(points, shared, name, keyPrefix) };
+    return { points, limiter: sharedLimiter(points, shared, name, keyPrefix, this.#redisSilent) };
   }
 }
 
 /**
  * Fixed 60 s windows counted in Redis (`rl:user:<user>`, `rl:server:<name>` under the cluster's key
  * prefix). Redis not ready → the insurance limiter at once (no queueing); Redis silent (frozen, a
- * black hole) → the insurance limiter after REDIS_TIMEOUT_MS, so a request never waits longer.
+ * black hole) → the insurance limiter after REDIS_TIMEOUT_MS, and at once for REDIS_SILENT_MS after
+ * that, so a request never waits longer than one timeout (per user and per server limits together).
  */
 function sharedLimiter(
   points: number,
   shared: SharedLimits,
   name: string[],
   keyPrefix: string,
+  silent: { until: number },
 ): Limiter['limiter'] {
   const share = (): number => {
     const replicas = typeof shared.replicas === 'function' ? shared.replicas() : shared.replicas;
@@ -141,16 +142,24 @@ function sharedLimiter(
     keyPrefix: shared.redis.key('rl', ...name),
     insuranceLimiter: insurance,
   });
-  const timed = new RLWrapperTimeouts({
-    limiter: redis,
-    timeoutMs: REDIS_TIMEOUT_MS,
-    insuranceLimiter: insurance,
-  });
   return {
-    consume(key: string) {
+    async consume(key: string) {
       // The number of replicas may have changed since the last count.
       insurance.points = share();
-      return timed.consume(key);
+      if (Date.now() < silent.until) return insurance.consume(key);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), REDIS_TIMEOUT_MS);
+      });
+      try {
+        // Errors other than a refusal already went to the insurance limiter inside RateLimiterRedis.
+        const counted = await Promise.race([redis.consume(key), timeout]);
+        if (counted !== 'timeout') return counted;
+      } finally {
+        clearTimeout(timer);
+      }
+      silent.until = Date.now() + REDIS_SILENT_MS;
+      return insurance.consume(key);
     },
   };
 }
