@@ -162,7 +162,7 @@ describe('API key revocation across replicas (Redis)', { skip: redisUnavailable(
     const fileBefore = readFileSync(replicas[0]?.file ?? '', 'utf8');
     const refused = await runCliInProcess(['keys', 'revoke', keys.carol?.id ?? '', '--config', config]);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /could not reach the cluster's Redis .*nothing was revoked/);
+    assert.match(refused.stderr, /could not reach the cluster's Redis .*the keys file is unchanged/);
     assert.equal(readFileSync(replicas[0]?.file ?? '', 'utf8'), fileBefore, 'the keys file is unchanged');
     // Authentication never asks Redis: known revocations hold, other keys work.
     assert.ok(refusedEverywhere('alice') && refusedEverywhere('bob') && acceptedEverywhere('carol'));
@@ -185,5 +185,31 @@ describe('API key revocation across replicas (Redis)', { skip: redisUnavailable(
       `after Redis came back: revocation refused on both replicas ${(performance.now() - started).toFixed(1)} ms after the CLI started`,
     );
     assert.ok(acceptedEverywhere('carol'));
+  });
+
+  it('with Redis frozen: authentication does not wait, the CLI gives up within seconds, and all resumes after', async (t) => {
+    redis.pause();
+    try {
+      const started = Date.now();
+      assert.ok(refusedEverywhere('alice') && acceptedEverywhere('carol'));
+      assert.ok(Date.now() - started < 50);
+      const refused = await runCliInProcess(['keys', 'revoke', keys.carol?.id ?? '', '--config', config]);
+      const took = Date.now() - started;
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /could not reach the cluster's Redis/);
+      assert.ok(took < 4_000, `the CLI took ${took} ms`);
+      // The replicas' polls time out meanwhile; nothing they hold changes.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      assert.ok(refusedEverywhere('alice') && refusedEverywhere('dave') && acceptedEverywhere('carol'));
+    } finally {
+      redis.resume();
+    }
+    const started = performance.now();
+    const revoked = await runCliInProcess(['keys', 'revoke', keys.carol?.id ?? '', '--config', config]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    await eventually(() => refusedEverywhere('carol'), 'carol refused everywhere', 2_000);
+    t.diagnostic(
+      `after Redis thawed: revocation refused on both replicas ${(performance.now() - started).toFixed(1)} ms after the CLI started`,
+    );
   });
 });

@@ -49,6 +49,7 @@ export class Revocations implements RevokedKeys {
   #poll: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #again = false;
+  #checking = false;
   #closed = false;
 
   constructor(redis: RedisLink, log: Logger, { pollMs = REVOCATION_POLL_MS } = {}) {
@@ -150,12 +151,15 @@ export class Revocations implements RevokedKeys {
 
   /** The poll: reads the set when the version moved (or was never read). */
   async #check(): Promise<void> {
-    if (this.#refreshing || this.#closed) return;
+    if (this.#checking || this.#refreshing || this.#closed) return;
+    this.#checking = true;
     try {
       const version = await this.#redis.run((client) => client.get(this.#redis.key('revoked', 'version')));
       if (version !== this.#version) await this.refresh();
     } catch {
       // Redis unreachable: the last set stays (fail static), and the next tick asks again.
+    } finally {
+      this.#checking = false;
     }
   }
 

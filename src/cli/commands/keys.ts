@@ -194,20 +194,25 @@ function keysTarget(
   return config.cluster ? { file, cluster: config.cluster } : { file };
 }
 
-/** Revoked in the cluster's Redis, or an error that says nothing was revoked (the file is left alone). */
+/**
+ * Revoked in the cluster's Redis, or an error that says the keys file was left alone. A Redis that
+ * froze may still apply what it was sent, so the error does not claim nothing happened: running the
+ * command again is harmless.
+ */
 async function revokeAcrossCluster(cluster: ClusterConfig, ids: readonly string[]): Promise<void> {
   const redis = new RedisLink(cluster.redis, cluster.keyPrefix, silentLogger);
   try {
     await redis.connect(2_000);
     await publishRevocations(redis, ids);
   } catch (error) {
+    // Not close(): it would wait for the replies of a frozen Redis.
+    redis.client.destroy();
     throw new RelayError(
       'CLUSTER_UNAVAILABLE',
-      `could not reach the cluster's Redis (${errorText(error)}); nothing was revoked. Try again when Redis answers.`,
+      `could not reach the cluster's Redis (${errorText(error)}): the keys file is unchanged and the replicas may not have the revocation; run the command again when Redis answers`,
     );
-  } finally {
-    await redis.close();
   }
+  await redis.close();
 }
 
 /** A bare number would mean milliseconds to parseDuration; for a key's lifetime that is never meant. */
