@@ -105,6 +105,22 @@ describe('multiplexer lifecycle (in-process)', () => {
     assert.equal(backend.starts, 1);
   });
 
+  it('initializes a backend whose first initialize came while it was still being spawned', async () => {
+    // The channel says running from the start of a launch; until the process exists, writes fail. A
+    // second session's initialize in that window must not leave the handshake waiting forever.
+    const { backend, session } = harness('per-user');
+    const a = session('alice');
+    const b = session('alice');
+    a.request('init', 'initialize', { protocolVersion: '2025-11-25', capabilities: {} });
+    backend.refuseWrites = true;
+    b.request('init', 'initialize', { protocolVersion: '2025-11-25', capabilities: {} });
+    backend.refuseWrites = false;
+    await settle();
+    assert.ok(a.responseTo('init') && 'result' in (a.responseTo('init') as object));
+    assert.ok(b.responseTo('init') && 'result' in (b.responseTo('init') as object));
+    assert.equal(backend.requests('initialize').length, 1);
+  });
+
   it('fails calls in flight when the backend goes down, then re-initializes and restores the sessions’ state', async () => {
     const { backend, session } = harness('shared');
     const a = session('alice');

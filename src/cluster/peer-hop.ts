@@ -67,7 +67,14 @@ export function verifyHop(req: IncomingMessage, secret: string, now = Date.now()
 export async function forwardOverHop(
   req: IncomingMessage,
   res: ServerResponse,
-  options: { peerUrl: string; origin: string; secret: string; body?: Buffer },
+  options: {
+    peerUrl: string;
+    origin: string;
+    secret: string;
+    body?: Buffer;
+    /** A placement (not a session's request): a gone owner means try again shortly (its ownership lapses), not 404. */
+    placing?: boolean;
+  },
 ): Promise<void> {
   const path = req.url ?? '/';
   const time = String(Date.now());
@@ -95,6 +102,16 @@ export async function forwardOverHop(
   } catch (error) {
     if (res.headersSent || res.destroyed) return;
     const refused = (error as { code?: string }).code === 'ECONNREFUSED';
+    if (refused && options.placing) {
+      sendRpcError(
+        res,
+        503,
+        ErrorCode.BackendUnavailable,
+        'the replica that ran this server for you is gone; it is placed again within seconds, try again',
+        { headers: { 'retry-after': '3' } },
+      );
+      return;
+    }
     if (refused) {
       sendRpcError(
         res,

@@ -74,7 +74,16 @@ export class ClusterRouting {
     if (!config || config.isolation === 'per-session') return false;
     if (config.isolation === 'shared' && config.placement === 'every-replica') return false;
     const owner = config.isolation === 'shared' ? undefined : user;
-    const replica = await this.#ownerOf(server, owner);
+    let replica = await this.#ownerOf(server, owner);
+    if (
+      replica !== undefined &&
+      replica !== this.#cluster.replica &&
+      !(await this.#cluster.isAlive(replica))
+    ) {
+      // The owner's heartbeat is gone: ask again, and the claim takes the backend over.
+      this.#placed.delete(placementKey(server, owner));
+      replica = await this.#ownerOf(server, owner);
+    }
     if (replica === this.#cluster.replica) return false;
     if (replica === undefined) {
       sendRpcError(
@@ -99,7 +108,7 @@ export class ClusterRouting {
       );
       return true;
     }
-    await this.#forward(req, res, replica, peerUrl, body);
+    await this.#forward(req, res, replica, peerUrl, body, true);
     return true;
   }
 
@@ -114,7 +123,9 @@ export class ClusterRouting {
     const key = placementKey(server, user);
     const cached = this.#placed.get(key);
     if (cached && cached.until > Date.now()) return cached.replica;
+    this.#log.debug({ server, user }, 'placement: asking Redis');
     const ownership = await this.#cluster.own(server, user);
+    this.#log.debug({ server, user, ownership }, 'placement: Redis answered');
     if ('unavailable' in ownership) {
       // Without Redis no new owner is made; a backend already running here goes on serving.
       if (this.#runsLocally(server, user)) return this.#cluster.replica;
@@ -132,6 +143,7 @@ export class ClusterRouting {
     replica: string,
     peerUrl: string,
     body?: Buffer,
+    placing = false,
   ): Promise<void> {
     this.#cluster.forwardsSent++;
     this.#log.debug({ replica, path: req.url }, 'forwarded to the owner');
@@ -140,8 +152,9 @@ export class ClusterRouting {
       origin: this.#cluster.replica,
       secret: this.#cluster.secret,
       ...(body === undefined ? {} : { body }),
+      placing,
     });
-    if (res.statusCode === 404) this.#placed.clear();
+    if (res.statusCode === 404 || res.statusCode === 503) this.#placed.clear();
   }
 }
 

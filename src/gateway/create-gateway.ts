@@ -14,7 +14,9 @@ import { PRM_PATH } from '../auth/protected-resource.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
 import { Cluster } from '../cluster/cluster.ts';
 import { configHash, PeerListener } from '../cluster/peer-listener.ts';
+import { Revocations } from '../cluster/revocations.ts';
 import { ClusterRouting } from '../cluster/routing.ts';
+import { SessionLeases } from '../cluster/session-leases.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import { hostPort, type RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
@@ -106,14 +108,27 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   // Client certificates (listen.tls.clientCa) count as authentication too.
   const clientCerts = ClientCertificates.enabled(config) ? new ClientCertificates(config) : undefined;
   // API keys and OAuth; its base URL for OAuth resource identifiers is publicUrl, else where we listen.
-  const gatewayAuth = new GatewayAuth(config, log, () => config.publicUrl ?? listener.url);
+  // Several replicas on Redis (cluster/): session ids name this replica, misrouted requests are forwarded,
+  // and rate limits, sessions per user and key revocations are shared through Redis.
+  const cluster = config.cluster ? new Cluster(config.cluster, log) : undefined;
+  const revocations = cluster && new Revocations(cluster.redis, log);
+  const leases = cluster && new SessionLeases(cluster.redis, log);
+  const gatewayAuth = new GatewayAuth(config, log, () => config.publicUrl ?? listener.url, revocations);
   refuseUnprotectedListen(config, gatewayAuth.configured || clientCerts !== undefined);
 
   // Policy, limits, origins and audit are read per request from `live`, so a reload applies at once.
   const live = new LiveConfig(config);
   // The token in this gateway's events (observe/events.ts): the audit log writes only its own.
   const owner = Symbol('gateway');
-  const gatekeeper = new Gatekeeper(config, log, owner);
+  const gatekeeper = new Gatekeeper(
+    config,
+    log,
+    owner,
+    cluster && {
+      redis: cluster.redis,
+      replicas: () => cluster.members().filter((member) => member.alive).length || 1,
+    },
+  );
   const audit = new Audit(config, log, owner);
   // Browser apps (servers with `app`): one ticket secret for the links in tool results and /app-links.
   const withApp = Object.keys(config.servers).filter((name) => config.servers[name]?.app !== undefined);
@@ -131,8 +146,6 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     log,
     owner,
   );
-  // Several replicas on Redis (cluster/): session ids name this replica; misrouted requests are forwarded.
-  const cluster = config.cluster ? new Cluster(config.cluster, log) : undefined;
   const routing =
     cluster &&
     new ClusterRouting(
@@ -149,6 +162,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     withApp.length === 0 ? gatekeeper : new AppLinkGates(gatekeeper, appLinks),
     owner,
     cluster && (() => cluster.newSessionId()),
+    leases,
   );
   live.onChange((next) => {
     audit.update(next);
@@ -461,6 +475,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
           },
         );
         await peer.listen();
+        await revocations?.start();
+        leases?.start();
       }
       const address = await listener.listen();
       await cluster?.announce().catch(() => {});
@@ -510,6 +526,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         );
         await pool.stopAll();
         await peer?.close();
+        leases?.close();
+        await revocations?.close();
         await cluster?.leave();
         apps?.proxy.close();
         await webSockets.close();

@@ -21,11 +21,12 @@ const ROUTABLE_CLIENT_CAPABILITIES = { roots: { listChanged: true }, sampling: {
 /** What the handshake needs of its multiplexer. */
 export interface HandshakeHost {
   readonly channel: BackendChannel;
+  /** False when the request could not be written (no process yet: it is still being spawned). */
   internalRequest(
     method: string,
     params: Record<string, unknown>,
     onResponse: (response: JsonRpcResponse) => void,
-  ): void;
+  ): boolean;
   toBackend(message: JsonRpcMessage): boolean;
   /** Answers `request` with an error while the backend sits out its crash-loop cool-down; true if it did. */
   refusedAsUnhealthy(link: MuxLink, request: JsonRpcRequest): boolean;
@@ -123,7 +124,7 @@ export class Handshake {
   #initialize(restart: boolean): void {
     if (this.#initializing || !this.#params) return;
     this.#initializing = true;
-    this.#host.internalRequest(Method.initialize, this.#params, (response) => {
+    const sent = this.#host.internalRequest(Method.initialize, this.#params, (response) => {
       this.#initializing = false;
       if ('error' in response) {
         this.#log.error({ error: response.error }, 'backend refused initialize');
@@ -141,6 +142,8 @@ export class Handshake {
       }
       this.#host.initialized(restart);
     });
+    // The channel says running while its process is still being spawned: backendStarted tries again.
+    if (!sent) this.#initializing = false;
   }
 
   /** The backend's initialize result, with the protocol version agreed with this client. */

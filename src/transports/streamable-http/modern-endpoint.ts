@@ -136,6 +136,7 @@ class Principal implements MessageSink {
             // A failed list is not kept: the next call asks again.
             if ('error' in response && this.#paramHeaders === listed) this.#paramHeaders = undefined;
             resolve('result' in response ? paramHeadersOf(response.result) : new Map());
+            return undefined;
           },
         },
       );
