@@ -20,7 +20,7 @@ import { TestPki } from './helpers/certs.ts';
 import { BRIDGE_BASE_ENV, runCliInProcess } from './helpers/cli.ts';
 import { FIXTURE_SERVER, INITIALIZE, textOf } from './helpers/gateway.ts';
 import { siteOnLoopback, startNginxSite, type TestNginx } from './helpers/nginx.ts';
-import { startRedis, type TestRedis } from './helpers/redis.ts';
+import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { type ServeProcess, startServe } from './helpers/serve.ts';
 
 const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));

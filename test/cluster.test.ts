@@ -16,7 +16,7 @@ import { buildConfig } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
-import { startRedis, type TestRedis } from './helpers/redis.ts';
+import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 
 const TIMEOUT = { timeout: 60_000 };
 const SECRET = 'a-cluster-secret-of-at-least-32-chars!';

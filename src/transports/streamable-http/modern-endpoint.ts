@@ -240,13 +240,10 @@ export class ModernEndpoint {
       this.#retry(res, server, identity, message, envelope);
       return;
     }
-    const found = await this.#principal(req, server, identity, envelope);
-    if (!found.ok) {
-      found.answer(res, message.id);
-      return;
-    }
+    const principal = await this.#principalOrAnswer(req, res, server, identity, message, envelope);
+    if (!principal) return;
     if (message.method === 'tools/call' && typeof params.name === 'string') {
-      const mirrored = await found.principal.paramHeaders(params.name);
+      const mirrored = await principal.paramHeaders(params.name);
       const mismatch = paramHeaderMismatch(req, mirrored, params.arguments);
       if (mismatch) {
         sendRpcError(res, 400, ModernError.HeaderMismatch, mismatch, { id });
@@ -255,7 +252,7 @@ export class ModernEndpoint {
     }
     // `inputResponses` without a `requestState` answer nothing the gateway asked: a new call, and the
     // answers are information it does not recognize, which a server ignores (SEP-2322).
-    this.#forward(res, server, identity, found.principal, withoutInputResponses(message), envelope);
+    this.#forward(res, server, identity, principal, withoutInputResponses(message), envelope);
   }
 
   /** Ends every parked call (the gateway is shutting down); stand-in sessions end with the others. */
@@ -343,12 +340,8 @@ export class ModernEndpoint {
     message: JsonRpcRequest,
     envelope: Envelope,
   ): Promise<void> {
-    const found = await this.#principal(req, server, identity, envelope);
-    if (!found.ok) {
-      found.answer(res, message.id);
-      return;
-    }
-    const { principal } = found;
+    const principal = await this.#principalOrAnswer(req, res, server, identity, message, envelope);
+    if (!principal) return;
     const { tasks, ...capabilities } = principal.capabilities;
     const instructions = principal.result.instructions;
     sendJson(res, 200, {
@@ -374,12 +367,8 @@ export class ModernEndpoint {
     message: JsonRpcRequest,
     envelope: Envelope,
   ): Promise<void> {
-    const found = await this.#principal(req, server, identity, envelope);
-    if (!found.ok) {
-      found.answer(res, message.id);
-      return;
-    }
-    const { principal } = found;
+    const principal = await this.#principalOrAnswer(req, res, server, identity, message, envelope);
+    if (!principal) return;
     if (principal.listens.size >= MAX_LISTENS) {
       sendJson(
         res,
@@ -394,6 +383,21 @@ export class ModernEndpoint {
       bufferBytes: this.#config.limits.streamBufferBytes,
     });
     principal.addListen(listen);
+  }
+
+  /** The stand-in, or undefined once the client was told why there is none. */
+  async #principalOrAnswer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: string,
+    identity: Identity,
+    message: JsonRpcRequest,
+    envelope: Envelope,
+  ): Promise<Principal | undefined> {
+    const found = await this.#principal(req, server, identity, envelope);
+    if (found.ok) return found.principal;
+    found.answer(res, message.id);
+    return undefined;
   }
 
   /** The user's stand-in session on `server`, made and initialized on first use. */
