@@ -22,6 +22,11 @@ export interface NginxSiteOptions {
 /** The nginx variable the cluster map sets: the upstream of the replica a request belongs to. */
 const CLUSTER_UPSTREAM = '$mcp_relay_upstream';
 const ANY_REPLICA = 'mcp_relay_any';
+/**
+ * Idle connections to the replicas are kept, and let go before the gateway's own 5 s keep-alive
+ * timeout ends them: nginx reusing one the gateway just closed fails the request over to a backup.
+ */
+const KEEPALIVE = ['    keepalive 32;', '    keepalive_timeout 4s;'];
 
 export interface NginxSite {
   text: string;
@@ -189,7 +194,7 @@ function clusterBlocks(replicas: readonly { id: string; address: string }[]): st
       `upstream mcp_relay_${replica.id} {`,
       `    server ${replica.address};`,
       ...others.map((other) => `    server ${other.address} backup;`),
-      '    keepalive 32;',
+      ...KEEPALIVE,
       '}',
     );
   }
@@ -197,7 +202,7 @@ function clusterBlocks(replicas: readonly { id: string; address: string }[]): st
     `upstream ${ANY_REPLICA} {`,
     '    hash $http_authorization consistent;',
     ...replicas.map((replica) => `    server ${replica.address};`),
-    '    keepalive 32;',
+    ...KEEPALIVE,
     '}',
     `map $http_mcp_session_id ${CLUSTER_UPSTREAM} {`,
     `    default ${ANY_REPLICA};`,
