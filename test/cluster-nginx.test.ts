@@ -6,7 +6,7 @@
 // run at most once, per-user backends of its users back on exactly one replica; `cluster status`.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -106,7 +106,10 @@ describe('cluster: three serve processes behind nginx', () => {
     const nginxPort = await freePort();
     publicUrl = `https://localhost:${nginxPort}`;
     const keysFile = join(dir, 'keys.yaml');
-    for (const user of USERS) keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
+    for (const user of [...USERS, 'revokee'])
+      keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
+    // r3 reads a copy of the keys file, as a replica on another machine would: only Redis tells it of a revocation.
+    copyFileSync(keysFile, join(dir, 'keys-r3.yaml'));
     for (const id of IDS) {
       const port = await freePort();
       const config = join(dir, `relay-${id}.yaml`);
@@ -117,7 +120,7 @@ describe('cluster: three serve processes behind nginx', () => {
         [
           `listen: { host: 127.0.0.1, port: ${port} }`,
           `publicUrl: ${publicUrl}`,
-          'auth: { apiKeys: { file: keys.yaml } }',
+          `auth: { apiKeys: { file: ${id === 'r3' ? 'keys-r3.yaml' : 'keys.yaml'} } }`,
           'limits: { sessionsPerUser: 100 }',
           'logLevel: warn',
           `cluster: { replica: ${id}, redis: "${redis.url}", keyPrefix: "t:", secret: "a-cluster-secret-of-at-least-32-chars!", peer: { listen: "127.0.0.1:${await freePort()}" } }`,
@@ -216,6 +219,79 @@ describe('cluster: three serve processes behind nginx', () => {
     const fifth = await call(direct(other), user, session, 'echo', { text: 'five' });
     assert.equal(fifth.status, 429);
   });
+
+  it(
+    'refuses a key revoked through the CLI on every replica within 2 s, one without the file change too',
+    TIMEOUT,
+    async () => {
+      const direct = (id: string) => `http://127.0.0.1:${replicas.get(id)?.port}/mcp/fresh`;
+      for (const id of IDS) assert.equal((await post(direct(id), 'revokee', INITIALIZE)).status, 200);
+      const started = Date.now();
+      const revoked = await runCliInProcess([
+        'keys',
+        'revoke',
+        'revokee',
+        '--yes',
+        '--config',
+        replicas.get('r1')?.config as string,
+      ]);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      const refusedAt = new Map<string, number>();
+      while (refusedAt.size < IDS.length && Date.now() - started < 5_000) {
+        for (const id of IDS)
+          if (!refusedAt.has(id) && (await post(direct(id), 'revokee', INITIALIZE)).status === 401)
+            refusedAt.set(id, Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      console.log(
+        `# revocation refused on ${[...refusedAt].map(([id, ms]) => `${id} after ${ms} ms`).join(', ')}`,
+      );
+      for (const id of IDS)
+        assert.ok((refusedAt.get(id) ?? Number.POSITIVE_INFINITY) < 2_000, `${id} refused within 2 s`);
+    },
+  );
+
+  it(
+    'with Redis stopped for 10 s: established sessions see no error, new per-user placements get 503, then all resumes',
+    TIMEOUT,
+    async () => {
+      const users = ['user1', 'user2'];
+      const sessions = await Promise.all(users.map((user) => open(`${publicUrl}/mcp/mine`, user)));
+      await redis.stop();
+      let calls = 0;
+      let errors = 0;
+      try {
+        const until = Date.now() + 10_000;
+        await Promise.all(
+          users.map(async (user, index) => {
+            while (Date.now() < until) {
+              const text = `${user}-${calls}`;
+              const answer = await call(`${publicUrl}/mcp/mine`, user, sessions[index] as string, 'echo', {
+                text,
+              });
+              calls++;
+              if (answer.text !== text) errors++;
+            }
+          }),
+        );
+        // A per-user backend no replica runs yet cannot be placed while Redis cannot say who owns it.
+        const refused = await post(`${publicUrl}/mcp/limited`, 'user9', INITIALIZE);
+        assert.equal(refused.status, 503);
+      } finally {
+        await redis.start();
+      }
+      console.log(`# Redis down 10 s: ${calls} calls on established sessions, ${errors} errors`);
+      assert.ok(calls > 20);
+      assert.equal(errors, 0);
+      const deadline = Date.now() + 10_000;
+      let status = 0;
+      while (Date.now() < deadline && status !== 200) {
+        status = (await post(`${publicUrl}/mcp/limited`, 'user9', INITIALIZE)).status;
+        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      assert.equal(status, 200, 'placements resume once Redis is back');
+    },
+  );
 
   it(
     'a replica SIGKILLed under load: every call answered, none run twice, its users placed again once',
