@@ -26,6 +26,8 @@ interface Replica {
   gateway: Gateway;
   url: string;
   peerPort: number;
+  /** Its loopback Prometheus listener. */
+  metricsPort: number;
 }
 
 const servers = {
@@ -37,9 +39,11 @@ const servers = {
 
 async function startReplica(id: string, redis: string, keysFile: string, dir: string): Promise<Replica> {
   const peerPort = await freePort();
+  const metricsPort = await freePort();
   const config = buildConfig(
     {
       listen: { host: '127.0.0.1', port: 0 },
+      admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } },
       auth: { apiKeys: { file: keysFile } },
       cluster: {
         replica: id,
@@ -54,7 +58,7 @@ async function startReplica(id: string, redis: string, keysFile: string, dir: st
   );
   const gateway = createGateway({ config, log: silentLogger });
   await gateway.listen();
-  return { id, gateway, url: gateway.url, peerPort };
+  return { id, gateway, url: gateway.url, peerPort, metricsPort };
 }
 
 /** initialize + notifications/initialized on `url`; the session id. */
@@ -134,6 +138,16 @@ describe('cluster: three replicas on Redis', () => {
       assert.match(progress.headers.get('content-type') ?? '', /text\/event-stream/);
       assert.equal((progress.text.match(/notifications\/progress/g) ?? []).length, 3);
       // Another user's credential with alice's session id: as unknown on every replica.
+      const metrics = await (await fetch(`http://127.0.0.1:${replicas[1]?.metricsPort}/metrics`)).text();
+      assert.match(metrics, /^mcp_relay_cluster_forwards_total\{direction="sent"\} [1-9]/m);
+      // Each replica reads the registry every 2 s: r3, started last, shows up in r2's view within that.
+      let alive = '';
+      for (let tries = 0; tries < 30 && alive !== '3'; tries++) {
+        const scraped = await (await fetch(`http://127.0.0.1:${replicas[1]?.metricsPort}/metrics`)).text();
+        alive = /^mcp_relay_cluster_replicas_alive (\d+)$/m.exec(scraped)?.[1] ?? '';
+        if (alive !== '3') await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal(alive, '3');
       const stolen = await call(at(1, 'fresh'), keys.bob as string, session, 'pid');
       assert.equal(stolen.status, 404);
       assert.ok((replicas[1]?.gateway as unknown as object) !== undefined);

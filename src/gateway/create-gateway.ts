@@ -380,6 +380,13 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       sessions: () => sessions.snapshot(),
       backends: () => pool.backends(),
       appSockets,
+      cluster:
+        cluster &&
+        (() => ({
+          sent: cluster.forwardsSent,
+          received: cluster.forwardsReceived,
+          alive: cluster.members().filter((member) => member.alive).length,
+        })),
     });
     const activity = new Activity(owner);
     const handlers = new AdminRoutes({

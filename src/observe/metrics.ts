@@ -43,6 +43,8 @@ export interface MetricSources {
   backends(): BackendInfo[];
   /** Open WebSockets to browser apps per server; undefined when the gateway serves no apps. */
   appSockets: (() => Record<string, number>) | undefined;
+  /** With several replicas: requests forwarded each way, and the replicas alive. */
+  cluster?: (() => { sent: number; received: number; alive: number }) | undefined;
 }
 
 /** The requests clients send that MCP names; anything else is counted as "other". */
@@ -287,6 +289,29 @@ export class Metrics {
             seen.add(server);
             this.set({ server }, count);
           }
+        },
+      });
+    }
+    const { cluster } = sources;
+    if (cluster) {
+      new Counter({
+        name: 'mcp_relay_cluster_forwards_total',
+        help: 'Requests forwarded over the replica-to-replica hop: sent to their owner, or received from another replica (0 sent in steady state behind a prefix-aware load balancer).',
+        labelNames: ['direction'],
+        registers,
+        collect() {
+          const { sent, received } = cluster();
+          this.reset();
+          this.inc({ direction: 'sent' }, sent);
+          this.inc({ direction: 'received' }, received);
+        },
+      });
+      new Gauge({
+        name: 'mcp_relay_cluster_replicas_alive',
+        help: 'Replicas of the cluster whose heartbeat this replica sees, itself included.',
+        registers,
+        collect() {
+          this.set(cluster().alive);
         },
       });
     }
