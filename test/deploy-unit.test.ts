@@ -1,7 +1,8 @@
-// `mcp-relay deploy print nginx|systemd` in process: the shipped deploy/ files are the rendering of the
+// `mcp-relay deploy print nginx|haproxy|systemd` in process: the shipped deploy/ files are the rendering of the
 // sample config (one source, no drift), what each config key changes in the site and the unit, the
 // configs nginx cannot front (refused with the reason), and the PM2 and Docker files' stop timeouts.
-// test/deploy.test.ts runs the output through nginx -t, systemd-analyze and a live nginx.
+// test/deploy.test.ts runs the output through nginx -t, systemd-analyze and a live nginx; test/haproxy.test.ts
+// through haproxy -c and a live HAProxy in front of three replicas.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { renderedDeployFiles } from '../scripts/render-deploy.ts';
 import { thisMachineLauncher } from '../src/claude/launcher.ts';
 import { buildConfig } from '../src/config/load.ts';
+import { renderHaproxyCfg } from '../src/deploy/haproxy-cfg.ts';
 import { renderNginxSite } from '../src/deploy/nginx-site.ts';
 import { execWord, renderSystemdUnit } from '../src/deploy/systemd-unit.ts';
 import { runCliInProcess } from './helpers/cli.ts';
@@ -185,6 +187,117 @@ describe('renderNginxSite', () => {
   });
 });
 
+const REPLICAS = [
+  { id: 'r1', address: '10.0.0.5:8787' },
+  { id: 'r2', address: '10.0.0.6:8787' },
+  { id: 'r10', address: '[fd00::7]:8787' },
+];
+const haproxy = (input: Record<string, unknown> = {}, pem?: string) =>
+  renderHaproxyCfg(config(input), { pem, replicas: REPLICAS });
+
+/** The lines of a rendered haproxy.cfg's `<kind> <name>` section, trimmed. */
+function section(text: string, header: string): string[] {
+  const start = text.indexOf(`\n${header}\n`);
+  assert.notEqual(start, -1, `${header} in\n${text}`);
+  const end = text.indexOf('\n\n', start + 1);
+  return text
+    .slice(start + header.length + 2, end === -1 ? undefined : end)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+describe('renderHaproxyCfg', () => {
+  it('routes a session to the replica its id names, the rest by a consistent hash of the credential', () => {
+    const { text, warnings } = haproxy();
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(section(text, 'backend mcp_relay'), [
+      'balance hash req.hdr(authorization)',
+      'hash-type consistent',
+      // The dot ends the prefix: r1's rule does not take r10's sessions.
+      'use-server r1 if { req.hdr(mcp-session-id) -m beg r1. }',
+      'use-server r2 if { req.hdr(mcp-session-id) -m beg r2. }',
+      'use-server r10 if { req.hdr(mcp-session-id) -m beg r10. }',
+      'option httpchk',
+      'http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host mcp.example.com',
+      'http-check expect status 200',
+      'retries 2',
+      'retry-on conn-failure',
+      'option redispatch',
+      'server r1 10.0.0.5:8787 check inter 1s fall 2 rise 2',
+      'server r2 10.0.0.6:8787 check inter 1s fall 2 rise 2',
+      'server r10 ipv6@fd00::7:8787 check inter 1s fall 2 rise 2',
+    ]);
+  });
+
+  it("ends TLS on publicUrl's port, keeps SSE streams open an hour, and lets idle clients go before 5 s", () => {
+    const { text } = haproxy({}, '/etc/haproxy/certs/mcp.pem');
+    const defaults = section(text, 'defaults');
+    for (const line of [
+      'mode http',
+      'timeout client 1h',
+      'timeout server 1h',
+      'timeout tunnel 1h',
+      'timeout http-keep-alive 4s',
+      'option http-server-close',
+    ])
+      assert.ok(defaults.includes(line), `${line} in\n${defaults.join('\n')}`);
+    const front = section(text, 'frontend mcp_relay_https');
+    assert.equal(front[0], 'bind :::443 v4v6 ssl crt /etc/haproxy/certs/mcp.pem');
+    assert.deepEqual(section(text, 'frontend mcp_relay_http'), [
+      'bind :::80 v4v6',
+      'http-request redirect scheme https code 301',
+    ]);
+    const offPort = haproxy({ publicUrl: 'https://mcp.example.com:8443' }).text;
+    assert.equal(
+      section(offPort, 'frontend mcp_relay_https')[0],
+      'bind :::8443 v4v6 ssl crt /etc/haproxy/certs/mcp.example.com.pem',
+    );
+    assert.ok(!offPort.includes('frontend mcp_relay_http\n'), 'no redirect frontend off 443');
+    assert.match(offPort, /hdr Host mcp\.example\.com:8443\n/);
+    assert.equal(
+      section(haproxy({}, '/etc/my certs/a.pem').text, 'frontend mcp_relay_https')[0],
+      "bind :::443 v4v6 ssl crt '/etc/my certs/a.pem'",
+    );
+  });
+
+  it('passes on the routes the nginx site has, and answers everything else 404', () => {
+    const routes = (text: string) =>
+      section(text, 'frontend mcp_relay_https').filter((line) => line.startsWith('acl relay_route'));
+    assert.deepEqual(routes(haproxy().text), [
+      'acl relay_route path /mcp /ws /healthz',
+      'acl relay_route path_beg /mcp/ /ws/',
+    ]);
+    const full = haproxy({
+      servers: { a: { command: 'node', app: { portEnv: 'P' } } },
+      auth: { oidc: { issuer: 'https://id.example.com', audience: 'mcp' } },
+    }).text;
+    assert.deepEqual(routes(full), [
+      'acl relay_route path /mcp /ws /healthz',
+      'acl relay_route path_beg /mcp/ /ws/',
+      'acl relay_route path_beg /apps/ /app-links/',
+      'acl relay_route path_beg /.well-known/oauth-protected-resource',
+    ]);
+    assert.ok(
+      section(full, 'frontend mcp_relay_https').includes('http-request return status 404 unless relay_route'),
+    );
+  });
+
+  it('refuses what HAProxy cannot front, saying which key and why', () => {
+    assert.throws(() => haproxy({ publicUrl: 'http://mcp.example.com' }), /is not https/);
+    assert.throws(() => haproxy({ publicUrl: 'https://mcp.example.com/relay' }), /has a path/);
+    assert.throws(
+      () => haproxy({ listen: { port: 8787, tls: { cert: '/c.pem', key: '/k.pem', clientCa: '/ca.pem' } } }),
+      /listen\.tls\.clientCa/,
+    );
+    assert.throws(() => haproxy({}, "/etc/it's.pem"), /cannot go into haproxy\.cfg/);
+    assert.throws(() => renderHaproxyCfg(config(), { replicas: [] }), /no replica of this cluster is alive/);
+    const tls = haproxy({ listen: { port: 8787, tls: { cert: '/c.pem', key: '/k.pem' } } });
+    assert.match(tls.text, /server r1 10\.0\.0\.5:8787 ssl verify none check/);
+    assert.match(tls.warnings[0] ?? '', /^listen\.tls: HAProxy re-encrypts/);
+  });
+});
+
 describe('renderSystemdUnit', () => {
   it('runs serve as its own account, reloads with SIGHUP, and stops after the drain', () => {
     const { text, warnings } = unit({ shutdownTimeout: '30s' });
@@ -284,12 +397,29 @@ describe('mcp-relay deploy print', () => {
     );
   });
 
+  it('prints haproxy.cfg only for a cluster, and takes one PEM', async () => {
+    const single = await runCliInProcess(['deploy', 'print', 'haproxy'], { cwd: dir });
+    assert.equal(single.code, 2);
+    assert.match(
+      single.stderr,
+      /no cluster section: for one gateway use `deploy print nginx`, or add a cluster section/,
+    );
+    const withKey = await runCliInProcess(
+      ['deploy', 'print', 'haproxy', '--cert', 'c.pem', '--key', 'k.pem'],
+      {
+        cwd: dir,
+      },
+    );
+    assert.equal(withKey.code, 2);
+    assert.match(withKey.stderr, /one PEM file: cat fullchain\.pem privkey\.pem > mcp\.pem/);
+  });
+
   it('refuses an unknown target, a lone --cert, and a config it cannot front, with exit 2', async () => {
     const unknown = await runCliInProcess(['deploy', 'print', 'apache'], { cwd: dir });
     assert.deepEqual(unknown, {
       code: 2,
       stdout: '',
-      stderr: 'mcp-relay: deploy print takes nginx or systemd, not "apache"\n',
+      stderr: 'mcp-relay: deploy print takes nginx, haproxy or systemd, not "apache"\n',
     });
     const lone = await runCliInProcess(['deploy', 'print', 'nginx', '--cert', 'c.pem'], { cwd: dir });
     assert.equal(lone.code, 2);
