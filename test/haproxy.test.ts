@@ -2,7 +2,8 @@
 // Redis: `haproxy -c` accepts it, and a real HAProxy running it in front of three in-process replicas on
 // a real redis-server keeps each session on its replica — ten sessions of two users opened through
 // HAProxy and sessions opened straight at each replica, each called through HAProxy, with no replica
-// forwarding a request (a request that reached the wrong replica would be forwarded and counted).
+// forwarding a request (a request that reached the wrong replica would be forwarded and counted); a GET
+// stream's keep-alive comments arrive as the gateway writes them; other paths get HAProxy's 404.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -26,6 +27,8 @@ const HAPROXY = '/usr/sbin/haproxy';
 const IDS = ['r1', 'r2', 'r3'] as const;
 const USERS = ['alice', 'bob'] as const;
 const TIMEOUT = { timeout: 60_000 };
+/** The gateway's SSE keep-alive comments, short so a test sees several flow through HAProxy. */
+const KEEP_ALIVE_MS = 300;
 const skip = existsSync(HAPROXY) ? redisUnavailable() : `${HAPROXY} is missing (Debian package haproxy)`;
 
 /** A rendered haproxy.cfg listening on 127.0.0.1:`port` only (the rendering binds every address). */
@@ -82,6 +85,7 @@ describe('haproxy: the rendered haproxy.cfg in front of three replicas', { skip 
       listen: { host: '127.0.0.1', port: 0 },
       publicUrl,
       auth: { apiKeys: { file: keysFile } },
+      sse: { keepAlive: `${KEEP_ALIVE_MS}ms` },
       cluster: {
         replica: id,
         redis: redis.url,
@@ -243,6 +247,39 @@ describe('haproxy: the rendered haproxy.cfg in front of three replicas', { skip 
       haproxyOutput,
     );
   });
+
+  it(
+    'passes a GET stream on as the gateway writes it: keep-alive comments arrive one by one',
+    TIMEOUT,
+    async () => {
+      const session = await open(`${publicUrl}/mcp/fresh`, 'alice');
+      const stream = await undiciFetch(`${publicUrl}/mcp/fresh`, {
+        dispatcher,
+        headers: {
+          authorization: `Bearer ${keys.alice}`,
+          accept: 'text/event-stream',
+          'mcp-session-id': session,
+          'mcp-protocol-version': '2025-11-25',
+        },
+      });
+      assert.equal(stream.status, 200);
+      assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
+      const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      const arrivals: number[] = [];
+      const started = Date.now();
+      while (Date.now() - started < 8 * KEEP_ALIVE_MS) {
+        const { value, done } = await reader.read();
+        assert.equal(done, false, 'the stream ended');
+        const comments = decoder.decode(value, { stream: true }).match(/^: keep-alive$/gm)?.length ?? 0;
+        for (let index = 0; index < comments; index++) arrivals.push(Date.now() - started);
+      }
+      await reader.cancel();
+      // Buffered by HAProxy, they would come together at the end; passed on, one every keep-alive.
+      assert.ok(arrivals.length >= 5, `${arrivals.length} comments`);
+      assert.ok((arrivals[0] ?? Infinity) < 3 * KEEP_ALIVE_MS, `first comment after ${arrivals[0]} ms`);
+    },
+  );
 
   it('answers what the gateway does not serve with 404 from HAProxy, and /healthz from a replica', async () => {
     const other = await undiciFetch(`${publicUrl}/metrics`, { dispatcher });
