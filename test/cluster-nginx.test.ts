@@ -335,7 +335,7 @@ describe('cluster: three serve processes behind nginx', () => {
           } catch {
             outcomes.push({
               ok: false,
-              ms: Date.now() - (killedAt > started ? killedAt : started),
+              ms: Date.now() - Math.max(killedAt, started),
               afterKill: killedAt > 0,
             });
           }
