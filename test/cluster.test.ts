@@ -154,6 +154,45 @@ describe('cluster: three replicas on Redis', () => {
     },
   );
 
+  it('resumes a session’s GET stream with Last-Event-ID through other replicas', TIMEOUT, async () => {
+    const alice = keys.alice as string;
+    const session = await open(at(0, 'fresh'), alice);
+    const headers = {
+      authorization: `Bearer ${alice}`,
+      accept: 'text/event-stream',
+      'mcp-session-id': session,
+      'mcp-protocol-version': '2025-11-25',
+    };
+    /** Reads a GET stream until `wanted` appears in it, then hangs up: the text read and the last event id. */
+    const readUntil = async (url: string, wanted: RegExp, extra: Record<string, string> = {}) => {
+      const abort = new AbortController();
+      const response = await fetch(url, { headers: { ...headers, ...extra }, signal: abort.signal });
+      assert.equal(response.status, 200);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      const deadline = Date.now() + 10_000;
+      while (!wanted.test(text) && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+      }
+      abort.abort();
+      return { text, lastId: [...text.matchAll(/^id: (.+)$/gm)].at(-1)?.[1] };
+    };
+    // Through r2: the stream opens (its priming event has an id), then the client goes away.
+    const first = await readUntil(at(1, 'fresh'), /^id: /m);
+    assert.ok(first.lastId, first.text);
+    // While nobody listens, the backend says something tied to no request: kept for resumption at r1.
+    await call(at(0, 'fresh'), alice, session, 'later', { ms: 50, text: 'said while away' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Through r3, resuming after the last event seen: the missed message is replayed by the owner.
+    const resumed = await readUntil(at(2, 'fresh'), /said while away/, {
+      'last-event-id': first.lastId as string,
+    });
+    assert.match(resumed.text, /said while away/);
+  });
+
   it('runs a per-user backend on one replica, whichever replica the user reaches', TIMEOUT, async () => {
     const bob = keys.bob as string;
     const sessions = await Promise.all(replicas.map((_replica, index) => open(at(index, 'mine'), bob)));
