@@ -101,7 +101,8 @@ describe('cluster: three replicas on Redis', () => {
     redis = await startRedis();
     dir = mkdtempSync(join(tmpdir(), 'mcp-relay-cluster-'));
     const keysFile = join(dir, 'keys.yaml');
-    for (const user of ['alice', 'bob']) keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
+    for (const user of ['alice', 'bob', 'carol'])
+      keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
     replicas = [];
     for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, redis.url, keysFile, dir));
   });
@@ -221,6 +222,27 @@ describe('cluster: three replicas on Redis', () => {
       }
       assert.equal(scenePids.size, 1);
       assert.equal(searchPids.size, 3);
+    },
+  );
+
+  it(
+    'holds limits.sessionsPerUser across replicas: busy sessions on three replicas leave no room',
+    TIMEOUT,
+    async () => {
+      const carol = keys.carol as string;
+      // Ten sessions (the default limit), spread over the three replicas, each with a call running.
+      const sessions: Array<{ index: number; session: string }> = [];
+      for (let index = 0; index < 10; index++)
+        sessions.push({ index: index % 3, session: await open(at(index % 3, 'fresh'), carol) });
+      const running = sessions.map(({ index, session }) =>
+        call(at(index, 'fresh'), carol, session, 'sleep', { ms: 3_000 }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // An eleventh, on any replica: no idle session anywhere to make room, so the cluster-wide cap refuses it.
+      const refused = await rawPost(at(1, 'fresh'), INITIALIZE, { authorization: `Bearer ${carol}` });
+      assert.equal(refused.status, 429, refused.text);
+      assert.match(refused.text, /at most 10 per user/);
+      for (const { text } of await Promise.all(running)) assert.equal(text, 'slept');
     },
   );
 
