@@ -104,6 +104,20 @@ function fetchExchange(): Exchange {
   };
 }
 
+/** The result of request `id` in a reply (JSON, or the SSE stream's message with that id); throws for anything else. */
+function resultOf(reply: Reply, method: string, id: number): unknown {
+  if (reply.status !== 200) throw new Error(`${method}: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
+  const messages = reply.contentType.includes('text/event-stream')
+    ? sseMessages(reply.body)
+    : [JSON.parse(reply.body) as unknown];
+  const response = messages.find((message) => (message as { id?: unknown }).id === id) as
+    | { result?: unknown; error?: { message?: string } }
+    | undefined;
+  if (!response) throw new Error(`${method}: no response with id ${id} in the reply`);
+  if (response.error) throw new Error(`${method}: ${response.error.message ?? 'error'}`);
+  return response.result;
+}
+
 function sessionHeader(headers: IncomingHttpHeaders): string | undefined {
   const value = headers['mcp-session-id'];
   return Array.isArray(value) ? value[0] : value;
@@ -165,16 +179,7 @@ class StreamableSession implements BenchSession {
       this.#headers,
       JSON.stringify({ jsonrpc: '2.0', id, method, params }),
     );
-    if (reply.status !== 200) throw new Error(`${method}: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
-    const messages = reply.contentType.includes('text/event-stream')
-      ? sseMessages(reply.body)
-      : [JSON.parse(reply.body) as unknown];
-    const response = messages.find((message) => (message as { id?: unknown }).id === id) as
-      | { result?: unknown; error?: { message?: string } }
-      | undefined;
-    if (!response) throw new Error(`${method}: no response with id ${id} in the reply`);
-    if (response.error) throw new Error(`${method}: ${response.error.message ?? 'error'}`);
-    return { result: response.result, sessionId: reply.sessionId };
+    return { result: resultOf(reply, method, id), sessionId: reply.sessionId };
   }
 }
 
@@ -228,16 +233,7 @@ class StatelessSession implements BenchSession {
       ...(name === undefined ? {} : { 'mcp-name': name }),
     };
     const reply = await this.#exchange.send('POST', this.#url, headers, body);
-    if (reply.status !== 200) throw new Error(`${method}: HTTP ${reply.status} ${reply.body.slice(0, 200)}`);
-    const messages = reply.contentType.includes('text/event-stream')
-      ? sseMessages(reply.body)
-      : [JSON.parse(reply.body) as unknown];
-    const response = messages.find((message) => (message as { id?: unknown }).id === id) as
-      | { result?: unknown; error?: { message?: string } }
-      | undefined;
-    if (!response) throw new Error(`${method}: no response with id ${id} in the reply`);
-    if (response.error) throw new Error(`${method}: ${response.error.message ?? 'error'}`);
-    return response.result;
+    return resultOf(reply, method, id);
   }
 }
 
