@@ -59,7 +59,7 @@ export class BackendProcess {
   readonly #maxMessageBytes: number;
   #exited: Promise<BackendExit> | undefined;
   #stopping: Promise<void> | undefined;
-  /** /proc/<pid>/stat kept open (Linux), read before requests are written (once a turn): see `dying`. */
+  /** /proc/<pid>/stat kept open (Linux), read before each request: see `dying`. */
   #statFd: number | undefined;
   /** `dying` said no in this turn of the event loop: see `#dyingBeforeWrite`. */
   #aliveThisTurn = false;
