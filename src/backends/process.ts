@@ -61,11 +61,6 @@ export class BackendProcess {
   #stopping: Promise<void> | undefined;
   /** /proc/<pid>/stat kept open (Linux), read before each request: see `dying`. */
   #statFd: number | undefined;
-  /** `dying` said no in this turn of the event loop: see `#dyingBeforeWrite`. */
-  #aliveThisTurn = false;
-  readonly #endTurn = () => {
-    this.#aliveThisTurn = false;
-  };
   /** The last lines the process wrote to stderr: why it failed, usually, when it did. */
   readonly #stderrTail: string[] = [];
   /** Resolves when the process's stderr has ended (it can end after the exit event). */
@@ -159,7 +154,7 @@ export class BackendProcess {
     const stdin = this.#child?.stdin;
     if (!stdin?.writable || !this.running) return false;
     // A request written now would sit unread in the pipe and be lost with the process: not written.
-    if ('method' in message && 'id' in message && this.#dyingBeforeWrite()) return false;
+    if ('method' in message && 'id' in message && this.dying) return false;
     stdin.write(`${JSON.stringify(message)}\n`, (error) => onWritten?.(error != null));
     return true;
   }
@@ -182,24 +177,8 @@ export class BackendProcess {
     return statSaysDying(buffer.toString('latin1', 0, length));
   }
 
-  /**
-   * `dying`, read once per turn of the event loop: reading /proc costs ~7 µs, and under load a turn
-   * writes several requests. A kill from elsewhere that lands later in the turn is no different from
-   * one that lands just after a read (the read is a snapshot either way); a yes is never kept, since
-   * dying only ends in exit; and our own `kill` forgets the no at once.
-   */
-  #dyingBeforeWrite(): boolean {
-    if (this.#aliveThisTurn) return false;
-    if (this.dying) return true;
-    if (this.#statFd === undefined) return false;
-    this.#aliveThisTurn = true;
-    setImmediate(this.#endTurn);
-    return false;
-  }
-
   /** Kills the process at once (SIGKILL works on a stopped or hung process too); its exit is reported as usual. */
   kill(): void {
-    this.#aliveThisTurn = false;
     if (this.running) this.#child?.kill('SIGKILL');
   }
 
