@@ -13,12 +13,12 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent } from 'undici';
 import { createKey } from '../src/auth/key-admin.ts';
 import { freePort } from '../src/backends/launcher.ts';
 import { TestPki } from './helpers/certs.ts';
 import { BRIDGE_BASE_ENV, runCliInProcess } from './helpers/cli.ts';
-import { FIXTURE_SERVER, INITIALIZE, textOf } from './helpers/gateway.ts';
+import { answerOf, FIXTURE_SERVER, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { siteOnLoopback, startNginxSite, type TestNginx } from './helpers/nginx.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { type ServeProcess, startServe } from './helpers/serve.ts';
@@ -46,27 +46,17 @@ describe('cluster: three serve processes behind nginx', () => {
   const keys: Record<string, string> = {};
 
   const post = async (url: string, user: string, body: unknown, session?: string): Promise<Reply> => {
-    const response = await undiciFetch(url, {
-      method: 'POST',
+    const reply = await rawPost(
+      url,
+      typeof body === 'string' ? body : JSON.stringify(body),
+      { authorization: `Bearer ${keys[user]}`, ...(session ? { 'mcp-session-id': session } : {}) },
       dispatcher,
-      headers: {
-        authorization: `Bearer ${keys[user]}`,
-        accept: 'application/json, text/event-stream',
-        'content-type': 'application/json',
-        ...(session ? { 'mcp-session-id': session } : {}),
-      },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    const data = [...text.matchAll(/^data: (.+)$/gm)].map((match) => match[1] as string);
-    const last = data.length > 0 ? data.at(-1) : text;
-    let answer: Reply['answer'];
-    try {
-      answer = last ? JSON.parse(last) : undefined;
-    } catch {
-      answer = undefined;
-    }
-    return { status: response.status, session: response.headers.get('mcp-session-id'), answer };
+    );
+    return {
+      status: reply.status,
+      session: reply.headers.get('mcp-session-id'),
+      answer: answerOf(reply) as Reply['answer'],
+    };
   };
   let nextId = 1;
   const open = async (url: string, user: string): Promise<string> => {

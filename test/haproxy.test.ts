@@ -20,7 +20,7 @@ import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import { TestPki } from './helpers/certs.ts';
 import { runCliInProcess, runProcess } from './helpers/cli.ts';
-import { answerOf, fixtureServer, INITIALIZE, textOf } from './helpers/gateway.ts';
+import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { redisUnavailable, startRedis, type TestRedis } from './helpers/redis-server.ts';
 
 const HAPROXY = '/usr/sbin/haproxy';
@@ -148,25 +148,13 @@ describe('haproxy: the rendered haproxy.cfg in front of three replicas', { skip 
 
   let nextId = 1;
   const post = async (url: string, user: string, body: string, session?: string) => {
-    const response = await undiciFetch(url, {
-      method: 'POST',
-      dispatcher,
-      headers: {
-        authorization: `Bearer ${keys[user]}`,
-        accept: 'application/json, text/event-stream',
-        'content-type': 'application/json',
-        ...(session ? { 'mcp-session-id': session } : {}),
-      },
+    const reply = await rawPost(
+      url,
       body,
-    });
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: response.status, session: response.headers.get('mcp-session-id'), json, text };
+      { authorization: `Bearer ${keys[user]}`, ...(session ? { 'mcp-session-id': session } : {}) },
+      dispatcher,
+    );
+    return { ...reply, session: reply.headers.get('mcp-session-id') };
   };
   const open = async (url: string, user: string): Promise<string> => {
     const init = await post(url, user, INITIALIZE);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { type Dispatcher, fetch as undiciFetch } from 'undici';
 import { createKey } from '../../src/auth/key-admin.ts';
 import { buildConfig } from '../../src/config/load.ts';
 import { createGateway, type Gateway } from '../../src/gateway/create-gateway.ts';
@@ -83,13 +84,17 @@ export function textOf(result: unknown): string {
   return content.find((item) => item.type === 'text')?.text ?? '';
 }
 
-/** Raw POST with MCP headers, for bad-input tests. */
+/**
+ * Raw POST with MCP headers, for bad-input tests; `dispatcher` (an undici Agent: a test CA, a pool)
+ * sends it with undici's fetch instead of the platform's.
+ */
 export async function rawPost(
   url: string,
   body: string,
   headers: Record<string, string> = {},
+  dispatcher?: Dispatcher,
 ): Promise<{ status: number; headers: Headers; json: unknown; text: string }> {
-  const response = await fetch(url, {
+  const init = {
     method: 'POST',
     headers: {
       accept: 'application/json, text/event-stream',
@@ -97,7 +102,8 @@ export async function rawPost(
       ...headers,
     },
     body,
-  });
+  };
+  const response = dispatcher ? await undiciFetch(url, { ...init, dispatcher }) : await fetch(url, init);
   const text = await response.text();
   let json: unknown;
   try {
@@ -105,7 +111,7 @@ export async function rawPost(
   } catch {
     json = undefined;
   }
-  return { status: response.status, headers: response.headers, json, text };
+  return { status: response.status, headers: response.headers as Headers, json, text };
 }
 
 /**
