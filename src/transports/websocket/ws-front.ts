@@ -18,6 +18,7 @@ import { ErrorCode } from '../../protocol/jsonrpc.ts';
 import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
 import type { Identity } from '../../sessions/types.ts';
+import { sessionRefusal, unavailable } from '../session-refusal.ts';
 import { SocketSession } from './socket-session.ts';
 
 /** The subprotocol MCP clients offer (the SDK's WebSocketClientTransport); a client offering none is served too. */
@@ -158,34 +159,11 @@ export class WebSocketFront {
       return undefined;
     }
     if (created.ok) return created.session;
-    switch (created.reason) {
-      case 'capacity':
-        this.#options.log.error({ err: created.message, server }, 'could not start a session');
-        refuseSocket(socket, unavailable(created.message, 30));
-        return undefined;
-      case 'refused': {
-        const { refusal } = created;
-        const retryAfter = refusal.retryAfterSeconds;
-        refuseSocket(socket, {
-          status: refusal.status ?? 403,
-          code: refusal.code,
-          message: refusal.message,
-          headers: retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) },
-        });
-        return undefined;
-      }
-      case 'shutting-down':
-        refuseSocket(socket, unavailable('the gateway is shutting down; no new sessions', 5));
-        return undefined;
-      case 'too-many-sessions':
-        refuseSocket(socket, {
-          status: 429,
-          code: ErrorCode.Refused,
-          message: `too many sessions: at most ${created.limit} per user`,
-          headers: { 'retry-after': '60' },
-        });
-        return undefined;
-    }
+    // No room for another backend is the expected refusal, logged as before.
+    if (created.reason === 'capacity')
+      this.#options.log.error({ err: created.message, server }, 'could not start a session');
+    refuseSocket(socket, sessionRefusal(created));
+    return undefined;
   }
 
   #attach(ws: WebSocket, session: Session): void {
@@ -230,15 +208,6 @@ function pathOf(url: string | undefined): string {
   const value = url ?? '/';
   const query = value.indexOf('?');
   return query === -1 ? value : value.slice(0, query);
-}
-
-function unavailable(message: string, retryAfterSeconds: number): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.BackendUnavailable,
-    message,
-    headers: { 'retry-after': String(retryAfterSeconds) },
-  };
 }
 
 /**
