@@ -227,6 +227,50 @@ describe('2026-07-28 clients at the gateway', () => {
     await client.close();
   });
 
+  it(
+    'refuses a ninth open listen stream of one user and server, and admits one again when a stream closes',
+    TIMEOUT,
+    async () => {
+      const key = gw.keys.bob as string;
+      const listen = (id: number, signal?: AbortSignal) =>
+        fetch(url, {
+          method: 'POST',
+          signal,
+          headers: {
+            ...modernHeaders(key, 'subscriptions/listen'),
+            accept: 'application/json, text/event-stream',
+            'content-type': 'application/json',
+          },
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id,
+            method: 'subscriptions/listen',
+            params: { notifications: { toolsListChanged: true }, _meta: envelope() },
+          }),
+        });
+      const aborts = Array.from({ length: 8 }, () => new AbortController());
+      const open = await Promise.all(aborts.map((abort, index) => listen(index, abort.signal)));
+      for (const response of open)
+        assert.match(response.headers.get('content-type') ?? '', /text\/event-stream/);
+      const ninth = await listen(9);
+      assert.deepEqual(((await ninth.json()) as { error: { code: number; message: string } }).error, {
+        code: -32603,
+        message: 'Subscription limit reached (8 per user and server)',
+      });
+      aborts[0]?.abort();
+      let again: Response | undefined;
+      for (let tries = 0; tries < 50; tries++) {
+        again = await listen(10);
+        if ((again.headers.get('content-type') ?? '').includes('text/event-stream')) break;
+        await again.text();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.match(again?.headers.get('content-type') ?? '', /text\/event-stream/);
+      await again?.body?.cancel();
+      for (const abort of aborts) abort.abort();
+    },
+  );
+
   it('closing the request cancels the call at the backend', TIMEOUT, async () => {
     const client = await modernClient(url, gw.keys.alice as string);
     const before = Number(textOf(await client.callTool({ name: 'cancelled', arguments: {} })));
