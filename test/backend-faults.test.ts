@@ -252,3 +252,74 @@ describe('statSaysDying', () => {
     assert.equal(statSaysDying(line('S', 4194304, 2)), false);
   });
 });
+
+describe('writes to a backend process', () => {
+  /** `cat` as the backend: every line written to it comes back, so what reached it is seen. */
+  async function startCat() {
+    const backend = new BackendProcess(
+      { server: 'cat', command: 'cat', args: [], cwd: tmpdir(), env: {} },
+      silentLogger,
+    );
+    const echoed: JsonRpcMessage[] = [];
+    backend.onmessage = (message) => echoed.push(message);
+    const exited = new Promise<void>((resolve) => {
+      backend.onexit = () => resolve();
+    });
+    backend.start();
+    return { backend, echoed, exited };
+  }
+  const written = (send: (onWritten: (failed: boolean) => void) => boolean) =>
+    new Promise<boolean>((resolve, reject) => {
+      if (!send((failed) => resolve(failed))) reject(new Error('not taken'));
+    });
+  const waitFor = async (check: () => boolean) => {
+    for (let tries = 0; tries < 200 && !check(); tries++) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  it('writes what one turn sent, in order, each write reported', async () => {
+    const { backend, echoed, exited } = await startCat();
+    const outcomes = Array.from({ length: 50 }, (_, id) =>
+      written((onWritten) =>
+        backend.send(
+          { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'n', arguments: { id } } },
+          onWritten,
+        ),
+      ),
+    );
+    backend.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    assert.deepEqual(await Promise.all(outcomes), Array(50).fill(false));
+    await waitFor(() => echoed.length === 51);
+    assert.deepEqual(
+      echoed.map((message) => ('id' in message ? message.id : 'note')),
+      [...Array.from({ length: 50 }, (_, id) => id), 'note'],
+    );
+    await backend.stop();
+    await exited;
+  });
+
+  it('leaves out a request sent in the turn of its kill -9, and says it never reached the process', async () => {
+    const { backend, exited } = await startCat();
+    assert.equal(
+      await written((onWritten) => backend.send({ jsonrpc: '2.0', id: 0, method: 'ping' }, onWritten)),
+      false,
+    );
+    backend.kill();
+    const failed = await written((onWritten) =>
+      backend.send({ jsonrpc: '2.0', id: 1, method: 'ping' }, onWritten),
+    );
+    assert.equal(failed, true);
+    await exited;
+    assert.equal(backend.send({ jsonrpc: '2.0', id: 2, method: 'ping' }), false);
+  });
+
+  it('writes what was sent before a stop ahead of closing stdin', async () => {
+    const { backend, echoed, exited } = await startCat();
+    backend.send({ jsonrpc: '2.0', id: 7, method: 'ping' });
+    await backend.stop();
+    await exited;
+    assert.deepEqual(
+      echoed.map((message) => ('id' in message ? message.id : undefined)),
+      [7],
+    );
+  });
+});

@@ -45,6 +45,13 @@ const STOP_GRACE_MS = 2_000;
 /** Lines of a backend's stderr kept for the message when it fails to start or dies (see `stderrTail`). */
 const STDERR_TAIL_LINES = 10;
 
+/** A message waiting for its turn's write. */
+interface Outgoing {
+  line: string;
+  request: boolean;
+  onWritten: ((failed: boolean) => void) | undefined;
+}
+
 export class BackendProcess {
   readonly spec: BackendSpec;
   onmessage: (message: JsonRpcMessage) => void = () => {};
@@ -59,7 +66,9 @@ export class BackendProcess {
   readonly #maxMessageBytes: number;
   #exited: Promise<BackendExit> | undefined;
   #stopping: Promise<void> | undefined;
-  /** /proc/<pid>/stat kept open (Linux), read before each request: see `dying`. */
+  /** Messages `send` queued in this turn, written together by `#flush`. */
+  #outgoing: Outgoing[] = [];
+  /** /proc/<pid>/stat kept open (Linux), read before each write holding a request: see `dying`. */
   #statFd: number | undefined;
   /** The last lines the process wrote to stderr: why it failed, usually, when it did. */
   readonly #stderrTail: string[] = [];
@@ -146,18 +155,50 @@ export class BackendProcess {
   }
 
   /**
-   * Writes one message; returns false when the process is not there to take it. `onWritten` learns
-   * how the write ended: failed (EPIPE: the process died or closed its stdin first) means the line
-   * never reached the pipe whole, its newline least of all, so the process cannot have acted on it.
+   * Queues one message for this turn's write; returns false when the process is not there to take it.
+   * `onWritten` learns how the write ended: failed means the line never reached the process whole (the
+   * process was dying, gone, or closed its stdin first: EPIPE), so it cannot have acted on it.
    */
   send(message: JsonRpcMessage, onWritten?: (failed: boolean) => void): boolean {
-    const stdin = this.#child?.stdin;
-    if (!stdin?.writable || !this.running) return false;
-    // A request written now would sit unread in the pipe and be lost with the process: not written.
-    if ('method' in message && 'id' in message && this.dying) return false;
-    stdin.write(`${JSON.stringify(message)}\n`, (error) => onWritten?.(error != null));
+    if (!this.#child?.stdin?.writable || !this.running) return false;
+    const request = 'method' in message && 'id' in message;
+    this.#outgoing.push({ line: `${JSON.stringify(message)}\n`, request, onWritten });
+    if (this.#outgoing.length === 1) setImmediate(this.#flush);
     return true;
   }
+
+  /**
+   * Writes the messages queued in this turn of the event loop, together: one write, and one wake-up of
+   * the process, for what many sessions sent at once. Requests are left out when the process is dying,
+   * read right before the write (so a kill that landed anywhere in the turn is seen): one written now
+   * would sit unread in the pipe and be lost with the process, while one not written is certain not
+   * to have run (DESIGN.md, "Exactly once").
+   */
+  readonly #flush = (): void => {
+    const batch = this.#outgoing;
+    if (batch.length === 0) return;
+    this.#outgoing = [];
+    const stdin = this.#child?.stdin;
+    if (!stdin?.writable || !this.running) {
+      for (const message of batch) message.onWritten?.(true);
+      return;
+    }
+    const dying = batch.some((message) => message.request) && this.dying;
+    let text = '';
+    const callbacks: ((failed: boolean) => void)[] = [];
+    for (const message of batch) {
+      if (dying && message.request) {
+        message.onWritten?.(true);
+        continue;
+      }
+      text += message.line;
+      if (message.onWritten) callbacks.push(message.onWritten);
+    }
+    if (text === '') return;
+    stdin.write(text, (error) => {
+      for (const callback of callbacks) callback(error != null);
+    });
+  };
 
   /**
    * Killed but its exit not yet seen: a fatal signal pending, exiting, or a zombie (Linux, from
@@ -195,6 +236,7 @@ export class BackendProcess {
     const child = this.#child;
     const exited = this.#exited;
     if (!child || !exited || !this.running) return;
+    this.#flush(); // what was sent before the stop is written before stdin closes
     child.stdin?.end();
     if (await settlesWithin(exited, graceMs)) return;
     child.kill('SIGTERM');
