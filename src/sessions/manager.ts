@@ -144,12 +144,14 @@ export class SessionManager {
    * `client` is what the front knows of the client (its address, clientInfo), kept for the admin page.
    * A `stateless` session stands in for a user's 2026-07-28 requests to one server: it is not counted
    * in `limits.sessionsPerUser` (it is one per server and credential, not one per conversation).
+   * `resends: false` for a front whose connection is the session (WebSocket): its client never sends a
+   * request twice, so no answer is kept for a retry.
    */
   async create(
     server: string,
     identity: Identity,
     client: SessionClient = {},
-    { stateless = false } = {},
+    { stateless = false, resends = true } = {},
   ): Promise<CreateResult> {
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const refusal = await this.#gates.admitSession(server, identity, client);
@@ -191,7 +193,7 @@ export class SessionManager {
         server,
         requestTimeoutMs: serverConfig.requestTimeout,
         retries: {
-          answers: this.#config.limits.retryAnswers,
+          answers: resends ? this.#config.limits.retryAnswers : 0,
           bytes: this.#config.limits.retryAnswerBytes,
           maxAgeMs: this.#config.limits.retryAnswerAge,
         },

@@ -77,8 +77,12 @@ interface InFlight {
   id: JsonRpcId;
   /** The first POST's reply; a `JoinedReply` once a retry of the same request joined it. */
   reply: ReplyTarget;
-  /** Method and params, to tell a retry from another request reusing the id ('' for initialize). */
-  fingerprint: string;
+  request: JsonRpcRequest;
+  /**
+   * Method and params, to tell a retry from another request reusing the id; computed up front only
+   * when the session keeps answers for retries (see `fingerprintOf`), never for initialize.
+   */
+  fingerprint: string | undefined;
   timer: NodeJS.Timeout;
   progressToken: ProgressToken | undefined;
   isInitialize: boolean;
@@ -121,6 +125,8 @@ export class Session implements Downstream {
   readonly #inFlight = new Map<string, InFlight>();
   /** Answers of finished requests, for a retry of the same id (never sent to the backend again). */
   readonly #answers: RecentAnswers;
+  /** Whether finished answers are kept for retries (none for a stand-in session, or with retryAnswers 0). */
+  readonly #keepsAnswers: boolean;
   /**
    * Server→client requests not answered yet, and where they were sent (their cancellation follows;
    * undefined: queued for the GET stream). Only these may be answered by the client.
@@ -151,6 +157,7 @@ export class Session implements Downstream {
     this.stateless = options.stateless ?? false;
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#answers = new RecentAnswers(options.retries);
+    this.#keepsAnswers = options.retries.answers > 0 && !this.stateless;
     this.#log = options.log.child({
       session: options.id,
       user: options.identity.user,
@@ -200,8 +207,8 @@ export class Session implements Downstream {
       return;
     }
     const isInitialize = message.method === Method.initialize;
-    const fingerprint = isInitialize ? '' : requestFingerprint(message);
-    const answer = isInitialize ? undefined : this.#answers.recall(key, fingerprint, message.id);
+    const fingerprint = isInitialize || !this.#keepsAnswers ? undefined : requestFingerprint(message);
+    const answer = fingerprint === undefined ? undefined : this.#answers.recall(key, fingerprint, message.id);
     if (answer) {
       this.#log.info(
         { id: message.id, method: message.method },
@@ -225,6 +232,7 @@ export class Session implements Downstream {
     const entry: InFlight = {
       id: message.id,
       reply,
+      request: message,
       fingerprint,
       timer: this.#startTimer(message.id),
       progressToken: progressTokenOf(message.params),
@@ -257,7 +265,7 @@ export class Session implements Downstream {
    * backend sees it once); another request under a busy id is refused, as it always was.
    */
   #joinRetry(running: InFlight, message: JsonRpcRequest, reply: ReplyTarget): void {
-    if (running.isInitialize || running.fingerprint !== requestFingerprint(message)) {
+    if (running.isInitialize || fingerprintOf(running) !== requestFingerprint(message)) {
       reply.finish(
         errorResponse(message.id, ErrorCode.InvalidRequest, 'a request with this id is already in flight'),
       );
@@ -458,7 +466,8 @@ export class Session implements Downstream {
     if (entry.watch) publishRequestSettled(this.owner, this, entry.watch, response, ending);
     const final = entry.track ? entry.track.settle(response, ending) : response;
     const sent = entry.reply.finish(final);
-    if (!entry.isInitialize && !this.stateless) this.#answers.remember(key, entry.fingerprint, final, sent);
+    if (this.#keepsAnswers && entry.fingerprint !== undefined)
+      this.#answers.remember(key, entry.fingerprint, final, sent);
   }
 
   /**
@@ -522,4 +531,10 @@ export class Session implements Downstream {
     }
     this.#inFlight.clear();
   }
+}
+
+/** The fingerprint of an in-flight request, made now when it was not made up front. */
+function fingerprintOf(entry: InFlight): string {
+  entry.fingerprint ??= requestFingerprint(entry.request);
+  return entry.fingerprint;
 }

@@ -152,7 +152,7 @@ export class WebSocketFront {
   async #createSession(socket: Duplex, server: string, identity: Identity): Promise<Session | undefined> {
     let created: Awaited<ReturnType<SessionManager['create']>>;
     try {
-      created = await this.#options.sessions.create(server, identity);
+      created = await this.#options.sessions.create(server, identity, {}, { resends: false });
     } catch (error) {
       this.#options.log.error({ err: errorText(error), server }, 'could not start a session');
       refuseSocket(socket, unavailable('the session could not be started; see the gateway log', 30));
