@@ -238,7 +238,7 @@ describe('renderHaproxyCfg', () => {
       'timeout client 1h',
       'timeout server 1h',
       'timeout tunnel 1h',
-      'timeout http-keep-alive 4s',
+      'timeout http-keep-alive 10s',
       'option http-server-close',
     ])
       assert.ok(defaults.includes(line), `${line} in\n${defaults.join('\n')}`);

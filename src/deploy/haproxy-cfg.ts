@@ -27,8 +27,13 @@ export interface HaproxyCfg {
  * keep-alive comments (sse.keepAlive, 15 s) keep MCP streams well inside it.
  */
 export const STREAM_TIMEOUT = '1h';
-/** Below the gateway's own 5 s keep-alive, as the nginx site's idle connections. */
-export const KEEP_ALIVE_TIMEOUT = '4s';
+/**
+ * How long HAProxy keeps an idle client connection: longer than clients keep theirs (undici, so
+ * `connect`, lets go after 4 s, as the gateway's `Keep-Alive: timeout=5` tells them), so the client
+ * always closes first and never sends a request on a connection HAProxy is closing. The replicas'
+ * side is one connection per request (`http-server-close`), so the gateway's own timeout plays no part.
+ */
+export const KEEP_ALIVE_TIMEOUT = '10s';
 const BACKEND = 'mcp_relay';
 /** The same path prefix as the gateway's OAuth metadata row (http/well-known.ts). */
 const RESOURCE_METADATA = '/.well-known/oauth-protected-resource';
@@ -64,7 +69,7 @@ export function renderHaproxyCfg(config: RelayConfig, options: HaproxyCfgOptions
     `    timeout client ${STREAM_TIMEOUT}`,
     `    timeout server ${STREAM_TIMEOUT}`,
     `    timeout tunnel ${STREAM_TIMEOUT}`,
-    "    # An idle client connection is let go before the gateway's 5 s keep-alive would have ended it.",
+    '    # Idle client connections are kept longer than clients keep them: the client always closes first.',
     `    timeout http-keep-alive ${KEEP_ALIVE_TIMEOUT}`,
     '    # One connection to a replica per request, closed after the answer: a streamed answer (SSE) flows',
     '    # as the gateway writes it, and no idle connection the gateway has just closed is ever reused.',
