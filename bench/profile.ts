@@ -1,6 +1,7 @@
 // Profiles the gateway's hot path: mcp-relay (shared mode) under `node --cpu-prof` while the lean driver
 // keeps N sessions busy, then prints the functions with the most self time, grouped by where they live.
 //   npm run build && node bench/profile.ts [--sessions 50] [--seconds 10] [--isolation shared] [--top 30]
+//     [--front streamable|websocket|stateless]
 
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,13 +104,15 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '10' },
       isolation: { type: 'string', default: 'shared' },
       top: { type: 'string', default: '30' },
+      front: { type: 'string', default: 'streamable' },
     },
   });
   const sessions = Number(values.sessions);
   const seconds = Number(values.seconds);
   const isolation = values.isolation as 'shared' | 'per-user' | 'per-session';
   const dir = mkdtempSync(join(tmpdir(), 'mcp-relay-profile-'));
-  const target = await relayTarget(isolation, ['--cpu-prof', '--cpu-prof-dir', dir]).start();
+  const front = values.front as 'streamable' | 'websocket' | 'stateless';
+  const target = await relayTarget(isolation, ['--cpu-prof', '--cpu-prof-dir', dir], { front }).start();
   const driver = new DriverProcess();
   try {
     await driver.send({ op: 'connect', target: target.ref, driver: 'lean' }, 60_000);
