@@ -277,4 +277,46 @@ describe('haproxy: the rendered haproxy.cfg in front of three replicas', { skip 
     assert.equal(health.status, 200);
     assert.equal(((await health.json()) as { status: string }).status, 'ok');
   });
+
+  // Last: it stops a replica.
+  it(
+    'drains a stopping replica behind HAProxy: its call in flight finishes, then its session starts again on another replica',
+    TIMEOUT,
+    async () => {
+      const url = `${publicUrl}/mcp/fresh`;
+      const session = await open(url, 'alice');
+      const owner = session.split('.')[0] as string;
+      const stopping = replicas.get(owner);
+      assert.ok(stopping, session);
+      const call = post(
+        url,
+        'alice',
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: nextId++,
+          method: 'tools/call',
+          params: { name: 'sleep', arguments: { ms: 1_500 } },
+        }),
+        session,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const stopped = stopping.close({ drainMs: 10_000 });
+      const reply = await call;
+      assert.equal(reply.status, 200, reply.text);
+      assert.equal(textOf((answerOf(reply) as { result?: unknown }).result), 'slept');
+      await stopped;
+      // HAProxy finds the replica gone (a refused connection, then its checks): the session is unknown
+      // wherever the request lands, and a new one is placed on a replica still running.
+      const after = await post(
+        url,
+        'alice',
+        JSON.stringify({ jsonrpc: '2.0', id: nextId++, method: 'tools/list' }),
+        session,
+      );
+      assert.equal(after.status, 404, after.text);
+      const again = await open(url, 'alice');
+      assert.notEqual(again.split('.')[0], owner);
+      assert.equal(await echo(url, 'alice', again, 'moved'), 'moved');
+    },
+  );
 });
