@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { headerValue } from '../src/connect/modern/envelope.ts';
+import { MAX_CONCURRENT_POSTS } from '../src/connect/modern/link.ts';
 import { headerBindings, paramHeaders } from '../src/connect/modern/tool-headers.ts';
 import { type ModernFixture, startModernFixture } from './fixtures/modern-mcp-server.ts';
 import { BRIDGE_BASE_ENV } from './helpers/cli.ts';
@@ -352,6 +353,54 @@ describe('connect: a 2026-07-28 server that misbehaves', () => {
         ['notifications/progress', 7],
       );
       assert.match(raw.stderr, /dropped a request from the server \(elicitation\/create\)/);
+    } finally {
+      await raw.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('connect: the bound on 2026-07-28 POSTs in flight', () => {
+  it(`sends at most ${MAX_CONCURRENT_POSTS} at once; the rest wait for a slot and are all answered`, async () => {
+    // A hand-written server that answers each call after 300 ms and counts the POSTs it holds.
+    let holding = 0;
+    let most = 0;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (chunk: string) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        holding++;
+        most = Math.max(most, holding);
+        const { id } = JSON.parse(body) as { id: unknown };
+        setTimeout(() => {
+          holding--;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              jsonrpc: '2.0',
+              id,
+              result: { resultType: 'complete', content: [{ type: 'text', text: `done ${String(id)}` }] },
+            }),
+          );
+        }, 300);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const raw = new RawBridge(`http://127.0.0.1:${port}/mcp`, {});
+    const calls = MAX_CONCURRENT_POSTS + 8;
+    try {
+      await raw.ready();
+      for (let id = 1; id <= calls; id++)
+        raw.send({ id, method: 'tools/call', params: { name: 'x', arguments: {}, _meta: ENVELOPE } });
+      for (let id = 1; id <= calls; id++) {
+        const answer = (await raw.answer(id)).result as { content: { text: string }[] };
+        assert.equal(answer.content[0]?.text, `done ${id}`);
+      }
+      assert.equal(most, MAX_CONCURRENT_POSTS);
     } finally {
       await raw.close();
       server.closeAllConnections();
