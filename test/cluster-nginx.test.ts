@@ -308,6 +308,8 @@ describe('cluster: three serve processes behind nginx', () => {
       const victim = IDS[1];
       let killedAt = 0;
       const outcomes: Array<{ ok: boolean; ms: number; afterKill: boolean }> = [];
+      // Per bridge: when its first call started after the kill was answered (the recovery time).
+      const recovered: number[] = [];
       const loops = bridges.map(async (client, index) => {
         for (let round = 0; round < 12; round++) {
           const started = Date.now();
@@ -322,6 +324,7 @@ describe('cluster: three serve processes behind nginx', () => {
               ms: Date.now() - started,
               afterKill: killedAt > 0 && started < killedAt,
             });
+            if (killedAt > 0 && started >= killedAt) recovered[index] ??= Date.now() - killedAt;
           } catch {
             outcomes.push({
               ok: false,
@@ -349,7 +352,7 @@ describe('cluster: three serve processes behind nginx', () => {
         bridges.map(async (client) => textOf(await client.callTool({ name: 'pid', arguments: {} }))),
       );
       console.log(
-        `# kill ${victim}: ${outcomes.filter((outcome) => !outcome.ok).length} of ${outcomes.length} calls got an error, pids before ${pidsBefore.join(',')} after ${pidsAfter.join(',')}`,
+        `# kill ${victim}: ${outcomes.filter((outcome) => !outcome.ok).length} of ${outcomes.length} calls got an error, pids before ${pidsBefore.join(',')} after ${pidsAfter.join(',')}; first call answered after the kill, per bridge: ${recovered.map((ms) => `${ms} ms`).join(', ')}`,
       );
       // Each user's per-user backend is on exactly one live replica afterwards.
       const status = JSON.parse(
