@@ -3,7 +3,8 @@
 // servers) through nginx with 0 wrong replies and 0 forwarded requests; calls sent straight to a
 // replica that does not own the session are answered and counted once by the rate limit; a replica
 // SIGKILLed while `connect` bridges call through nginx: every call answered, the non-idempotent ones
-// run at most once, per-user backends of its users back on exactly one replica; `cluster status`.
+// run at most once, per-user backends of its users back on exactly one replica; `cluster status`; a
+// session's GET stream idle past nginx's read timeout, kept open by the replica's keep-alive comments.
 
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { Agent } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { createKey } from '../src/auth/key-admin.ts';
 import { freePort } from '../src/backends/launcher.ts';
 import { TestPki } from './helpers/certs.ts';
@@ -27,6 +28,9 @@ const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url))
 const IDS = ['r1', 'r2', 'r3'] as const;
 const USERS = Array.from({ length: 10 }, (_unused, index) => `user${index}`);
 const TIMEOUT = { timeout: 120_000 };
+/** nginx's read timeout in the test (the rendered hour cut short), and the replicas' keep-alive well inside it. */
+const READ_TIMEOUT_S = 3;
+const KEEP_ALIVE = '500ms';
 
 interface Reply {
   status: number;
@@ -42,6 +46,8 @@ describe('cluster: three serve processes behind nginx', () => {
   let dispatcher: Agent;
   let caFile: string;
   let publicUrl: string;
+  /** The nginx site as rendered (on loopback). */
+  let site: string;
   const replicas = new Map<string, { serve: ServeProcess; port: number; config: string }>();
   const keys: Record<string, string> = {};
 
@@ -112,6 +118,7 @@ describe('cluster: three serve processes behind nginx', () => {
           `publicUrl: ${publicUrl}`,
           `auth: { apiKeys: { file: ${id === 'r3' ? 'keys-r3.yaml' : 'keys.yaml'} } }`,
           'limits: { sessionsPerUser: 100 }',
+          `sse: { keepAlive: ${KEEP_ALIVE} }`,
           'logLevel: warn',
           `cluster: { replica: ${id}, redis: "${redis.url}", keyPrefix: "t:", secret: "a-cluster-secret-of-at-least-32-chars!", peer: { listen: "127.0.0.1:${await freePort()}" } }`,
           'servers:',
@@ -137,7 +144,8 @@ describe('cluster: three serve processes behind nginx', () => {
     assert.equal(printed.code, 0, printed.stderr);
     const nginxDir = join(dir, 'nginx');
     mkdirSync(nginxDir);
-    nginx = await startNginxSite(nginxDir, siteOnLoopback(printed.stdout, nginxPort), nginxPort);
+    site = siteOnLoopback(printed.stdout, nginxPort);
+    nginx = await startNginxSite(nginxDir, site, nginxPort);
   });
 
   after(async () => {
@@ -370,6 +378,60 @@ describe('cluster: three serve processes behind nginx', () => {
       };
       for (const user of USERS.slice(5, 9)) assert.notEqual(status.owners[`mine:${user}`], victim);
       for (const client of bridges) await client.close();
+    },
+  );
+  it(
+    `a session's GET stream idle past nginx's ${READ_TIMEOUT_S} s read timeout stays open, then carries a notification`,
+    TIMEOUT,
+    async () => {
+      // Last: nginx is started again with its read timeouts cut short, which the busier tests above
+      // would hit while 300 backends start.
+      await nginx.close();
+      const nginxDir = join(dir, 'nginx-short');
+      mkdirSync(nginxDir);
+      const port = Number(new URL(publicUrl).port);
+      const short = site.replaceAll(/proxy_(read|send)_timeout 1h;/g, `proxy_$1_timeout ${READ_TIMEOUT_S}s;`);
+      nginx = await startNginxSite(nginxDir, short, port);
+      const url = `${publicUrl}/mcp/mine`;
+      const user = USERS[4] as string;
+      const session = await open(url, user);
+      const stream = await undiciFetch(url, {
+        dispatcher,
+        headers: {
+          authorization: `Bearer ${keys[user]}`,
+          accept: 'text/event-stream',
+          'mcp-session-id': session,
+          'mcp-protocol-version': '2025-06-18',
+        },
+      });
+      assert.equal(stream.status, 200);
+      const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      let ended = false;
+      const reading = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += decoder.decode(value, { stream: true });
+        }
+      })()
+        .catch(() => {})
+        .finally(() => {
+          ended = true;
+        });
+      const idleMs = (READ_TIMEOUT_S * 2 + 1) * 1_000;
+      await new Promise((resolve) => setTimeout(resolve, idleMs));
+      assert.equal(ended, false, `the stream was cut while idle; nginx said:\n${nginx.log()}`);
+      assert.doesNotMatch(text, /jsonrpc/, 'nothing but comments so far');
+      const announced = await call(url, user, session, 'announce', {});
+      assert.equal(announced.status, 200);
+      const deadline = Date.now() + 5_000;
+      while (!text.includes('notifications/tools/list_changed') && Date.now() < deadline && !ended)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.match(text, /^data: .*"method":"notifications\/tools\/list_changed"/m);
+      await reader.cancel();
+      await reading;
     },
   );
 });
