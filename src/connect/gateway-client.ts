@@ -7,7 +7,7 @@ import { RAW_PASS_THROUGH_BYTES, rawResponse } from '../protocol/raw-response.ts
 import { sanitize } from '../util/sanitize.ts';
 import type { AuthProvider } from './auth.ts';
 import { type ClientCertificate, createDispatcher, type ProxySettings } from './dispatcher.ts';
-import { GatewayError } from './errors.ts';
+import { GatewayError, statusError } from './errors.ts';
 import type { MessageText } from './output.ts';
 import { parseSse, type SseEvent } from './sse.ts';
 
@@ -311,7 +311,6 @@ export class GatewayClient {
   ): Promise<GatewayError> {
     const status = response.statusCode;
     const detail = await errorDetail(response);
-    const suffix = detail ? `: ${detail}` : '';
     if (status >= 300 && status < 400) {
       const location = headerValue(response.headers.location);
       const where = location ? ` to ${sanitize(location, 120)}` : '';
@@ -323,12 +322,6 @@ export class GatewayClient {
         },
       );
     }
-    if (status === 401)
-      return new GatewayError('unauthorized', `the gateway requires authentication (401)${suffix}`, {
-        status,
-      });
-    if (status === 403)
-      return new GatewayError('forbidden', `the gateway refused access (403)${suffix}`, { status });
     // The SDK's own servers (server-everything, its examples) answer an unknown session with 400.
     const unknownSession = status === 400 && /\bsession\b/i.test(detail);
     if ((status === 404 || unknownSession) && carriedSession) {
@@ -337,27 +330,15 @@ export class GatewayClient {
         unsent: true,
       });
     }
-    if (status === 404) {
-      return new GatewayError('rejected', `no MCP endpoint at ${this.displayUrl} (404): check the URL`, {
-        status,
-      });
-    }
     if (status === 405 && method === 'GET') {
       return new GatewayError('not-supported', 'the gateway offers no event stream (405)', { status });
     }
-    if (status === 429 || status >= 500) {
-      const retryAfterMs = parseRetryAfter(headerValue(response.headers['retry-after']));
-      const what = status === 429 ? 'is rate limiting this client' : 'failed';
-      return new GatewayError('unavailable', `gateway at ${this.displayUrl} ${what} (${status})${suffix}`, {
-        status,
-        retryable: true,
-        // 429 and 503 are refusals at the door (rate limit, no capacity); any other 5xx may come after
-        // the request reached the backend.
-        unsent: status === 429 || status === 503,
-        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-      });
-    }
-    return new GatewayError('rejected', `the gateway refused the request (${status})${suffix}`, { status });
+    return statusError(status, {
+      peer: 'gateway',
+      displayUrl: this.displayUrl,
+      detail,
+      retryAfter: headerValue(response.headers['retry-after']),
+    });
   }
 }
 
@@ -505,11 +486,4 @@ function secondsHeader(value: string | undefined): number | undefined {
   if (value === undefined || !/^\s*\d+(?:\.\d+)?\s*$/.test(value)) return undefined;
   const ms = Math.round(Number(value) * 1_000);
   return ms > 0 ? ms : undefined;
-}
-
-export function parseRetryAfter(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }

@@ -15,7 +15,7 @@ import {
 } from './channel-connection.ts';
 import type { BridgeLog } from './diagnostics.ts';
 import { type ClientCertificate, createDispatcher, type ProxySettings } from './dispatcher.ts';
-import { GatewayError } from './errors.ts';
+import { GatewayError, statusError } from './errors.ts';
 import {
   closedConnectionHint,
   discard,
@@ -23,7 +23,6 @@ import {
   headerValue,
   mediaType,
   networkError,
-  parseRetryAfter,
 } from './gateway-client.ts';
 import { parseSse, type SseEvent } from './sse.ts';
 
@@ -242,31 +241,18 @@ export class LegacySseOpener implements ChannelOpener {
       );
     }
     const detail = await errorDetail(response);
-    const suffix = detail ? `: ${detail}` : '';
     if (method === 'POST' && (status === 404 || (status === 400 && /\bsession|transport\b/i.test(detail)))) {
       return Promise.reject(sessionGone(`the server no longer knows this session (${status})`));
     }
-    if (status === 429 || status >= 500) {
-      const retryAfterMs = parseRetryAfter(headerValue(response.headers['retry-after']));
-      throw new GatewayError('unavailable', `the server at ${this.displayUrl} failed (${status})${suffix}`, {
-        status,
-        retryable: true,
-        // A refused GET opened no session and carried no message.
-        unsent: method === 'GET' || status === 429 || status === 503,
-        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-      });
-    }
-    if (status === 404) {
-      throw new GatewayError('rejected', `no MCP endpoint at ${this.displayUrl} (404): check the URL`, {
-        status,
-      });
-    }
-    if (status === 403)
-      throw new GatewayError('forbidden', `the server refused access (403)${suffix}`, { status });
-    if (status === 401) {
-      throw new GatewayError('unauthorized', `the server requires authentication (401)${suffix}`, { status });
-    }
-    throw new GatewayError('rejected', `the server refused the ${method} (${status})${suffix}`, { status });
+    throw statusError(status, {
+      peer: 'server',
+      displayUrl: this.displayUrl,
+      detail,
+      retryAfter: headerValue(response.headers['retry-after']),
+      // A refused GET opened no session and carried no message.
+      ...(method === 'GET' ? { unsent: true } : {}),
+      refused: `the ${method}`,
+    });
   }
 }
 

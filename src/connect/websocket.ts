@@ -17,7 +17,7 @@ import {
 } from './channel-connection.ts';
 import type { BridgeLog } from './diagnostics.ts';
 import type { ClientCertificate, ProxySettings } from './dispatcher.ts';
-import { GatewayError } from './errors.ts';
+import { GatewayError, statusError } from './errors.ts';
 import { closedConnectionHint, networkError } from './gateway-client.ts';
 import { proxyAgentFor } from './ws-tunnel.ts';
 
@@ -256,28 +256,14 @@ class UpgradeRefusal {
   }
 
   error(displayUrl: string): GatewayError {
-    const status = this.status;
-    if (status === 401)
-      return new GatewayError('unauthorized', 'the server requires authentication (401)', { status });
-    if (status === 403) return new GatewayError('forbidden', 'the server refused access (403)', { status });
-    if (status === 404) {
-      return new GatewayError('rejected', `no WebSocket MCP endpoint at ${displayUrl} (404): check the URL`, {
-        status,
-      });
-    }
-    if (status === 429 || status >= 500) {
-      // No socket, no session, no message: trying again soon is safe.
-      return new GatewayError(
-        'unavailable',
-        `the server at ${displayUrl} refused the WebSocket (${status})`,
-        {
-          status,
-          retryable: true,
-          unsent: true,
-        },
-      );
-    }
-    return new GatewayError('rejected', `the server refused the WebSocket upgrade (${status})`, { status });
+    // No socket, no session, no message: trying again soon is safe.
+    return statusError(this.status, {
+      peer: 'server',
+      displayUrl,
+      unsent: true,
+      endpoint: 'WebSocket MCP endpoint',
+      refused: 'the WebSocket upgrade',
+    });
   }
 }
 

@@ -14,7 +14,7 @@ import { sanitize } from '../../util/sanitize.ts';
 import type { AuthProvider } from '../auth.ts';
 import type { BridgeLog } from '../diagnostics.ts';
 import { createDispatcher } from '../dispatcher.ts';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, statusError } from '../errors.ts';
 import {
   closedConnectionHint,
   discard,
@@ -23,7 +23,6 @@ import {
   headerValue,
   mediaType,
   networkError,
-  parseRetryAfter,
   type Reply,
   readJsonMessages,
 } from '../gateway-client.ts';
@@ -110,10 +109,19 @@ export class ModernHttp {
       if (type === 'application/json') {
         const carried = await jsonRpcError(response);
         if (carried) return { kind: 'json', messages: [carried] };
-        throw statusError(status, response, '');
+        throw this.#refusal(status, response, '');
       }
-      throw statusError(status, response, await errorDetail(response));
+      throw this.#refusal(status, response, await errorDetail(response));
     }
+  }
+
+  #refusal(status: number, response: Dispatcher.ResponseData, detail: string): GatewayError {
+    return statusError(status, {
+      peer: 'server',
+      displayUrl: this.displayUrl,
+      detail,
+      retryAfter: headerValue(response.headers['retry-after']),
+    });
   }
 
   async #send(
@@ -174,23 +182,6 @@ async function jsonRpcError(response: Dispatcher.ResponseData): Promise<JsonRpcM
   } catch {
     return undefined;
   }
-}
-
-function statusError(status: number, response: Dispatcher.ResponseData, detail: string): GatewayError {
-  const suffix = detail ? `: ${detail}` : '';
-  if (status === 401)
-    return new GatewayError('unauthorized', `the server requires authentication (401)${suffix}`, { status });
-  if (status === 403)
-    return new GatewayError('forbidden', `the server refused access (403)${suffix}`, { status });
-  if (status === 429 || status >= 500) {
-    const retryAfterMs = parseRetryAfter(headerValue(response.headers['retry-after']));
-    return new GatewayError('unavailable', `the server could not serve this (${status})${suffix}`, {
-      status,
-      unsent: status === 429 || status === 503,
-      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    });
-  }
-  return new GatewayError('rejected', `the server refused the request (${status})${suffix}`, { status });
 }
 
 /** One SSE event as a message; priming events and junk are skipped. */
