@@ -2,8 +2,9 @@
 // session's requests sent to another replica are forwarded to the owner once (JSON and SSE replies);
 // per-user and single-copy shared backends run on exactly one replica whichever replica a user
 // reaches; every-replica servers run everywhere; a second process with a live replica id refuses to
-// start; unsigned requests on the peer listener are refused; with Redis down, established sessions
-// go on and new single-owner placements get 503 until it is back.
+// start; unsigned requests and upgrades on the peer listener are refused; a WebSocket session of a
+// per-user server opened on a non-owner reaches the owner's backend; with
+// Redis down, established sessions go on and new single-owner placements get 503 until it is back.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
+import { connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
 
 const TIMEOUT = { timeout: 60_000 };
 const SECRET = 'a-cluster-secret-of-at-least-32-chars!';
@@ -101,7 +103,7 @@ describe('cluster: three replicas on Redis', () => {
     redis = await startRedis();
     dir = mkdtempSync(join(tmpdir(), 'mcp-relay-cluster-'));
     const keysFile = join(dir, 'keys.yaml');
-    for (const user of ['alice', 'bob', 'carol'])
+    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin'])
       keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
     replicas = [];
     for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, redis.url, keysFile, dir));
@@ -113,6 +115,14 @@ describe('cluster: three replicas on Redis', () => {
   });
 
   const at = (index: number, server: string) => `${replicas[index]?.url}/mcp/${server}`;
+  /** A replica's forwards sent or received, as its metrics show them. */
+  const forwards = async (index: number, direction: 'sent' | 'received') => {
+    const scraped = await (await fetch(`http://127.0.0.1:${replicas[index]?.metricsPort}/metrics`)).text();
+    const line = new RegExp(`^mcp_relay_cluster_forwards_total\\{direction="${direction}"\\} (\\d+)$`, 'm');
+    return Number(line.exec(scraped)?.[1] ?? Number.NaN);
+  };
+  /** The text of a tool call's first content item. */
+  const toolText = (result: unknown) => textOf(result);
 
   it(
     'names the replica in session ids and forwards a session’s requests sent elsewhere',
@@ -246,11 +256,54 @@ describe('cluster: three replicas on Redis', () => {
     },
   );
 
-  it('refuses unsigned requests on the peer listener', TIMEOUT, async () => {
-    const reply = await rawPost(`http://127.0.0.1:${replicas[0]?.peerPort}/mcp/fresh`, INITIALIZE, {
+  it(
+    'tunnels a WebSocket session of a per-user server opened on a non-owner to the owner’s backend',
+    TIMEOUT,
+    async () => {
+      const dave = keys.dave as string;
+      const session = await open(at(0, 'mine'), dave);
+      const owner = replicas.findIndex((replica) => session.startsWith(`${replica.id}.`));
+      const pid = (await call(at(owner, 'mine'), dave, session, 'pid')).text;
+      const landing = (owner + 1) % 3;
+      const [sentBefore, receivedBefore] = [
+        await forwards(landing, 'sent'),
+        await forwards(owner, 'received'),
+      ];
+      const ws = await connectOver('ws', replicas[landing]?.url as string, 'mine', dave);
+      try {
+        assert.equal(toolText(await ws.client.callTool({ name: 'pid' })), pid);
+        const echoed = await ws.client.callTool({ name: 'echo', arguments: { text: 'over the tunnel' } });
+        assert.equal(toolText(echoed), 'over the tunnel');
+        // Progress before the result crosses the tunnel too.
+        const steps: number[] = [];
+        await ws.client.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
+          onprogress: ({ progress }) => steps.push(progress),
+        });
+        assert.equal(steps.length, 3);
+      } finally {
+        await ws.close();
+      }
+      // One forward for the whole socket, counted once on each side.
+      assert.equal(await forwards(landing, 'sent'), sentBefore + 1);
+      assert.equal(await forwards(owner, 'received'), receivedBefore + 1);
+    },
+  );
+
+  it('refuses unsigned requests and upgrades on the peer listener', TIMEOUT, async () => {
+    const peer = `http://127.0.0.1:${replicas[0]?.peerPort}`;
+    const reply = await rawPost(`${peer}/mcp/fresh`, INITIALIZE, {
       authorization: `Bearer ${keys.alice}`,
     });
     assert.equal(reply.status, 403);
+    const upgrade = await refusedUpgrade(wsUrlOf(peer, 'fresh'), { authorization: `Bearer ${keys.alice}` });
+    assert.equal(upgrade.status, 403);
+    assert.match(upgrade.body, /not a signed request/);
+    // A forged signature is no better.
+    const forged = await refusedUpgrade(wsUrlOf(peer, 'fresh'), {
+      authorization: `Bearer ${keys.alice}`,
+      'mcp-relay-peer': `r2 ${Date.now()} AAAA`,
+    });
+    assert.equal(forged.status, 403);
   });
 
   it('refuses to start a second process with a live replica id', TIMEOUT, async () => {
@@ -292,6 +345,12 @@ describe('cluster: three replicas on Redis', () => {
         const refused = await rawPost(at(2, 'mine'), INITIALIZE, { authorization: `Bearer ${keys.alice}` });
         assert.equal(refused.status, 503);
         assert.equal(refused.headers.get('retry-after'), '5');
+        // Nor by a WebSocket upgrade.
+        const upgrade = await refusedUpgrade(wsUrlOf(replicas[1]?.url as string, 'mine'), {
+          authorization: `Bearer ${keys.alice}`,
+        });
+        assert.equal(upgrade.status, 503);
+        assert.equal(upgrade.headers['retry-after'], '5');
       } finally {
         await redis.start();
       }

@@ -1,12 +1,17 @@
 // The replica-to-replica hop: a request that reached a replica other than its session's (or its
 // backend's) owner is sent on, once, to the owner's peer listener, and the owner's answer — JSON or
-// an SSE stream, event ids and all — is piped back unchanged. The hop is signed with the cluster's
-// secret (HMAC over method, path, session, origin and time); the original Authorization travels with
-// it, so the owner authenticates, applies policy, rate limits and audit exactly once.
+// an SSE stream, event ids and all — is piped back unchanged; a WebSocket upgrade is sent on the same
+// way and its two connections then piped byte for byte (tunnelOverHop). The hop is signed with the
+// cluster's secret (HMAC over method, path, session, origin and time); the original Authorization
+// travels with it, so the owner authenticates, applies policy, rate limits and audit exactly once.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+import { connect as connectTls } from 'node:tls';
 import { request } from 'undici';
+import { type Refusal, refuseSocket, sendRefusal } from '../http/refusal.ts';
 import { sendRpcError } from '../http/replies.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 
@@ -26,6 +31,10 @@ const KEPT_REQUEST_HEADERS = [
   'mcp-name',
   'last-event-id',
 ];
+/** What a forwarded WebSocket upgrade keeps besides those: the handshake, answered by the owner. */
+const KEPT_UPGRADE_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol'];
+/** How long the owner's peer listener gets to accept a tunnel's connection. */
+const TUNNEL_CONNECT_MS = 10_000;
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
 
 /** Requests that came over the hop (verified): never forwarded again, placed where they arrive. */
@@ -59,41 +68,71 @@ export function verifyHop(req: IncomingMessage, secret: string, now = Date.now()
   return true;
 }
 
+/** Where the hop goes and how it is signed. */
+export interface HopTarget {
+  peerUrl: string;
+  /** This replica's id, named in the signature. */
+  origin: string;
+  secret: string;
+}
+
+/** The owner of a backend being placed is gone: its ownership lapses within seconds, then it is placed again. */
+export const OWNER_GONE: Refusal = {
+  status: 503,
+  code: ErrorCode.BackendUnavailable,
+  message: 'the replica that ran this server for you is gone; it is placed again within seconds, try again',
+  headers: { 'retry-after': '3' },
+};
+
+/** The owner did not answer (a timeout, an unreachable address): nothing ran there, so trying again is safe. */
+export const OWNER_SILENT: Refusal = {
+  status: 503,
+  code: ErrorCode.BackendUnavailable,
+  message: 'the replica that owns this session did not answer; try again',
+  headers: { 'retry-after': '1' },
+};
+
+/** The headers `req` keeps on the hop (`also`: more of its own), and the hop's signature. */
+function hopHeaders(
+  req: IncomingMessage,
+  target: HopTarget,
+  also: readonly string[] = [],
+): Record<string, string> {
+  const path = req.url ?? '/';
+  const time = String(Date.now());
+  const session = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : '';
+  const headers: Record<string, string> = {};
+  for (const name of [...KEPT_REQUEST_HEADERS, ...also]) {
+    const value = req.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  const mac = signature(target.secret, signedParts(req.method ?? 'GET', path, session, target.origin, time));
+  headers[PEER_HEADER] = `${target.origin} ${time} ${mac}`;
+  return headers;
+}
+
 /**
- * Sends `req` (whose body, if it had one, was read into `body`) to the peer at `peerUrl` and pipes the
- * answer into `res`. A peer that cannot be reached gets the client a 503 with Retry-After (the request
- * never ran there), or 404 when the connection was refused (the owner is gone, and its sessions with it).
+ * Sends `req` (whose body, if it had one, was read into `body`, or is streamed from it) to the peer at
+ * `peerUrl` and pipes the answer into `res`. A peer that cannot be reached gets the client a 503 with
+ * Retry-After (the request never ran there), or 404 when the connection was refused (the owner is
+ * gone, and its sessions with it).
  */
 export async function forwardOverHop(
   req: IncomingMessage,
   res: ServerResponse,
-  options: {
-    peerUrl: string;
-    origin: string;
-    secret: string;
-    body?: Buffer;
+  options: HopTarget & {
+    body?: Buffer | Readable;
     /** A placement (not a session's request): a gone owner means try again shortly (its ownership lapses), not 404. */
     placing?: boolean;
   },
 ): Promise<void> {
-  const path = req.url ?? '/';
-  const time = String(Date.now());
-  const session = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : '';
-  const method = req.method ?? 'GET';
-  const headers: Record<string, string> = {};
-  for (const name of KEPT_REQUEST_HEADERS) {
-    const value = req.headers[name];
-    if (typeof value === 'string') headers[name] = value;
-  }
-  headers[PEER_HEADER] =
-    `${options.origin} ${time} ${signature(options.secret, signedParts(method, path, session, options.origin, time))}`;
   const abort = new AbortController();
   res.once('close', () => abort.abort());
   let answer: Awaited<ReturnType<typeof request>>;
   try {
-    answer = await request(new URL(path, options.peerUrl), {
-      method: method as 'GET',
-      headers,
+    answer = await request(new URL(req.url ?? '/', options.peerUrl), {
+      method: (req.method ?? 'GET') as 'GET',
+      headers: hopHeaders(req, options),
       ...(options.body === undefined ? {} : { body: options.body }),
       signal: abort.signal,
       headersTimeout: 30_000,
@@ -102,34 +141,14 @@ export async function forwardOverHop(
   } catch (error) {
     if (res.headersSent || res.destroyed) return;
     const refused = (error as { code?: string }).code === 'ECONNREFUSED';
-    if (refused && options.placing) {
-      sendRpcError(
-        res,
-        503,
-        ErrorCode.BackendUnavailable,
-        'the replica that ran this server for you is gone; it is placed again within seconds, try again',
-        { headers: { 'retry-after': '3' } },
-      );
-      return;
-    }
-    if (refused) {
+    if (refused && !options.placing)
       sendRpcError(
         res,
         404,
         ErrorCode.SessionNotFound,
         'session not found; initialize a new session (its replica is gone)',
       );
-      return;
-    }
-    sendRpcError(
-      res,
-      503,
-      ErrorCode.BackendUnavailable,
-      'the replica that owns this session did not answer; try again',
-      {
-        headers: { 'retry-after': '1' },
-      },
-    );
+    else sendRefusal(res, refused ? OWNER_GONE : OWNER_SILENT);
     return;
   }
   const responseHeaders: Record<string, string | string[]> = {};
@@ -147,4 +166,62 @@ export async function forwardOverHop(
   } catch {
     res.destroy();
   }
+}
+
+/**
+ * Sends an upgrade request (a WebSocket handshake that places a backend) to the peer at `peerUrl`, then
+ * pipes the two connections byte for byte: the owner answers the handshake (or refuses it) and serves
+ * the session; this replica only carries its frames. A peer that cannot be reached gets the client a
+ * 503 with Retry-After (`onfailed` hears it, so a stale placement is forgotten).
+ */
+export function tunnelOverHop(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  options: HopTarget & { onfailed?: () => void },
+): void {
+  const url = new URL(options.peerUrl);
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const upstream: Socket =
+    url.protocol === 'https:'
+      ? connectTls({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) })
+      : connectTcp(port, host);
+  const ready = url.protocol === 'https:' ? 'secureConnect' : 'connect';
+  let connected = false;
+  upstream.setTimeout(TUNNEL_CONNECT_MS, () => upstream.destroy(new Error('timed out')));
+  upstream.once(ready, () => {
+    connected = true;
+    upstream.setTimeout(0);
+    const headers = hopHeaders(req, options, KEPT_UPGRADE_HEADERS);
+    const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`, 'connection: Upgrade'];
+    lines.push(`upgrade: ${req.headers.upgrade ?? 'websocket'}`);
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length > 0) upstream.write(head);
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+  });
+  upstream.on('error', (error: Error & { code?: string }) => {
+    if (connected) return;
+    options.onfailed?.();
+    refuseSocket(socket, error.code === 'ECONNREFUSED' ? OWNER_GONE : OWNER_SILENT);
+  });
+  upstream.on('close', (hadError) => {
+    if (connected) closeAfter(socket, hadError);
+  });
+  socket.on('close', (hadError: boolean) => closeAfter(upstream, hadError));
+}
+
+/**
+ * One side of a tunnel closed: the other is cut at once after an error, else ended (what it still holds,
+ * a WebSocket close frame say, is written first) and cut if its peer has not closed within a second.
+ */
+function closeAfter(other: Duplex, hadError: boolean): void {
+  if (hadError || other.destroyed) {
+    other.destroy();
+    return;
+  }
+  other.end();
+  setTimeout(() => other.destroy(), 1_000).unref();
 }

@@ -1,18 +1,33 @@
 // Where a request belongs in a cluster: a session's requests at the replica its id names; a new
 // session (or a 2026-07-28 request) of a per-user or single-copy shared server at the replica that
-// owns that backend. A request that arrived elsewhere is forwarded once over the peer hop; one that
-// came over the hop is served where it landed (never forwarded again).
+// owns that backend (a WebSocket upgrade too: tunnelled there). A request that arrived elsewhere is
+// forwarded once over the peer hop; one that came over the hop is served where it landed (never
+// forwarded again).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
 import type { RelayConfig } from '../config/schema.ts';
-import { sendRpcError } from '../http/replies.ts';
+import { type Refusal, refuseSocket, sendRefusal } from '../http/refusal.ts';
 import type { Logger } from '../log.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import type { Cluster } from './cluster.ts';
-import { cameOverHop, forwardOverHop } from './peer-hop.ts';
+import { cameOverHop, forwardOverHop, type HopTarget, tunnelOverHop } from './peer-hop.ts';
 
 /** How long a placement decision is reused for the same backend before Redis is asked again. */
 const PLACEMENT_CACHE_MS = 2_000;
+
+/** Where a request that places a backend goes: served here, sent to the owner, or refused for now. */
+const HERE = Symbol('here');
+type Placement = typeof HERE | { replica: string; peerUrl: string } | { refusal: Refusal };
+
+/** Redis cannot say who owns a backend, so none is placed (two owners must never exist). */
+const OWNER_UNKNOWN: Refusal = {
+  status: 503,
+  code: ErrorCode.BackendUnavailable,
+  message:
+    'the cluster cannot tell which replica runs this server now (Redis is unreachable); try again shortly',
+  headers: { 'retry-after': '5' },
+};
 
 export class ClusterRouting {
   readonly #cluster: Cluster;
@@ -21,6 +36,8 @@ export class ClusterRouting {
   /** Whether the local pool runs the backend of a (server, user) key: placed here even without Redis. */
   readonly #runsLocally: (server: string, user: string | undefined) => boolean;
   readonly #placed = new Map<string, { replica: string; until: number }>();
+  /** Client sockets whose WebSocket sessions this replica tunnels to their owners. */
+  readonly #tunnels = new Set<Duplex>();
 
   constructor(
     cluster: Cluster,
@@ -46,7 +63,7 @@ export class ClusterRouting {
     req: IncomingMessage,
     res: ServerResponse,
     sessionId: string,
-    body?: Buffer,
+    body?: Buffer | Readable,
   ): Promise<boolean> {
     if (cameOverHop(req)) return false;
     const dot = sessionId.indexOf('.');
@@ -59,8 +76,9 @@ export class ClusterRouting {
   }
 
   /**
-   * A request that places a backend (initialize; a 2026 request): served here (false), or forwarded to
-   * the owner, or refused with 503 while Redis cannot say who owns it (true: answered).
+   * A request that places a backend (initialize; a 2026 request; a legacy SSE stream): served here
+   * (false), or forwarded to the owner, or refused with 503 while Redis cannot say who owns it (true:
+   * answered).
    */
   async placeElsewhere(
     req: IncomingMessage,
@@ -69,10 +87,57 @@ export class ClusterRouting {
     user: string,
     body?: Buffer,
   ): Promise<boolean> {
-    if (cameOverHop(req)) return false;
+    const placement = await this.#placement(req, server, user);
+    if (placement === HERE) return false;
+    if ('refusal' in placement) sendRefusal(res, placement.refusal);
+    else await this.#forward(req, res, placement.replica, placement.peerUrl, body, true);
+    return true;
+  }
+
+  /**
+   * A WebSocket upgrade, which places a backend as initialize does: served here (false), or tunnelled to
+   * the owner (its frames piped both ways from then on), or refused with 503 (true: answered).
+   */
+  async upgradeElsewhere(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    server: string,
+    user: string,
+  ): Promise<boolean> {
+    const placement = await this.#placement(req, server, user);
+    if (placement === HERE) return false;
+    if ('refusal' in placement) {
+      refuseSocket(socket, placement.refusal);
+      return true;
+    }
+    this.#cluster.forwardsSent++;
+    this.#log.debug({ replica: placement.replica, path: req.url }, 'upgrade tunnelled to the owner');
+    this.#tunnels.add(socket);
+    socket.once('close', () => this.#tunnels.delete(socket));
+    tunnelOverHop(req, socket, head, {
+      ...this.#hop(placement.peerUrl),
+      onfailed: () => this.#placed.clear(),
+    });
+    return true;
+  }
+
+  /** Shutdown: the tunnels this replica carries are cut (their sessions end at the owner). Idempotent. */
+  close(): void {
+    for (const socket of this.#tunnels) socket.destroy();
+    this.#tunnels.clear();
+  }
+
+  /**
+   * Where the backend of (server, user) belongs for a request that would place it: here (per-session and
+   * every-replica servers, a request that came over the hop, this replica owning it), at a live owner,
+   * or nowhere yet (the refusal to answer: Redis cannot tell, or the owner has no peer address).
+   */
+  async #placement(req: IncomingMessage, server: string, user: string): Promise<Placement> {
+    if (cameOverHop(req)) return HERE;
     const config = this.#config().servers[server];
-    if (!config || config.isolation === 'per-session') return false;
-    if (config.isolation === 'shared' && config.placement === 'every-replica') return false;
+    if (!config || config.isolation === 'per-session') return HERE;
+    if (config.isolation === 'shared' && config.placement === 'every-replica') return HERE;
     const owner = config.isolation === 'shared' ? undefined : user;
     let replica = await this.#ownerOf(server, owner);
     if (
@@ -84,32 +149,19 @@ export class ClusterRouting {
       this.#placed.delete(placementKey(server, owner));
       replica = await this.#ownerOf(server, owner);
     }
-    if (replica === this.#cluster.replica) return false;
-    if (replica === undefined) {
-      sendRpcError(
-        res,
-        503,
-        ErrorCode.BackendUnavailable,
-        'the cluster cannot tell which replica runs this server now (Redis is unreachable); try again shortly',
-        { headers: { 'retry-after': '5' } },
-      );
-      return true;
-    }
+    if (replica === this.#cluster.replica) return HERE;
+    if (replica === undefined) return { refusal: OWNER_UNKNOWN };
     const peerUrl = this.#cluster.peerOf(replica);
-    if (peerUrl === undefined) {
-      sendRpcError(
-        res,
-        503,
-        ErrorCode.BackendUnavailable,
-        `replica ${replica} runs this server but cannot be reached; try again`,
-        {
+    if (peerUrl === undefined)
+      return {
+        refusal: {
+          status: 503,
+          code: ErrorCode.BackendUnavailable,
+          message: `replica ${replica} runs this server but cannot be reached; try again`,
           headers: { 'retry-after': '1' },
         },
-      );
-      return true;
-    }
-    await this.#forward(req, res, replica, peerUrl, body, true);
-    return true;
+      };
+    return { replica, peerUrl };
   }
 
   /** The backend of (server, user) stopped here: its owner key is released, and the cached placement forgotten. */
@@ -142,19 +194,21 @@ export class ClusterRouting {
     res: ServerResponse,
     replica: string,
     peerUrl: string,
-    body?: Buffer,
+    body?: Buffer | Readable,
     placing = false,
   ): Promise<void> {
     this.#cluster.forwardsSent++;
     this.#log.debug({ replica, path: req.url }, 'forwarded to the owner');
     await forwardOverHop(req, res, {
-      peerUrl,
-      origin: this.#cluster.replica,
-      secret: this.#cluster.secret,
+      ...this.#hop(peerUrl),
       ...(body === undefined ? {} : { body }),
       placing,
     });
     if (res.statusCode === 404 || res.statusCode === 503) this.#placed.clear();
+  }
+
+  #hop(peerUrl: string): HopTarget {
+    return { peerUrl, origin: this.#cluster.replica, secret: this.#cluster.secret };
   }
 }
 

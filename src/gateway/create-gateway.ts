@@ -310,6 +310,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     onRefused: logRefusal,
     identify,
     serverNamed,
+    ...(routing ? { routing } : {}),
   });
   // Upgrades: app WebSockets below /apps/, MCP sessions below /ws, nothing else.
   const upgrade: UpgradeListener = (req, socket, head) => {
@@ -319,8 +320,9 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   };
   const handleRequest = routeRequests(routes, identify, log, logRefusal);
   const listener = createListener(config, handleRequest, log, upgrade);
-  // The replica-to-replica hop's listener: signed requests only, then the same routes.
-  const peer = cluster && config.cluster && new PeerListener(config.cluster, handleRequest, cluster, log);
+  // The replica-to-replica hop's listener: signed requests and upgrades only, then the same routes.
+  const peer =
+    cluster && config.cluster && new PeerListener(config.cluster, handleRequest, upgrade, cluster, log);
 
   /**
    * Servers with an `app`: their browser apps at /apps/<server>/ (HTTP and WebSocket), and the endpoint
@@ -537,6 +539,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         await revocations?.close();
         await cluster?.leave();
         apps?.proxy.close();
+        routing?.close();
         await webSockets.close();
         listener.dropConnections();
         await stopped;

@@ -1,12 +1,14 @@
 // The WebSocket front: `/ws/<server>` (and `/ws` when the gateway has one server). An upgrade passes
 // the same guards and authentication as `/mcp`, then opens one MCP session through the same
 // SessionManager (policy, rate limits, per-user caps, audit), refused as an HTTP status before the
-// handshake; after it, one socket is one session (socket-session.ts) until either side closes it.
+// handshake; after it, one socket is one session (socket-session.ts) until either side closes it. In a
+// cluster, an upgrade for a backend another replica owns is tunnelled to it (cluster/routing.ts).
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Identify } from '../../auth/identify.ts';
+import type { ClusterRouting } from '../../cluster/routing.ts';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { type Refusal, refuseSocket } from '../../http/refusal.ts';
@@ -37,6 +39,8 @@ export interface WebSocketFrontOptions {
   identify: Identify;
   /** The server a path's name (or its absence) stands for, as for `/mcp`; null when none. */
   serverNamed(name: string | undefined): string | null;
+  /** In a cluster: an upgrade for a backend another replica owns is tunnelled there. */
+  routing?: ClusterRouting;
 }
 
 const NOT_FOUND: Refusal = {
@@ -133,6 +137,7 @@ export class WebSocketFront {
     if (server === null) return refuseSocket(socket, NOT_FOUND);
     const handshake = handshakeRefusal(req);
     if (handshake) return refuseSocket(socket, handshake);
+    if (await this.#options.routing?.upgradeElsewhere(req, socket, head, server, auth.identity.user)) return;
     const session = await this.#createSession(socket, server, auth.identity);
     if (!session) return;
     if (socket.destroyed) {
