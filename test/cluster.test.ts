@@ -2,8 +2,8 @@
 // session's requests sent to another replica are forwarded to the owner once (JSON and SSE replies);
 // per-user and single-copy shared backends run on exactly one replica whichever replica a user
 // reaches; every-replica servers run everywhere; a second process with a live replica id refuses to
-// start; unsigned requests and upgrades on the peer listener are refused; a WebSocket session of a
-// per-user server opened on a non-owner reaches the owner's backend; with
+// start; unsigned requests and upgrades on the peer listener are refused; a WebSocket session and a
+// legacy HTTP+SSE session of a per-user server opened on a non-owner reach the owner's backend; with
 // Redis down, established sessions go on and new single-owner placements get 503 until it is back.
 
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { freePort } from '../src/backends/launcher.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
+import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
@@ -288,6 +289,54 @@ describe('cluster: three replicas on Redis', () => {
       assert.equal(await forwards(owner, 'received'), receivedBefore + 1);
     },
   );
+
+  it(
+    'serves a legacy HTTP+SSE session whose stream and POSTs land on replicas other than its owner',
+    TIMEOUT,
+    async () => {
+      const erin = keys.erin as string;
+      const session = await open(at(2, 'mine'), erin);
+      const owner = replicas.findIndex((replica) => session.startsWith(`${replica.id}.`));
+      const pid = (await call(at(owner, 'mine'), erin, session, 'pid')).text;
+      const [streamAt, postAt] = [(owner + 1) % 3, (owner + 2) % 3];
+      const posted: string[] = [];
+      // The SDK's client, its GET to one non-owner and every POST sent to the other.
+      const client = await connectLegacyClient(at(streamAt, 'mine/sse'), erin, (input, init) => {
+        const url = new URL(String(input));
+        if (init?.method === 'POST') {
+          url.host = new URL(replicas[postAt]?.url as string).host;
+          posted.push(url.toString());
+        }
+        return fetch(url, init);
+      });
+      try {
+        assert.equal(toolText(await client.callTool({ name: 'pid' })), pid);
+        const echoed = await client.callTool({ name: 'echo', arguments: { text: 'posted elsewhere' } });
+        assert.equal(toolText(echoed), 'posted elsewhere');
+      } finally {
+        await client.close();
+      }
+      // The endpoint the stream named is the owner's session: its id names the owner.
+      const sessionId = new URL(posted[0] as string).searchParams.get('sessionId') ?? '';
+      assert.match(sessionId, new RegExp(`^${replicas[owner]?.id}\\.[A-Za-z0-9_-]{22}$`));
+      assert.ok(posted.every((url) => url.startsWith(replicas[postAt]?.url as string)));
+    },
+  );
+
+  it('serves a legacy HTTP+SSE session of a per-session server through two replicas', TIMEOUT, async () => {
+    const alice = keys.alice as string;
+    const client = await connectLegacyClient(at(0, 'fresh/sse'), alice, (input, init) => {
+      const url = new URL(String(input));
+      if (init?.method === 'POST') url.host = new URL(replicas[1]?.url as string).host;
+      return fetch(url, init);
+    });
+    try {
+      const echoed = await client.callTool({ name: 'echo', arguments: { text: 'r1 streams, r2 posts' } });
+      assert.equal(toolText(echoed), 'r1 streams, r2 posts');
+    } finally {
+      await client.close();
+    }
+  });
 
   it('refuses unsigned requests and upgrades on the peer listener', TIMEOUT, async () => {
     const peer = `http://127.0.0.1:${replicas[0]?.peerPort}`;

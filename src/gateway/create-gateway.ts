@@ -186,7 +186,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
 
   const endpoint = new McpEndpoint(live.view, sessions, log, routing);
   // The 2024-11-05 HTTP+SSE transport, for clients that speak nothing newer.
-  const legacy = new LegacySseEndpoint(live.view, sessions, log);
+  const legacy = new LegacySseEndpoint(live.view, sessions, log, routing);
   const serverNames = Object.keys(config.servers);
   const publicUrl = config.publicUrl ? new URL(config.publicUrl) : undefined;
   const startedAt = Date.now();

@@ -2,8 +2,11 @@
 // event stream, whose first event names the URL to POST messages to; each POST is answered 202 and its
 // reply goes on the stream. Sessions are made by the same SessionManager as Streamable HTTP's (policy,
 // limits, caps, audit), bound to the caller's credential, and end when their stream's connection does.
+// In a cluster the GET is placed as an initialize is (a per-user or single-copy backend's owner serves
+// it, its stream piped through the hop), and a POST naming another replica's session is forwarded there.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClusterRouting } from '../../cluster/routing.ts';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
@@ -44,11 +47,13 @@ export class LegacySseEndpoint {
   readonly #base: string;
   /** Only these sessions take legacy POSTs: a Streamable HTTP session's id is unknown here. */
   readonly #open = new Map<string, LegacySession>();
+  readonly #routing: ClusterRouting | undefined;
 
-  constructor(config: RelayConfig, sessions: SessionManager, log: Logger) {
+  constructor(config: RelayConfig, sessions: SessionManager, log: Logger, routing?: ClusterRouting) {
     this.#config = config;
     this.#sessions = sessions;
     this.#log = log;
+    this.#routing = routing;
     this.#base = config.publicUrl ? new URL(config.publicUrl).pathname.replace(/\/+$/, '') : '';
   }
 
@@ -64,6 +69,7 @@ export class LegacySseEndpoint {
       sendRpcError(res, 406, ErrorCode.InvalidRequest, 'Accept must list text/event-stream');
       return;
     }
+    if (await this.#routing?.placeElsewhere(req, res, server, identity.user)) return;
     let created: Awaited<ReturnType<SessionManager['create']>>;
     try {
       created = await this.#sessions.create(server, identity);
@@ -114,6 +120,9 @@ export class LegacySseEndpoint {
     // The session is looked up before the body is read: a stranger's POST costs no body buffer.
     const found = this.#find(req, server, identity);
     if (!found) {
+      // Another replica's session (its id names it): the body streams through to that replica.
+      const id = sessionIdOf(req);
+      if (id !== undefined && (await this.#routing?.forwardSession(req, res, id, req))) return;
       sendRpcError(res, 404, ErrorCode.SessionNotFound, 'session not found; open a new event stream');
       return;
     }
