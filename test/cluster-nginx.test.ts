@@ -1,7 +1,9 @@
 // Three `mcp-relay serve` processes as one cluster on a real redis-server, behind a real nginx running
 // the site `mcp-relay deploy print nginx` renders from Redis: 300 sessions (per-user and per-session
 // servers) through nginx with 0 wrong replies and 0 forwarded requests; calls sent straight to a
-// replica that does not own the session are answered and counted once by the rate limit; a replica
+// replica that does not own the session are answered and counted once by the rate limit; a WebSocket
+// and a legacy SSE session of a per-user backend placed off the credential's hash reach it (the
+// upgrade and the GET forwarded once each, the POSTs routed by nginx on their sessionId); a replica
 // SIGKILLed while `connect` bridges call through nginx: every call answered, the non-idempotent ones
 // run at most once, per-user backends of its users back on exactly one replica; `cluster status`; a
 // session's GET stream idle past nginx's read timeout, kept open by the replica's keep-alive comments.
@@ -19,10 +21,12 @@ import { createKey } from '../src/auth/key-admin.ts';
 import { freePort } from '../src/backends/launcher.ts';
 import { TestPki } from './helpers/certs.ts';
 import { BRIDGE_BASE_ENV, runCliInProcess } from './helpers/cli.ts';
+import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, FIXTURE_SERVER, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { siteOnLoopback, startNginxSite, type TestNginx } from './helpers/nginx.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { type ServeProcess, startServe } from './helpers/serve.ts';
+import { BearerWebSocketTransport, wsUrlOf } from './helpers/ws-client.ts';
 
 const RUN_CLI = fileURLToPath(new URL('./fixtures/run-cli.ts', import.meta.url));
 const IDS = ['r1', 'r2', 'r3'] as const;
@@ -102,7 +106,7 @@ describe('cluster: three serve processes behind nginx', () => {
     const nginxPort = await freePort();
     publicUrl = `https://localhost:${nginxPort}`;
     const keysFile = join(dir, 'keys.yaml');
-    for (const user of [...USERS, 'revokee'])
+    for (const user of [...USERS, 'revokee', 'wanderer'])
       keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
     // r3 reads a copy of the keys file, as a replica on another machine would: only Redis tells it of a revocation.
     copyFileSync(keysFile, join(dir, 'keys-r3.yaml'));
@@ -217,6 +221,46 @@ describe('cluster: three serve processes behind nginx', () => {
     const fifth = await call(direct(other), user, session, 'echo', { text: 'five' });
     assert.equal(fifth.status, 429);
   });
+
+  it(
+    'tunnels a WebSocket to the owner and routes a legacy SSE session’s POSTs by their sessionId',
+    TIMEOUT,
+    async () => {
+      const user = 'wanderer';
+      // Where nginx sends this user's requests that name no session (the hash of the credential) …
+      const hashed = (await open(`${publicUrl}/mcp/fresh`, user)).slice(0, 2);
+      // … and their per-user backend placed on another replica by an initialize sent straight there.
+      const owner = IDS.find((id) => id !== hashed) as string;
+      const direct = `http://127.0.0.1:${replicas.get(owner)?.port}/mcp/mine`;
+      const session = await open(direct, user);
+      assert.equal(session.slice(0, 2), owner);
+      const pid = (await call(direct, user, session, 'pid', {})).text;
+      const sentBefore = (await health(hashed)).cluster.forwardsSent;
+      // MCP over WebSocket through nginx: the upgrade lands on `hashed`, which tunnels it to the owner.
+      const ws = new BearerWebSocketTransport(
+        wsUrlOf(publicUrl, 'mine'),
+        keys[user],
+        {},
+        { ca: readFileSync(caFile) },
+      );
+      const overWs = new Client({ name: 'ws-through-nginx', version: '1.0.0' });
+      await overWs.connect(ws);
+      assert.equal(textOf(await overWs.callTool({ name: 'pid', arguments: {} })), pid);
+      await overWs.close();
+      // Legacy HTTP+SSE through nginx: the GET lands on `hashed` and is forwarded (its stream piped
+      // back); the POSTs name the owner's session in their query, and nginx sends them straight there.
+      const legacy = await connectLegacyClient(
+        `${publicUrl}/mcp/mine/sse`,
+        keys[user],
+        (input, init) =>
+          undiciFetch(input, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+      );
+      assert.equal(textOf(await legacy.callTool({ name: 'pid', arguments: {} })), pid);
+      await legacy.close();
+      // One forward for the socket, one for the stream; none for the POSTs (initialize, initialized, call).
+      assert.equal((await health(hashed)).cluster.forwardsSent - sentBefore, 2);
+    },
+  );
 
   it(
     'refuses a key revoked through the CLI on every replica within 2 s, one without the file change too',

@@ -14,8 +14,9 @@ import { renderedDeployFiles } from '../scripts/render-deploy.ts';
 import { thisMachineLauncher } from '../src/claude/launcher.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { renderHaproxyCfg } from '../src/deploy/haproxy-cfg.ts';
-import { renderNginxSite } from '../src/deploy/nginx-site.ts';
+import { LEGACY_SESSION_PARAM, renderNginxSite } from '../src/deploy/nginx-site.ts';
 import { execWord, renderSystemdUnit } from '../src/deploy/systemd-unit.ts';
+import { SESSION_PARAM } from '../src/transports/legacy-sse/paths.ts';
 import { runCliInProcess } from './helpers/cli.ts';
 
 const DEPLOY = new URL('../deploy/', import.meta.url);
@@ -195,6 +196,34 @@ const REPLICAS = [
 const haproxy = (input: Record<string, unknown> = {}, pem?: string) =>
   renderHaproxyCfg(config(input), { pem, replicas: REPLICAS });
 
+describe('renderNginxSite for a cluster', () => {
+  it('routes a session by the replica its id names, in the header or a legacy POST’s query; the rest by credential', () => {
+    // The query argument the generators route on is the one the legacy front names its sessions in.
+    assert.equal(LEGACY_SESSION_PARAM, SESSION_PARAM);
+    const { text } = site({}, { replicas: REPLICAS });
+    const map = text.slice(text.indexOf('map "'), text.indexOf('}', text.indexOf('map "')) + 1);
+    assert.equal(
+      map,
+      [
+        'map "$http_mcp_session_id$arg_sessionId" $mcp_relay_upstream {',
+        '    default mcp_relay_any;',
+        '    "~^r1\\." mcp_relay_r1;',
+        '    "~^r2\\." mcp_relay_r2;',
+        '    "~^r10\\." mcp_relay_r10;',
+        '}',
+      ].join('\n'),
+    );
+    assert.match(text, /upstream mcp_relay_any \{\n {4}hash \$http_authorization consistent;/);
+    assert.match(
+      text,
+      /upstream mcp_relay_r1 \{\n {4}server 10\.0\.0\.5:8787;\n {4}server 10\.0\.0\.6:8787 backup;/,
+    );
+    // MCP (the legacy paths below it too) by the map; WebSocket upgrades, which name no session, by credential.
+    assert.ok(location(text, '/mcp').includes('proxy_pass http://$mcp_relay_upstream;'));
+    assert.ok(location(text, '/ws').includes('proxy_pass http://mcp_relay_any;'));
+  });
+});
+
 /** The lines of a rendered haproxy.cfg's `<kind> <name>` section, trimmed. */
 function section(text: string, header: string): string[] {
   const start = text.indexOf(`\n${header}\n`);
@@ -218,6 +247,10 @@ describe('renderHaproxyCfg', () => {
       'use-server r1 if { req.hdr(mcp-session-id) -m beg r1. }',
       'use-server r2 if { req.hdr(mcp-session-id) -m beg r2. }',
       'use-server r10 if { req.hdr(mcp-session-id) -m beg r10. }',
+      // A legacy SSE POST's session is in its query.
+      'use-server r1 if { url_param(sessionId) -m beg r1. }',
+      'use-server r2 if { url_param(sessionId) -m beg r2. }',
+      'use-server r10 if { url_param(sessionId) -m beg r10. }',
       'option httpchk',
       'http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host mcp.example.com',
       'http-check expect status 200',

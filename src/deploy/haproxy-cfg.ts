@@ -5,6 +5,7 @@
 
 import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
+import { LEGACY_SESSION_PARAM } from './nginx-site.ts';
 
 export interface HaproxyCfgOptions {
   /**
@@ -125,10 +126,11 @@ export function renderHaproxyCfg(config: RelayConfig, options: HaproxyCfgOptions
 }
 
 /**
- * The replicas: a session lives on the replica its Mcp-Session-Id names (`<replica>.<random>`), so one
- * `use-server` rule per replica (HAProxy takes only static server names there); requests with none
- * (initialize, 2026-07-28 requests) go by a consistent hash of the credential, so a user lands where
- * their per-user backend likely is. A replica that fails its checks is skipped by `use-server`: its
+ * The replicas: a session lives on the replica its Mcp-Session-Id (or a legacy SSE POST's sessionId)
+ * names (`<replica>.<random>`), so one `use-server` rule per replica and place (HAProxy takes only
+ * static server names there); requests with none (initialize, 2026-07-28 requests, a legacy SSE GET, a
+ * WebSocket upgrade) go by a consistent hash of the credential, so a user lands where their per-user
+ * backend likely is. A replica that fails its checks is skipped by `use-server`: its
  * sessions reach a live replica, which answers 404, and the client starts a new session.
  */
 function replicaBackend(
@@ -144,6 +146,11 @@ function replicaBackend(
     '    hash-type consistent',
     ...replicas.map(
       (replica) => `    use-server ${replica.id} if { req.hdr(mcp-session-id) -m beg ${replica.id}. }`,
+    ),
+    `    # A legacy SSE POST names its session in the query (?${LEGACY_SESSION_PARAM}=).`,
+    ...replicas.map(
+      (replica) =>
+        `    use-server ${replica.id} if { url_param(${LEGACY_SESSION_PARAM}) -m beg ${replica.id}. }`,
     ),
     '    # A replica is down after two failed checks a second apart (hung as well as dead), up after two',
     "    # good ones; /healthz answers 503 while it stops. The check names publicUrl's host (the gateway",

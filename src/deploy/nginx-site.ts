@@ -6,6 +6,12 @@ import type { RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
 import { isLoopbackAddress } from '../util/loopback.ts';
 
+/**
+ * The query argument a legacy SSE POST names its session in (transports/legacy-sse/paths.ts's
+ * SESSION_PARAM; deploy/ renders text and imports no transport, and deploy-unit.test.ts keeps the two equal).
+ */
+export const LEGACY_SESSION_PARAM = 'sessionId';
+
 export interface NginxSiteOptions {
   /** The certificate chain (PEM) for publicUrl's host; default: a Let's Encrypt path to replace. */
   cert?: string | undefined;
@@ -13,8 +19,9 @@ export interface NginxSiteOptions {
   key?: string | undefined;
   /**
    * Several replicas (cluster): each one's id and the host:port of its gateway listener. Requests are
-   * routed by the replica named in their Mcp-Session-Id, the others as backups; without one, by a
-   * hash of the credential, so a user lands where their per-user backend likely is.
+   * routed by the replica named in their Mcp-Session-Id (or a legacy SSE POST's sessionId), the others
+   * as backups; without one, by a hash of the credential, so a user lands where their per-user backend
+   * likely is.
    */
   replicas?: readonly { id: string; address: string }[] | undefined;
 }
@@ -184,9 +191,10 @@ export function renderNginxSite(config: RelayConfig, options: NginxSiteOptions =
  */
 function clusterBlocks(replicas: readonly { id: string; address: string }[]): string[] {
   const lines = [
-    '# Several replicas: a session lives on the replica its Mcp-Session-Id names (`<replica>.<random>`);',
-    '# requests with none (initialize, 2026-07-28 requests) go by a hash of the credential. Render again',
-    '# when replicas come or go (`mcp-relay deploy print nginx` reads them from Redis).',
+    '# Several replicas: a session lives on the replica its id names (`<replica>.<random>`: the',
+    `# Mcp-Session-Id header, or a legacy SSE POST's ?${LEGACY_SESSION_PARAM}=); requests with none (initialize,`,
+    '# 2026-07-28 requests, a legacy SSE GET, a WebSocket upgrade) go by a hash of the credential.',
+    '# Render again when replicas come or go (`mcp-relay deploy print nginx` reads them from Redis).',
   ];
   for (const [index, replica] of replicas.entries()) {
     const others = [...replicas.slice(index + 1), ...replicas.slice(0, index)];
@@ -204,7 +212,9 @@ function clusterBlocks(replicas: readonly { id: string; address: string }[]): st
     ...replicas.map((replica) => `    server ${replica.address};`),
     ...KEEPALIVE,
     '}',
-    `map $http_mcp_session_id ${CLUSTER_UPSTREAM} {`,
+    // A Streamable HTTP request names its session in the header, a legacy SSE POST in its query; a
+    // request has one or the other, so their concatenation starts with the replica's prefix.
+    `map "$http_mcp_session_id$arg_${LEGACY_SESSION_PARAM}" ${CLUSTER_UPSTREAM} {`,
     `    default ${ANY_REPLICA};`,
     ...replicas.map((replica) => `    "~^${replica.id}\\." mcp_relay_${replica.id};`),
     '}',
