@@ -2,7 +2,8 @@
 // Redis: `haproxy -c` accepts it, and a real HAProxy running it in front of three in-process replicas on
 // a real redis-server keeps each session on its replica — ten sessions of two users opened through
 // HAProxy and sessions opened straight at each replica, each called through HAProxy, with no replica
-// forwarding a request (a request that reached the wrong replica would be forwarded and counted); a GET
+// forwarding a request (a request that reached the wrong replica would be forwarded and counted), a
+// legacy SSE session's POSTs too (routed on their ?sessionId=); a GET
 // stream's keep-alive comments arrive as the gateway writes them; other paths get HAProxy's 404.
 
 import assert from 'node:assert/strict';
@@ -20,6 +21,7 @@ import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import { TestPki } from './helpers/certs.ts';
 import { runCliInProcess, runProcess } from './helpers/cli.ts';
+import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { redisUnavailable, startRedis, type TestRedis } from './helpers/redis-server.ts';
 
@@ -233,6 +235,40 @@ describe('haproxy: the rendered haproxy.cfg in front of three replicas', { skip 
       counts.map((count) => [count.forwardsSent, count.forwardsReceived]),
       IDS.map(() => [0, 0]),
       haproxyOutput,
+    );
+  });
+
+  it('sends a legacy SSE session’s POSTs to the replica their ?sessionId= names', TIMEOUT, async () => {
+    // Where HAProxy sends alice's requests that name no session (the hash of her credential); her legacy
+    // stream is opened straight at another replica, so only use-server on the query keeps its POSTs there.
+    const hashed = (await open(`${publicUrl}/mcp/fresh`, 'alice')).slice(0, 2);
+    const elsewhere = IDS.find((id) => id !== hashed) as string;
+    const before = await Promise.all(IDS.map((id) => cluster(id)));
+    const posted: string[] = [];
+    const client = await connectLegacyClient(
+      `${replicas.get(elsewhere)?.url}/mcp/fresh/sse`,
+      keys.alice,
+      (input, init) => {
+        if (init?.method !== 'POST') return fetch(input, init);
+        const url = new URL(String(input));
+        posted.push(url.search);
+        return undiciFetch(new URL(`${url.pathname}${url.search}`, publicUrl), {
+          ...(init as object),
+          dispatcher,
+        }) as unknown as Promise<Response>;
+      },
+    );
+    try {
+      const echoed = await client.callTool({ name: 'echo', arguments: { text: 'through haproxy' } });
+      assert.equal(textOf(echoed), 'through haproxy');
+    } finally {
+      await client.close();
+    }
+    assert.match(posted[0] ?? '', new RegExp(`^\\?sessionId=${elsewhere}\\.`));
+    const after = await Promise.all(IDS.map((id) => cluster(id)));
+    assert.deepEqual(
+      after.map((count, index) => count.forwardsSent - (before[index]?.forwardsSent ?? 0)),
+      IDS.map(() => 0),
     );
   });
 
