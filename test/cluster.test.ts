@@ -122,8 +122,23 @@ describe('cluster: three replicas on Redis', () => {
     const line = new RegExp(`^mcp_relay_cluster_forwards_total\\{direction="${direction}"\\} (\\d+)$`, 'm');
     return Number(line.exec(scraped)?.[1] ?? Number.NaN);
   };
-  /** The text of a tool call's first content item. */
-  const toolText = (result: unknown) => textOf(result);
+  /** A user's per-user backend of `mine`, placed by an HTTP session opened at replica `index`: its owner's index and pid. */
+  const placeMine = async (index: number, key: string) => {
+    const session = await open(at(index, 'mine'), key);
+    const owner = replicas.findIndex((replica) => session.startsWith(`${replica.id}.`));
+    return { owner, pid: (await call(at(owner, 'mine'), key, session, 'pid')).text };
+  };
+  /** A fetch for the SDK's legacy SSE client that sends its POSTs to replica `index` (each URL into `posted`). */
+  const postingTo =
+    (index: number, posted: string[] = []) =>
+    (input: string | URL, init?: RequestInit) => {
+      const url = new URL(String(input));
+      if (init?.method === 'POST') {
+        url.host = new URL(replicas[index]?.url as string).host;
+        posted.push(url.toString());
+      }
+      return fetch(url, init);
+    };
 
   it(
     'names the replica in session ids and forwards a session’s requests sent elsewhere',
@@ -262,9 +277,7 @@ describe('cluster: three replicas on Redis', () => {
     TIMEOUT,
     async () => {
       const dave = keys.dave as string;
-      const session = await open(at(0, 'mine'), dave);
-      const owner = replicas.findIndex((replica) => session.startsWith(`${replica.id}.`));
-      const pid = (await call(at(owner, 'mine'), dave, session, 'pid')).text;
+      const { owner, pid } = await placeMine(0, dave);
       const landing = (owner + 1) % 3;
       const [sentBefore, receivedBefore] = [
         await forwards(landing, 'sent'),
@@ -272,9 +285,9 @@ describe('cluster: three replicas on Redis', () => {
       ];
       const ws = await connectOver('ws', replicas[landing]?.url as string, 'mine', dave);
       try {
-        assert.equal(toolText(await ws.client.callTool({ name: 'pid' })), pid);
+        assert.equal(textOf(await ws.client.callTool({ name: 'pid' })), pid);
         const echoed = await ws.client.callTool({ name: 'echo', arguments: { text: 'over the tunnel' } });
-        assert.equal(toolText(echoed), 'over the tunnel');
+        assert.equal(textOf(echoed), 'over the tunnel');
         // Progress before the result crosses the tunnel too.
         const steps: number[] = [];
         await ws.client.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
@@ -295,24 +308,15 @@ describe('cluster: three replicas on Redis', () => {
     TIMEOUT,
     async () => {
       const erin = keys.erin as string;
-      const session = await open(at(2, 'mine'), erin);
-      const owner = replicas.findIndex((replica) => session.startsWith(`${replica.id}.`));
-      const pid = (await call(at(owner, 'mine'), erin, session, 'pid')).text;
+      const { owner, pid } = await placeMine(2, erin);
       const [streamAt, postAt] = [(owner + 1) % 3, (owner + 2) % 3];
       const posted: string[] = [];
       // The SDK's client, its GET to one non-owner and every POST sent to the other.
-      const client = await connectLegacyClient(at(streamAt, 'mine/sse'), erin, (input, init) => {
-        const url = new URL(String(input));
-        if (init?.method === 'POST') {
-          url.host = new URL(replicas[postAt]?.url as string).host;
-          posted.push(url.toString());
-        }
-        return fetch(url, init);
-      });
+      const client = await connectLegacyClient(at(streamAt, 'mine/sse'), erin, postingTo(postAt, posted));
       try {
-        assert.equal(toolText(await client.callTool({ name: 'pid' })), pid);
+        assert.equal(textOf(await client.callTool({ name: 'pid' })), pid);
         const echoed = await client.callTool({ name: 'echo', arguments: { text: 'posted elsewhere' } });
-        assert.equal(toolText(echoed), 'posted elsewhere');
+        assert.equal(textOf(echoed), 'posted elsewhere');
       } finally {
         await client.close();
       }
@@ -325,14 +329,10 @@ describe('cluster: three replicas on Redis', () => {
 
   it('serves a legacy HTTP+SSE session of a per-session server through two replicas', TIMEOUT, async () => {
     const alice = keys.alice as string;
-    const client = await connectLegacyClient(at(0, 'fresh/sse'), alice, (input, init) => {
-      const url = new URL(String(input));
-      if (init?.method === 'POST') url.host = new URL(replicas[1]?.url as string).host;
-      return fetch(url, init);
-    });
+    const client = await connectLegacyClient(at(0, 'fresh/sse'), alice, postingTo(1));
     try {
       const echoed = await client.callTool({ name: 'echo', arguments: { text: 'r1 streams, r2 posts' } });
-      assert.equal(toolText(echoed), 'r1 streams, r2 posts');
+      assert.equal(textOf(echoed), 'r1 streams, r2 posts');
     } finally {
       await client.close();
     }
