@@ -128,6 +128,15 @@ describe('cluster: three replicas on Redis', () => {
     const owner = replicas.findIndex((replica) => session.startsWith(`${replica.id}.`));
     return { owner, pid: (await call(at(owner, 'mine'), key, session, 'pid')).text };
   };
+  /** The backend pid a WebSocket session of `server` opened at replica `index` reaches. */
+  const pidOverWs = async (index: number, server: string, key: string) => {
+    const ws = await connectOver('ws', replicas[index]?.url as string, server, key);
+    try {
+      return textOf(await ws.client.callTool({ name: 'pid' }));
+    } finally {
+      await ws.close();
+    }
+  };
   /** A fetch for the SDK's legacy SSE client that sends its POSTs to replica `index` (each URL into `posted`). */
   const postingTo =
     (index: number, posted: string[] = []) =>
@@ -233,7 +242,7 @@ describe('cluster: three replicas on Redis', () => {
   });
 
   it(
-    'keeps one copy of a single shared server and one per replica of an every-replica server',
+    'keeps one copy of a single shared server and one per replica of an every-replica server (HTTP and WebSocket)',
     TIMEOUT,
     async () => {
       const alice = keys.alice as string;
@@ -244,7 +253,11 @@ describe('cluster: three replicas on Redis', () => {
         scenePids.add((await call(at(index, 'scene'), alice, scene, 'pid')).text);
         const search = await open(at(index, 'search'), alice);
         assert.equal(search.slice(0, 2), replicas[index]?.id);
-        searchPids.add((await call(at(index, 'search'), alice, search, 'pid')).text);
+        const searchPid = (await call(at(index, 'search'), alice, search, 'pid')).text;
+        searchPids.add(searchPid);
+        // Over WebSocket too: the scene's one copy wherever the socket lands, the search copy of that replica.
+        scenePids.add(await pidOverWs(index, 'scene', alice));
+        assert.equal(await pidOverWs(index, 'search', alice), searchPid);
       }
       assert.equal(scenePids.size, 1);
       assert.equal(searchPids.size, 3);
