@@ -194,8 +194,8 @@ export function tunnelOverHop(
     connected = true;
     upstream.setTimeout(0);
     const headers = hopHeaders(req, options, KEPT_UPGRADE_HEADERS);
-    const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`, 'connection: Upgrade'];
-    lines.push(`upgrade: ${req.headers.upgrade ?? 'websocket'}`);
+    // The front checked the handshake (ws-front.ts handshakeRefusal): a GET upgrading to websocket.
+    const lines = [`GET ${req.url ?? '/'} HTTP/1.1`, 'connection: Upgrade', 'upgrade: websocket'];
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (head.length > 0) upstream.write(head);
