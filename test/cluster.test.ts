@@ -310,6 +310,8 @@ describe('cluster: three replicas on Redis', () => {
       } finally {
         await ws.close();
       }
+      // A per-session server's socket is served where it lands: no forward.
+      assert.match(await pidOverWs(landing, 'fresh', dave), /^\d+$/);
       // One forward for the whole socket, counted once on each side.
       assert.equal(await forwards(landing, 'sent'), sentBefore + 1);
       assert.equal(await forwards(owner, 'received'), receivedBefore + 1);
