@@ -14,6 +14,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createBridge } from '../src/connect/bridge.ts';
 import { type FixtureOptions, type FixtureServer, startFixtureServer } from './fixtures/http-mcp-server.ts';
 import { BRIDGE_BASE_ENV, type Bridged, connectThroughBridge } from './helpers/cli.ts';
+import { deliveredDuring } from './helpers/gateway.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RUN_CLI = join(ROOT, 'test/fixtures/run-cli.ts');
@@ -78,14 +79,13 @@ describe('connect: round trips', () => {
 
   it('delivers progress notifications before the result', async () => {
     const seen: number[] = [];
-    const result = await bridged.client.callTool(
-      { name: 'progress', arguments: { steps: 3, delayMs: 20 } },
-      undefined,
-      {
+    const { result, delivered } = await deliveredDuring(bridged.client, () =>
+      bridged.client.callTool({ name: 'progress', arguments: { steps: 3, delayMs: 20 } }, undefined, {
         onprogress: (progress) => seen.push(progress.progress),
-      },
+      }),
     );
-    assert.deepEqual(seen, [1, 2, 3]);
+    assert.deepEqual(delivered, [1, 2, 3, 'answer']);
+    assert.equal(seen[0], 1, 'the SDK matched the progress token');
     assert.equal((result.content as { text: string }[])[0]?.text, 'done after 3 steps');
   });
 

@@ -23,7 +23,7 @@ import { APP_SERVER, nextMessage } from './helpers/app-browser.ts';
 import { capturingLogger } from './helpers/capturing-logger.ts';
 import { TestPki } from './helpers/certs.ts';
 import { runCliInProcess, runProcess } from './helpers/cli.ts';
-import { textOf } from './helpers/gateway.ts';
+import { deliveredDuring, textOf } from './helpers/gateway.ts';
 import { siteOnLoopback, startNginxSite, type TestNginx, testNginxSite } from './helpers/nginx.ts';
 import { BearerWebSocketTransport } from './helpers/ws-client.ts';
 
@@ -207,15 +207,19 @@ describe('deploy: a gateway behind nginx configured from `deploy print nginx`', 
         return response;
       }) as unknown as typeof fetch,
     });
-    client = new Client({ name: 'deploy-test', version: '1.0.0' });
-    await client.connect(transport);
-    assert.equal(client.getServerVersion()?.name, 'fixture');
+    const connected = new Client({ name: 'deploy-test', version: '1.0.0' });
+    client = connected;
+    await connected.connect(transport);
+    assert.equal(connected.getServerVersion()?.name, 'fixture');
     const progress: number[] = [];
-    const result = await client.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
-      onprogress: (step) => progress.push(step.progress),
-    });
+    const { result, delivered } = await deliveredDuring(connected, () =>
+      connected.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
+        onprogress: (step) => progress.push(step.progress),
+      }),
+    );
     assert.equal(textOf(result), 'done 3');
-    assert.deepEqual(progress, [1, 2, 3]);
+    assert.deepEqual(delivered, [1, 2, 3, 'answer']);
+    assert.equal(progress[0], 1, 'the SDK matched the progress token');
     assert.ok(
       replyTypes.some((type) => type.startsWith('text/event-stream')),
       `an SSE reply among ${replyTypes.join(', ')}`,

@@ -14,7 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { connectOverStdio, runProcess } from './helpers/cli.ts';
 import { connectLegacyClient } from './helpers/fronts.ts';
-import { connectClient, fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import {
+  connectClient,
+  deliveredDuring,
+  fixtureServer,
+  startGateway,
+  type TestGateway,
+  textOf,
+} from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
 
 const TIMEOUT = { timeout: 60_000 };
@@ -167,24 +174,12 @@ describe('legacy HTTP+SSE transport (2024-11-05)', () => {
         assert.ok(names.includes('whoami') && names.includes('echo'), names.join());
         assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'héllo' } })), 'héllo');
         assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'alice');
-        // What reached the client, read off its transport: the SDK runs progress handlers a microtask
-        // late but the answer at once, so progress that arrives with the answer (one read on a busy
-        // machine) is dropped by the SDK itself after the gateway delivered it in order.
-        const transport = client.transport;
-        assert.ok(transport);
-        const delivered: unknown[] = [];
-        const deliver = transport.onmessage;
-        transport.onmessage = (message, extra) => {
-          if ('method' in message && message.method === 'notifications/progress')
-            delivered.push(message.params?.progress);
-          if ('id' in message && !('method' in message)) delivered.push('answer');
-          deliver?.(message, extra);
-        };
         const progress: number[] = [];
-        await client.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
-          onprogress: (p) => progress.push(p.progress),
-        });
-        transport.onmessage = deliver;
+        const { delivered } = await deliveredDuring(client, () =>
+          client.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
+            onprogress: (p) => progress.push(p.progress),
+          }),
+        );
         assert.deepEqual(delivered, [1, 2, 3, 'answer']);
         assert.equal(progress[0], 1, 'the SDK matched the progress token');
         // A server notification not tied to a request reaches the client on the same stream.

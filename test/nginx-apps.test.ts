@@ -14,7 +14,7 @@ import WebSocket from 'ws';
 import { freePort } from '../src/backends/launcher.ts';
 import { type AppAnswer, appServer, nextMessage, refusedStatus } from './helpers/app-browser.ts';
 import { TestPki } from './helpers/certs.ts';
-import { startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
+import { deliveredDuring, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { startNginx, type TestNginx } from './helpers/nginx.ts';
 
 describe('apps behind nginx with TLS', () => {
@@ -88,11 +88,14 @@ describe('apps behind nginx with TLS', () => {
     await client.connect(transport);
     assert.equal(client.getServerVersion()?.name, 'fixture');
     const progress: number[] = [];
-    const result = await client.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
-      onprogress: (step) => progress.push(step.progress),
-    });
+    const { result, delivered } = await deliveredDuring(client, () =>
+      client.callTool({ name: 'progress', arguments: { steps: 3 } }, undefined, {
+        onprogress: (step) => progress.push(step.progress),
+      }),
+    );
     assert.equal(textOf(result), 'done 3');
-    assert.deepEqual(progress, [1, 2, 3]);
+    assert.deepEqual(delivered, [1, 2, 3, 'answer']);
+    assert.equal(progress[0], 1, 'the SDK matched the progress token');
     assert.ok(
       replyTypes.some((type) => type.startsWith('text/event-stream')),
       `an SSE reply among ${replyTypes.join(', ')}`,

@@ -169,3 +169,30 @@ export async function rawSession(url: string, key: string) {
     post: (message: unknown) => rawPost(url, JSON.stringify(message), headers),
   };
 }
+
+/**
+ * Runs `call` and returns, beside its result, the progress values that reached the client's transport
+ * and then 'answer': what the gateway delivered, in order. The SDK runs notification handlers a
+ * microtask late but takes an answer at once, so progress read together with the answer (one read
+ * on a busy machine) never reaches `onprogress`: the SDK drops it, not the gateway.
+ */
+export async function deliveredDuring<T>(
+  client: Client,
+  call: () => Promise<T>,
+): Promise<{ result: T; delivered: unknown[] }> {
+  const transport = client.transport;
+  if (!transport) throw new Error('the client is not connected');
+  const delivered: unknown[] = [];
+  const deliver = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    if ('method' in message && message.method === 'notifications/progress')
+      delivered.push(message.params?.progress);
+    else if ('id' in message && !('method' in message)) delivered.push('answer');
+    deliver?.(message, extra);
+  };
+  try {
+    return { result: await call(), delivered };
+  } finally {
+    transport.onmessage = deliver;
+  }
+}
