@@ -72,11 +72,30 @@ export class RedisLink {
     }
   }
 
+  /**
+   * A connection of its own for SUBSCRIBE (a subscribed connection runs no other command). It connects
+   * and reconnects by itself (node-redis subscribes again after a reconnect), and calls `onReady` at
+   * each (re)connection: what was published in between is lost, which the caller may make up for.
+   * The link logs outages; the subscriber stays silent. Closed with `closeClient`.
+   */
+  subscriber(onReady: (subscriber: RedisClientType) => void): RedisClientType {
+    const subscriber = this.client.duplicate() as RedisClientType;
+    subscriber.on('error', () => {});
+    subscriber.on('ready', () => onReady(subscriber));
+    void subscriber.connect().catch(() => {});
+    return subscriber;
+  }
+
   async close(): Promise<void> {
-    try {
-      if (this.client.isOpen) await this.client.close();
-    } catch {
-      this.client.destroy();
-    }
+    await closeClient(this.client);
+  }
+}
+
+/** Closes a connection, or drops it when it cannot close cleanly (Redis unreachable). */
+export async function closeClient(client: RedisClientType): Promise<void> {
+  try {
+    if (client.isOpen) await client.close();
+  } catch {
+    client.destroy();
   }
 }

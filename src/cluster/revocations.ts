@@ -9,7 +9,7 @@ import type { RedisClientType } from '@redis/client';
 import type { RevokedKeys } from '../auth/keys.ts';
 import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { RedisLink } from './redis-link.ts';
+import { closeClient, type RedisLink } from './redis-link.ts';
 
 /** How often each replica checks the version, in case a published message was lost. */
 export const REVOCATION_POLL_MS = 1_000;
@@ -64,18 +64,12 @@ export class Revocations implements RevokedKeys {
    */
   async start(): Promise<void> {
     if (this.#subscriber || this.#closed) return;
-    const subscriber = this.#redis.client.duplicate() as RedisClientType;
-    this.#subscriber = subscriber;
-    subscriber.on('error', () => {
-      // The link logs the outage; the subscriber reconnects on its own, and the poll covers meanwhile.
-    });
-    // Ready again after an outage: node-redis subscribes again by itself, but what was published in
-    // between is lost, so the set is read again.
-    subscriber.on('ready', () => {
+    // Ready again after an outage: what was published in between is lost, so the set is read again
+    // (the poll covers the outage itself).
+    this.#subscriber = this.#redis.subscriber((subscriber) => {
       void this.#subscribe(subscriber);
       void this.refresh();
     });
-    void subscriber.connect().catch(() => {});
     this.#poll = setInterval(() => void this.#check(), this.#pollMs);
     this.#poll.unref();
     await this.refresh();
@@ -119,13 +113,7 @@ export class Revocations implements RevokedKeys {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#poll);
-    const subscriber = this.#subscriber;
-    if (!subscriber) return;
-    try {
-      if (subscriber.isOpen) await subscriber.close();
-    } catch {
-      subscriber.destroy();
-    }
+    if (this.#subscriber) await closeClient(this.#subscriber);
   }
 
   async #subscribe(subscriber: RedisClientType): Promise<void> {
