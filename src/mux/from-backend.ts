@@ -40,6 +40,13 @@ export interface RoutingState {
   subscriptions: Subscriptions;
   /** Writes to the backend: its current process, or the one of `generation`. */
   toBackend(message: JsonRpcMessage, generation?: number): boolean;
+  /** Told of each change notification the backend sends, once, before the sessions hear it. */
+  changed?: ((notification: JsonRpcNotification) => void) | undefined;
+}
+
+/** A notification about the backend's state as a whole: every session hears it, or a resource's subscribers. */
+export function isChangeNotification(method: string): boolean {
+  return method.endsWith('/list_changed') || method === Method.resourceUpdated;
 }
 
 export class BackendRouting {
@@ -51,6 +58,7 @@ export class BackendRouting {
   readonly #unsolicited: UnsolicitedTarget;
   readonly #subscriptions: Subscriptions;
   readonly #toBackend: RoutingState['toBackend'];
+  readonly #changed: RoutingState['changed'];
 
   constructor(state: RoutingState) {
     this.#mode = state.mode;
@@ -61,6 +69,7 @@ export class BackendRouting {
     this.#unsolicited = state.unsolicited;
     this.#subscriptions = state.subscriptions;
     this.#toBackend = state.toBackend;
+    this.#changed = state.changed;
   }
 
   /** A message of the process of `generation` (whose requests are answered there). */
@@ -126,6 +135,15 @@ export class BackendRouting {
     link.deliver({ ...request, id });
   }
 
+  /** A change notification to the sessions that hear it: all of them, or a resource's subscribers for its update. */
+  deliverChange(notification: JsonRpcNotification): void {
+    const links =
+      notification.method === Method.resourceUpdated
+        ? this.#subscriptions.subscribersOf(notification.params?.uri)
+        : this.#links;
+    for (const link of links) link.deliver(notification);
+  }
+
   #notification(notification: JsonRpcNotification, generation: number): void {
     const method = notification.method;
     if (method === Method.progress) {
@@ -145,17 +163,13 @@ export class BackendRouting {
         link.deliver({ ...notification, params: { ...notification.params, requestId: id } });
       return;
     }
-    if (method.endsWith('/list_changed')) {
-      for (const link of this.#links) link.deliver(notification);
+    if (isChangeNotification(method)) {
+      this.#changed?.(notification);
+      this.deliverChange(notification);
       return;
     }
     if (method === Method.taskStatus) {
       this.#tasks.ownerOf(notification.params?.taskId)?.deliver(notification);
-      return;
-    }
-    if (method === Method.resourceUpdated) {
-      for (const link of this.#subscriptions.subscribersOf(notification.params?.uri))
-        link.deliver(notification);
       return;
     }
     // Log messages and anything else may carry one user's data and are tied to no request: they go

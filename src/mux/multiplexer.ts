@@ -10,6 +10,7 @@ import {
   errorResponse,
   type JsonRpcId,
   type JsonRpcMessage,
+  type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.ts';
@@ -45,6 +46,8 @@ export interface MultiplexerOptions {
    * pending (pinged after half of it) before it counts as hung and is replaced; 0: never.
    */
   livenessTimeoutMs?: number;
+  /** Told of each change notification (list changed, resource updated) the backend sends, once. */
+  onChange?: (notification: JsonRpcNotification) => void;
 }
 
 export class Multiplexer {
@@ -109,7 +112,11 @@ export class Multiplexer {
       toBackend: (message: JsonRpcMessage, generation?: number) =>
         this.#toBackend(message, undefined, generation),
     };
-    this.#fromBackendRouting = new BackendRouting({ ...shared, mode: options.mode });
+    this.#fromBackendRouting = new BackendRouting({
+      ...shared,
+      mode: options.mode,
+      changed: options.onChange,
+    });
     this.#fromClientRouting = new ClientRouting({
       ...shared,
       handshake: this.#handshake,
@@ -382,6 +389,14 @@ export class Multiplexer {
   }
 
   // --- From the backend ---------------------------------------------------------------------------
+
+  /**
+   * A change notification another copy of this backend sent (an every-replica server's other replicas):
+   * heard by the sessions here as if this copy had sent it, and not reported to `onChange` again.
+   */
+  deliverChange(notification: JsonRpcNotification): void {
+    this.#fromBackendRouting.deliverChange(notification);
+  }
 
   #fromBackend(message: JsonRpcMessage, generation: number): void {
     this.#liveness.output();

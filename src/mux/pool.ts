@@ -9,6 +9,7 @@ import { DEFAULT_RESTART_POLICY, Supervisor } from '../backends/supervisor.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { type EventOwner, UNOWNED } from '../observe/events.ts';
+import type { JsonRpcNotification } from '../protocol/jsonrpc.ts';
 import type { AtCapacity, Identity, Placement } from '../sessions/types.ts';
 import type { RestartOutcome } from './handover.ts';
 import { Multiplexer } from './multiplexer.ts';
@@ -81,6 +82,8 @@ export class BackendPool {
   #stopped = false;
   /** Told when a shared or per-user backend is stopped for good (a cluster releases its ownership). */
   onstopped: (server: string, user: string | undefined) => void = () => {};
+  /** Told of each change notification a shared backend sends (a cluster fans them out to the other replicas). */
+  onchange: (server: string, notification: JsonRpcNotification) => void = () => {};
 
   /** `owner` names the gateway in its backends' events (observe/events.ts). */
   constructor(config: RelayConfig, launcher: BackendLauncher, log: Logger, owner: EventOwner = UNOWNED) {
@@ -95,6 +98,14 @@ export class BackendPool {
     const mode = this.#config.servers[server]?.isolation;
     if (mode === undefined || mode === 'per-session') return false;
     return this.#instances.has(instanceKey(server, mode, user ?? '', ''));
+  }
+
+  /**
+   * A change notification another replica's copy of the shared `server` sent: heard by the sessions of
+   * the copy here, if one runs (with none, no session here could hear it).
+   */
+  deliverChange(server: string, notification: JsonRpcNotification): void {
+    this.#instances.get(instanceKey(server, 'shared', '', ''))?.mux.deliverChange(notification);
   }
 
   /** Backends (running or being restarted) right now. */
@@ -286,6 +297,9 @@ export class BackendPool {
         // A backend of the server took initialize: whatever broke it is fixed.
         onInitialized: () => this.#crashLoops.delete(server),
         livenessTimeoutMs: config.livenessTimeout,
+        ...(config.isolation === 'shared'
+          ? { onChange: (notification: JsonRpcNotification) => this.onchange(server, notification) }
+          : {}),
       }),
       idleTimer: undefined,
     };
