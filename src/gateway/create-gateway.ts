@@ -13,6 +13,7 @@ import { identifier } from '../auth/identify.ts';
 import { PRM_PATH } from '../auth/protected-resource.ts';
 import { BackendLauncher } from '../backends/launcher.ts';
 import { Cluster } from '../cluster/cluster.ts';
+import { NotifyFanout } from '../cluster/notify-fanout.ts';
 import { configHash, PeerListener } from '../cluster/peer-listener.ts';
 import { Revocations } from '../cluster/revocations.ts';
 import { ClusterRouting } from '../cluster/routing.ts';
@@ -155,6 +156,18 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       (s, u) => pool.runs(s, u),
     );
   if (routing) pool.onstopped = (server, user) => routing.released(server, user);
+  // Each replica runs its own copy of an every-replica server: their list changes and resource updates
+  // reach the listeners of every replica.
+  const fanout =
+    cluster &&
+    new NotifyFanout(
+      cluster.redis,
+      cluster.replica,
+      () => live.current,
+      log,
+      (server, notification) => pool.deliverChange(server, notification),
+    );
+  if (fanout) pool.onchange = (server, notification) => fanout.publish(server, notification);
   const sessions = new SessionManager(
     live.view,
     log,
@@ -485,6 +498,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         );
         await peer.listen();
         await revocations?.start();
+        fanout?.start();
         leases?.start();
       }
       const address = await listener.listen();
@@ -537,6 +551,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         await peer?.close();
         leases?.close();
         await revocations?.close();
+        await fanout?.close();
         await cluster?.leave();
         apps?.proxy.close();
         routing?.close();
