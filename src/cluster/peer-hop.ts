@@ -124,6 +124,8 @@ export async function forwardOverHop(
     body?: Buffer | Readable;
     /** A placement (not a session's request): a gone owner means try again shortly (its ownership lapses), not 404. */
     placing?: boolean;
+    /** What the client is told when the peer refused the connection (it is gone), instead of 404 or 503. */
+    gone?: (res: ServerResponse) => void;
   },
 ): Promise<void> {
   const abort = new AbortController();
@@ -141,7 +143,8 @@ export async function forwardOverHop(
   } catch (error) {
     if (res.headersSent || res.destroyed) return;
     const refused = (error as { code?: string }).code === 'ECONNREFUSED';
-    if (refused && !options.placing)
+    if (refused && options.gone) options.gone(res);
+    else if (refused && !options.placing)
       sendRpcError(
         res,
         404,

@@ -1,8 +1,8 @@
-// Where a request belongs in a cluster: a session's requests at the replica its id names; a new
-// session (or a 2026-07-28 request) of a per-user or single-copy shared server at the replica that
-// owns that backend (a WebSocket upgrade too: tunnelled there). A request that arrived elsewhere is
-// forwarded once over the peer hop; one that came over the hop is served where it landed (never
-// forwarded again).
+// Where a request belongs in a cluster: a session's requests at the replica its id names; a
+// 2026-07-28 retry at the replica its requestState names (where its call is parked); a new session (or
+// a 2026-07-28 request) of a per-user or single-copy shared server at the replica that owns that
+// backend (a WebSocket upgrade too: tunnelled there). A request that arrived elsewhere is forwarded
+// once over the peer hop; one that came over the hop is served where it landed (never forwarded again).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
@@ -65,13 +65,28 @@ export class ClusterRouting {
     sessionId: string,
     body?: Buffer | Readable,
   ): Promise<boolean> {
-    if (cameOverHop(req)) return false;
-    const dot = sessionId.indexOf('.');
-    const replica = dot > 0 ? sessionId.slice(0, dot) : undefined;
-    if (replica === undefined || replica === this.#cluster.replica) return false;
-    const peerUrl = this.#cluster.peerOf(replica);
-    if (peerUrl === undefined || !(await this.#cluster.isAlive(replica))) return false;
-    await this.#forward(req, res, replica, peerUrl, body);
+    const peer = await this.#otherLiveReplica(req, sessionId);
+    if (!peer) return false;
+    await this.#forward(req, res, peer.replica, peer.peerUrl, body);
+    return true;
+  }
+
+  /**
+   * A 2026-07-28 retry whose `requestState` names another replica (`<replica>.<random>`, as session ids
+   * do): forwarded to the replica its call is parked on when that one is alive (true: answered). False:
+   * served here, where a handle of a dead or unknown replica gets the answer any unknown handle gets;
+   * a replica that turns out gone at the hop gets the client `unknown`'s answer too.
+   */
+  async forwardContinuation(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestState: string,
+    body: Buffer | undefined,
+    unknown: (res: ServerResponse) => void,
+  ): Promise<boolean> {
+    const peer = await this.#otherLiveReplica(req, requestState);
+    if (!peer) return false;
+    await this.#forward(req, res, peer.replica, peer.peerUrl, body, { gone: unknown });
     return true;
   }
 
@@ -90,7 +105,7 @@ export class ClusterRouting {
     const placement = await this.#placement(req, server, user);
     if (placement === HERE) return false;
     if ('refusal' in placement) sendRefusal(res, placement.refusal);
-    else await this.#forward(req, res, placement.replica, placement.peerUrl, body, true);
+    else await this.#forward(req, res, placement.replica, placement.peerUrl, body, { placing: true });
     return true;
   }
 
@@ -189,20 +204,37 @@ export class ClusterRouting {
     return replica;
   }
 
+  /**
+   * The live replica other than this one that `id` (a session id or a requestState) names, for a
+   * request that did not come over the hop; undefined when it should be served here.
+   */
+  async #otherLiveReplica(
+    req: IncomingMessage,
+    id: string,
+  ): Promise<{ replica: string; peerUrl: string } | undefined> {
+    if (cameOverHop(req)) return undefined;
+    const dot = id.indexOf('.');
+    const replica = dot > 0 ? id.slice(0, dot) : undefined;
+    if (replica === undefined || replica === this.#cluster.replica) return undefined;
+    const peerUrl = this.#cluster.peerOf(replica);
+    if (peerUrl === undefined || !(await this.#cluster.isAlive(replica))) return undefined;
+    return { replica, peerUrl };
+  }
+
   async #forward(
     req: IncomingMessage,
     res: ServerResponse,
     replica: string,
     peerUrl: string,
     body?: Buffer | Readable,
-    placing = false,
+    hop: Pick<Parameters<typeof forwardOverHop>[2], 'placing' | 'gone'> = {},
   ): Promise<void> {
     this.#cluster.forwardsSent++;
     this.#log.debug({ replica, path: req.url }, 'forwarded to the owner');
     await forwardOverHop(req, res, {
       ...this.#hop(peerUrl),
       ...(body === undefined ? {} : { body }),
-      placing,
+      ...hop,
     });
     if (res.statusCode === 404 || res.statusCode === 503) this.#placed.clear();
   }

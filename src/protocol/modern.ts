@@ -236,6 +236,24 @@ export function errorObject(
   return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
+/** The `requestState` a 2026-07-28 retry carries (the handle of its parked call), if it is a string. */
+export function requestStateOf(message: JsonRpcMessage): string | undefined {
+  const state = (message as { params?: { requestState?: unknown } }).params?.requestState;
+  return typeof state === 'string' ? state : undefined;
+}
+
+/**
+ * The answer to a retry whose `requestState` names no parked call (expired, used, another user's or
+ * call's, or parked on a replica that is gone): the client calls again without it.
+ */
+export function unknownRequestState(id: JsonRpcId | null): JsonRpcResponse {
+  return errorObject(
+    id,
+    -32602,
+    'requestState is expired, already used or not this call’s; call again without it',
+  );
+}
+
 function metaOf(message: JsonRpcMessage): Record<string, unknown> | undefined {
   const params = (message as { params?: unknown }).params;
   const meta = isObject(params) ? params._meta : undefined;

@@ -1,6 +1,8 @@
 // Calls of 2026-07-28 clients parked between rounds of input (MRTR), each named by an unguessable
 // `requestState` and bound to the credential, server, method and arguments it was issued for. Bounded
-// in count per credential and in time; a handle is good for one retry.
+// in count per credential and in time; a handle is good for one retry. In a cluster a handle names the
+// replica the call is parked on (`<replica>.<random>`, as session ids do), so a retry that lands
+// elsewhere is forwarded there (cluster/routing.ts).
 
 import { randomBytes } from 'node:crypto';
 import type { ModernCall } from './modern-call.ts';
@@ -20,9 +22,14 @@ export class Continuations {
   readonly #parked = new Map<string, Parked>();
   readonly #handles = new Map<ModernCall, string>();
   readonly #ttlMs: number;
+  readonly #prefix: string;
 
-  constructor(ttlMs = CONTINUATION_TTL_MS) {
+  constructor({
+    ttlMs = CONTINUATION_TTL_MS,
+    replica,
+  }: { ttlMs?: number; replica?: string | undefined } = {}) {
     this.#ttlMs = ttlMs;
+    this.#prefix = replica === undefined ? '' : `${replica}.`;
   }
 
   get size(): number {
@@ -33,7 +40,7 @@ export class Continuations {
   park(call: ModernCall, owner: string): string {
     this.unpark(call);
     this.#makeRoom(owner);
-    const handle = randomBytes(18).toString('base64url');
+    const handle = `${this.#prefix}${randomBytes(18).toString('base64url')}`;
     const timer = setTimeout(() => {
       if (this.#parked.get(handle)?.call !== call) return;
       this.unpark(call);

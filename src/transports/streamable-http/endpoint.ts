@@ -8,7 +8,7 @@ import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
 import { readBody } from '../../http/body.ts';
 import { parseJsonBody, refuseNonJsonBody } from '../../http/json-body.ts';
-import { sendRpcError } from '../../http/replies.ts';
+import { sendJson, sendRpcError } from '../../http/replies.ts';
 import type { Logger } from '../../log.ts';
 import {
   ErrorCode,
@@ -19,7 +19,13 @@ import {
   type JsonRpcRequest,
   validateMessage,
 } from '../../protocol/jsonrpc.ts';
-import { claimedVersion, isModernHeader, Meta } from '../../protocol/modern.ts';
+import {
+  claimedVersion,
+  isModernHeader,
+  Meta,
+  requestStateOf,
+  unknownRequestState,
+} from '../../protocol/modern.ts';
 import { isSupportedProtocolVersion } from '../../protocol/versions.ts';
 import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
@@ -67,7 +73,7 @@ export class McpEndpoint {
     this.#sessions = sessions;
     this.#log = log;
     this.#routing = routing;
-    this.#modern = new ModernEndpoint(config, sessions, log);
+    this.#modern = new ModernEndpoint(config, sessions, log, routing?.cluster.replica);
   }
 
   /** Ends the 2026 clients' calls parked for a retry (shutdown). */
@@ -152,6 +158,11 @@ export class McpEndpoint {
     if (this.#config.servers[server]?.protocol !== 'legacy' && !isResponse(message)) {
       // The era is the body's: a 2026-07-28 request claims it in its _meta (protocol/modern.ts).
       if (claimedVersion(message) !== undefined) {
+        // A retry goes where its call is parked (the replica its requestState names); others are placed.
+        const state = requestStateOf(message);
+        const unknown = (reply: ServerResponse) =>
+          sendJson(reply, 200, unknownRequestState(isRequest(message) ? message.id : null));
+        if (state && (await this.#routing?.forwardContinuation(req, res, state, body.body, unknown))) return;
         if (await this.#routing?.placeElsewhere(req, res, server, identity.user, body.body)) return;
         await this.#modern.handle(req, res, server, identity, message);
         return;

@@ -32,6 +32,8 @@ import {
   ModernError,
   needsName,
   requestName,
+  requestStateOf,
+  unknownRequestState,
   withoutEnvelope,
 } from '../../protocol/modern.ts';
 import { LATEST_PROTOCOL_VERSION } from '../../protocol/versions.ts';
@@ -173,12 +175,14 @@ export class ModernEndpoint {
   readonly #sessions: SessionManager;
   readonly #log: Logger;
   readonly #principals = new Map<string, Promise<PrincipalResult>>();
-  readonly #continuations = new Continuations();
+  readonly #continuations: Continuations;
 
-  constructor(config: RelayConfig, sessions: SessionManager, log: Logger) {
+  /** `replica`: in a cluster, this replica's id, which names it in the `requestState` of calls parked here. */
+  constructor(config: RelayConfig, sessions: SessionManager, log: Logger, replica?: string) {
     this.#config = config;
     this.#sessions = sessions;
     this.#log = log;
+    this.#continuations = new Continuations({ replica });
   }
 
   /** Parked calls waiting for a client's retry (for tests and the admin page). */
@@ -306,21 +310,13 @@ export class ModernEndpoint {
     envelope: Envelope,
   ): void {
     const params = message.params ?? {};
-    const state = params.requestState;
+    const state = requestStateOf(message);
     const call =
-      typeof state === 'string' && INPUT_METHODS.has(message.method)
+      state !== undefined && INPUT_METHODS.has(message.method)
         ? this.#continuations.take(state, ownerKey(server, identity), message.method, subjectOf(message))
         : undefined;
     if (!call) {
-      sendJson(
-        res,
-        200,
-        errorObject(
-          message.id,
-          -32602,
-          'requestState is expired, already used or not this call’s; call again without it',
-        ),
-      );
+      sendJson(res, 200, unknownRequestState(message.id));
       return;
     }
     const responses = params.inputResponses;
