@@ -7,22 +7,19 @@
 // Redis down, established sessions go on and new single-owner placements get 503 until it is back.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createKey } from '../src/auth/key-admin.ts';
 import { freePort } from '../src/backends/launcher.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
+import { replicaConfig, startCluster, type TestCluster } from './helpers/cluster.ts';
 import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
-import { startRedis, type TestRedis } from './helpers/redis-server.ts';
+import type { TestRedis } from './helpers/redis-server.ts';
 import { connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
 
 const TIMEOUT = { timeout: 60_000 };
-const SECRET = 'a-cluster-secret-of-at-least-32-chars!';
 
 interface Replica {
   id: string;
@@ -44,19 +41,11 @@ async function startReplica(id: string, redis: string, keysFile: string, dir: st
   const peerPort = await freePort();
   const metricsPort = await freePort();
   const config = buildConfig(
-    {
-      listen: { host: '127.0.0.1', port: 0 },
-      admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } },
-      auth: { apiKeys: { file: keysFile } },
-      cluster: {
-        replica: id,
-        redis,
-        secret: SECRET,
-        keyPrefix: 'test:',
-        peer: { listen: `127.0.0.1:${peerPort}` },
-      },
-      servers,
-    },
+    await replicaConfig(
+      id,
+      { redis, keyPrefix: 'test:', keysFile, servers, peerPort },
+      { admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } } },
+    ),
     dir,
   );
   const gateway = createGateway({ config, log: silentLogger });
@@ -98,22 +87,14 @@ describe('cluster: three replicas on Redis', () => {
   let redis: TestRedis;
   let dir: string;
   let replicas: Replica[];
-  const keys: Record<string, string> = {};
+  let keys: Record<string, string>;
+  let cluster: TestCluster<Replica>;
 
   before(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-cluster-'));
-    const keysFile = join(dir, 'keys.yaml');
-    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin'])
-      keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
-    replicas = [];
-    for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, redis.url, keysFile, dir));
+    cluster = await startCluster('cluster', startReplica, ['alice', 'bob', 'carol', 'dave', 'erin']);
+    ({ redis, dir, replicas, keys } = cluster);
   });
-  after(async () => {
-    await Promise.all(replicas.map((replica) => replica.gateway.close()));
-    await redis.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => cluster.close());
 
   const at = (index: number, server: string) => `${replicas[index]?.url}/mcp/${server}`;
   /** A replica's forwards sent or received, as its metrics show them. */
@@ -372,18 +353,12 @@ describe('cluster: three replicas on Redis', () => {
 
   it('refuses to start a second process with a live replica id', TIMEOUT, async () => {
     const config = buildConfig(
-      {
-        listen: { host: '127.0.0.1', port: 0 },
-        auth: { apiKeys: { file: join(dir, 'keys.yaml') } },
-        cluster: {
-          replica: 'r2',
-          redis: redis.url,
-          secret: SECRET,
-          keyPrefix: 'test:',
-          peer: { listen: `127.0.0.1:${await freePort()}` },
-        },
+      await replicaConfig('r2', {
+        redis: redis.url,
+        keyPrefix: 'test:',
+        keysFile: join(dir, 'keys.yaml'),
         servers,
-      },
+      }),
       dir,
     );
     const twin = createGateway({ config, log: silentLogger });

@@ -1,0 +1,76 @@
+// What the cluster tests start: a replica's config (loopback, API keys from a file, the cluster section
+// with its id, Redis, the shared secret, a key prefix and a peer port of its own, and what a test adds),
+// and three replicas on a real redis-server with three users' keys.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createKey } from '../../src/auth/key-admin.ts';
+import { freePort } from '../../src/backends/launcher.ts';
+import type { Gateway } from '../../src/gateway/create-gateway.ts';
+import { startRedis, type TestRedis } from './redis-server.ts';
+
+export const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-chars!';
+
+export async function replicaConfig(
+  replica: string,
+  options: {
+    redis: string;
+    keyPrefix: string;
+    keysFile: string;
+    servers: Record<string, unknown>;
+    peerPort?: number;
+  },
+  extra: Record<string, unknown> = {},
+): Promise<Record<string, unknown>> {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    auth: { apiKeys: { file: options.keysFile } },
+    cluster: {
+      replica,
+      redis: options.redis,
+      secret: CLUSTER_SECRET,
+      keyPrefix: options.keyPrefix,
+      peer: { listen: `127.0.0.1:${options.peerPort ?? (await freePort())}` },
+    },
+    servers: options.servers,
+    ...extra,
+  };
+}
+
+/** Redis, a folder with the users' API keys, and three replicas r1, r2, r3 started on them. */
+export interface TestCluster<R extends { gateway: Gateway }> {
+  redis: TestRedis;
+  dir: string;
+  keysFile: string;
+  /** Each user's API key. */
+  keys: Record<string, string>;
+  replicas: R[];
+  close(): Promise<void>;
+}
+
+export async function startCluster<R extends { gateway: Gateway }>(
+  name: string,
+  startReplica: (id: string, redis: string, keysFile: string, dir: string) => Promise<R>,
+  users: readonly string[] = ['alice', 'bob', 'carol'],
+): Promise<TestCluster<R>> {
+  const redis = await startRedis();
+  const dir = mkdtempSync(join(tmpdir(), `mcp-relay-${name}-`));
+  const keysFile = join(dir, 'keys.yaml');
+  const keys: Record<string, string> = {};
+  for (const user of users) keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
+  const replicas: R[] = [];
+  for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, redis.url, keysFile, dir));
+  return {
+    redis,
+    dir,
+    keysFile,
+    keys,
+    replicas,
+    async close() {
+      await Promise.all(replicas.map((replica) => replica.gateway.close()));
+      await redis.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
