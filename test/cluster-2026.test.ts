@@ -1,0 +1,294 @@
+// MCP 2026-07-28 (stateless) clients in a cluster: three gateway replicas on one real redis-server, on
+// loopback, each running its own copy of an `every-replica` server (the SDK 1.x fixture). A list change
+// or resource update one copy sends reaches the listen streams of every replica, exactly once each and
+// with the same filters as at home; an MRTR call parked on one replica is completed by a retry sent to
+// another (forwarded over the peer hop, the tool run once); a requestState of a replica that is gone is
+// answered as any unknown one; with Redis down, listeners still hear their own replica's copy.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
+import { buildConfig } from '../src/config/load.ts';
+import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
+import { silentLogger } from '../src/log.ts';
+import { replicaConfig, startCluster, type TestCluster } from './helpers/cluster.ts';
+import { rawPost, textOf } from './helpers/gateway.ts';
+import type { TestRedis } from './helpers/redis-server.ts';
+
+const TIMEOUT = { timeout: 60_000 };
+const MODERN = '2026-07-28';
+const SDK1_SERVER = fileURLToPath(new URL('./fixtures/sdk1-server.mjs', import.meta.url));
+/** How long a test waits for a notification that must not come (a duplicate, or one for another filter). */
+const QUIET_MS = 400;
+
+const everyReplica = {
+  command: process.execPath,
+  args: [SDK1_SERVER],
+  isolation: 'shared',
+  placement: 'every-replica',
+};
+// `asking` for the MRTR test alone: a shared backend asks a client for input only while one user uses it.
+const servers = { wide: everyReplica, asking: everyReplica };
+
+interface Replica {
+  id: string;
+  gateway: Gateway;
+  url: string;
+}
+
+async function startReplica(id: string, redis: string, keysFile: string, dir: string): Promise<Replica> {
+  const config = buildConfig(
+    await replicaConfig(id, { redis, keyPrefix: 'test2026:', keysFile, servers }),
+    dir,
+  );
+  const gateway = createGateway({ config, log: silentLogger });
+  await gateway.listen();
+  return { id, gateway, url: gateway.url };
+}
+
+/** An SDK v2 client pinned to 2026-07-28; `fetch` may send some of its requests elsewhere. */
+async function modernClient(
+  url: string,
+  key: string,
+  options: { capabilities?: Record<string, unknown>; fetch?: typeof fetch } = {},
+): Promise<ClientV2> {
+  const client = new ClientV2(
+    { name: 'cluster-2026-test', version: '2.4.0' },
+    { versionNegotiation: { mode: { pin: MODERN } }, capabilities: options.capabilities ?? {} },
+  );
+  await client.connect(
+    new HttpV2(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${key}` } },
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+    }),
+  );
+  return client;
+}
+
+/** A client listening on `url`, counting the notifications of `method` it hears. */
+async function listener(url: string, key: string, method: string, filter: Record<string, unknown>) {
+  const client = await modernClient(url, key);
+  const heard: unknown[] = [];
+  let first: () => void = () => {};
+  const arrived = new Promise<void>((resolve) => {
+    first = resolve;
+  });
+  client.setNotificationHandler(method as 'notifications/tools/list_changed', (notification) => {
+    heard.push(notification);
+    first();
+  });
+  const subscription = await client.listen(filter);
+  return {
+    heard,
+    arrived,
+    async close() {
+      await subscription.close();
+      await client.close();
+    },
+  };
+}
+
+function envelope(): Record<string, unknown> {
+  return {
+    'io.modelcontextprotocol/protocolVersion': MODERN,
+    'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+  };
+}
+
+/** A raw 2026 `tools/call` of the fixture's `ask` (elicitation), with `extra` params (a retry's). */
+function ask(url: string, key: string, extra: Record<string, unknown> = {}) {
+  return rawPost(
+    url,
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 5,
+      method: 'tools/call',
+      params: { name: 'ask', arguments: { question: 'Name?' }, ...extra, _meta: envelope() },
+    }),
+    {
+      authorization: `Bearer ${key}`,
+      'mcp-protocol-version': MODERN,
+      'mcp-method': 'tools/call',
+      'mcp-name': 'ask',
+    },
+  );
+}
+
+async function forwards(replica: Replica | undefined): Promise<{ sent: number; received: number }> {
+  const health = (await (await fetch(`${replica?.url}/healthz`)).json()) as {
+    cluster: { forwardsSent: number; forwardsReceived: number };
+  };
+  return { sent: health.cluster.forwardsSent, received: health.cluster.forwardsReceived };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('cluster: 2026-07-28 clients on three replicas', () => {
+  let redis: TestRedis;
+  let dir: string;
+  let keysFile: string;
+  let replicas: Replica[];
+  let keys: Record<string, string>;
+  let cluster: TestCluster<Replica>;
+
+  before(async () => {
+    cluster = await startCluster('cluster-2026', startReplica);
+    ({ redis, dir, keysFile, replicas, keys } = cluster);
+  });
+  after(() => cluster.close());
+
+  const at = (index: number, server = 'wide') => `${replicas[index]?.url}/mcp/${server}`;
+
+  it(
+    'a list change one replica’s copy sends reaches the listeners of every replica, once each',
+    TIMEOUT,
+    async () => {
+      const method = 'notifications/tools/list_changed';
+      const listeners = await Promise.all(
+        [0, 1, 2].map((index) =>
+          listener(at(index), keys.alice as string, method, { toolsListChanged: true }),
+        ),
+      );
+      // bob's call on r2 changes r2's copy only; r1 and r3 hear it through Redis, r2 from its copy.
+      const caller = await modernClient(at(1), keys.bob as string);
+      assert.equal(
+        textOf(await caller.callTool({ name: 'grow', arguments: { name: 'sprout' } })),
+        'added sprout',
+      );
+      await Promise.all(listeners.map((listen) => listen.arrived));
+      await sleep(QUIET_MS);
+      assert.deepEqual(
+        listeners.map((listen) => listen.heard.length),
+        [1, 1, 1],
+      );
+      // Tagged for each stream by its own replica, like a notification of its own copy.
+      for (const listen of listeners) {
+        const [heard] = listen.heard as Array<{ params?: { _meta?: Record<string, unknown> } }>;
+        assert.notEqual(heard?.params?._meta?.['io.modelcontextprotocol/subscriptionId'], undefined);
+      }
+      await caller.close();
+      await Promise.all(listeners.map((listen) => listen.close()));
+    },
+  );
+
+  it(
+    'a resource update crosses to the listeners subscribed to that URI, and to no other',
+    TIMEOUT,
+    async () => {
+      const method = 'notifications/resources/updated';
+      const onNote = { resourceSubscriptions: ['note://a'] };
+      const farA = await listener(at(0), keys.alice as string, method, onNote);
+      const farB = await listener(at(0), keys.carol as string, method, {
+        resourceSubscriptions: ['note://b'],
+      });
+      // The copy on r2 reports updates of what is subscribed there, as servers do.
+      const home = await listener(at(1), keys.bob as string, method, onNote);
+      const caller = await modernClient(at(1), keys.bob as string);
+      assert.equal(
+        textOf(await caller.callTool({ name: 'touch', arguments: { uri: 'note://a' } })),
+        'updated note://a',
+      );
+      await Promise.all([farA.arrived, home.arrived]);
+      await sleep(QUIET_MS);
+      assert.deepEqual([farA.heard.length, home.heard.length, farB.heard.length], [1, 1, 0]);
+      assert.equal((farA.heard[0] as { params: { uri: string } }).params.uri, 'note://a');
+      await caller.close();
+      await Promise.all([farA, farB, home].map((listen) => listen.close()));
+    },
+  );
+
+  it(
+    'an MRTR call parked on r1 is completed by its retry sent to r2: forwarded once, the tool run once',
+    TIMEOUT,
+    async () => {
+      const before = await Promise.all([forwards(replicas[0]), forwards(replicas[1])]);
+      // The SDK v2 client starts the call on r1; its retry (the one carrying requestState) goes to r2.
+      const retryElsewhere: typeof fetch = (input, init) => {
+        const retry = typeof init?.body === 'string' && init.body.includes('"requestState"');
+        return fetch(retry ? at(1, 'asking') : input, init);
+      };
+      const client = await modernClient(at(0, 'asking'), keys.alice as string, {
+        capabilities: { elicitation: { form: {} } },
+        fetch: retryElsewhere,
+      });
+      client.setRequestHandler('elicitation/create', async () => ({
+        action: 'accept',
+        content: { name: 'Ada' },
+      }));
+      assert.equal(
+        textOf(await client.callTool({ name: 'ask', arguments: { question: 'Name?' } })),
+        'hello Ada',
+      );
+      const [r1, r2] = await Promise.all([forwards(replicas[0]), forwards(replicas[1])]);
+      assert.equal(r2.sent - (before[1]?.sent ?? 0), 1);
+      assert.equal(r1.received - (before[0]?.received ?? 0), 1);
+      // Each replica's copy counts the `ask` calls it ran: one, on r1, where the call was parked.
+      const asks = await Promise.all(
+        [0, 1, 2].map(async (index) => {
+          const counter = await modernClient(at(index, 'asking'), keys.alice as string);
+          const count = textOf(await counter.callTool({ name: 'asks', arguments: {} }));
+          await counter.close();
+          return count;
+        }),
+      );
+      assert.deepEqual(asks, ['1', '0', '0']);
+      await client.close();
+    },
+  );
+
+  it(
+    'a requestState naming a replica that is gone, or none, gets the answer any unknown one gets',
+    TIMEOUT,
+    async () => {
+      const alice = keys.alice as string;
+      const gone = await startReplica('r4', redis.url, keysFile, dir);
+      const first = await ask(`${gone.url}/mcp/wide`, alice);
+      const { requestState, inputRequests } = (first.json as { result: Record<string, unknown> }).result;
+      assert.match(String(requestState), /^r4\./);
+      const [key] = Object.keys(inputRequests as object);
+      assert.ok(key);
+      await gone.gateway.close();
+      const inputResponses = { [key]: { action: 'accept', content: { name: 'Eve' } } };
+      const unknown = await ask(at(0), alice, { requestState: 'never-issued', inputResponses });
+      assert.equal(unknown.status, 200);
+      assert.equal((unknown.json as { error: { code: number } }).error.code, -32602);
+      const before = await forwards(replicas[0]);
+      for (const state of [requestState, 'r9.no-such-replica']) {
+        const retry = await ask(at(0), alice, { requestState: state, inputResponses });
+        assert.equal(retry.status, unknown.status);
+        assert.deepEqual(retry.json, unknown.json);
+      }
+      assert.equal((await forwards(replicas[0])).sent, before.sent);
+    },
+  );
+
+  it(
+    'with Redis down, listeners hear their own replica’s copy; after it, the others’ again',
+    TIMEOUT,
+    async () => {
+      const method = 'notifications/tools/list_changed';
+      const near = await listener(at(0), keys.alice as string, method, { toolsListChanged: true });
+      const caller = await modernClient(at(0), keys.bob as string);
+      const other = await modernClient(at(2), keys.bob as string);
+      await redis.stop();
+      try {
+        await caller.callTool({ name: 'grow', arguments: { name: 'offline' } });
+        await near.arrived;
+        assert.equal(near.heard.length, 1);
+      } finally {
+        await redis.start();
+      }
+      // Once the replicas are connected again, a change on r3 reaches r1's listener again.
+      const deadline = Date.now() + 15_000;
+      let round = 0;
+      while (near.heard.length < 2 && Date.now() < deadline) {
+        round++;
+        await other.callTool({ name: 'grow', arguments: { name: `back${round}` } });
+        await sleep(250);
+      }
+      assert.equal(near.heard.length, 2);
+      await Promise.all([caller.close(), other.close(), near.close()]);
+    },
+  );
+});
