@@ -19,6 +19,7 @@ import type { TestRedis } from './helpers/redis-server.ts';
 const TIMEOUT = { timeout: 60_000 };
 const MODERN = '2026-07-28';
 const SDK1_SERVER = fileURLToPath(new URL('./fixtures/sdk1-server.mjs', import.meta.url));
+const CONFORMANCE_SERVER = fileURLToPath(new URL('./fixtures/conformance-server.mjs', import.meta.url));
 /** How long a test waits for a notification that must not come (a duplicate, or one for another filter). */
 const QUIET_MS = 400;
 
@@ -29,7 +30,12 @@ const everyReplica = {
   placement: 'every-replica',
 };
 // `asking` for the MRTR test alone: a shared backend asks a client for input only while one user uses it.
-const servers = { wide: everyReplica, asking: everyReplica };
+// `regions`: a per-user server with a tool whose argument clients mirror into an Mcp-Param-Region header.
+const servers = {
+  wide: everyReplica,
+  asking: everyReplica,
+  regions: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
+};
 
 interface Replica {
   id: string;
@@ -260,6 +266,40 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
         assert.deepEqual(retry.json, unknown.json);
       }
       assert.equal((await forwards(replicas[0])).sent, before.sent);
+    },
+  );
+
+  it(
+    'a call of a per-user server sent to a replica not its owner is forwarded with its Mcp-Param-* headers',
+    TIMEOUT,
+    async () => {
+      const name = 'test_custom_headers';
+      const call = async (index: number) => {
+        const reply = await rawPost(
+          at(index, 'regions'),
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: 6,
+            method: 'tools/call',
+            params: { name, arguments: { region: 'eu' }, _meta: envelope() },
+          }),
+          {
+            authorization: `Bearer ${keys.bob}`,
+            'mcp-protocol-version': MODERN,
+            'mcp-method': 'tools/call',
+            'mcp-name': name,
+            'mcp-param-region': 'eu',
+          },
+        );
+        const answer = reply.json as { result?: unknown; error?: { code: number } };
+        return [reply.status, answer.error?.code ?? textOf(answer.result)];
+      };
+      // bob's backend is placed on r1; the same call through r2 and r3 is answered there.
+      assert.deepEqual(await call(0), [200, 'region eu']);
+      const before = await forwards(replicas[0]);
+      assert.deepEqual(await call(1), [200, 'region eu']);
+      assert.deepEqual(await call(2), [200, 'region eu']);
+      assert.equal((await forwards(replicas[0])).received - before.received, 2);
     },
   );
 

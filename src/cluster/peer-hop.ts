@@ -31,6 +31,7 @@ const KEPT_REQUEST_HEADERS = [
   'mcp-name',
   'last-event-id',
 ];
+const PARAM_HEADER_PREFIX = 'mcp-param-';
 /** What a forwarded WebSocket upgrade keeps besides those: the handshake, answered by the owner. */
 const KEPT_UPGRADE_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol'];
 /** How long the owner's peer listener gets to accept a tunnel's connection. */
@@ -106,6 +107,9 @@ function hopHeaders(
     const value = req.headers[name];
     if (typeof value === 'string') headers[name] = value;
   }
+  // 2026-07-28 Mcp-Param-* headers: the owner checks them against the arguments they mirror.
+  for (const [name, value] of Object.entries(req.headers))
+    if (name.startsWith(PARAM_HEADER_PREFIX) && typeof value === 'string') headers[name] = value;
   const mac = signature(target.secret, signedParts(req.method ?? 'GET', path, session, target.origin, time));
   headers[PEER_HEADER] = `${target.origin} ${time} ${mac}`;
   return headers;
