@@ -2,10 +2,15 @@
 // loopback, each running its own copy of an `every-replica` server (the SDK 1.x fixture). A list change
 // or resource update one copy sends reaches the listen streams of every replica, exactly once each and
 // with the same filters as at home; an MRTR call parked on one replica is completed by a retry sent to
-// another (forwarded over the peer hop, the tool run once); a requestState of a replica that is gone is
-// answered as any unknown one; with Redis down, listeners still hear their own replica's copy.
+// another (forwarded over the peer hop, the tool run once); a requestState of a replica that left, or was
+// SIGKILLed a moment ago, is answered as any unknown one; a per-user call sent to a replica that is not
+// its owner is forwarded with its Mcp-Param-* headers; with Redis down, listeners still hear their own
+// replica's copy, and the others' once it is back.
 
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
@@ -15,6 +20,7 @@ import { silentLogger } from '../src/log.ts';
 import { replicaConfig, startCluster, type TestCluster } from './helpers/cluster.ts';
 import { rawPost, textOf } from './helpers/gateway.ts';
 import type { TestRedis } from './helpers/redis-server.ts';
+import { startServe } from './helpers/serve.ts';
 
 const TIMEOUT = { timeout: 60_000 };
 const MODERN = '2026-07-28';
@@ -126,6 +132,12 @@ async function forwards(replica: Replica | undefined): Promise<{ sent: number; r
     cluster: { forwardsSent: number; forwardsReceived: number };
   };
   return { sent: health.cluster.forwardsSent, received: health.cluster.forwardsReceived };
+}
+
+/** The replicas `replica` last read as alive in the registry. */
+async function alive(replica: Replica | undefined): Promise<string[]> {
+  const health = (await (await fetch(`${replica?.url}/healthz`)).json()) as { cluster: { alive: string[] } };
+  return health.cluster.alive;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -243,29 +255,65 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
     },
   );
 
+  /** An `ask` call of alice's parked on `url`: its requestState, and the inputs its retry carries. */
+  async function parkedOn(url: string) {
+    const first = await ask(url, keys.alice as string);
+    const { requestState, inputRequests } = (first.json as { result: Record<string, unknown> }).result;
+    const [key] = Object.keys(inputRequests as object);
+    assert.ok(key);
+    return {
+      requestState: String(requestState),
+      inputResponses: { [key]: { action: 'accept', content: { name: 'Eve' } } },
+    };
+  }
+
+  /** Asserts that r1 answers a retry with `requestState` exactly as it answers one it never issued. */
+  async function answeredAsUnknown(requestState: string, inputResponses: Record<string, unknown>) {
+    const alice = keys.alice as string;
+    const retry = await ask(at(0), alice, { requestState, inputResponses });
+    const unknown = await ask(at(0), alice, { requestState: 'never-issued', inputResponses });
+    assert.equal(unknown.status, 200);
+    assert.equal((unknown.json as { error: { code: number } }).error.code, -32602);
+    assert.equal(retry.status, unknown.status);
+    assert.deepEqual(retry.json, unknown.json);
+  }
+
   it(
-    'a requestState naming a replica that is gone, or none, gets the answer any unknown one gets',
+    'a requestState naming a replica that left the cluster, or none, gets the answer any unknown one gets',
     TIMEOUT,
     async () => {
-      const alice = keys.alice as string;
       const gone = await startReplica('r4', redis.url, keysFile, dir);
-      const first = await ask(`${gone.url}/mcp/wide`, alice);
-      const { requestState, inputRequests } = (first.json as { result: Record<string, unknown> }).result;
-      assert.match(String(requestState), /^r4\./);
-      const [key] = Object.keys(inputRequests as object);
-      assert.ok(key);
+      const { requestState, inputResponses } = await parkedOn(`${gone.url}/mcp/wide`);
+      assert.match(requestState, /^r4\./);
       await gone.gateway.close();
-      const inputResponses = { [key]: { action: 'accept', content: { name: 'Eve' } } };
-      const unknown = await ask(at(0), alice, { requestState: 'never-issued', inputResponses });
-      assert.equal(unknown.status, 200);
-      assert.equal((unknown.json as { error: { code: number } }).error.code, -32602);
       const before = await forwards(replicas[0]);
-      for (const state of [requestState, 'r9.no-such-replica']) {
-        const retry = await ask(at(0), alice, { requestState: state, inputResponses });
-        assert.equal(retry.status, unknown.status);
-        assert.deepEqual(retry.json, unknown.json);
-      }
+      await answeredAsUnknown(requestState, inputResponses);
+      await answeredAsUnknown('r9.no-such-replica', inputResponses);
+      // Neither was tried over the hop: Redis shows no heartbeat of either.
       assert.equal((await forwards(replicas[0])).sent, before.sent);
+    },
+  );
+
+  it(
+    'a requestState of a replica SIGKILLed a moment ago (heartbeat not lapsed) gets the unknown answer at the hop',
+    TIMEOUT,
+    async () => {
+      // A `serve` process, so it can die without leaving the cluster.
+      const config = join(dir, 'relay-r5.json');
+      const settings = { redis: redis.url, keyPrefix: 'test2026:', keysFile, servers };
+      writeFileSync(config, JSON.stringify(await replicaConfig('r5', settings, { logLevel: 'warn' })));
+      const killed = await startServe(config);
+      // r1 must know r5's peer address (its registry read, every 2 s) for the hop to be tried at all.
+      for (let tries = 0; tries < 40 && !(await alive(replicas[0])).includes('r5'); tries++) await sleep(100);
+      assert.ok((await alive(replicas[0])).includes('r5'));
+      const { requestState, inputResponses } = await parkedOn(`${killed.url}/mcp/wide`);
+      assert.match(requestState, /^r5\./);
+      killed.child.kill('SIGKILL');
+      await once(killed.child, 'close');
+      const before = await forwards(replicas[0]);
+      await answeredAsUnknown(requestState, inputResponses);
+      // Tried over the hop (the heartbeat was still there), refused there, and answered as unknown.
+      assert.equal((await forwards(replicas[0])).sent - before.sent, 1);
     },
   );
 
