@@ -5,7 +5,9 @@
 // another (forwarded over the peer hop, the tool run once); a requestState of a replica that left, or was
 // SIGKILLed a moment ago, is answered as any unknown one; a per-user call sent to a replica that is not
 // its owner is forwarded with its Mcp-Param-* headers; with Redis down, listeners still hear their own
-// replica's copy, and the others' once it is back.
+// replica's copy, and the others' once it is back. Beside them, the fan-out alone on a real Redis: only
+// list changes and resource updates cross, cut down to method and URI; at most 64 PUBLISHes wait on a
+// frozen Redis; the outage is logged once.
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -14,12 +16,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
+import { pino } from 'pino';
+import { NotifyFanout } from '../src/cluster/notify-fanout.ts';
+import { RedisLink } from '../src/cluster/redis-link.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
+import type { JsonRpcNotification } from '../src/protocol/jsonrpc.ts';
 import { replicaConfig, startCluster, type TestCluster } from './helpers/cluster.ts';
 import { rawPost, textOf } from './helpers/gateway.ts';
-import type { TestRedis } from './helpers/redis-server.ts';
+import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { startServe } from './helpers/serve.ts';
 
 const TIMEOUT = { timeout: 60_000 };
@@ -377,6 +383,132 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
       }
       assert.equal(near.heard.length, 2);
       await Promise.all([caller.close(), other.close(), near.close()]);
+    },
+  );
+});
+
+describe('the change-notification fan-out on a real Redis', () => {
+  let redis: TestRedis;
+  const links: RedisLink[] = [];
+  const fanouts: NotifyFanout[] = [];
+  const config = buildConfig({
+    servers: { wide: everyReplica, solo: { ...everyReplica, placement: 'single' } },
+  });
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await Promise.all(fanouts.map((fanout) => fanout.close()));
+    await Promise.all(links.map((link) => link.close()));
+    await redis.close();
+  });
+
+  /** A replica's fan-out, what it hands to its sessions, and what it logs. */
+  async function fanout(replica: string) {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const link = new RedisLink(redis.url, 'fanout:', log);
+    await link.connect();
+    const delivered: Array<[string, JsonRpcNotification]> = [];
+    const made = new NotifyFanout(
+      link,
+      replica,
+      () => config,
+      log,
+      (server, notification) => delivered.push([server, notification]),
+    );
+    made.start();
+    links.push(link);
+    fanouts.push(made);
+    return { fanout: made, link, delivered, lines };
+  }
+
+  async function until(done: () => boolean): Promise<void> {
+    for (let tries = 0; tries < 50 && !done(); tries++) await sleep(50);
+    assert.ok(done());
+  }
+
+  it(
+    'hands other replicas’ list changes and resource updates (method and URI only) to the sessions here, and nothing else',
+    TIMEOUT,
+    async () => {
+      const a = await fanout('ra');
+      const b = await fanout('rb');
+      // Both subscribed: a probe crosses.
+      for (let tries = 0; tries < 50 && b.delivered.length === 0; tries++) {
+        a.fanout.publish('wide', { jsonrpc: '2.0', method: 'notifications/prompts/list_changed' });
+        await sleep(50);
+      }
+      await until(() => b.delivered.length > 0);
+      await sleep(QUIET_MS);
+      b.delivered.length = 0;
+      a.fanout.publish('wide', {
+        jsonrpc: '2.0',
+        method: 'notifications/tools/list_changed',
+        params: { _meta: { note: 'stays here' } },
+      });
+      // A log line or progress of a shared backend may be one user's: it never crosses.
+      a.fanout.publish('wide', {
+        jsonrpc: '2.0',
+        method: 'notifications/message',
+        params: { data: 'alice' },
+      });
+      a.fanout.publish('wide', { jsonrpc: '2.0', method: 'notifications/progress', params: { progress: 1 } });
+      // A single-copy server has no other copies to hear from.
+      a.fanout.publish('solo', { jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+      a.fanout.publish('wide', {
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri: 'note://a', title: 'stays here' },
+      });
+      a.fanout.publish('wide', {
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri: `note://${'x'.repeat(3_000)}` },
+      });
+      // Whatever else someone publishes on the channel is not delivered either.
+      await a.link.run((client) =>
+        client.publish(
+          a.link.key('notify', 'wide'),
+          JSON.stringify({ from: 'rz', method: 'notifications/message', uri: 'x' }),
+        ),
+      );
+      await until(() => b.delivered.length >= 2);
+      await sleep(QUIET_MS);
+      assert.deepEqual(b.delivered, [
+        ['wide', { jsonrpc: '2.0', method: 'notifications/tools/list_changed' }],
+        ['wide', { jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'note://a' } }],
+      ]);
+      // Its own notifications come back to no replica.
+      assert.deepEqual(a.delivered, []);
+    },
+  );
+
+  it(
+    'keeps at most 64 PUBLISHes waiting on a frozen Redis, drops the rest, logs the outage once and its end',
+    TIMEOUT,
+    async () => {
+      const a = await fanout('rc');
+      const changed = { jsonrpc: '2.0' as const, method: 'notifications/tools/list_changed' };
+      redis.pause();
+      try {
+        for (let sent = 0; sent < 100; sent++) a.fanout.publish('wide', changed);
+        assert.equal(a.fanout.dropped, 36);
+        // Each waiting PUBLISH fails after the link's 1 s bound; the outage is logged once.
+        await until(() => a.fanout.dropped === 100);
+        assert.equal(a.fanout.published, 0);
+        const warned = a.lines.filter((line) => /only this replica’s listeners/.test(line.msg));
+        assert.equal(warned.length, 1);
+      } finally {
+        redis.resume();
+      }
+      for (let tries = 0; tries < 50 && a.fanout.published === 0; tries++) {
+        a.fanout.publish('wide', changed);
+        await sleep(100);
+      }
+      assert.ok(a.fanout.published > 0);
+      assert.ok(a.lines.some((line) => /reach the other replicas again/.test(line.msg)));
     },
   );
 });
