@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { pino } from 'pino';
 import { NotifyFanout } from '../src/cluster/notify-fanout.ts';
 import { RedisLink } from '../src/cluster/redis-link.ts';
@@ -24,7 +25,7 @@ import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import type { JsonRpcNotification } from '../src/protocol/jsonrpc.ts';
 import { replicaConfig, startCluster, type TestCluster } from './helpers/cluster.ts';
-import { rawPost, textOf } from './helpers/gateway.ts';
+import { connectClient, rawPost, textOf } from './helpers/gateway.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { startServe } from './helpers/serve.ts';
 
@@ -174,6 +175,12 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
           listener(at(index), keys.alice as string, method, { toolsListChanged: true }),
         ),
       );
+      // A 2025 client's session on r3 hears it on its GET stream too.
+      const { client: sessionful } = await connectClient(at(2), keys.carol as string);
+      let sessionHeard = 0;
+      sessionful.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        sessionHeard++;
+      });
       // bob's call on r2 changes r2's copy only; r1 and r3 hear it through Redis, r2 from its copy.
       const caller = await modernClient(at(1), keys.bob as string);
       assert.equal(
@@ -186,6 +193,8 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
         listeners.map((listen) => listen.heard.length),
         [1, 1, 1],
       );
+      assert.equal(sessionHeard, 1);
+      await sessionful.close();
       // Tagged for each stream by its own replica, like a notification of its own copy.
       for (const listen of listeners) {
         const [heard] = listen.heard as Array<{ params?: { _meta?: Record<string, unknown> } }>;
