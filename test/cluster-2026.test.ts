@@ -141,6 +141,13 @@ async function forwards(replica: Replica | undefined): Promise<{ sent: number; r
   return { sent: health.cluster.forwardsSent, received: health.cluster.forwardsReceived };
 }
 
+async function notificationCounts(replica: Replica | undefined) {
+  const health = (await (await fetch(`${replica?.url}/healthz`)).json()) as {
+    cluster: { notifications: { published: number; received: number; dropped: number } };
+  };
+  return health.cluster.notifications;
+}
+
 /** The replicas `replica` last read as alive in the registry. */
 async function alive(replica: Replica | undefined): Promise<string[]> {
   const health = (await (await fetch(`${replica?.url}/healthz`)).json()) as { cluster: { alive: string[] } };
@@ -194,6 +201,16 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
         [1, 1, 1],
       );
       assert.equal(sessionHeard, 1);
+      // r2 published it once, r1 and r3 heard it once each (/healthz counts).
+      const counts = await Promise.all(replicas.map(notificationCounts));
+      assert.deepEqual(
+        counts.map((count) => [count.published, count.received]),
+        [
+          [0, 1],
+          [1, 0],
+          [0, 1],
+        ],
+      );
       await sessionful.close();
       // Tagged for each stream by its own replica, like a notification of its own copy.
       for (const listen of listeners) {

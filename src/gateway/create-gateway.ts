@@ -254,6 +254,12 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
             .map((member) => member.replica),
           forwardsSent: cluster.forwardsSent,
           forwardsReceived: cluster.forwardsReceived,
+          // every-replica servers' change notifications: published here, heard from others, dropped.
+          notifications: fanout && {
+            published: fanout.published,
+            received: fanout.received,
+            dropped: fanout.dropped,
+          },
           redis: cluster.redis.ready,
         })),
     );
