@@ -160,9 +160,7 @@ export class McpEndpoint {
       if (claimedVersion(message) !== undefined) {
         // A retry goes where its call is parked (the replica its requestState names); others are placed.
         const state = requestStateOf(message);
-        const unknown = (reply: ServerResponse) =>
-          sendJson(reply, 200, unknownRequestState(isRequest(message) ? message.id : null));
-        if (state && (await this.#routing?.forwardContinuation(req, res, state, body.body, unknown))) return;
+        if (state !== undefined && (await this.#forwardRetry(req, res, message, state, body.body))) return;
         if (await this.#routing?.placeElsewhere(req, res, server, identity.user, body.body)) return;
         await this.#modern.handle(req, res, server, identity, message);
         return;
@@ -293,6 +291,21 @@ export class McpEndpoint {
   }
 
   /** A session of another replica (its id names it): the request is forwarded there; true when answered. */
+  /** A 2026 retry whose call is parked on another replica: forwarded there (true: answered). */
+  #forwardRetry(
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: JsonRpcMessage,
+    state: string,
+    body: Buffer,
+  ): Promise<boolean> {
+    if (!this.#routing) return Promise.resolve(false);
+    const id = isRequest(message) ? message.id : null;
+    return this.#routing.forwardContinuation(req, res, state, body, (gone) =>
+      sendJson(gone, 200, unknownRequestState(id)),
+    );
+  }
+
   async #elsewhere(
     req: IncomingMessage,
     res: ServerResponse,
