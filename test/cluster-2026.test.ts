@@ -4,10 +4,10 @@
 // with the same filters as at home; an MRTR call parked on one replica is completed by a retry sent to
 // another (forwarded over the peer hop, the tool run once); a requestState of a replica that left, or was
 // SIGKILLed a moment ago, is answered as any unknown one; a per-user call sent to a replica that is not
-// its owner is forwarded with its Mcp-Param-* headers; with Redis down, listeners still hear their own
-// replica's copy, and the others' once it is back. Beside them, the fan-out alone on a real Redis: only
-// list changes and resource updates cross, cut down to method and URI; at most 64 PUBLISHes wait on a
-// frozen Redis; the outage is logged once.
+// its owner is forwarded with its Mcp-Param-* headers, and a listen there is a stream from the owner;
+// with Redis down, listeners still hear their own replica's copy, and the others' once it is back.
+// Beside them, the fan-out alone on a real Redis: only list changes and resource updates cross, cut
+// down to method and URI; at most 64 PUBLISHes wait on a frozen Redis; the outage is logged once.
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -43,11 +43,13 @@ const everyReplica = {
   placement: 'every-replica',
 };
 // `asking` for the MRTR test alone: a shared backend asks a client for input only while one user uses it.
-// `regions`: a per-user server with a tool whose argument clients mirror into an Mcp-Param-Region header.
+// `regions`: a per-user server with a tool whose argument clients mirror into an Mcp-Param-Region header;
+// `mine`: a per-user copy of the SDK 1.x fixture.
 const servers = {
   wide: everyReplica,
   asking: everyReplica,
   regions: { command: process.execPath, args: [CONFORMANCE_SERVER], isolation: 'per-user' },
+  mine: { command: process.execPath, args: [SDK1_SERVER], isolation: 'per-user' },
 };
 
 interface Replica {
@@ -167,6 +169,9 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
   before(async () => {
     cluster = await startCluster('cluster-2026', startReplica);
     ({ redis, dir, keysFile, replicas, keys } = cluster);
+    // Each replica reads the registry every 2 s: forwards to a replica wait until it is known.
+    for (const replica of replicas)
+      for (let tries = 0; tries < 40 && (await alive(replica)).length < 3; tries++) await sleep(100);
   });
   after(() => cluster.close());
 
@@ -346,6 +351,28 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
       await answeredAsUnknown(requestState, inputResponses);
       // Tried over the hop (the heartbeat was still there), refused there, and answered as unknown.
       assert.equal((await forwards(replicas[0])).sent - before.sent, 1);
+    },
+  );
+
+  it(
+    'a listen of a per-user server on a replica not its owner is a stream from the owner, hearing its copy',
+    TIMEOUT,
+    async () => {
+      const method = 'notifications/tools/list_changed';
+      // carol's backend is placed on r3 by her first call; her listen through r1 is forwarded there.
+      const caller = await modernClient(at(2, 'mine'), keys.carol as string);
+      const pid = textOf(await caller.callTool({ name: 'whoami-pid', arguments: {} }));
+      const before = await forwards(replicas[0]);
+      const far = await listener(at(0, 'mine'), keys.carol as string, method, { toolsListChanged: true });
+      assert.equal((await forwards(replicas[0])).sent - before.sent, 2); // server/discover, then the listen
+      await caller.callTool({ name: 'grow', arguments: { name: 'carols' } });
+      await far.arrived;
+      await sleep(QUIET_MS);
+      assert.equal(far.heard.length, 1);
+      // One backend for carol in the cluster: the same process through any replica.
+      const through = await modernClient(at(1, 'mine'), keys.carol as string);
+      assert.equal(textOf(await through.callTool({ name: 'whoami-pid', arguments: {} })), pid);
+      await Promise.all([caller.close(), through.close(), far.close()]);
     },
   );
 
