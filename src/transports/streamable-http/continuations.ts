@@ -10,7 +10,7 @@ import type { ModernCall } from './modern-call.ts';
 /** How long a parked call waits for the client's retry before it is cancelled. */
 export const CONTINUATION_TTL_MS = 60_000;
 /** Parked calls one credential may have at once; the oldest is cancelled to make room. */
-const MAX_PER_CREDENTIAL = 32;
+export const MAX_PER_CREDENTIAL = 32;
 
 interface Parked {
   call: ModernCall;
