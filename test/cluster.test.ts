@@ -7,6 +7,7 @@
 // Redis down, established sessions go on and new single-owner placements get 503 until it is back.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../src/backends/launcher.ts';
@@ -44,7 +45,10 @@ async function startReplica(id: string, redis: string, keysFile: string, dir: st
     await replicaConfig(
       id,
       { redis, keyPrefix: 'test:', keysFile, servers, peerPort },
-      { admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } } },
+      {
+        admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } },
+        audit: { file: join(dir, `audit-${id}.jsonl`) },
+      },
     ),
     dir,
   );
@@ -349,6 +353,21 @@ describe('cluster: three replicas on Redis', () => {
       'mcp-relay-peer': `r2 ${Date.now()} AAAA`,
     });
     assert.equal(forged.status, 403);
+  });
+
+  it("writes each replica's audit lines to its own log, naming the replica", TIMEOUT, async () => {
+    const key = keys.carol as string;
+    const { owner } = await placeMine(0, key);
+    const session = await open(at(owner, 'mine'), key);
+    assert.equal((await call(at(owner, 'mine'), key, session, 'echo', { text: 'audited' })).text, 'audited');
+    const id = replicas[owner]?.id as string;
+    const lines = readFileSync(join(dir, `audit-${id}.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { replica?: string; event: string; user: string; tool?: string });
+    const called = lines.filter((line) => line.event === 'tools.call' && line.user === 'carol');
+    assert.ok(called.length > 0, JSON.stringify(lines.slice(-3)));
+    assert.ok(lines.every((line) => line.replica === id));
   });
 
   it('refuses to start a second process with a live replica id', TIMEOUT, async () => {

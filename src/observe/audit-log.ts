@@ -30,6 +30,8 @@ export type AuditOutcome = 'ok' | 'error' | 'refused' | 'timeout' | 'cancelled';
 /** One line of the audit log, before `time` is added. Absent fields are left out of the line. */
 export interface AuditRecord {
   event: AuditEventName;
+  /** The replica that wrote the line, in a cluster (each keeps its own log). */
+  replica?: string;
   user: string;
   /** How the user authenticated (api-key, oidc, mtls, ssh, none). */
   auth: string;

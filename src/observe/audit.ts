@@ -30,6 +30,8 @@ const MAX_AUDIT_TEXT = 256;
 export class Audit {
   readonly #log: Logger;
   readonly #owner: EventOwner;
+  /** In a cluster, this replica's id, on every line. */
+  readonly #replica: string | undefined;
   #audit: AuditLog | undefined;
   #unsubscribe: Array<() => void> = [];
   #closed = false;
@@ -38,6 +40,7 @@ export class Audit {
   constructor(config: RelayConfig, log: Logger, owner: EventOwner) {
     this.#log = log;
     this.#owner = owner;
+    this.#replica = config.cluster?.replica;
     this.#audit = config.audit && new AuditLog(config.audit, log);
     this.#subscribe();
   }
@@ -100,7 +103,7 @@ export class Audit {
     if (event.owner !== this.#owner || !audit) return;
     try {
       const record = toRecord(event, audit);
-      if (record) audit.write(record);
+      if (record) audit.write(this.#replica === undefined ? record : { replica: this.#replica, ...record });
     } catch (error) {
       this.#log.error({ err: errorText(error) }, 'audit line not written');
     }
