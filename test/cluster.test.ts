@@ -355,6 +355,34 @@ describe('cluster: three replicas on Redis', () => {
     assert.equal(forged.status, 403);
   });
 
+  it(
+    "counts an every-replica server's change notifications fanned out, in each replica's metrics",
+    TIMEOUT,
+    async () => {
+      const notifications = async (index: number, direction: string) => {
+        const scraped = await (
+          await fetch(`http://127.0.0.1:${replicas[index]?.metricsPort}/metrics`)
+        ).text();
+        const line = new RegExp(
+          `^mcp_relay_cluster_notifications_total\\{direction="${direction}"\\} (\\d+)$`,
+          'm',
+        );
+        return Number(line.exec(scraped)?.[1] ?? Number.NaN);
+      };
+      const key = keys.dave as string;
+      const published = await notifications(0, 'published');
+      const received = await notifications(1, 'received');
+      const session = await open(at(0, 'search'), key);
+      assert.equal((await call(at(0, 'search'), key, session, 'announce')).status, 200);
+      const deadline = Date.now() + 5_000;
+      while ((await notifications(1, 'received')) === received && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(await notifications(0, 'published'), published + 1);
+      assert.equal(await notifications(1, 'received'), received + 1);
+      assert.equal(await notifications(0, 'dropped'), 0);
+    },
+  );
+
   it("writes each replica's audit lines to its own log, naming the replica", TIMEOUT, async () => {
     const key = keys.carol as string;
     const { owner } = await placeMine(0, key);

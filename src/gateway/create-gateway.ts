@@ -407,6 +407,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
           sent: cluster.forwardsSent,
           received: cluster.forwardsReceived,
           alive: cluster.members().filter((member) => member.alive).length,
+          notifications: fanout && {
+            published: fanout.published,
+            received: fanout.received,
+            dropped: fanout.dropped,
+          },
         })),
     });
     const activity = new Activity(owner);

@@ -43,8 +43,18 @@ export interface MetricSources {
   backends(): BackendInfo[];
   /** Open WebSockets to browser apps per server; undefined when the gateway serves no apps. */
   appSockets: (() => Record<string, number>) | undefined;
-  /** With several replicas: requests forwarded each way, and the replicas alive. */
-  cluster?: (() => { sent: number; received: number; alive: number }) | undefined;
+  /**
+   * With several replicas: requests forwarded each way, the replicas alive, and (when a server is
+   * placed on every replica) the change notifications fanned out between them.
+   */
+  cluster?:
+    | (() => {
+        sent: number;
+        received: number;
+        alive: number;
+        notifications?: { published: number; received: number; dropped: number } | undefined;
+      })
+    | undefined;
 }
 
 /** The requests clients send that MCP names; anything else is counted as "other". */
@@ -304,6 +314,20 @@ export class Metrics {
           this.reset();
           this.inc({ direction: 'sent' }, sent);
           this.inc({ direction: 'received' }, received);
+        },
+      });
+      new Counter({
+        name: 'mcp_relay_cluster_notifications_total',
+        help: "Change notifications of every-replica servers fanned out over Redis: published by this replica's copies, received from the others', or dropped while Redis lagged.",
+        labelNames: ['direction'],
+        registers,
+        collect() {
+          const notifications = cluster().notifications;
+          this.reset();
+          if (!notifications) return;
+          this.inc({ direction: 'published' }, notifications.published);
+          this.inc({ direction: 'received' }, notifications.received);
+          this.inc({ direction: 'dropped' }, notifications.dropped);
         },
       });
       new Gauge({
