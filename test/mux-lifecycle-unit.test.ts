@@ -1,10 +1,13 @@
 // The multiplexer's state across time, in-process over a FakeBackend: tasks owned per session,
-// subscriptions counted per URI, a backend that goes down, restarts, crash-loops or stops responding.
+// subscriptions counted per URI (and held for other replicas), a backend that goes down, restarts, crash-loops or stops responding.
 
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
+import { silentLogger } from '../src/log.ts';
+import { Multiplexer } from '../src/mux/multiplexer.ts';
 import type { JsonRpcRequest } from '../src/protocol/jsonrpc.ts';
-import { harness, lastBackendId, settle } from './helpers/mux-harness.ts';
+import { FakeBackend } from './helpers/fake-backend.ts';
+import { harness, lastBackendId, settle, TestSession } from './helpers/mux-harness.ts';
 
 function errorOf(response: unknown): { code: number; message: string } | undefined {
   return (response as { error?: { code: number; message: string } } | undefined)?.error;
@@ -119,6 +122,50 @@ describe('multiplexer lifecycle (in-process)', () => {
     assert.ok(a.responseTo('init') && 'result' in (a.responseTo('init') as object));
     assert.ok(b.responseTo('init') && 'result' in (b.responseTo('init') as object));
     assert.equal(backend.requests('initialize').length, 1);
+  });
+
+  it('holds subscriptions for other replicas beside its sessions’ own: kept while either wants a URI, restored after a restart', async () => {
+    const backend = new FakeBackend();
+    const reported: string[][] = [];
+    const mux = new Multiplexer(backend, {
+      server: 's',
+      mode: 'shared',
+      log: silentLogger,
+      onEmpty: () => {},
+      onSubscriptions: (uris) => reported.push(uris),
+    });
+    const uris = (method: string) => backend.requests(method).map((request) => request.params?.uri);
+    // Held before the backend ever started: the first process is subscribed once it is initialized.
+    mux.hold(new Set(['file:///held']));
+    const a = new TestSession(mux, 'alice');
+    await a.initialize();
+    assert.deepEqual(uris('resources/subscribe'), ['file:///held']);
+    // A session's own subscription is reported (a cluster announces it) and outlives nothing held.
+    a.request(1, 'resources/subscribe', { uri: 'file:///held' });
+    a.request(2, 'resources/subscribe', { uri: 'file:///mine' });
+    await settle();
+    a.request(3, 'resources/unsubscribe', { uri: 'file:///held' });
+    await settle();
+    assert.deepEqual(reported, [['file:///held'], ['file:///held', 'file:///mine'], ['file:///mine']]);
+    assert.deepEqual(uris('resources/unsubscribe'), [], 'still held for another replica');
+    assert.ok(a.responseTo(3) && 'result' in (a.responseTo(3) as object));
+    // An update of a held URI reaches no session here (the fan-out carries it to the replica that wants it).
+    backend.emit({
+      jsonrpc: '2.0',
+      method: 'notifications/resources/updated',
+      params: { uri: 'file:///held' },
+    });
+    assert.equal(a.calls('notifications/resources/updated').length, 0);
+    // No longer held: let go; a URI a session here has stays subscribed.
+    mux.hold(new Set(['file:///mine', 'file:///other']));
+    assert.deepEqual(uris('resources/unsubscribe'), ['file:///held']);
+    assert.deepEqual(uris('resources/subscribe').slice(3), ['file:///other']);
+    backend.down();
+    backend.restart();
+    await settle();
+    assert.deepEqual(uris('resources/subscribe').slice(4).sort(), ['file:///mine', 'file:///other']);
+    mux.hold(new Set());
+    assert.deepEqual(uris('resources/unsubscribe'), ['file:///held', 'file:///other']);
   });
 
   it('fails calls in flight when the backend goes down, then re-initializes and restores the sessions’ state', async () => {

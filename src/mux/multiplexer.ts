@@ -48,6 +48,8 @@ export interface MultiplexerOptions {
   livenessTimeoutMs?: number;
   /** Told of each change notification (list changed, resource updated) the backend sends, once. */
   onChange?: (notification: JsonRpcNotification) => void;
+  /** Told of the URIs this backend's sessions are subscribed to, each time that set changes. */
+  onSubscriptions?: (uris: string[]) => void;
 }
 
 export class Multiplexer {
@@ -62,7 +64,7 @@ export class Multiplexer {
   /** What is in flight on the backend, under whose ids. */
   readonly #requests = new RequestTable();
   readonly #handshake: Handshake;
-  readonly #subscriptions = new Subscriptions();
+  readonly #subscriptions: Subscriptions;
   /** Each task the backend created → the session that created it. */
   readonly #tasks: TaskTable;
   /** Who a message tied to no request may go to. */
@@ -93,6 +95,10 @@ export class Multiplexer {
     this.#onUnhealthy = options.onUnhealthy;
     this.#onInitialized = options.onInitialized;
     this.#tasks = new TaskTable(this.#log);
+    const onSubscriptions = options.onSubscriptions;
+    this.#subscriptions = new Subscriptions(
+      onSubscriptions && (() => onSubscriptions(this.#subscriptions.local())),
+    );
     this.#channel = channel;
     this.#handshake = new Handshake(options.mode, this.#log, {
       channel,
@@ -289,10 +295,25 @@ export class Multiplexer {
     await this.#channel.stop();
   }
 
+  /**
+   * Keeps the backend subscribed to `uris` for sessions elsewhere (other replicas' copies of an
+   * every-replica server), besides its own sessions' subscriptions; replaces the last set.
+   */
+  hold(uris: ReadonlySet<string>): void {
+    const { subscribe, unsubscribe } = this.#subscriptions.hold(uris);
+    // Not ready: a first process learns them once initialized, a new one with the rest (#afterRestart).
+    if (!this.#handshake.ready) return;
+    for (const uri of subscribe) this.#internalRequest(Method.subscribe, { uri }, () => {});
+    for (const uri of unsubscribe) this.#internalRequest(Method.unsubscribe, { uri }, () => {});
+  }
+
   /** The backend took initialize: after a restart it is restored first, then what waited goes to it. */
   #initialized(restart: boolean): void {
     this.#onInitialized?.();
     if (restart) this.#afterRestart();
+    else
+      for (const uri of this.#subscriptions.heldOnly())
+        this.#internalRequest(Method.subscribe, { uri }, () => {});
     for (const { link, message } of this.#queued.splice(0)) this.#forward(link, message);
   }
 

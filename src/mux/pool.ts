@@ -84,6 +84,13 @@ export class BackendPool {
   onstopped: (server: string, user: string | undefined) => void = () => {};
   /** Told of each change notification a shared backend sends (a cluster fans them out to the other replicas). */
   onchange: (server: string, notification: JsonRpcNotification) => void = () => {};
+  /**
+   * Told of the URIs the sessions of a shared backend are subscribed to, each time that set changes (a
+   * cluster announces them, so the other replicas' copies of an every-replica server report their updates).
+   */
+  onsubscriptions: (server: string, uris: readonly string[]) => void = () => {};
+  /** URIs each shared server's backend holds subscriptions to for other replicas' sessions. */
+  readonly #held = new Map<string, ReadonlySet<string>>();
 
   /** `owner` names the gateway in its backends' events (observe/events.ts). */
   constructor(config: RelayConfig, launcher: BackendLauncher, log: Logger, owner: EventOwner = UNOWNED) {
@@ -106,6 +113,16 @@ export class BackendPool {
    */
   deliverChange(server: string, notification: JsonRpcNotification): void {
     this.#instances.get(instanceKey(server, 'shared', '', ''))?.mux.deliverChange(notification);
+  }
+
+  /**
+   * Keeps the shared `server`'s backend subscribed to `uris` for other replicas' sessions (replacing the
+   * last set): the copy running here now, and one started later.
+   */
+  holdSubscriptions(server: string, uris: ReadonlySet<string>): void {
+    if (uris.size === 0) this.#held.delete(server);
+    else this.#held.set(server, uris);
+    this.#instances.get(instanceKey(server, 'shared', '', ''))?.mux.hold(uris);
   }
 
   /** Backends (running or being restarted) right now. */
@@ -298,11 +315,16 @@ export class BackendPool {
         onInitialized: () => this.#crashLoops.delete(server),
         livenessTimeoutMs: config.livenessTimeout,
         ...(config.isolation === 'shared'
-          ? { onChange: (notification: JsonRpcNotification) => this.onchange(server, notification) }
+          ? {
+              onChange: (notification: JsonRpcNotification) => this.onchange(server, notification),
+              onSubscriptions: (uris: string[]) => this.onsubscriptions(server, uris),
+            }
           : {}),
       }),
       idleTimer: undefined,
     };
+    const held = config.isolation === 'shared' ? this.#held.get(server) : undefined;
+    if (held) instance.mux.hold(held);
     this.#instances.set(key, instance);
     return instance;
   }

@@ -1,13 +1,29 @@
 // What the sessions of one backend asked it to keep sending: resource subscriptions, counted per URI so
 // the backend is subscribed once and unsubscribed when the last session lets go, and the log level.
+// Beside them, the URIs the gateway holds for other replicas' sessions (an every-replica server's
+// copies): the backend stays subscribed to a URI while either side wants it.
 
 import { logLevelRank } from '../protocol/mcp.ts';
 import type { MuxLink } from './link.ts';
 
+/** What the backend must be told after the held URIs changed. */
+export interface HeldChange {
+  subscribe: string[];
+  unsubscribe: string[];
+}
+
 export class Subscriptions {
   readonly #byUri = new Map<string, Set<MuxLink>>();
+  /** URIs held for sessions elsewhere (other replicas); none of this replica's sessions hears them for it. */
+  #held: ReadonlySet<string> = new Set();
+  /** Told when the set of URIs this backend's own sessions are subscribed to changes. */
+  readonly #onLocalChange: () => void;
   /** The level the backend was last set to; undefined: never set, or a new process. */
   #backendLogLevel: string | undefined;
+
+  constructor(onLocalChange: () => void = () => {}) {
+    this.#onLocalChange = onLocalChange;
+  }
 
   /** Adds `link` to `uri`'s subscribers; true when it is the first (the backend must be asked). */
   add(link: MuxLink, uri: string): boolean {
@@ -19,32 +35,60 @@ export class Subscriptions {
     const first = subscribers.size === 0;
     subscribers.add(link);
     link.subscriptions.add(uri);
+    if (first) this.#onLocalChange();
     return first;
   }
 
-  /** Drops one session's subscription; true when it was the last (the backend may let go). */
+  /** Drops one session's subscription; true when the backend may let go (the last one, and not held). */
   remove(link: MuxLink, uri: string): boolean {
     const subscribers = this.#byUri.get(uri);
     subscribers?.delete(link);
     link.subscriptions.delete(uri);
     const last = subscribers !== undefined && subscribers.size === 0;
-    if (last) this.#byUri.delete(uri);
-    return last;
+    if (!last) return false;
+    this.#byUri.delete(uri);
+    this.#onLocalChange();
+    return !this.#held.has(uri);
   }
 
   /** The backend refused `link`'s subscription: it is not counted. */
   refused(link: MuxLink, uri: string): void {
-    this.#byUri.get(uri)?.delete(link);
+    const subscribers = this.#byUri.get(uri);
+    subscribers?.delete(link);
     link.subscriptions.delete(uri);
+    if (subscribers?.size !== 0) return;
+    this.#byUri.delete(uri);
+    this.#onLocalChange();
   }
 
   subscribersOf(uri: unknown): Iterable<MuxLink> {
     return (typeof uri === 'string' && this.#byUri.get(uri)) || [];
   }
 
-  /** Every URI someone is subscribed to, for a new process. */
+  /** The URIs this backend's own sessions are subscribed to. */
+  local(): string[] {
+    return [...this.#byUri.keys()];
+  }
+
+  /**
+   * Replaces the URIs held for other replicas' sessions: what the backend must be subscribed to now
+   * (held, and no session here had it) and may let go of (no longer held, and no session here has it).
+   */
+  hold(uris: ReadonlySet<string>): HeldChange {
+    const subscribe = [...uris].filter((uri) => !this.#held.has(uri) && !this.#byUri.has(uri));
+    const unsubscribe = [...this.#held].filter((uri) => !uris.has(uri) && !this.#byUri.has(uri));
+    this.#held = new Set(uris);
+    return { subscribe, unsubscribe };
+  }
+
+  /** The held URIs no session here is subscribed to (a first process learns them; its sessions' come queued). */
+  heldOnly(): string[] {
+    return [...this.#held].filter((uri) => !this.#byUri.has(uri));
+  }
+
+  /** Every URI the backend must be subscribed to, for a new process. */
   uris(): Iterable<string> {
-    return this.#byUri.keys();
+    return new Set([...this.#byUri.keys(), ...this.#held]);
   }
 
   /**
