@@ -1,13 +1,15 @@
 // MCP 2026-07-28 (stateless) clients in a cluster: three gateway replicas on one real redis-server, on
 // loopback, each running its own copy of an `every-replica` server (the SDK 1.x fixture). A list change
 // or resource update one copy sends reaches the listen streams of every replica, exactly once each and
-// with the same filters as at home; an MRTR call parked on one replica is completed by a retry sent to
+// with the same filters as at home; a resource subscribed on one replica is subscribed on the others'
+// copies too (and let go of when the listen ends, or its replica is SIGKILLed and its entry expires); an MRTR call parked on one replica is completed by a retry sent to
 // another (forwarded over the peer hop, the tool run once); a requestState of a replica that left, or was
 // SIGKILLed a moment ago, is answered as any unknown one; a per-user call sent to a replica that is not
 // its owner is forwarded with its Mcp-Param-* headers, and a listen there is a stream from the owner;
 // with Redis down, listeners still hear their own replica's copy, and the others' once it is back.
 // Beside them, the fan-out alone on a real Redis: only list changes and resource updates cross, cut
-// down to method and URI; at most 64 PUBLISHes wait on a frozen Redis; the outage is logged once.
+// down to method and URI; at most 64 PUBLISHes wait on a frozen Redis; the outage is logged once; and
+// the shared subscriptions alone: only every-replica servers', at most 1,000 URIs of bounded length.
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -20,6 +22,7 @@ import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { pino } from 'pino';
 import { NotifyFanout } from '../src/cluster/notify-fanout.ts';
 import { RedisLink } from '../src/cluster/redis-link.ts';
+import { SharedSubscriptions } from '../src/cluster/shared-subscriptions.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
@@ -227,29 +230,59 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
     },
   );
 
+  /** The URIs the copy of `wide` on replica `index` is subscribed to, as it reports them (sorted, comma-separated). */
+  async function subscribedOn(index: number): Promise<string> {
+    const client = await modernClient(at(index), keys.bob as string);
+    try {
+      return textOf(await client.callTool({ name: 'subscribed', arguments: {} }));
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** Waits until the copy on replica `index` is subscribed to exactly `uris` (5 s at most). */
+  async function untilSubscribed(index: number, uris: string): Promise<void> {
+    let seen = await subscribedOn(index);
+    for (let tries = 0; tries < 50 && seen !== uris; tries++) {
+      await sleep(100);
+      seen = await subscribedOn(index);
+    }
+    assert.equal(seen, uris);
+  }
+
   it(
-    'a resource update crosses to the listeners subscribed to that URI, and to no other',
+    'a resource update made through another replica’s copy reaches the listeners subscribed to that URI, once, and no other',
     TIMEOUT,
     async () => {
       const method = 'notifications/resources/updated';
-      const onNote = { resourceSubscriptions: ['note://a'] };
-      const farA = await listener(at(0), keys.alice as string, method, onNote);
+      const farA = await listener(at(0), keys.alice as string, method, {
+        resourceSubscriptions: ['note://a'],
+      });
       const farB = await listener(at(0), keys.carol as string, method, {
         resourceSubscriptions: ['note://b'],
       });
-      // The copy on r2 reports updates of what is subscribed there, as servers do.
-      const home = await listener(at(1), keys.bob as string, method, onNote);
+      // No one on r2 subscribed: its copy holds r1's subscriptions, learned through Redis.
+      await untilSubscribed(1, 'note://a,note://b');
       const caller = await modernClient(at(1), keys.bob as string);
       assert.equal(
         textOf(await caller.callTool({ name: 'touch', arguments: { uri: 'note://a' } })),
         'updated note://a',
       );
-      await Promise.all([farA.arrived, home.arrived]);
+      await farA.arrived;
       await sleep(QUIET_MS);
-      assert.deepEqual([farA.heard.length, home.heard.length, farB.heard.length], [1, 1, 0]);
+      assert.deepEqual([farA.heard.length, farB.heard.length], [1, 0]);
       assert.equal((farA.heard[0] as { params: { uri: string } }).params.uri, 'note://a');
+      // Each listen that ends lets go of its URI on the other replicas' copies too.
+      await farA.close();
+      await untilSubscribed(1, 'note://b');
+      await untilSubscribed(2, 'note://b');
+      await farB.close();
+      await untilSubscribed(1, '');
+      assert.equal(
+        textOf(await caller.callTool({ name: 'touch', arguments: { uri: 'note://a' } })),
+        'nobody subscribed to note://a',
+      );
       await caller.close();
-      await Promise.all([farA, farB, home].map((listen) => listen.close()));
     },
   );
 
@@ -355,6 +388,42 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
   );
 
   it(
+    'the resource subscriptions of a replica SIGKILLed expire from Redis, and the other copies let go of them',
+    TIMEOUT,
+    async () => {
+      const config = join(dir, 'relay-r6.json');
+      const settings = { redis: redis.url, keyPrefix: 'test2026:', keysFile, servers };
+      writeFileSync(config, JSON.stringify(await replicaConfig('r6', settings, { logLevel: 'warn' })));
+      const killed = await startServe(config);
+      const link = new RedisLink(redis.url, 'test2026:', silentLogger);
+      await link.connect();
+      try {
+        const far = await listener(
+          `${killed.url}/mcp/wide`,
+          keys.alice as string,
+          'notifications/resources/updated',
+          {
+            resourceSubscriptions: ['note://k'],
+          },
+        );
+        await untilSubscribed(1, 'note://k');
+        // Only the URI crosses, under r6's entry for the server.
+        assert.deepEqual(await link.run((client) => client.hGetAll(link.key('subs', 'r6'))), {
+          wide: JSON.stringify(['note://k']),
+        });
+        killed.child.kill('SIGKILL');
+        await once(killed.child, 'close');
+        await far.close().catch(() => {});
+        // The entry lives one heartbeat TTL (3 s) past the last renewal; then r2's copy lets go.
+        await untilSubscribed(1, '');
+        assert.equal(await link.run((client) => client.exists(link.key('subs', 'r6'))), 0);
+      } finally {
+        await link.close();
+      }
+    },
+  );
+
+  it(
     'a listen of a per-user server on a replica not its owner is a stream from the owner, hearing its copy',
     TIMEOUT,
     async () => {
@@ -444,6 +513,7 @@ describe('the change-notification fan-out on a real Redis', () => {
   let redis: TestRedis;
   const links: RedisLink[] = [];
   const fanouts: NotifyFanout[] = [];
+  const closing: SharedSubscriptions[] = [];
   const config = buildConfig({
     servers: { wide: everyReplica, solo: { ...everyReplica, placement: 'single' } },
   });
@@ -453,6 +523,7 @@ describe('the change-notification fan-out on a real Redis', () => {
   });
   after(async () => {
     await Promise.all(fanouts.map((fanout) => fanout.close()));
+    await Promise.all(closing.map((sharing) => sharing.close()));
     await Promise.all(links.map((link) => link.close()));
     await redis.close();
   });
@@ -562,6 +633,56 @@ describe('the change-notification fan-out on a real Redis', () => {
       }
       assert.ok(a.fanout.published > 0);
       assert.ok(a.lines.some((line) => /reach the other replicas again/.test(line.msg)));
+    },
+  );
+
+  it(
+    'shares resource subscriptions of every-replica servers only: at most 1,000 URIs of bounded length, waiting out a frozen Redis',
+    TIMEOUT,
+    async () => {
+      const lines: Array<{ level: number; msg: string }> = [];
+      const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const made = async (replica: string) => {
+        const link = new RedisLink(redis.url, 'shared:', log);
+        await link.connect();
+        const held = new Map<string, ReadonlySet<string>>();
+        const sharing = new SharedSubscriptions(
+          link,
+          replica,
+          () => config,
+          log,
+          (server, uris) => held.set(server, uris),
+        );
+        sharing.start();
+        links.push(link);
+        closing.push(sharing);
+        return { sharing, link, held };
+      };
+      const a = await made('sa');
+      const b = await made('sb');
+      const many = Array.from({ length: 1_001 }, (_, index) => `note://${index}`);
+      a.sharing.announce('wide', [`note://${'x'.repeat(3_000)}`, ...many]);
+      a.sharing.announce('solo', ['note://solo']);
+      await until(() => b.held.get('wide')?.size === 1_000);
+      assert.ok(b.held.get('wide')?.has('note://999'));
+      assert.ok(!b.held.get('wide')?.has('note://1000'));
+      assert.deepEqual(Object.keys(await a.link.run((client) => client.hGetAll(a.link.key('subs', 'sa')))), [
+        'wide',
+      ]);
+      assert.equal(b.held.has('solo'), false);
+      assert.deepEqual(a.held, new Map(), 'its own URIs are not held for itself');
+      a.sharing.announce('wide', []);
+      await until(() => b.held.get('wide')?.size === 0);
+      redis.pause();
+      try {
+        a.sharing.announce('wide', ['note://late']);
+        await until(() => lines.some((line) => /stay on this replica’s copy/.test(line.msg)));
+      } finally {
+        redis.resume();
+      }
+      await until(() => b.held.get('wide')?.has('note://late') === true);
+      assert.equal(lines.filter((line) => /stay on this replica’s copy/.test(line.msg)).length, 1);
+      assert.ok(lines.some((line) => /reach the other replicas again/.test(line.msg)));
     },
   );
 });

@@ -19,7 +19,7 @@ import { closeClient, type RedisLink } from './redis-link.ts';
 /** PUBLISHes not answered yet; a notification beyond them is dropped (a backend flooding changes). */
 const MAX_IN_FLIGHT = 64;
 /** The longest resource URI that crosses (a listen filter takes none longer). */
-const MAX_URI_LENGTH = 2_048;
+export const MAX_URI_LENGTH = 2_048;
 const LIST_CHANGED = new Set<string>([
   Method.toolsListChanged,
   Method.promptsListChanged,
@@ -112,8 +112,7 @@ export class NotifyFanout {
   }
 
   #fansOut(server: string): boolean {
-    const config = this.#config().servers[server];
-    return config?.isolation === 'shared' && config.placement === 'every-replica';
+    return runsOnEveryReplica(this.#config(), server);
   }
 
   async #subscribe(subscriber: RedisClientType): Promise<void> {
@@ -151,6 +150,12 @@ export class NotifyFanout {
       ...(published.uri === undefined ? {} : { params: { uri: published.uri } }),
     });
   }
+}
+
+/** Whether each replica runs its own copy of `server` (shared, `placement: every-replica`). */
+export function runsOnEveryReplica(config: RelayConfig, server: string): boolean {
+  const settings = config.servers[server];
+  return settings?.isolation === 'shared' && settings.placement === 'every-replica';
 }
 
 /** What of a notification may cross to other replicas, or undefined when it may not cross at all. */

@@ -18,6 +18,7 @@ import { configHash, PeerListener } from '../cluster/peer-listener.ts';
 import { Revocations } from '../cluster/revocations.ts';
 import { ClusterRouting } from '../cluster/routing.ts';
 import { SessionLeases } from '../cluster/session-leases.ts';
+import { SharedSubscriptions } from '../cluster/shared-subscriptions.ts';
 import { type ConfigChange, LiveConfig } from '../config/live.ts';
 import { hostPort, type RelayConfig } from '../config/schema.ts';
 import { RelayError } from '../errors.ts';
@@ -168,6 +169,19 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       (server, notification) => pool.deliverChange(server, notification),
     );
   if (fanout) pool.onchange = (server, notification) => fanout.publish(server, notification);
+  // A resource subscribed on one replica is subscribed on every replica's copy, so an update made
+  // through any of them is sent, and fanned out to the subscriber's replica.
+  const sharedSubscriptions =
+    cluster &&
+    new SharedSubscriptions(
+      cluster.redis,
+      cluster.replica,
+      () => live.current,
+      log,
+      (server, uris) => pool.holdSubscriptions(server, uris),
+    );
+  if (sharedSubscriptions)
+    pool.onsubscriptions = (server, uris) => sharedSubscriptions.announce(server, uris);
   const sessions = new SessionManager(
     live.view,
     log,
@@ -259,6 +273,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
             published: fanout.published,
             received: fanout.received,
             dropped: fanout.dropped,
+          },
+          // every-replica servers' resource URIs subscribed here, and held here for other replicas.
+          subscriptions: sharedSubscriptions && {
+            announced: sharedSubscriptions.announced,
+            held: sharedSubscriptions.held,
           },
           redis: cluster.redis.ready,
         })),
@@ -510,6 +529,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         await peer.listen();
         await revocations?.start();
         fanout?.start();
+        sharedSubscriptions?.start();
         leases?.start();
       }
       const address = await listener.listen();
@@ -563,6 +583,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         leases?.close();
         await revocations?.close();
         await fanout?.close();
+        await sharedSubscriptions?.close();
         await cluster?.leave();
         apps?.proxy.close();
         routing?.close();
