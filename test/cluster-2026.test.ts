@@ -364,15 +364,19 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
     },
   );
 
+  /** Replica `id` as a `serve` process, so it can die without leaving the cluster. */
+  async function serveReplica(id: string) {
+    const config = join(dir, `relay-${id}.json`);
+    const settings = { redis: redis.url, keyPrefix: 'test2026:', keysFile, servers };
+    writeFileSync(config, JSON.stringify(await replicaConfig(id, settings, { logLevel: 'warn' })));
+    return startServe(config);
+  }
+
   it(
     'a requestState of a replica SIGKILLed a moment ago (heartbeat not lapsed) gets the unknown answer at the hop',
     TIMEOUT,
     async () => {
-      // A `serve` process, so it can die without leaving the cluster.
-      const config = join(dir, 'relay-r5.json');
-      const settings = { redis: redis.url, keyPrefix: 'test2026:', keysFile, servers };
-      writeFileSync(config, JSON.stringify(await replicaConfig('r5', settings, { logLevel: 'warn' })));
-      const killed = await startServe(config);
+      const killed = await serveReplica('r5');
       // r1 must know r5's peer address (its registry read, every 2 s) for the hop to be tried at all.
       for (let tries = 0; tries < 40 && !(await alive(replicas[0])).includes('r5'); tries++) await sleep(100);
       assert.ok((await alive(replicas[0])).includes('r5'));
@@ -391,10 +395,7 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
     'the resource subscriptions of a replica SIGKILLed expire from Redis, and the other copies let go of them',
     TIMEOUT,
     async () => {
-      const config = join(dir, 'relay-r6.json');
-      const settings = { redis: redis.url, keyPrefix: 'test2026:', keysFile, servers };
-      writeFileSync(config, JSON.stringify(await replicaConfig('r6', settings, { logLevel: 'warn' })));
-      const killed = await startServe(config);
+      const killed = await serveReplica('r6');
       const link = new RedisLink(redis.url, 'test2026:', silentLogger);
       await link.connect();
       try {
