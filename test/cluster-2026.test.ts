@@ -18,7 +18,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { pino } from 'pino';
 import { NotifyFanout } from '../src/cluster/notify-fanout.ts';
 import { RedisLink } from '../src/cluster/redis-link.ts';
@@ -251,7 +254,7 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
   }
 
   it(
-    'a resource update made through another replica’s copy reaches the listeners subscribed to that URI, once, and no other',
+    'a resource update made through another replica’s copy reaches the listeners and sessions subscribed to that URI, once, and no other',
     TIMEOUT,
     async () => {
       const method = 'notifications/resources/updated';
@@ -261,8 +264,19 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
       const farB = await listener(at(0), keys.carol as string, method, {
         resourceSubscriptions: ['note://b'],
       });
-      // No one on r2 subscribed: its copy holds r1's subscriptions, learned through Redis.
+      // A 2025 client's session on r3 subscribes the way it always has.
+      const { client: sessionful, transport } = await connectClient(at(2), keys.carol as string);
+      let sessionHeard = 0;
+      sessionful.setNotificationHandler(ResourceUpdatedNotificationSchema, () => {
+        sessionHeard++;
+      });
+      await sessionful.subscribeResource({ uri: 'note://a' });
+      // No one on r2 subscribed: its copy holds r1's and r3's subscriptions, learned through Redis.
       await untilSubscribed(1, 'note://a,note://b');
+      const health = (await (await fetch(`${replicas[1]?.url}/healthz`)).json()) as {
+        cluster: { subscriptions: { announced: number; held: number } };
+      };
+      assert.deepEqual(health.cluster.subscriptions, { announced: 0, held: 2 });
       const caller = await modernClient(at(1), keys.bob as string);
       assert.equal(
         textOf(await caller.callTool({ name: 'touch', arguments: { uri: 'note://a' } })),
@@ -270,9 +284,11 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
       );
       await farA.arrived;
       await sleep(QUIET_MS);
-      assert.deepEqual([farA.heard.length, farB.heard.length], [1, 0]);
+      assert.deepEqual([farA.heard.length, farB.heard.length, sessionHeard], [1, 0, 1]);
       assert.equal((farA.heard[0] as { params: { uri: string } }).params.uri, 'note://a');
-      // Each listen that ends lets go of its URI on the other replicas' copies too.
+      // Each listen or session that ends lets go of its URI on the other replicas' copies too.
+      await transport.terminateSession();
+      await sessionful.close();
       await farA.close();
       await untilSubscribed(1, 'note://b');
       await untilSubscribed(2, 'note://b');
