@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppTickets } from '../auth/app-ticket.ts';
 import type { Identify } from '../auth/identify.ts';
 import type { AdminConfig } from '../config/schema.ts';
+import { connectionPeer } from '../http/connection-peer.ts';
 import { sendJson, sendRpcError } from '../http/replies.ts';
 import { isSocketRequest } from '../http/ssh-socket.ts';
 import { METRICS_CONTENT_TYPE, type Metrics } from '../observe/metrics.ts';
@@ -159,7 +160,7 @@ export class AdminRoutes {
     const outcome = this.#options.identify({
       viaSocket: false,
       headers: req.headers,
-      peer: req.socket,
+      peer: connectionPeer(req),
       authorization: req.headers.authorization,
       server: null,
       path: '/',

@@ -3,6 +3,7 @@
 // who is calling. The TLS layer has already checked the chain, dates and revocation; this only reads
 // names and refuses certificates that name nobody.
 
+import { X509Certificate } from 'node:crypto';
 import { listenTls, type RelayConfig } from '../config/schema.ts';
 import type { Identity } from '../sessions/types.ts';
 import type { AuthFailure, AuthResult } from './authenticate.ts';
@@ -18,6 +19,8 @@ export interface PeerCertificateLike {
   subject?: Readonly<Record<string, unknown>>;
   subjectaltname?: string;
   fingerprint256?: string;
+  /** The certificate's DER. */
+  raw?: Buffer;
 }
 
 /** What a TLS socket tells about its peer (a structural view of `tls.TLSSocket`). */
@@ -106,6 +109,31 @@ function isTlsPeer(socket: unknown): socket is TlsPeer {
     'getPeerCertificate' in socket &&
     typeof (socket as { getPeerCertificate?: unknown }).getPeerCertificate === 'function'
   );
+}
+
+/**
+ * The DER of the certificate a connection presented and the TLS layer verified (chain, dates, CRL), for
+ * the cluster's peer hop to carry to the replica that serves the request; undefined for anything else.
+ */
+export function verifiedCertificate(peer: unknown): Buffer | undefined {
+  if (!isTlsPeer(peer) || !peer.authorized) return undefined;
+  const raw = peer.getPeerCertificate()?.raw;
+  return Buffer.isBuffer(raw) && raw.length > 0 ? raw : undefined;
+}
+
+/**
+ * A verified TLS peer standing for a certificate another replica of the cluster verified (its DER, on a
+ * signed hop): read by the same mapping as a connection's own (`identify`), so the user, groups and
+ * credential are the same wherever the request is served. Undefined when the DER is not a certificate.
+ */
+export function vouchedPeer(der: Buffer): TlsPeer | undefined {
+  let certificate: PeerCertificateLike;
+  try {
+    certificate = new X509Certificate(der).toLegacyObject();
+  } catch {
+    return undefined;
+  }
+  return { authorized: true, getPeerCertificate: () => certificate };
 }
 
 /**

@@ -2,8 +2,10 @@
 // backend's) owner is sent on, once, to the owner's peer listener, and the owner's answer — JSON or
 // an SSE stream, event ids and all — is piped back unchanged; a WebSocket upgrade is sent on the same
 // way and its two connections then piped byte for byte (tunnelOverHop). The hop is signed with the
-// cluster's secret (HMAC over method, path, session, origin and time); the original Authorization
-// travels with it, so the owner authenticates, applies policy, rate limits and audit exactly once.
+// cluster's secret (HMAC over method, path, session, origin, time and the client certificate); the
+// original Authorization travels with it, and so does a client certificate this replica's TLS layer
+// verified (its DER, in a signed header), so the owner authenticates, applies policy, rate limits and
+// audit exactly once, mapping the certificate as if the client had presented it there.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,11 +13,18 @@ import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { request } from 'undici';
+import { verifiedCertificate, vouchedPeer } from '../auth/client-cert.ts';
+import { vouchPeer } from '../http/connection-peer.ts';
 import { type Refusal, refuseSocket, sendRefusal } from '../http/refusal.ts';
 import { sendRpcError } from '../http/replies.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 
 export const PEER_HEADER = 'mcp-relay-peer';
+/**
+ * The client certificate (base64 DER) the forwarding replica verified. Never copied from a client's
+ * request, and read on the peer listener only when the hop's signature, which covers it, holds.
+ */
+export const CERTIFICATE_HEADER = 'mcp-relay-client-cert';
 /** A signature older or newer than this is refused (replay, clock skew). */
 const MAX_SKEW_MS = 30_000;
 /** Headers a forwarded request keeps (the rest are the hop's own or connection-level). */
@@ -49,8 +58,21 @@ function signature(secret: string, parts: readonly string[]): string {
   return createHmac('sha256', secret).update(parts.join('\n')).digest('base64url');
 }
 
-function signedParts(method: string, path: string, session: string, origin: string, time: string): string[] {
-  return [method, path, session, origin, time];
+/**
+ * What the signature covers. A certificate is appended only when the hop carries one, so a hop without
+ * one signs as before (replicas of the previous release still agree); neither adding the header to a
+ * signed hop nor taking it off one leaves the signature valid (`time` is digits, so no part can shift).
+ */
+function signedParts(
+  method: string,
+  path: string,
+  session: string,
+  origin: string,
+  time: string,
+  certificate: string | undefined,
+): string[] {
+  const parts = [method, path, session, origin, time];
+  return certificate === undefined ? parts : [...parts, certificate];
 }
 
 /** Checks a request on the peer listener; marks it as forwarded when its signature holds. */
@@ -60,11 +82,18 @@ export function verifyHop(req: IncomingMessage, secret: string, now = Date.now()
   const [origin = '', time = '', mac = ''] = value.split(' ');
   if (!/^\d+$/.test(time) || Math.abs(now - Number(time)) > MAX_SKEW_MS) return false;
   const session = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : '';
+  const certificate = req.headers[CERTIFICATE_HEADER];
+  if (Array.isArray(certificate)) return false;
   const expected = Buffer.from(
-    signature(secret, signedParts(req.method ?? '', req.url ?? '', session, origin, time)),
+    signature(secret, signedParts(req.method ?? '', req.url ?? '', session, origin, time, certificate)),
   );
   const given = Buffer.from(mac);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
+  if (certificate !== undefined) {
+    const peer = vouchedPeer(Buffer.from(certificate, 'base64'));
+    if (!peer) return false;
+    vouchPeer(req, peer);
+  }
   forwarded.add(req);
   return true;
 }
@@ -110,8 +139,11 @@ function hopHeaders(
   // 2026-07-28 Mcp-Param-* headers: the owner checks them against the arguments they mirror.
   for (const [name, value] of Object.entries(req.headers))
     if (name.startsWith(PARAM_HEADER_PREFIX) && typeof value === 'string') headers[name] = value;
-  const mac = signature(target.secret, signedParts(req.method ?? 'GET', path, session, target.origin, time));
-  headers[PEER_HEADER] = `${target.origin} ${time} ${mac}`;
+  // The client's own copy of the header is not among those kept: only a certificate verified here travels.
+  const certificate = verifiedCertificate(req.socket)?.toString('base64');
+  if (certificate !== undefined) headers[CERTIFICATE_HEADER] = certificate;
+  const parts = signedParts(req.method ?? 'GET', path, session, target.origin, time, certificate);
+  headers[PEER_HEADER] = `${target.origin} ${time} ${signature(target.secret, parts)}`;
   return headers;
 }
 

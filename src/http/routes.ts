@@ -8,6 +8,7 @@ import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
 import type { Identity } from '../sessions/types.ts';
+import { connectionPeer } from './connection-peer.ts';
 import { type Refusal, sendRefusal } from './refusal.ts';
 import { type EdgeRefusal, edgeRefusal } from './refusal-log.ts';
 import { sendJson, sendRpcError } from './replies.ts';
@@ -134,7 +135,7 @@ export function routeRequests(
     const outcome = identify({
       viaSocket: isSocketRequest(req),
       headers: req.headers,
-      peer: req.socket,
+      peer: connectionPeer(req),
       authorization: req.headers.authorization,
       server: captured,
       path,

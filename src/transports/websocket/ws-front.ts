@@ -11,6 +11,7 @@ import type { Identify } from '../../auth/identify.ts';
 import type { ClusterRouting } from '../../cluster/routing.ts';
 import type { RelayConfig } from '../../config/schema.ts';
 import { errorText } from '../../errors.ts';
+import { connectionPeer } from '../../http/connection-peer.ts';
 import { type Refusal, refuseSocket } from '../../http/refusal.ts';
 import { type EdgeRefusal, edgeRefusal } from '../../http/refusal-log.ts';
 import type { Guard } from '../../http/request-guards.ts';
@@ -118,7 +119,7 @@ export class WebSocketFront {
     const outcome = identify({
       viaSocket: false,
       headers: req.headers,
-      peer: req.socket,
+      peer: connectionPeer(req),
       authorization: req.headers.authorization,
       server,
       // The same OAuth resource as the server's /mcp endpoint: one token serves both fronts.
