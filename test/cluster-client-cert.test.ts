@@ -1,47 +1,33 @@
 // Client-certificate (mTLS) users in a cluster: three replicas on one real redis-server, each listening
 // with TLS and a client CA. A certificate user's request that lands on a replica not owning its backend
 // is forwarded over the signed peer hop with the certificate the landing replica verified, and the owner
-// maps it as if the client had presented it there (user, groups, policy), over HTTP and WebSocket. The
-// hop's certificate header is taken only under a valid signature that covers it: sent to the peer
-// listener unsigned, with a signature made without it, or under another secret, it is refused (403); sent
-// by a client to the public listener next to a bearer key or another certificate, it changes nothing.
+// maps it as if the client had presented it there (user, groups, policy, one audit line at the owner),
+// over HTTP and WebSocket. The hop's certificate header is taken only under a valid signature that
+// covers it: sent to the peer listener unsigned, with a signature made without it, or under another
+// secret, it is refused (403); sent by a client to the public listener next to a bearer key or another
+// certificate, it changes nothing.
 
 import assert from 'node:assert/strict';
 import { createHmac, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { Agent, request } from 'undici';
-import { createKey } from '../src/auth/key-admin.ts';
-import { freePort } from '../src/backends/launcher.ts';
+import { Agent } from 'undici';
 import { CERTIFICATE_HEADER, PEER_HEADER } from '../src/cluster/peer-hop.ts';
-import { buildConfig } from '../src/config/load.ts';
-import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
-import { silentLogger } from '../src/log.ts';
 import { type IssuedCert, type TestCa, TestPki } from './helpers/certs.ts';
-import { fixtureServer, INITIALIZE, textOf } from './helpers/gateway.ts';
-import { startRedis, type TestRedis } from './helpers/redis-server.ts';
+import {
+  CLUSTER_SECRET,
+  forwardsOf,
+  type MeteredReplica,
+  startCluster,
+  startMeteredReplica,
+  type TestCluster,
+} from './helpers/cluster.ts';
+import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { BearerWebSocketTransport } from './helpers/ws-client.ts';
 
 const TIMEOUT = { timeout: 60_000 };
-const SECRET = 'a-cluster-secret-of-at-least-32-chars!';
-const MCP_HEADERS = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' };
-
-interface Replica {
-  id: string;
-  gateway: Gateway;
-  url: string;
-  peerPort: number;
-  metricsPort: number;
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  json: { result?: unknown; error?: { message?: string } } | undefined;
-}
 
 const servers = {
   mine: fixtureServer('well', { isolation: 'per-user' }),
@@ -50,17 +36,6 @@ const servers = {
   fresh: fixtureServer('well', { isolation: 'per-session' }),
 };
 
-async function answerOf(response: Awaited<ReturnType<typeof request>>): Promise<Answer> {
-  const text = await response.body.text();
-  let json: Answer['json'];
-  try {
-    json = JSON.parse(text) as Answer['json'];
-  } catch {
-    json = undefined;
-  }
-  return { status: response.statusCode, headers: response.headers, json };
-}
-
 let nextId = 10;
 const callBody = (name: string) =>
   JSON.stringify({ jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: {} } });
@@ -68,14 +43,14 @@ const callBody = (name: string) =>
 describe('cluster: client-certificate users across replicas', () => {
   const pki = new TestPki();
   const agents: Agent[] = [];
-  let redis: TestRedis;
+  let cluster: TestCluster<MeteredReplica>;
   let dir: string;
   let ca: TestCa;
   let certs: Record<'alice' | 'bob', IssuedCert>;
   /** alice's certificate as the hop carries it (base64 DER). */
   let aliceDer: string;
   let bobKey: string;
-  let replicas: Replica[];
+  let replicas: MeteredReplica[];
 
   const agent = (client?: IssuedCert): Agent => {
     const made = new Agent({
@@ -88,71 +63,51 @@ describe('cluster: client-certificate users across replicas', () => {
     return made;
   };
 
-  async function startReplica(id: string, server: IssuedCert, keysFile: string): Promise<Replica> {
-    const peerPort = await freePort();
-    const metricsPort = await freePort();
-    const config = buildConfig(
-      {
-        listen: {
-          host: '127.0.0.1',
-          port: 0,
-          tls: { cert: server.cert, key: server.key, clientCa: ca.cert },
-        },
-        admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } },
-        // API keys too: certificates are then optional, and a bearer key decides when sent.
-        auth: { apiKeys: { file: keysFile } },
-        cluster: {
-          replica: id,
-          redis: redis.url,
-          secret: SECRET,
-          keyPrefix: 'certs:',
-          peer: { listen: `127.0.0.1:${peerPort}` },
-        },
-        servers,
-      },
-      dir,
-    );
-    const gateway = createGateway({ config, log: silentLogger });
-    await gateway.listen();
-    return { id, gateway, url: gateway.url, peerPort, metricsPort };
+  /** A replica listening with TLS and the office CA for client certificates, with its audit log and metrics. */
+  async function startReplica(
+    id: string,
+    redis: string,
+    keysFile: string,
+    dir: string,
+  ): Promise<MeteredReplica> {
+    const server = pki.serverCert(ca, `server-${id}`);
+    const listen = {
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: server.cert, key: server.key, clientCa: ca.cert },
+    };
+    // API keys too (replicaConfig): certificates are then optional, and a bearer key decides when sent.
+    const options = { redis, keyPrefix: 'test:', keysFile, servers };
+    return startMeteredReplica(id, options, { listen, audit: { file: `audit-${id}.jsonl` } }, dir);
   }
 
   before(async () => {
-    redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-cluster-certs-'));
     ca = pki.createCa('office-ca');
-    const server = pki.serverCert(ca);
     certs = {
       alice: pki.clientCert(ca, 'alice', { cn: 'alice', ou: ['design'] }),
       bob: pki.clientCert(ca, 'bob', { cn: 'bob' }),
     };
     aliceDer = new X509Certificate(readFileSync(certs.alice.cert)).raw.toString('base64');
-    const keysFile = join(dir, 'keys.yaml');
-    bobKey = (await createKey(keysFile, { user: 'bob', groups: [] })).key;
-    replicas = [];
-    for (const id of ['r1', 'r2', 'r3']) replicas.push(await startReplica(id, server, keysFile));
+    cluster = await startCluster('cluster-certs', startReplica, ['bob']);
+    ({ dir, replicas } = cluster);
+    bobKey = cluster.keys.bob as string;
   });
   after(async () => {
     await Promise.all(agents.map((made) => made.destroy()));
-    await Promise.all(replicas.map((replica) => replica.gateway.close()));
-    await redis.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cluster.close();
     pki.close();
   });
 
   const at = (index: number, server: string) => `${replicas[index]?.url}/mcp/${server}`;
   const ownerOf = (session: string) => replicas.findIndex((replica) => session.startsWith(`${replica.id}.`));
 
-  async function post(url: string, dispatcher: Agent, body: string, headers: Record<string, string> = {}) {
-    return answerOf(
-      await request(url, { method: 'POST', dispatcher, headers: { ...MCP_HEADERS, ...headers }, body }),
-    );
-  }
+  const post = (url: string, dispatcher: Agent, body: string, headers: Record<string, string> = {}) =>
+    rawPost(url, body, headers, dispatcher);
 
   /** initialize at replica `index`: the answer and its session id. */
   async function initialize(index: number, server: string, dispatcher: Agent, headers = {}) {
     const answer = await post(at(index, server), dispatcher, INITIALIZE, headers);
-    return { answer, session: String(answer.headers['mcp-session-id'] ?? '') };
+    return { answer, session: answer.headers.get('mcp-session-id') ?? '' };
   }
 
   /** A tool's text, called on `session` at replica `index`. */
@@ -169,21 +124,37 @@ describe('cluster: client-certificate users across replicas', () => {
       'mcp-session-id': session,
       'mcp-protocol-version': '2025-11-25',
     });
-    assert.equal(answer.status, 200, JSON.stringify(answer.json));
-    return textOf(answer.json?.result);
+    assert.equal(answer.status, 200, answer.text);
+    return textOf((answerOf(answer) as { result?: unknown } | undefined)?.result);
   }
 
-  /** A replica's forwards sent or received, as its metrics show them. */
-  async function forwards(index: number, direction: 'sent' | 'received'): Promise<number> {
-    const scraped = await (await fetch(`http://127.0.0.1:${replicas[index]?.metricsPort}/metrics`)).text();
-    const line = new RegExp(`^mcp_relay_cluster_forwards_total\\{direction="${direction}"\\} (\\d+)$`, 'm');
-    return Number(line.exec(scraped)?.[1] ?? Number.NaN);
+  type AuditLine = Record<string, unknown>;
+  /** Replica `index`'s audit lines so far. */
+  const readAudit = (index: number): AuditLine[] => {
+    const file = join(dir, `audit-${replicas[index]?.id}.jsonl`);
+    if (!existsSync(file)) return [];
+    const text = readFileSync(file, 'utf8');
+    return text
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as AuditLine);
+  };
+  /** Waits until replica `index` has audited `count` lines that `match` (the log is written asynchronously). */
+  async function auditLines(index: number, match: (line: AuditLine) => boolean, count: number) {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const lines = readAudit(index).filter(match);
+      if (lines.length >= count) return lines;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return readAudit(index).filter(match);
   }
+
+  const forwards = (index: number, direction: 'sent' | 'received') => forwardsOf(replicas[index], direction);
 
   /** The replica owning alice's backend of `server` (placed by an initialize at r1), and one that does not. */
   async function placeAlice(server: string, dispatcher: Agent) {
     const { answer, session } = await initialize(0, server, dispatcher);
-    assert.equal(answer.status, 200, JSON.stringify(answer.json));
+    assert.equal(answer.status, 200, answer.text);
     const owner = ownerOf(session);
     assert.ok(owner >= 0, session);
     const other = [0, 1, 2].find((index) => index !== owner) as number;
@@ -199,7 +170,7 @@ describe('cluster: client-certificate users across replicas', () => {
       const sent = await forwards(other, 'sent');
       const received = await forwards(owner, 'received');
       const { answer, session } = await initialize(other, 'mine', alice);
-      assert.equal(answer.status, 200, JSON.stringify(answer.json));
+      assert.equal(answer.status, 200, answer.text);
       assert.equal(ownerOf(session), owner, 'the session is the owner’s');
       assert.equal(await forwards(other, 'sent'), sent + 1);
       assert.equal(await forwards(owner, 'received'), received + 1);
@@ -214,6 +185,32 @@ describe('cluster: client-certificate users across replicas', () => {
         'mcp-protocol-version': '2025-11-25',
       });
       assert.equal(stolen.status, 404);
+      // Audited once, by the owner, as the certificate's user and groups.
+      const lines = await auditLines(
+        owner,
+        (line) => line.session === session && line.event === 'tools.call',
+        3,
+      );
+      assert.deepEqual(
+        lines.map((line) => [line.user, line.auth, line.tool]),
+        [
+          ['alice', 'mtls', 'whoami'],
+          ['alice', 'mtls', 'pid'],
+          ['alice', 'mtls', 'whoami'],
+        ],
+      );
+      const start = readAudit(owner).find(
+        (line) => line.session === session && line.event === 'session.start',
+      );
+      assert.deepEqual(
+        [start?.replica, start?.user, start?.auth, start?.groups],
+        [replicas[owner]?.id, 'alice', 'mtls', ['design']],
+      );
+      for (const index of [0, 1, 2].filter((index) => index !== owner))
+        assert.deepEqual(
+          readAudit(index).filter((line) => line.session === session),
+          [],
+        );
     },
   );
 
@@ -224,7 +221,7 @@ describe('cluster: client-certificate users across replicas', () => {
       const alice = agent(certs.alice);
       const { other } = await placeAlice('designers', alice);
       const { answer, session } = await initialize(other, 'designers', alice);
-      assert.equal(answer.status, 200, JSON.stringify(answer.json));
+      assert.equal(answer.status, 200, answer.text);
       assert.equal(await call(other, 'designers', alice, session, 'whoami'), 'alice');
       const bob = agent(certs.bob);
       for (const index of [0, 1, 2])
@@ -266,19 +263,13 @@ describe('cluster: client-certificate users across replicas', () => {
     const session = headers['mcp-session-id'] ?? '';
     const parts = ['POST', path, session, 'r2', time];
     if (signing !== 'without the certificate' && certificate !== undefined) parts.push(certificate);
-    const secret = signing === 'another secret' ? `${SECRET}-not` : SECRET;
+    const secret = signing === 'another secret' ? `${CLUSTER_SECRET}-not` : CLUSTER_SECRET;
     const mac = createHmac('sha256', secret).update(parts.join('\n')).digest('base64url');
-    const response = await request(`http://127.0.0.1:${replicas[0]?.peerPort}${path}`, {
-      method: 'POST',
-      headers: {
-        ...MCP_HEADERS,
-        ...headers,
-        ...(certificate === undefined ? {} : { [CERTIFICATE_HEADER]: certificate }),
-        ...(signing === 'unsigned' ? {} : { [PEER_HEADER]: `r2 ${time} ${mac}` }),
-      },
-      body,
+    return rawPost(`http://127.0.0.1:${replicas[0]?.peerPort}${path}`, body, {
+      ...headers,
+      ...(certificate === undefined ? {} : { [CERTIFICATE_HEADER]: certificate }),
+      ...(signing === 'unsigned' ? {} : { [PEER_HEADER]: `r2 ${time} ${mac}` }),
     });
-    return answerOf(response);
   }
 
   it(
@@ -298,15 +289,15 @@ describe('cluster: client-certificate users across replicas', () => {
       assert.equal((await hopPost(undefined, 'with the certificate')).status, 401);
       // What a replica sends: the owner maps the certificate it carries.
       const opened = await hopPost(aliceDer, 'with the certificate');
-      assert.equal(opened.status, 200, JSON.stringify(opened.json));
-      const session = String(opened.headers['mcp-session-id']);
+      assert.equal(opened.status, 200, opened.text);
+      const session = String(opened.headers.get('mcp-session-id'));
       const whoami = await hopPost(
         aliceDer,
         'with the certificate',
         { 'mcp-session-id': session },
         callBody('whoami'),
       );
-      assert.equal(textOf(whoami.json?.result), 'alice');
+      assert.equal(textOf((answerOf(whoami) as { result?: unknown } | undefined)?.result), 'alice');
     },
   );
 
@@ -320,11 +311,11 @@ describe('cluster: client-certificate users across replicas', () => {
         ...forged,
         authorization: `Bearer ${bobKey}`,
       });
-      assert.equal(byKey.answer.status, 200, JSON.stringify(byKey.answer.json));
+      assert.equal(byKey.answer.status, 200, byKey.answer.text);
       const withKey = { ...forged, authorization: `Bearer ${bobKey}` };
       assert.equal(await call(index, 'mine', keyOnly, byKey.session, 'whoami', withKey), 'bob');
       const byCert = await initialize(index, 'mine', bob, forged);
-      assert.equal(byCert.answer.status, 200, JSON.stringify(byCert.answer.json));
+      assert.equal(byCert.answer.status, 200, byCert.answer.text);
       assert.equal(await call(index, 'mine', bob, byCert.session, 'whoami', forged), 'bob');
       assert.equal((await initialize(index, 'mine', keyOnly, forged)).answer.status, 401);
       // Not alice's group either.

@@ -10,11 +10,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort } from '../src/backends/launcher.ts';
 import { buildConfig } from '../src/config/load.ts';
-import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
+import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
-import { replicaConfig, startCluster, type TestCluster } from './helpers/cluster.ts';
+import {
+  forwardsOf,
+  type MeteredReplica,
+  replicaConfig,
+  startCluster,
+  startMeteredReplica,
+  type TestCluster,
+} from './helpers/cluster.ts';
 import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import type { TestRedis } from './helpers/redis-server.ts';
@@ -22,14 +28,7 @@ import { connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
 
 const TIMEOUT = { timeout: 60_000 };
 
-interface Replica {
-  id: string;
-  gateway: Gateway;
-  url: string;
-  peerPort: number;
-  /** Its loopback Prometheus listener. */
-  metricsPort: number;
-}
+type Replica = MeteredReplica;
 
 const servers = {
   mine: fixtureServer('well', { isolation: 'per-user' }),
@@ -38,24 +37,13 @@ const servers = {
   fresh: fixtureServer('well', { isolation: 'per-session' }),
 };
 
-async function startReplica(id: string, redis: string, keysFile: string, dir: string): Promise<Replica> {
-  const peerPort = await freePort();
-  const metricsPort = await freePort();
-  const config = buildConfig(
-    await replicaConfig(
-      id,
-      { redis, keyPrefix: 'test:', keysFile, servers, peerPort },
-      {
-        admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } },
-        audit: { file: join(dir, `audit-${id}.jsonl`) },
-      },
-    ),
+const startReplica = (id: string, redis: string, keysFile: string, dir: string) =>
+  startMeteredReplica(
+    id,
+    { redis, keyPrefix: 'test:', keysFile, servers },
+    { audit: { file: join(dir, `audit-${id}.jsonl`) } },
     dir,
   );
-  const gateway = createGateway({ config, log: silentLogger });
-  await gateway.listen();
-  return { id, gateway, url: gateway.url, peerPort, metricsPort };
-}
 
 /** initialize + notifications/initialized on `url`; the session id. */
 async function open(url: string, key: string): Promise<string> {
@@ -102,11 +90,7 @@ describe('cluster: three replicas on Redis', () => {
 
   const at = (index: number, server: string) => `${replicas[index]?.url}/mcp/${server}`;
   /** A replica's forwards sent or received, as its metrics show them. */
-  const forwards = async (index: number, direction: 'sent' | 'received') => {
-    const scraped = await (await fetch(`http://127.0.0.1:${replicas[index]?.metricsPort}/metrics`)).text();
-    const line = new RegExp(`^mcp_relay_cluster_forwards_total\\{direction="${direction}"\\} (\\d+)$`, 'm');
-    return Number(line.exec(scraped)?.[1] ?? Number.NaN);
-  };
+  const forwards = (index: number, direction: 'sent' | 'received') => forwardsOf(replicas[index], direction);
   /** A user's per-user backend of `mine`, placed by an HTTP session opened at replica `index`: its owner's index and pid. */
   const placeMine = async (index: number, key: string) => {
     const session = await open(at(index, 'mine'), key);

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKey } from '../../src/auth/key-admin.ts';
 import { freePort } from '../../src/backends/launcher.ts';
-import type { Gateway } from '../../src/gateway/create-gateway.ts';
+import { buildConfig } from '../../src/config/load.ts';
+import { createGateway, type Gateway } from '../../src/gateway/create-gateway.ts';
+import { silentLogger } from '../../src/log.ts';
 import { startRedis, type TestRedis } from './redis-server.ts';
 
 export const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-chars!';
@@ -73,4 +75,45 @@ export async function startCluster<R extends { gateway: Gateway }>(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A replica started by startMeteredReplica: its peer port and its loopback Prometheus listener. */
+export interface MeteredReplica {
+  id: string;
+  gateway: Gateway;
+  url: string;
+  peerPort: number;
+  metricsPort: number;
+}
+
+/** Replica `id` (replicaConfig of `options` and `extra`) with a metrics listener, started in `dir`. */
+export async function startMeteredReplica(
+  id: string,
+  options: Omit<Parameters<typeof replicaConfig>[1], 'peerPort'>,
+  extra: Record<string, unknown>,
+  dir: string,
+): Promise<MeteredReplica> {
+  const peerPort = await freePort();
+  const metricsPort = await freePort();
+  const config = buildConfig(
+    await replicaConfig(
+      id,
+      { ...options, peerPort },
+      { ...extra, admin: { groups: ['admins'], metrics: { listen: `127.0.0.1:${metricsPort}` } } },
+    ),
+    dir,
+  );
+  const gateway = createGateway({ config, log: silentLogger });
+  await gateway.listen();
+  return { id, gateway, url: gateway.url, peerPort, metricsPort };
+}
+
+/** A replica's forwards sent or received, as its metrics listener shows them. */
+export async function forwardsOf(
+  replica: MeteredReplica | undefined,
+  direction: 'sent' | 'received',
+): Promise<number> {
+  const scraped = await (await fetch(`http://127.0.0.1:${replica?.metricsPort}/metrics`)).text();
+  const line = new RegExp(`^mcp_relay_cluster_forwards_total\\{direction="${direction}"\\} (\\d+)$`, 'm');
+  return Number(line.exec(scraped)?.[1] ?? Number.NaN);
 }
