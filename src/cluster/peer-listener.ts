@@ -1,6 +1,7 @@
 // The listener other replicas forward to (cluster.peer.listen): a request or upgrade without a valid
 // hop signature is refused (403) before anything else; a signed one goes through the gateway's own
-// routes or upgrade listener (guards, authentication, policy) and is served here, never forwarded again.
+// routes or upgrade listener (guards, authentication — of the client certificate the hop carries, if
+// any — policy) and is served here, never forwarded again.
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
