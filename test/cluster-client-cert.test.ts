@@ -2,10 +2,10 @@
 // with TLS and a client CA. A certificate user's request that lands on a replica not owning its backend
 // is forwarded over the signed peer hop with the certificate the landing replica verified, and the owner
 // maps it as if the client had presented it there (user, groups, policy, one audit line at the owner),
-// over HTTP and WebSocket. The hop's certificate header is taken only under a valid signature that
-// covers it: sent to the peer listener unsigned, with a signature made without it, or under another
-// secret, it is refused (403); sent by a client to the public listener next to a bearer key or another
-// certificate, it changes nothing.
+// over HTTP, WebSocket and legacy HTTP+SSE. The hop's certificate header is taken only under a valid
+// signature that covers it: sent to the peer listener unsigned, with a signature made without it, or
+// under another secret, it is refused (403); sent by a client to the public listener next to a bearer
+// key or another certificate, it changes nothing.
 
 import assert from 'node:assert/strict';
 import { createHmac, X509Certificate } from 'node:crypto';
@@ -13,7 +13,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { Agent } from 'undici';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { CERTIFICATE_HEADER, PEER_HEADER } from '../src/cluster/peer-hop.ts';
 import { type IssuedCert, type TestCa, TestPki } from './helpers/certs.ts';
 import {
@@ -24,6 +25,7 @@ import {
   startMeteredReplica,
   type TestCluster,
 } from './helpers/cluster.ts';
+import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { BearerWebSocketTransport } from './helpers/ws-client.ts';
 
@@ -250,6 +252,27 @@ describe('cluster: client-certificate users across replicas', () => {
     assert.equal(await forwards(other, 'sent'), sent + 1);
     assert.notEqual(owner, other);
   });
+
+  it(
+    "serves a certificate user's legacy HTTP+SSE session opened on a non-owner from the owner's backend",
+    TIMEOUT,
+    async () => {
+      const alice = agent(certs.alice);
+      const { other, pid } = await placeAlice('mine', alice);
+      const sent = await forwards(other, 'sent');
+      const overAgent: FetchLike = (url, init) =>
+        undiciFetch(url, { ...(init as object), dispatcher: alice }) as unknown as Promise<Response>;
+      const client = await connectLegacyClient(`${at(other, 'mine')}/sse`, undefined, overAgent);
+      try {
+        assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'alice');
+        assert.equal(textOf(await client.callTool({ name: 'pid', arguments: {} })), pid);
+      } finally {
+        await client.close();
+      }
+      // The stream, and each POST (its endpoint names the owner's session), went over the hop.
+      assert.ok((await forwards(other, 'sent')) >= sent + 3);
+    },
+  );
 
   /** A POST straight to replica r1's peer listener, signed as `signing` says, carrying `certificate`. */
   async function hopPost(
