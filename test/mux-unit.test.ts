@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { MAX_SUBSCRIPTIONS_PER_SESSION } from '../src/mux/from-client.ts';
 import type { JsonRpcRequest } from '../src/protocol/jsonrpc.ts';
 import { harness, lastBackendId, settle } from './helpers/mux-harness.ts';
 
@@ -293,5 +294,33 @@ describe('multiplexer routing (in-process)', () => {
     backend.emit({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'file:///x' } });
     assert.equal(a.calls('notifications/resources/updated').length, 1);
     assert.equal(b.calls('notifications/resources/updated').length, 0);
+  });
+
+  it(`keeps at most ${MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions per session, refusing the next with the limit`, async () => {
+    const { backend, session } = harness('shared');
+    const a = session('alice');
+    const b = session('bob');
+    await a.initialize();
+    await b.initialize();
+    for (let index = 0; index < MAX_SUBSCRIPTIONS_PER_SESSION; index++)
+      a.request(`s${index}`, 'resources/subscribe', { uri: `file:///${index}` });
+    await settle();
+    assert.equal(backend.requests('resources/subscribe').length, MAX_SUBSCRIPTIONS_PER_SESSION);
+    a.request('over', 'resources/subscribe', { uri: 'file:///over' });
+    await settle();
+    const refused = a.responseTo('over');
+    assert.ok(refused && 'error' in refused, JSON.stringify(refused));
+    assert.match(refused.error.message, /subscribed to 256 resources already/);
+    assert.equal(backend.requests('resources/subscribe').length, MAX_SUBSCRIPTIONS_PER_SESSION);
+    // One already held is no new entry; another session has its own room; one let go makes room.
+    a.request('again', 'resources/subscribe', { uri: 'file:///0' });
+    b.request('other', 'resources/subscribe', { uri: 'file:///over' });
+    a.request('drop', 'resources/unsubscribe', { uri: 'file:///1' });
+    await settle();
+    assert.ok(a.responseTo('again') && !('error' in (a.responseTo('again') ?? {})));
+    assert.ok(b.responseTo('other') && !('error' in (b.responseTo('other') ?? {})));
+    a.request('room', 'resources/subscribe', { uri: 'file:///room' });
+    await settle();
+    assert.ok(a.responseTo('room') && !('error' in (a.responseTo('room') ?? {})));
   });
 });

@@ -22,6 +22,9 @@ import type { Subscriptions } from './subscriptions.ts';
 import type { TaskTable } from './task-table.ts';
 import type { UnsolicitedTarget } from './unsolicited-target.ts';
 
+/** Resources one session may be subscribed to at once (a 2026 listen takes 256 as well). */
+export const MAX_SUBSCRIPTIONS_PER_SESSION = 256;
+
 /** The multiplexer's state and actions the client side uses (it owns all of it). */
 export interface ClientRoutingState {
   log: Logger;
@@ -164,6 +167,17 @@ export class ClientRouting {
   }
 
   #subscribe(link: MuxLink, uri: string, request: JsonRpcRequest): void {
+    // Each URI is kept in memory (and, for an every-replica server, announced to the cluster): bounded.
+    if (link.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_SESSION && !link.subscriptions.has(uri)) {
+      link.deliver(
+        errorResponse(
+          request.id,
+          ErrorCode.Refused,
+          `this session is subscribed to ${MAX_SUBSCRIPTIONS_PER_SESSION} resources already (the limit); unsubscribe from one first`,
+        ),
+      );
+      return;
+    }
     if (this.#subscriptions.add(link, uri)) this.#forward(link, request);
     else link.deliver({ jsonrpc: '2.0', id: request.id, result: {} });
   }
