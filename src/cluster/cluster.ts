@@ -179,6 +179,13 @@ export class Cluster {
     return [...this.#members.values()];
   }
 
+  /** The ids of the replicas whose heartbeat this one sees, itself included. */
+  aliveReplicas(): string[] {
+    return this.members()
+      .filter((member) => member.alive)
+      .map((member) => member.replica);
+  }
+
   /** Writes the registry entry now (the listener's address became known). */
   async announce(): Promise<void> {
     await this.#writeRegistry();

@@ -50,6 +50,11 @@ export class NotifyFanout {
   received = 0;
   dropped = 0;
 
+  /** The three counts at once, as /healthz and /metrics show them. */
+  get counts(): { published: number; received: number; dropped: number } {
+    return { published: this.published, received: this.received, dropped: this.dropped };
+  }
+
   /** `deliver` hands a notification of another replica's copy to this replica's sessions of `server`. */
   constructor(
     redis: RedisLink,

@@ -128,7 +128,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     owner,
     cluster && {
       redis: cluster.redis,
-      replicas: () => cluster.members().filter((member) => member.alive).length || 1,
+      replicas: () => cluster.aliveReplicas().length || 1,
     },
   );
   const audit = new Audit(config, log, owner);
@@ -262,18 +262,11 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       cluster &&
         (() => ({
           replica: cluster.replica,
-          alive: cluster
-            .members()
-            .filter((member) => member.alive)
-            .map((member) => member.replica),
+          alive: cluster.aliveReplicas(),
           forwardsSent: cluster.forwardsSent,
           forwardsReceived: cluster.forwardsReceived,
           // every-replica servers' change notifications: published here, heard from others, dropped.
-          notifications: fanout && {
-            published: fanout.published,
-            received: fanout.received,
-            dropped: fanout.dropped,
-          },
+          notifications: fanout?.counts,
           // every-replica servers' resource URIs subscribed here, and held here for other replicas.
           subscriptions: sharedSubscriptions && {
             announced: sharedSubscriptions.announced,
@@ -425,12 +418,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
         (() => ({
           sent: cluster.forwardsSent,
           received: cluster.forwardsReceived,
-          alive: cluster.members().filter((member) => member.alive).length,
-          notifications: fanout && {
-            published: fanout.published,
-            received: fanout.received,
-            dropped: fanout.dropped,
-          },
+          alive: cluster.aliveReplicas().length,
+          notifications: fanout?.counts,
         })),
     });
     const activity = new Activity(owner);
