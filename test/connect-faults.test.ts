@@ -9,7 +9,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,22 +16,13 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { type Bridged, connectThroughBridge } from './helpers/cli.ts';
 import { type FaultRelay, startFaultRelay } from './helpers/fault-relay.ts';
 import { FIXTURE_SERVER } from './helpers/gateway.ts';
+import { freePort } from './helpers/ports.ts';
 import { type ServeProcess, startServe } from './helpers/serve.ts';
 import { eventually } from './helpers/wait.ts';
 
 /** What the bridge answers for a request that may have run: it must say both things. */
 const OUTCOME_UNKNOWN = /outcome is unknown and the tool may have run/;
 const CALL_TIMEOUT = { timeout: 60_000 };
-
-/** A port nobody listens on right now, so a gateway can be restarted on the same one. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(typeof address === 'object' && address);
-  return address.port;
-}
 
 /** A gateway on a fixed port with the fixture backend as `fx`, restartable by the test. */
 class Gateway {

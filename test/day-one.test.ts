@@ -14,13 +14,13 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { freePort } from '../src/backends/launcher.ts';
 import { TestPki } from './helpers/certs.ts';
 import { connectOverStdio, runCli } from './helpers/cli.ts';
 import { textOf } from './helpers/gateway.ts';
 import { launchAsClaudeDesktop, unpackBundle } from './helpers/mcpb.ts';
 import { siteOnLoopback, startNginxSite, type TestNginx } from './helpers/nginx.ts';
 import { npmEnv, packAndInstall } from './helpers/package.ts';
+import { freePort } from './helpers/ports.ts';
 import { type ServeProcess, startServe } from './helpers/serve.ts';
 
 const DEMO = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));

@@ -21,8 +21,8 @@ import {
 import type { Browser } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
-import { freePort } from '../src/backends/launcher.ts';
 import { launchChromium, type PrefixProxy, startPrefixProxy } from './helpers/browser.ts';
+import { freePort } from './helpers/ports.ts';
 
 const SERVER = fileURLToPath(new URL('../examples/3d-scene/server.js', import.meta.url));
 const TIMEOUT = { timeout: 20_000 };

@@ -16,7 +16,6 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Agent, request, fetch as undiciFetch } from 'undici';
 import WebSocket from 'ws';
 import { createKey } from '../src/auth/key-admin.ts';
-import { freePort } from '../src/backends/launcher.ts';
 import { loadConfigFile } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { APP_SERVER, nextMessage } from './helpers/app-browser.ts';
@@ -25,6 +24,7 @@ import { TestPki } from './helpers/certs.ts';
 import { runCliInProcess, runProcess } from './helpers/cli.ts';
 import { deliveredDuring, textOf } from './helpers/gateway.ts';
 import { siteOnLoopback, startNginxSite, type TestNginx, testNginxSite } from './helpers/nginx.ts';
+import { freePort } from './helpers/ports.ts';
 import { BearerWebSocketTransport } from './helpers/ws-client.ts';
 
 const DEPLOY = new URL('../deploy/', import.meta.url);

@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { createKey } from '../src/auth/key-admin.ts';
-import { freePort } from '../src/backends/launcher.ts';
 import { claudeEntryForUrl } from '../src/claude/entry.ts';
 import { thisMachineLauncher } from '../src/claude/launcher.ts';
 import { textOf } from './helpers/gateway.ts';
+import { freePort } from './helpers/ports.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'mcp-relay.js');

@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { createKey } from '../src/auth/key-admin.ts';
-import { freePort } from '../src/backends/launcher.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
@@ -23,6 +22,7 @@ import { TestPki } from './helpers/certs.ts';
 import { runCliInProcess, runProcess } from './helpers/cli.ts';
 import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
+import { freePort } from './helpers/ports.ts';
 import { redisUnavailable, startRedis, type TestRedis } from './helpers/redis-server.ts';
 
 const HAPROXY = '/usr/sbin/haproxy';

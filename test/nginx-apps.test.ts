@@ -11,11 +11,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import WebSocket from 'ws';
-import { freePort } from '../src/backends/launcher.ts';
 import { type AppAnswer, appServer, nextMessage, refusedStatus } from './helpers/app-browser.ts';
 import { TestPki } from './helpers/certs.ts';
 import { deliveredDuring, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { startNginx, type TestNginx } from './helpers/nginx.ts';
+import { freePort } from './helpers/ports.ts';
 
 describe('apps behind nginx with TLS', () => {
   const pki = new TestPki();

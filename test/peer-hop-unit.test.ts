@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
-import { freePort } from '../src/backends/launcher.ts';
 import { cameOverHop, tunnelOverHop, verifyHop } from '../src/cluster/peer-hop.ts';
+import { freePort } from './helpers/ports.ts';
 import { refusedUpgrade } from './helpers/ws-client.ts';
 
 const SECRET = 'a-cluster-secret-of-at-least-32-chars!';

@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKey } from '../../src/auth/key-admin.ts';
-import { freePort } from '../../src/backends/launcher.ts';
 import { buildConfig } from '../../src/config/load.ts';
 import { createGateway, type Gateway } from '../../src/gateway/create-gateway.ts';
 import { silentLogger } from '../../src/log.ts';
+import { freePort } from './ports.ts';
 import { startRedis, type TestRedis } from './redis-server.ts';
 
 export const CLUSTER_SECRET = 'a-cluster-secret-of-at-least-32-chars!';

@@ -5,7 +5,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { eventually } from './wait.ts';
 
@@ -30,16 +30,7 @@ export interface Front {
   stop(): Promise<void>;
 }
 
-/** A port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+import { freePort } from './ports.ts';
 
 /** supergateway --stdio <the fixture server>: legacy SSE at /sse (its default), or a WebSocket at /message. */
 export function startSupergateway(output: 'sse' | 'ws', port?: number): Promise<Front> {

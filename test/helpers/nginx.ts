@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../src/backends/launcher.ts';
+import { freePort } from './ports.ts';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -130,7 +130,10 @@ export async function startNginxSite(dir: string, site: string, port: number): P
   });
   const log = () => `${stderr}${existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : ''}`;
   const deadline = Date.now() + 10_000;
-  while (!(await accepts(port))) {
+  // nginx writes its pid file once it holds its sockets: a port that accepts before then may be
+  // another process's, and nginx is still retrying its bind.
+  const pidFile = join(dir, 'nginx.pid');
+  while (!existsSync(pidFile) || !(await accepts(port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`nginx did not start: ${log()}`);

@@ -5,9 +5,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
-import { freePort } from '../../src/backends/launcher.ts';
 import { RedisLink } from '../../src/cluster/redis-link.ts';
 import { silentLogger } from '../../src/log.ts';
+import { freePort } from './ports.ts';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 

@@ -8,9 +8,9 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { freePort } from '../../src/backends/launcher.ts';
 import type { ClaudeServerEntry } from '../../src/claude/entry.ts';
 import { type CliResult, runCli, runProcess } from './cli.ts';
+import { freePort } from './ports.ts';
 
 export const SSHD = '/usr/sbin/sshd';
 
