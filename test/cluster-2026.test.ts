@@ -688,6 +688,13 @@ describe('the change-notification fan-out on a real Redis', () => {
       ]);
       assert.equal(b.held.has('solo'), false);
       assert.deepEqual(a.held, new Map(), 'its own URIs are not held for itself');
+      // A third replica's one URI is held too: the replicas take turns under the bound.
+      const c = await made('sc');
+      c.sharing.announce('wide', ['note://from-c']);
+      await until(() => b.held.get('wide')?.has('note://from-c') === true);
+      assert.equal(b.held.get('wide')?.size, 1_000);
+      assert.ok(b.held.get('wide')?.has('note://0'));
+      c.sharing.announce('wide', []);
       a.sharing.announce('wide', []);
       await until(() => b.held.get('wide')?.size === 0);
       redis.pause();

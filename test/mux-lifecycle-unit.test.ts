@@ -168,6 +168,27 @@ describe('multiplexer lifecycle (in-process)', () => {
     assert.deepEqual(uris('resources/unsubscribe'), ['file:///held', 'file:///other']);
   });
 
+  it('reports its sessions’ subscriptions with the users taking turns, so a bounded announcement holds some of each', async () => {
+    const reported: string[][] = [];
+    const mux = new Multiplexer(new FakeBackend(), {
+      server: 's',
+      mode: 'shared',
+      log: silentLogger,
+      onEmpty: () => {},
+      onSubscriptions: (uris) => reported.push(uris),
+    });
+    const alice = [new TestSession(mux, 'alice'), new TestSession(mux, 'alice')];
+    const bob = new TestSession(mux, 'bob');
+    for (const session of [...alice, bob]) await session.initialize();
+    for (const [index, uri] of ['a1', 'a2', 'a3'].entries())
+      alice[index % 2]?.request(index, 'resources/subscribe', { uri: `file:///${uri}` });
+    bob.request(1, 'resources/subscribe', { uri: 'file:///b1' });
+    bob.request(2, 'resources/subscribe', { uri: 'file:///a2' });
+    await settle();
+    // Alice's three (over two sessions) and Bob's two, one of them also Alice's: each URI once.
+    assert.deepEqual(reported.at(-1), ['file:///a1', 'file:///b1', 'file:///a2', 'file:///a3']);
+  });
+
   it('fails calls in flight when the backend goes down, then re-initializes and restores the sessions’ state', async () => {
     const { backend, session } = harness('shared');
     const a = session('alice');

@@ -12,6 +12,7 @@ import type { RedisClientType } from '@redis/client';
 import type { RelayConfig } from '../config/schema.ts';
 import { errorText } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { roundRobin } from '../util/round-robin.ts';
 import { HEARTBEAT_MS, HEARTBEAT_TTL_MS } from './cluster.ts';
 import { MAX_URI_LENGTH, runsOnEveryReplica } from './notify-fanout.ts';
 import { closeClient, type RedisLink } from './redis-link.ts';
@@ -244,18 +245,18 @@ export class SharedSubscriptions {
   #apply(changed: ReadonlySet<string>): void {
     for (const server of changed) {
       if (!runsOnEveryReplica(this.#config(), server)) continue;
-      const union = new Set<string>();
-      for (const replica of [...this.#remote.keys()].sort())
-        for (const uri of this.#remote.get(replica)?.get(server) ?? []) {
-          if (union.size < MAX_URIS) union.add(uri);
-          else if (!union.has(uri) && !this.#capped.has(server)) {
-            this.#capped.add(server);
-            this.#log.warn(
-              { server, max: MAX_URIS },
-              'the other replicas are subscribed to more resources than a copy holds; updates of the rest made here do not reach them',
-            );
-          }
-        }
+      // The replicas take turns, so each one's sessions (their users in turns too) get a share.
+      const wanted = roundRobin(
+        [...this.#remote.keys()].sort().map((replica) => this.#remote.get(replica)?.get(server) ?? []),
+      );
+      const union = new Set(wanted.slice(0, MAX_URIS));
+      if (wanted.length > MAX_URIS && !this.#capped.has(server)) {
+        this.#capped.add(server);
+        this.#log.warn(
+          { server, max: MAX_URIS },
+          'the other replicas are subscribed to more resources than a copy holds; updates of the rest made here do not reach them',
+        );
+      }
       const before = this.#held.get(server);
       if (before && before.size === union.size && [...union].every((uri) => before.has(uri))) continue;
       if (!before && union.size === 0) continue;

@@ -4,6 +4,7 @@
 // copies): the backend stays subscribed to a URI while either side wants it.
 
 import { logLevelRank } from '../protocol/mcp.ts';
+import { roundRobin } from '../util/round-robin.ts';
 import type { MuxLink } from './link.ts';
 
 /** What the backend must be told after the held URIs changed. */
@@ -65,9 +66,20 @@ export class Subscriptions {
     return (typeof uri === 'string' && this.#byUri.get(uri)) || [];
   }
 
-  /** The URIs this backend's own sessions are subscribed to. */
+  /**
+   * The URIs this backend's own sessions are subscribed to, the users taking turns (each user's first,
+   * then each one's second, …): a cluster announces only the first MAX_URIS, and one user's many
+   * subscriptions must not crowd out everyone else's.
+   */
   local(): string[] {
-    return [...this.#byUri.keys()];
+    const byUser = new Map<string, string[]>();
+    for (const [uri, links] of this.#byUri)
+      for (const user of new Set([...links].map((link) => link.user))) {
+        const uris = byUser.get(user);
+        if (uris) uris.push(uri);
+        else byUser.set(user, [uri]);
+      }
+    return roundRobin([...byUser.values()]);
   }
 
   /**
