@@ -27,10 +27,16 @@ import { NotifyFanout } from '../src/cluster/notify-fanout.ts';
 import { RedisLink } from '../src/cluster/redis-link.ts';
 import { SharedSubscriptions } from '../src/cluster/shared-subscriptions.ts';
 import { buildConfig } from '../src/config/load.ts';
-import { createGateway, type Gateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
 import type { JsonRpcNotification } from '../src/protocol/jsonrpc.ts';
-import { replicaConfig, startCluster, type TestCluster } from './helpers/cluster.ts';
+import {
+  type MeteredReplica,
+  metricOf,
+  replicaConfig,
+  startCluster,
+  startMeteredReplica,
+  type TestCluster,
+} from './helpers/cluster.ts';
 import { connectClient, rawPost, textOf } from './helpers/gateway.ts';
 import { startRedis, type TestRedis } from './helpers/redis-server.ts';
 import { startServe } from './helpers/serve.ts';
@@ -58,20 +64,8 @@ const servers = {
   mine: { command: process.execPath, args: [SDK1_SERVER], isolation: 'per-user' },
 };
 
-interface Replica {
-  id: string;
-  gateway: Gateway;
-  url: string;
-}
-
-async function startReplica(id: string, redis: string, keysFile: string, dir: string): Promise<Replica> {
-  const config = buildConfig(
-    await replicaConfig(id, { redis, keyPrefix: 'test2026:', keysFile, servers }),
-    dir,
-  );
-  const gateway = createGateway({ config, log: silentLogger });
-  await gateway.listen();
-  return { id, gateway, url: gateway.url };
+function startReplica(id: string, redis: string, keysFile: string, dir: string): Promise<MeteredReplica> {
+  return startMeteredReplica(id, { redis, keyPrefix: 'test2026:', keysFile, servers }, {}, dir);
 }
 
 /** An SDK v2 client pinned to 2026-07-28; `fetch` may send some of its requests elsewhere. */
@@ -142,14 +136,14 @@ function ask(url: string, key: string, extra: Record<string, unknown> = {}) {
   );
 }
 
-async function forwards(replica: Replica | undefined): Promise<{ sent: number; received: number }> {
+async function forwards(replica: MeteredReplica | undefined): Promise<{ sent: number; received: number }> {
   const health = (await (await fetch(`${replica?.url}/healthz`)).json()) as {
     cluster: { forwardsSent: number; forwardsReceived: number };
   };
   return { sent: health.cluster.forwardsSent, received: health.cluster.forwardsReceived };
 }
 
-async function notificationCounts(replica: Replica | undefined) {
+async function notificationCounts(replica: MeteredReplica | undefined) {
   const health = (await (await fetch(`${replica?.url}/healthz`)).json()) as {
     cluster: { notifications: { published: number; received: number; dropped: number } };
   };
@@ -157,7 +151,7 @@ async function notificationCounts(replica: Replica | undefined) {
 }
 
 /** The replicas `replica` last read as alive in the registry. */
-async function alive(replica: Replica | undefined): Promise<string[]> {
+async function alive(replica: MeteredReplica | undefined): Promise<string[]> {
   const health = (await (await fetch(`${replica?.url}/healthz`)).json()) as { cluster: { alive: string[] } };
   return health.cluster.alive;
 }
@@ -168,9 +162,9 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
   let redis: TestRedis;
   let dir: string;
   let keysFile: string;
-  let replicas: Replica[];
+  let replicas: MeteredReplica[];
   let keys: Record<string, string>;
-  let cluster: TestCluster<Replica>;
+  let cluster: TestCluster<MeteredReplica>;
 
   before(async () => {
     cluster = await startCluster('cluster-2026', startReplica);
@@ -277,6 +271,14 @@ describe('cluster: 2026-07-28 clients on three replicas', () => {
         cluster: { subscriptions: { announced: number; held: number } };
       };
       assert.deepEqual(health.cluster.subscriptions, { announced: 0, held: 2 });
+      assert.deepEqual(
+        await Promise.all(
+          ['announced', 'held'].map((kind) =>
+            metricOf(replicas[1], `mcp_relay_cluster_subscriptions{kind="${kind}"}`),
+          ),
+        ),
+        [0, 2],
+      );
       const caller = await modernClient(at(1), keys.bob as string);
       assert.equal(
         textOf(await caller.callTool({ name: 'touch', arguments: { uri: 'note://a' } })),

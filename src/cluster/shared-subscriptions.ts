@@ -83,13 +83,12 @@ export class SharedSubscriptions {
     this.#hold = hold;
   }
 
-  /** URIs this replica announces, and its copies hold for the others, over all servers (/healthz, tests). */
-  get announced(): number {
-    return sum([...this.#local.values()].map((uris) => uris.length));
-  }
-
-  get held(): number {
-    return sum([...this.#held.values()].map((uris) => uris.size));
+  /** URIs this replica announces, and its copies hold for the others, over all servers (/healthz, /metrics). */
+  get counts(): { announced: number; held: number } {
+    return {
+      announced: sum([...this.#local.values()].map((uris) => uris.length)),
+      held: sum([...this.#held.values()].map((uris) => uris.size)),
+    };
   }
 
   /** Listens for the others' nudges, and renews and reads the entries each heartbeat. */

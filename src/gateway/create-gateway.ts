@@ -268,10 +268,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
           // every-replica servers' change notifications: published here, heard from others, dropped.
           notifications: fanout?.counts,
           // every-replica servers' resource URIs subscribed here, and held here for other replicas.
-          subscriptions: sharedSubscriptions && {
-            announced: sharedSubscriptions.announced,
-            held: sharedSubscriptions.held,
-          },
+          subscriptions: sharedSubscriptions?.counts,
           redis: cluster.redis.ready,
         })),
     );
@@ -420,6 +417,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
           received: cluster.forwardsReceived,
           alive: cluster.aliveReplicas().length,
           notifications: fanout?.counts,
+          subscriptions: sharedSubscriptions?.counts,
         })),
     });
     const activity = new Activity(owner);

@@ -45,7 +45,8 @@ export interface MetricSources {
   appSockets: (() => Record<string, number>) | undefined;
   /**
    * With several replicas: requests forwarded each way, the replicas alive, and (when a server is
-   * placed on every replica) the change notifications fanned out between them.
+   * placed on every replica) the change notifications fanned out between them and the resource URIs
+   * shared between them.
    */
   cluster?:
     | (() => {
@@ -53,6 +54,7 @@ export interface MetricSources {
         received: number;
         alive: number;
         notifications?: { published: number; received: number; dropped: number } | undefined;
+        subscriptions?: { announced: number; held: number } | undefined;
       })
     | undefined;
 }
@@ -328,6 +330,19 @@ export class Metrics {
           this.inc({ direction: 'published' }, notifications.published);
           this.inc({ direction: 'received' }, notifications.received);
           this.inc({ direction: 'dropped' }, notifications.dropped);
+        },
+      });
+      new Gauge({
+        name: 'mcp_relay_cluster_subscriptions',
+        help: "Resource URIs of every-replica servers shared across the cluster: announced for this replica's sessions, or held by this replica's copies for the other replicas' sessions.",
+        labelNames: ['kind'],
+        registers,
+        collect() {
+          const subscriptions = cluster().subscriptions;
+          this.reset();
+          if (!subscriptions) return;
+          this.set({ kind: 'announced' }, subscriptions.announced);
+          this.set({ kind: 'held' }, subscriptions.held);
         },
       });
       new Gauge({

@@ -109,11 +109,16 @@ export async function startMeteredReplica(
 }
 
 /** A replica's forwards sent or received, as its metrics listener shows them. */
-export async function forwardsOf(
+export function forwardsOf(
   replica: MeteredReplica | undefined,
   direction: 'sent' | 'received',
 ): Promise<number> {
+  return metricOf(replica, `mcp_relay_cluster_forwards_total{direction="${direction}"}`);
+}
+
+/** One series' value (`name{labels}` as written in the exposition) on a replica's metrics listener; NaN when absent. */
+export async function metricOf(replica: MeteredReplica | undefined, series: string): Promise<number> {
   const scraped = await (await fetch(`http://127.0.0.1:${replica?.metricsPort}/metrics`)).text();
-  const line = new RegExp(`^mcp_relay_cluster_forwards_total\\{direction="${direction}"\\} (\\d+)$`, 'm');
-  return Number(line.exec(scraped)?.[1] ?? Number.NaN);
+  const line = scraped.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return Number(line?.slice(series.length + 1) ?? Number.NaN);
 }
