@@ -10,7 +10,7 @@ import type { AuthResult } from '../src/auth/authenticate.ts';
 import type { Caller } from '../src/auth/identify.ts';
 import { type Refusal, refuseSocket } from '../src/http/refusal.ts';
 import { refusalLog } from '../src/http/refusal-log.ts';
-import { hostGuard, originGuard, singleHeaders } from '../src/http/request-guards.ts';
+import { foreignPageGuard, hostGuard, originGuard, singleHeaders } from '../src/http/request-guards.ts';
 import { anyPath, exact, param, prefix, type Route, routeRequests } from '../src/http/routes.ts';
 import { silentLogger } from '../src/log.ts';
 import { ErrorCode } from '../src/protocol/jsonrpc.ts';
@@ -166,6 +166,17 @@ describe('guards', () => {
     allowed = ['https://app.example'];
     assert.equal(check(at('https://app.example')), undefined);
     assert.notEqual(check(at('http://gw:8443')), undefined, 'the scheme is part of the origin');
+  });
+
+  it("foreignPageGuard refuses what another site's page caused without an Origin, and nothing else", () => {
+    const from = (...headers: string[]) => foreignPageGuard(guarded(['Host', 'gw:8443', ...headers]));
+    for (const site of ['cross-site', 'same-site'])
+      assert.equal(from('Sec-Fetch-Site', site)?.status, 403, site);
+    // Its own pages, an address typed by the user, clients outside browsers, and pages naming an Origin
+    // (the Origin guard's to judge) pass.
+    for (const site of ['same-origin', 'none']) assert.equal(from('Sec-Fetch-Site', site), undefined, site);
+    assert.equal(from(), undefined);
+    assert.equal(from('Sec-Fetch-Site', 'cross-site', 'Origin', 'https://app.example'), undefined);
   });
 });
 

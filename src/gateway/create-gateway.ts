@@ -26,7 +26,13 @@ import { createListener, type UpgradeListener } from '../http/listener.ts';
 import { type Refusal, refuseSocket } from '../http/refusal.ts';
 import { refusalLog } from '../http/refusal-log.ts';
 import { sendJson, sendRpcError } from '../http/replies.ts';
-import { type Guard, hostGuard, originGuard, singleHeaders } from '../http/request-guards.ts';
+import {
+  foreignPageGuard,
+  type Guard,
+  hostGuard,
+  originGuard,
+  singleHeaders,
+} from '../http/request-guards.ts';
 import { anyPath, exact, type OpenRoute, param, prefix, type Route, routeRequests } from '../http/routes.ts';
 import { resourceMetadata } from '../http/well-known.ts';
 import type { Logger } from '../log.ts';
@@ -246,6 +252,8 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
   const edge: Guard[] = [singleHeaders, hostGuard(loopback, config.publicUrl)];
   const scheme = tcp?.tls ? 'https' : 'http';
   const origins = originGuard(scheme, () => live.current.allowedOrigins, publicUrl?.origin);
+  // MCP routes: every one of edge's, the Origin's, and no request another site's page caused.
+  const mcpGuards: Guard[] = [...edge, origins, foreignPageGuard];
   // Requests refused at the edge (Host, Origin, credentials), logged with the client's address.
   const logRefusal = refusalLog(log, config.publicUrl);
   const apps = appRoutes(origins);
@@ -281,21 +289,21 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     { match: prefix(PRM_PATH), guards: edge, handle: resourceMetadata(gatewayAuth.resource) },
     {
       match: legacyPath(STREAM_SUFFIX, serverNamed),
-      guards: [...edge, origins],
+      guards: mcpGuards,
       caller: true,
       unknown: NO_SUCH_SERVER,
       handle: (req, res, server, identity) => legacy.open(req, res, server, identity),
     },
     {
       match: legacyPath(MESSAGES_SUFFIX, serverNamed),
-      guards: [...edge, origins],
+      guards: mcpGuards,
       caller: true,
       unknown: NO_SUCH_SERVER,
       handle: (req, res, server, identity) => legacy.post(req, res, server, identity),
     },
     {
       match: param('/mcp/:server', serverNamed),
-      guards: [...edge, origins],
+      guards: mcpGuards,
       caller: true,
       unknown: NO_SUCH_SERVER,
       // A GET for an event stream naming no session is a legacy client falling back (2025-03-26).
@@ -307,7 +315,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     {
       // Only an upgrade is served there (the upgrade listener below); a plain request is told so.
       match: param('/ws/:server', serverNamed),
-      guards: [...edge, origins],
+      guards: mcpGuards,
       caller: true,
       unknown: NO_SUCH_SERVER,
       handle: async (_req, res) =>
@@ -334,7 +342,7 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
     config: live.view,
     sessions,
     log,
-    guards: [...edge, origins],
+    guards: mcpGuards,
     onRefused: logRefusal,
     identify,
     serverNamed,

@@ -1,5 +1,5 @@
-// Checks that run before authentication: repeated headers, Host (DNS rebinding) and Origin (browsers),
-// pure over headers. Each guard returns the refusal to send, or undefined to let the request on.
+// Checks that run before authentication: repeated headers, Host (DNS rebinding), Origin and what other
+// sites' pages cause (browsers), pure over headers. Each guard returns the refusal to send, or undefined to let the request on.
 
 import type { IncomingMessage } from 'node:http';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
@@ -77,6 +77,27 @@ export function originGuard(
     const own = `${scheme}://${req.headers.host ?? ''}`;
     return originAllowed(origin, own, allowedOrigins(), publicOrigin) ? undefined : WRONG_ORIGIN;
   };
+}
+
+const FOREIGN_PAGE: Refusal = Object.freeze({
+  status: 403,
+  code: ErrorCode.Refused,
+  message:
+    "another site's web page made this request in your browser (Sec-Fetch-Site without Origin); MCP clients are not web pages",
+});
+
+/**
+ * Refuses what a browser says another site's page caused without naming an Origin: a navigation, an
+ * iframe, a form or a no-cors fetch. Such a page cannot read the answer, but a GET that opens a legacy
+ * SSE stream would still open a session (and start a backend) in the user's name on a gateway that
+ * trusts loopback or a client certificate in the browser, crowding out the user's real clients. A
+ * page that names an Origin is the Origin guard's; clients outside browsers send no Sec-Fetch-Site.
+ * For MCP routes only: links to /apps are followed from anywhere.
+ */
+export function foreignPageGuard(req: GuardedRequest): Refusal | undefined {
+  if (req.headers.origin !== undefined) return undefined;
+  const site = req.headers['sec-fetch-site'];
+  return site === 'cross-site' || site === 'same-site' ? FOREIGN_PAGE : undefined;
 }
 
 /** The hostname part of a Host header ("[::1]:8787" → "[::1]", "a.b:80" → "a.b"). */
