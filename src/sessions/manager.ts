@@ -153,6 +153,10 @@ export class SessionManager {
     client: SessionClient = {},
     { stateless = false, resends = true } = {},
   ): Promise<CreateResult> {
+    // Servers are not reloaded (adding or removing one takes a restart): an unknown one is the caller's bug,
+    // thrown before anything (a session's place here or its lease in a cluster) is taken.
+    const serverConfig = this.#config.servers[server];
+    if (!serverConfig) throw new Error(`unknown server ${server}`);
     if (this.#draining) return { ok: false, reason: 'shutting-down' };
     const refusal = await this.#gates.admitSession(server, identity, client);
     if (refusal) return { ok: false, reason: 'refused', refusal };
@@ -176,8 +180,6 @@ export class SessionManager {
       if (id !== undefined) leases?.drop(identity.user, id);
       return { ok: false, reason: 'too-many-sessions', limit };
     }
-    const serverConfig = this.#config.servers[server];
-    if (!serverConfig) throw new Error(`unknown server ${server}`);
     // Placed first (a per-session backend is keyed by the id): at capacity, no session exists at all.
     id ??= this.#newId();
     const placed = this.#connect(server, { id, identity });
