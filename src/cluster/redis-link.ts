@@ -1,12 +1,18 @@
 // The replicas' one connection to Redis (@redis/client): reconnects on its own, never queues a command
-// while disconnected (a caller gets an error at once and decides: fail closed, or go on locally), and
-// prefixes every key so several clusters can share one Redis.
+// while disconnected (a caller gets an error at once and decides: fail closed, or go on locally), bounds
+// what waits on a frozen Redis, and prefixes every key so several clusters can share one Redis.
 
 import { createClient, type RedisClientType } from '@redis/client';
 import type { Logger } from '../log.ts';
 
 /** How long a command may take before its caller treats Redis as unavailable. */
 const COMMAND_TIMEOUT_MS = 1_000;
+/**
+ * Commands sent and not yet answered, at most. A Redis that froze with its connection up answers none:
+ * each caller gives up after COMMAND_TIMEOUT_MS, but its command stays queued to run when Redis wakes.
+ * Past this bound a command is refused at once instead, so a freeze under load holds a bounded queue.
+ */
+export const MAX_QUEUED_COMMANDS = 1_000;
 
 export class RedisLink {
   readonly client: RedisClientType;
@@ -21,6 +27,7 @@ export class RedisLink {
     this.client = createClient({
       url,
       disableOfflineQueue: true,
+      commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
       socket: {
         connectTimeout: 2_000,
         reconnectStrategy: (retries: number) => Math.min(100 + retries * 100, 1_000),
