@@ -7,12 +7,14 @@
 // Redis down, established sessions go on and new single-owner placements get 503 until it is back.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
+import { runCliInProcess } from './helpers/cli.ts';
 import {
   forwardsOf,
   type MeteredReplica,
@@ -23,7 +25,7 @@ import {
 } from './helpers/cluster.ts';
 import { connectLegacyClient } from './helpers/fronts.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
-import type { TestRedis } from './helpers/redis-server.ts';
+import { linkTo, type TestRedis } from './helpers/redis-server.ts';
 import { connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
 
 const TIMEOUT = { timeout: 60_000 };
@@ -321,6 +323,59 @@ describe('cluster: three replicas on Redis', () => {
       await client.close();
     }
   });
+
+  it(
+    'never forwards to a replica whose registry entry lacks the cluster secret’s signature, as one written by someone with access to Redis',
+    TIMEOUT,
+    async () => {
+      // A trap where the users' credentials would go, registered as a live replica r9 by hand.
+      const connections: string[] = [];
+      const trap = createServer((socket) => {
+        connections.push('connected');
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+      const link = await linkTo(redis, 'test:');
+      try {
+        const { port } = trap.address() as AddressInfo;
+        await link.client.hSet('test:replica:r9', {
+          epoch: 'e9',
+          peerUrl: `http://127.0.0.1:${port}`,
+          address: `127.0.0.1:${port}`,
+          signature: 'forged',
+        });
+        await link.client.set('test:alive:r9', 'e9', { PX: 60_000 });
+        await link.client.sAdd('test:replicas', 'r9');
+        // Each replica reads the registry every 2 s.
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        const reply = await call(at(1, 'fresh'), keys.alice as string, `r9.${'A'.repeat(22)}`, 'pid');
+        assert.equal(reply.status, 404);
+        assert.deepEqual(connections, [], 'nothing reached the address written into Redis');
+        const config = join(dir, 'status.yaml');
+        writeFileSync(
+          config,
+          JSON.stringify(
+            await replicaConfig('r1', {
+              redis: redis.url,
+              keyPrefix: 'test:',
+              keysFile: join(dir, 'keys.yaml'),
+              servers,
+            }),
+          ),
+        );
+        const status = await runCliInProcess(['cluster', 'status', '--config', config]);
+        assert.match(status.stdout, /^r9\s+unsigned/m);
+        assert.match(status.stdout, /^Unsigned: r9 — not signed with this config's cluster\.secret/m);
+        for (const replica of replicas)
+          assert.match(status.stdout, new RegExp(`^${replica.id}\\s+alive`, 'm'));
+      } finally {
+        await link.client.del(['test:replica:r9', 'test:alive:r9']);
+        await link.client.sRem('test:replicas', 'r9');
+        await link.close();
+        trap.close();
+      }
+    },
+  );
 
   it('refuses unsigned requests and upgrades on the peer listener', TIMEOUT, async () => {
     const peer = `http://127.0.0.1:${replicas[0]?.peerPort}`;

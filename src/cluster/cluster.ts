@@ -1,11 +1,12 @@
 // One replica's membership in a cluster of gateways on Redis: its id and epoch, kept alive by a
 // heartbeat (`alive:<replica>`, which also makes a second process with the same id refuse to start),
-// its entry in the registry (peer URL, sessions, backends, config hash), and the single-owner backends
+// its entry in the registry (peer URL, sessions, backends, config hash; where to reach it signed with
+// the cluster secret, so write access to Redis alone cannot send the hop elsewhere), and the single-owner backends
 // it holds. Ownership of a per-user or single-copy backend is one key naming `replica:epoch`, taken
 // with SET NX and taken over only from a replica whose heartbeat is gone (compare-and-set in Lua), so
 // two owners of one backend never exist; without Redis no new owner is made at all.
 
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ClusterConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RedisLink } from './redis-link.ts';
@@ -64,7 +65,13 @@ export interface Member {
   peerUrl: string;
   /** host:port of its gateway listener, where a load balancer sends clients. */
   address: string;
+  /** Its heartbeat is there and its entry is signed with the cluster secret. */
   alive: boolean;
+  /**
+   * Whether the entry's peer URL and address carry the cluster secret's signature. One that does not
+   * was written by someone with access to Redis but not the secret: never alive, never forwarded to.
+   */
+  signed: boolean;
   sessions: number;
   backends: number;
   configHash: string;
@@ -293,11 +300,13 @@ export class Cluster {
 
   async #writeRegistry(): Promise<void> {
     const key = this.redis.key('replica', this.replica);
+    const address = this.#info.address();
     await this.redis.run(async (client) => {
       await client.hSet(key, {
         epoch: this.epoch,
         peerUrl: this.peerUrl,
-        address: this.#info.address(),
+        address,
+        signature: registrySignature(this.secret, this.replica, this.epoch, this.peerUrl, address),
         sessions: String(this.#load.sessions()),
         backends: String(this.#load.backends()),
         configHash: this.#info.configHash,
@@ -310,14 +319,41 @@ export class Cluster {
   }
 
   async #readMembers(): Promise<void> {
-    const members = await readRegistry(this.redis);
+    const members = await readRegistry(this.redis, this.secret);
     this.#members.clear();
     for (const member of members) this.#members.set(member.replica, member);
   }
 }
 
-/** The replicas the registry holds, each with whether its heartbeat is there; forgets long-gone ones. */
-export async function readRegistry(redis: RedisLink): Promise<Member[]> {
+/**
+ * What a registry entry's signature covers: the replica, its epoch, and where the others reach it (the
+ * peer URL the hop goes to, with users' credentials) and where a load balancer sends clients.
+ */
+function registrySignature(
+  secret: string,
+  replica: string,
+  epoch: string,
+  peerUrl: string,
+  address: string,
+): string {
+  return createHmac('sha256', secret)
+    .update(['registry', replica, epoch, peerUrl, address].join('\n'))
+    .digest('base64url');
+}
+
+function signedEntry(secret: string, replica: string, entry: Record<string, string>): boolean {
+  const expected = Buffer.from(
+    registrySignature(secret, replica, entry.epoch ?? '', entry.peerUrl ?? '', entry.address ?? ''),
+  );
+  const given = Buffer.from(entry.signature ?? '');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * The replicas the registry holds, each with whether its heartbeat is there and its entry is signed
+ * with `secret` (the cluster's); forgets long-gone ones.
+ */
+export async function readRegistry(redis: RedisLink, secret: string): Promise<Member[]> {
   const ids = await redis.run((client) => client.sMembers(redis.key('replicas')));
   const members: Member[] = [];
   for (const id of ids.sort()) {
@@ -329,12 +365,14 @@ export async function readRegistry(redis: RedisLink): Promise<Member[]> {
       await redis.run((client) => client.sRem(redis.key('replicas'), id));
       continue;
     }
+    const signed = signedEntry(secret, id, entry);
     members.push({
       replica: id,
       epoch: entry.epoch,
       peerUrl: entry.peerUrl ?? '',
       address: entry.address ?? '',
-      alive: alive === entry.epoch,
+      alive: alive === entry.epoch && signed,
+      signed,
       sessions: Number(entry.sessions ?? 0),
       backends: Number(entry.backends ?? 0),
       configHash: entry.configHash ?? '',

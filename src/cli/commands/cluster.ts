@@ -36,7 +36,7 @@ const statusCommand = defineCommand({
     const redis = new RedisLink(config.cluster.redis, config.cluster.keyPrefix, silentLogger);
     try {
       await redis.connect();
-      const members = await readRegistry(redis);
+      const members = await readRegistry(redis, config.cluster.secret);
       const owners = await readOwners(redis);
       if (args.json) {
         io.stdout.write(`${JSON.stringify({ replicas: members, owners }, null, 2)}\n`);
@@ -47,7 +47,7 @@ const statusCommand = defineCommand({
       for (const member of members)
         rows.push([
           member.replica,
-          member.alive ? 'alive' : 'gone',
+          member.signed ? (member.alive ? 'alive' : 'gone') : 'unsigned',
           member.address || '-',
           String(member.sessions),
           String(member.backends),
@@ -59,6 +59,11 @@ const statusCommand = defineCommand({
       if (hashes.size > 1)
         io.stdout.write(
           `\nConfig drift: the live replicas run ${hashes.size} different configs (the CONFIG column).\n`,
+        );
+      const unsigned = members.filter((member) => !member.signed).map((member) => member.replica);
+      if (unsigned.length > 0)
+        io.stdout.write(
+          `\nUnsigned: ${unsigned.join(', ')} — not signed with this config's cluster.secret (a replica with another secret, or an entry written by someone with access to Redis); no replica forwards to them.\n`,
         );
       const placed = Object.entries(owners);
       if (placed.length > 0) {

@@ -89,7 +89,9 @@ async function liveReplicas(cluster: ClusterConfig): Promise<{ id: string; addre
   const redis = new RedisLink(cluster.redis, cluster.keyPrefix, silentLogger);
   try {
     await redis.connect();
-    const members = (await readRegistry(redis)).filter((member) => member.alive && member.address !== '');
+    const members = (await readRegistry(redis, cluster.secret)).filter(
+      (member) => member.alive && member.address !== '',
+    );
     if (members.length === 0)
       throw new RelayError('CONFIG_INVALID', 'no replica of this cluster is alive: start them first');
     return members.map((member) => ({ id: member.replica, address: member.address }));
