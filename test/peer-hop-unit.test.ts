@@ -1,16 +1,24 @@
 // The peer hop's WebSocket tunnel on loopback, without Redis: an upgrade sent on to an "owner" arrives
 // signed (verifyHop holds, and marks it as come over the hop), frames cross both ways unchanged and the
 // owner's close code reaches the client; a hop signed with another secret is not taken; an owner that refuses
-// the connection gets the client a 503 with Retry-After, and the caller hears of it.
+// the connection gets the client a 503 with Retry-After, and the caller hears of it. A forwarded POST
+// whose owner takes it and then dies is answered 502 "may have run", which a `connect` bridge does not
+// send again; a GET is answered 503 (a stream runs nothing).
 
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { type Duplex, PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
-import { cameOverHop, tunnelOverHop, verifyHop } from '../src/cluster/peer-hop.ts';
+import { cameOverHop, forwardOverHop, tunnelOverHop, verifyHop } from '../src/cluster/peer-hop.ts';
+import { createBridge } from '../src/connect/bridge.ts';
+import { statusError } from '../src/connect/errors.ts';
+import { ErrorCode } from '../src/protocol/jsonrpc.ts';
+import { INITIALIZE } from './helpers/gateway.ts';
 import { freePort } from './helpers/ports.ts';
+import { eventually } from './helpers/wait.ts';
 import { refusedUpgrade } from './helpers/ws-client.ts';
 
 const SECRET = 'a-cluster-secret-of-at-least-32-chars!';
@@ -106,5 +114,139 @@ describe('tunnelOverHop', () => {
     assert.equal(refused.headers['retry-after'], '3');
     assert.match(refused.body, /placed again within seconds/);
     assert.equal(failed, 1);
+  });
+});
+
+/** An HTTP server on 127.0.0.1 answering with `handle`; its base URL. */
+async function httpServer(
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; url: string }> {
+  const server = createServer(handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** A landing replica that forwards every request to `peerUrl` over the hop (its body read first, as the fronts do). */
+function landingFor(peerUrl: string) {
+  return httpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = req.method === 'POST' ? Buffer.concat(chunks) : undefined;
+      void forwardOverHop(req, res, {
+        peerUrl,
+        origin: 'r2',
+        secret: SECRET,
+        ...(body === undefined ? {} : { body }),
+      });
+    });
+  });
+}
+
+describe('forwardOverHop', () => {
+  const servers: Server[] = [];
+  after(async () => {
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('answers a POST whose owner died after taking it "may have run" (502), which connect does not send again', async () => {
+    let received = 0;
+    // The owner takes the request, then dies before answering: its connection is reset.
+    const owner = await httpServer((req) => {
+      received++;
+      req.resume();
+      req.on('end', () => req.socket.destroy());
+    });
+    const landing = await landingFor(owner.url);
+    servers.push(owner.server, landing.server);
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'pay' } });
+    const reply = await fetch(`${landing.url}/mcp/fx`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: call,
+    });
+    const answer = (await reply.json()) as { id: unknown; error: { code: number; message: string } };
+    assert.equal(reply.status, 502);
+    assert.equal(reply.headers.get('retry-after'), null);
+    assert.equal(answer.id, 7);
+    assert.equal(answer.error.code, ErrorCode.BackendUnavailable);
+    assert.match(answer.error.message, /outcome is unknown and it may have run/);
+    assert.equal(received, 1);
+    // How connect reads that answer: the gateway may have acted on it, so it is never sent again.
+    const read = statusError(reply.status, { peer: 'gateway', displayUrl: landing.url });
+    assert.equal(read.unsent, false);
+  });
+
+  it('gets a connect bridge’s tool call answered "outcome unknown", not sent again, when the owner dies after taking it', async () => {
+    let calls = 0;
+    const owner = await httpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        if (req.method !== 'POST') {
+          res.writeHead(req.method === 'DELETE' ? 200 : 405).end();
+          return;
+        }
+        const message = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: number; method: string };
+        if (message.method === 'tools/call') {
+          calls++;
+          req.socket.destroy(); // took the call, then died
+        } else if (message.id === undefined) res.writeHead(202).end();
+        else {
+          const result = {
+            protocolVersion: '2025-11-25',
+            capabilities: { tools: {} },
+            serverInfo: { name: 'o', version: '1' },
+          };
+          res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'r1.s' });
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
+        }
+      });
+    });
+    const landing = await landingFor(owner.url);
+    servers.push(owner.server, landing.server);
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const bridge = createBridge({ url: `${landing.url}/mcp/fx`, input, output, retryDelaysMs: [20, 20, 20] });
+    const answers = new Map<unknown, { error?: { message: string } }>();
+    createInterface({ input: output }).on('line', (line) => {
+      const answer = JSON.parse(line) as { id: unknown; error?: { message: string } };
+      answers.set(answer.id, answer);
+    });
+    input.write(`${INITIALIZE}\n`);
+    input.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+    input.write(
+      `${JSON.stringify({ jsonrpc: '2.0', id: 'pay', method: 'tools/call', params: { name: 'pay' } })}\n`,
+    );
+    await eventually(() => answers.has('pay'), 'the call answered');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // room for a re-send, were there one
+    await bridge.close();
+    assert.match(answers.get('pay')?.error?.message ?? '', /outcome is unknown and the tool may have run/);
+    assert.equal(calls, 1);
+  });
+
+  it('answers a GET whose owner died mid-request 503 with Retry-After: a stream runs nothing, so it may go again', async () => {
+    const owner = await httpServer((req) => req.socket.destroy());
+    const landing = await landingFor(owner.url);
+    servers.push(owner.server, landing.server);
+    const reply = await fetch(`${landing.url}/mcp/fx`, { headers: { accept: 'text/event-stream' } });
+    assert.equal(reply.status, 503);
+    assert.equal(reply.headers.get('retry-after'), '1');
+    assert.equal(statusError(reply.status, { peer: 'gateway', displayUrl: landing.url }).unsent, true);
+  });
+
+  it('answers a POST to an owner that refuses the connection 404: it never ran', async () => {
+    const landing = await landingFor(`http://127.0.0.1:${await freePort()}`);
+    servers.push(landing.server);
+    const reply = await fetch(`${landing.url}/mcp/fx`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call' }),
+    });
+    assert.equal(reply.status, 404);
+    await reply.body?.cancel();
   });
 });

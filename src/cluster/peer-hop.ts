@@ -17,7 +17,7 @@ import { verifiedCertificate, vouchedPeer } from '../auth/client-cert.ts';
 import { vouchPeer } from '../http/connection-peer.ts';
 import { type Refusal, refuseSocket, sendRefusal } from '../http/refusal.ts';
 import { sendRpcError } from '../http/replies.ts';
-import { ErrorCode } from '../protocol/jsonrpc.ts';
+import { ErrorCode, type JsonRpcId } from '../protocol/jsonrpc.ts';
 
 export const PEER_HEADER = 'mcp-relay-peer';
 /**
@@ -114,13 +114,70 @@ export const OWNER_GONE: Refusal = {
   headers: { 'retry-after': '3' },
 };
 
-/** The owner did not answer (a timeout, an unreachable address): nothing ran there, so trying again is safe. */
+/**
+ * The owner could not be reached (no connection was made), or a request that runs nothing (a GET's
+ * stream, a DELETE) got no answer: nothing ran there, so trying again is safe.
+ */
 export const OWNER_SILENT: Refusal = {
   status: 503,
   code: ErrorCode.BackendUnavailable,
   message: 'the replica that owns this session did not answer; try again',
   headers: { 'retry-after': '1' },
 };
+
+/**
+ * A POST reached the owner and the connection broke before its answer (the owner died, the network
+ * cut): it may have run there. 502, not 503, and no Retry-After: `connect` reads a 503 as refused at
+ * the door and sends the message again, but a 502 as "may have run" (never re-sent into another
+ * session), as a backend that dies mid-call answers (-32000, "may have run").
+ */
+export const OWNER_LOST: Refusal = {
+  status: 502,
+  code: ErrorCode.BackendUnavailable,
+  message:
+    'the replica that owns this session stopped answering after the request was sent: the outcome is unknown and it may have run; it was not retried',
+};
+
+/**
+ * Error codes of a hop that made no connection, so the owner cannot have seen the request. Anything
+ * else (a reset, `other side closed`, a timeout after the request went out) may come after it ran.
+ */
+const NOT_CONNECTED_CODES = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'EADDRNOTAVAIL',
+  // An https peer URL whose certificate is not trusted: refused at the handshake.
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The failure's refusal when the owner was not refused outright: SILENT if nothing can have run, else LOST. */
+function unansweredRefusal(req: IncomingMessage, code: string | undefined): Refusal {
+  if (code !== undefined && NOT_CONNECTED_CODES.has(code)) return OWNER_SILENT;
+  // A GET opens or resumes a stream and a DELETE ends a session: neither runs a tool, so both may go again.
+  return req.method === 'POST' ? OWNER_LOST : OWNER_SILENT;
+}
+
+/** The JSON-RPC id of a POST's body, when it was read into a buffer and names one (else null). */
+function requestIdOf(body: Buffer | Readable | undefined): JsonRpcId | null {
+  if (!Buffer.isBuffer(body)) return null;
+  try {
+    const id = (JSON.parse(body.toString('utf8')) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' || typeof id === 'number' ? id : null;
+  } catch {
+    return null;
+  }
+}
 
 /** The headers `req` keeps on the hop (`also`: more of its own), and the hop's signature. */
 function hopHeaders(
@@ -151,7 +208,8 @@ function hopHeaders(
  * Sends `req` (whose body, if it had one, was read into `body`, or is streamed from it) to the peer at
  * `peerUrl` and pipes the answer into `res`. A peer that cannot be reached gets the client a 503 with
  * Retry-After (the request never ran there), or 404 when the connection was refused (the owner is
- * gone, and its sessions with it).
+ * gone, and its sessions with it); a POST whose connection broke after it was sent gets 502 "may have
+ * run" (OWNER_LOST), never an invitation to send it again.
  */
 export async function forwardOverHop(
   req: IncomingMessage,
@@ -178,7 +236,8 @@ export async function forwardOverHop(
     });
   } catch (error) {
     if (res.headersSent || res.destroyed) return;
-    const refused = (error as { code?: string }).code === 'ECONNREFUSED';
+    const code = (error as { code?: string }).code;
+    const refused = code === 'ECONNREFUSED';
     if (refused && options.gone) options.gone(res);
     else if (refused && !options.placing)
       sendRpcError(
@@ -187,7 +246,14 @@ export async function forwardOverHop(
         ErrorCode.SessionNotFound,
         'session not found; initialize a new session (its replica is gone)',
       );
-    else sendRefusal(res, refused ? OWNER_GONE : OWNER_SILENT);
+    else if (refused) sendRefusal(res, OWNER_GONE);
+    else {
+      const refusal = unansweredRefusal(req, code);
+      sendRpcError(res, refusal.status, refusal.code, refusal.message, {
+        ...(refusal === OWNER_LOST ? { id: requestIdOf(options.body) } : {}),
+        ...(refusal.headers ? { headers: refusal.headers } : {}),
+      });
+    }
     return;
   }
   const responseHeaders: Record<string, string | string[]> = {};

@@ -236,7 +236,7 @@ export class ClusterRouting {
       ...(body === undefined ? {} : { body }),
       ...hop,
     });
-    if (res.statusCode === 404 || res.statusCode === 503) this.#placed.clear();
+    if (res.statusCode === 404 || res.statusCode === 502 || res.statusCode === 503) this.#placed.clear();
   }
 
   #hop(peerUrl: string): HopTarget {
