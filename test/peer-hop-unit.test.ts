@@ -6,6 +6,7 @@
 // send again; a GET is answered 503 (a stream runs nothing).
 
 import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -226,6 +227,44 @@ describe('forwardOverHop', () => {
     await bridge.close();
     assert.match(answers.get('pay')?.error?.message ?? '', /outcome is unknown and the tool may have run/);
     assert.equal(calls, 1);
+  });
+
+  it('waits for a slow owner’s answer with no bound of its own once the request was sent', async () => {
+    // The hop's request as undici makes it: its timers are what would cut a call longer than them.
+    const hops: Array<{ headersTimeout: unknown; bodyTimeout: unknown }> = [];
+    let ownerOrigin = '';
+    const seen = (message: unknown) => {
+      const request = (
+        message as { request: { origin?: unknown; headersTimeout: unknown; bodyTimeout: unknown } }
+      ).request;
+      if (String(request.origin) === ownerOrigin)
+        hops.push({ headersTimeout: request.headersTimeout, bodyTimeout: request.bodyTimeout });
+    };
+    diagnostics.subscribe('undici:request:create', seen);
+    // A 2026-07-28 call without progress sends no headers until its answer, here 1.5 s later.
+    const owner = await httpServer((req, res) => {
+      req.resume();
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: 3, result: { content: [] } }));
+      }, 1_500);
+    });
+    ownerOrigin = owner.url;
+    const landing = await landingFor(owner.url);
+    servers.push(owner.server, landing.server);
+    try {
+      const reply = await fetch(`${landing.url}/mcp/fx`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'slow' } }),
+      });
+      assert.equal(reply.status, 200);
+      assert.deepEqual(await reply.json(), { jsonrpc: '2.0', id: 3, result: { content: [] } });
+    } finally {
+      diagnostics.unsubscribe('undici:request:create', seen);
+    }
+    // No headers or body timer: a call that runs longer than any such bound (30 s before) is waited for.
+    assert.deepEqual(hops, [{ headersTimeout: 0, bodyTimeout: 0 }]);
   });
 
   it('answers a GET whose owner died mid-request 503 with Retry-After: a stream runs nothing, so it may go again', async () => {

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { verifiedCertificate, vouchedPeer } from '../auth/client-cert.ts';
 import { vouchPeer } from '../http/connection-peer.ts';
 import { type Refusal, refuseSocket, sendRefusal } from '../http/refusal.ts';
@@ -43,8 +43,15 @@ const KEPT_REQUEST_HEADERS = [
 const PARAM_HEADER_PREFIX = 'mcp-param-';
 /** What a forwarded WebSocket upgrade keeps besides those: the handshake, answered by the owner. */
 const KEPT_UPGRADE_HEADERS = ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol'];
-/** How long the owner's peer listener gets to accept a tunnel's connection. */
-const TUNNEL_CONNECT_MS = 10_000;
+/** How long the owner's peer listener gets to accept a hop's or a tunnel's connection. */
+const PEER_CONNECT_MS = 10_000;
+/**
+ * The hop's connections: bounded while connecting only. Once the request went out, the owner's own
+ * bounds (its servers' requestTimeout, its streams' keep-alives) end it; a hop timer of its own would
+ * cut a slow call the owner is still running (a 2026-07-28 call sends no headers until its answer)
+ * and cancel it there.
+ */
+const hopAgent = new Agent({ connect: { timeout: PEER_CONNECT_MS }, headersTimeout: 0, bodyTimeout: 0 });
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
 
 /** Requests that came over the hop (verified): never forwarded again, placed where they arrive. */
@@ -231,7 +238,8 @@ export async function forwardOverHop(
       headers: hopHeaders(req, options),
       ...(options.body === undefined ? {} : { body: options.body }),
       signal: abort.signal,
-      headersTimeout: 30_000,
+      dispatcher: hopAgent,
+      headersTimeout: 0,
       bodyTimeout: 0,
     });
   } catch (error) {
@@ -294,7 +302,7 @@ export function tunnelOverHop(
       : connectTcp(port, host);
   const ready = url.protocol === 'https:' ? 'secureConnect' : 'connect';
   let connected = false;
-  upstream.setTimeout(TUNNEL_CONNECT_MS, () => upstream.destroy(new Error('timed out')));
+  upstream.setTimeout(PEER_CONNECT_MS, () => upstream.destroy(new Error('timed out')));
   upstream.once(ready, () => {
     connected = true;
     upstream.setTimeout(0);
