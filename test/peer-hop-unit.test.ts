@@ -3,12 +3,14 @@
 // owner's close code reaches the client; a hop signed with another secret is not taken; an owner that refuses
 // the connection gets the client a 503 with Retry-After, and the caller hears of it. A forwarded POST
 // whose owner takes it and then dies is answered 502 "may have run", which a `connect` bridge does not
-// send again; a GET is answered 503 (a stream runs nothing).
+// send again; a GET is answered 503 (a stream runs nothing). A slow owner is waited for (no headers or
+// body timer on the hop), and a forwarded stream whose client stopped reading and left is finished.
 
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as connectTcp } from 'node:net';
 import { createInterface } from 'node:readline';
 import { type Duplex, PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
@@ -127,21 +129,27 @@ async function httpServer(
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-/** A landing replica that forwards every request to `peerUrl` over the hop (its body read first, as the fronts do). */
-function landingFor(peerUrl: string) {
-  return httpServer((req, res) => {
+/**
+ * A landing replica that forwards every request to `peerUrl` over the hop (its body read first, as the
+ * fronts do); `open` counts the forwards whose handler has not finished.
+ */
+async function landingFor(peerUrl: string) {
+  let open = 0;
+  const landing = await httpServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = req.method === 'POST' ? Buffer.concat(chunks) : undefined;
+      open++;
       void forwardOverHop(req, res, {
         peerUrl,
         origin: 'r2',
         secret: SECRET,
         ...(body === undefined ? {} : { body }),
-      });
+      }).finally(() => open--);
     });
   });
+  return { ...landing, open: () => open };
 }
 
 describe('forwardOverHop', () => {
@@ -265,6 +273,37 @@ describe('forwardOverHop', () => {
     }
     // No headers or body timer: a call that runs longer than any such bound (30 s before) is waited for.
     assert.deepEqual(hops, [{ headersTimeout: 0, bodyTimeout: 0 }]);
+  });
+
+  it('finishes a forwarded stream, and lets go of the owner’s, when a client that stopped reading goes away', async () => {
+    let ownerClosed = false;
+    // The owner streams without end, far more than any socket buffer holds.
+    const owner = await httpServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = `data: ${'x'.repeat(64 * 1024)}\n\n`;
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+      };
+      res.on('drain', pump);
+      req.on('close', () => {
+        ownerClosed = true;
+      });
+      pump();
+    });
+    const landing = await landingFor(owner.url);
+    servers.push(owner.server, landing.server);
+    const port = Number(new URL(landing.url).port);
+    const client = connectTcp(port, '127.0.0.1');
+    await once(client, 'connect');
+    client.write('GET /mcp/fx HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n\r\n');
+    // Reads the headers and a little, then stops: the landing replica's writes back up.
+    await once(client, 'data');
+    client.pause();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(landing.open(), 1);
+    client.destroy();
+    await eventually(() => landing.open() === 0, 'the forward finished');
+    await eventually(() => ownerClosed, 'the owner’s stream let go of');
   });
 
   it('answers a GET whose owner died mid-request 503 with Retry-After: a stream runs nothing, so it may go again', async () => {

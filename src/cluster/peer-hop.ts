@@ -11,6 +11,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { connect as connectTls } from 'node:tls';
 import { Agent, request } from 'undici';
 import { verifiedCertificate, vouchedPeer } from '../auth/client-cert.ts';
@@ -271,13 +272,12 @@ export async function forwardOverHop(
   res.writeHead(answer.statusCode, responseHeaders);
   res.flushHeaders();
   try {
-    for await (const chunk of answer.body) {
-      if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
-      if (res.destroyed) break;
-    }
-    res.end();
+    // Backpressure both ways, and a client gone while its writes wait to drain ends it too: the owner's
+    // body is destroyed (its connection let go of) and this returns, where waiting for 'drain' never would.
+    await pipeline(answer.body, res);
   } catch {
     res.destroy();
+    answer.body.destroy();
   }
 }
 
