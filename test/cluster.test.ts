@@ -3,7 +3,8 @@
 // per-user and single-copy shared backends run on exactly one replica whichever replica a user
 // reaches; every-replica servers run everywhere; a second process with a live replica id refuses to
 // start; unsigned requests and upgrades on the peer listener are refused; a WebSocket session and a
-// legacy HTTP+SSE session of a per-user server opened on a non-owner reach the owner's backend; with
+// legacy HTTP+SSE session of a per-user server opened on a non-owner reach the owner's backend; a caller
+// of one replica's SSH socket (attached mode) is served at the owner as that user; with
 // Redis down, established sessions go on and new single-owner placements get 503 until it is back.
 
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Agent } from 'undici';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway } from '../src/gateway/create-gateway.ts';
 import { silentLogger } from '../src/log.ts';
@@ -43,7 +45,11 @@ const startReplica = (id: string, redis: string, keysFile: string, dir: string) 
   startMeteredReplica(
     id,
     { redis, keyPrefix: 'test:', keysFile, servers },
-    { audit: { file: join(dir, `audit-${id}.jsonl`) } },
+    // Each replica also listens for ssh-entry (attached mode) on a socket of its own.
+    {
+      audit: { file: join(dir, `audit-${id}.jsonl`) },
+      ssh: { mode: 'attached', socket: join(dir, `${id}.sock`) },
+    },
     dir,
   );
 
@@ -374,6 +380,61 @@ describe('cluster: three replicas on Redis', () => {
         await link.close();
         trap.close();
       }
+    },
+  );
+
+  it(
+    'serves a caller of one replica’s SSH socket at the owner as that user, on the owner’s backend for them',
+    TIMEOUT,
+    async () => {
+      const viaSocket = (index: number) =>
+        new Agent({ connect: { socketPath: join(dir, `r${index + 1}.sock`) } });
+      // frank has no API key: ssh-entry names him on a replica's socket.
+      const frank = { 'mcp-relay-user': 'frank', 'mcp-relay-groups': 'ops' };
+      const post = async (index: number, body: string, session?: string) => {
+        const agent = viaSocket(index);
+        try {
+          return await rawPost(
+            'http://localhost/mcp/mine',
+            body,
+            {
+              ...frank,
+              ...(session === undefined ? {} : { 'mcp-session-id': session }),
+            },
+            agent,
+          );
+        } finally {
+          await agent.close();
+        }
+      };
+      const toolCall = (name: string) =>
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: nextId++,
+          method: 'tools/call',
+          params: { name, arguments: {} },
+        });
+      // r2 places frank's backend (he reached its socket first).
+      const first = await post(1, INITIALIZE);
+      assert.equal(first.status, 200, first.text);
+      const atOwner = first.headers.get('mcp-session-id') as string;
+      assert.match(atOwner, /^r2\./);
+      const pid = textOf((answerOf(await post(1, toolCall('pid'), atOwner)) as { result: unknown }).result);
+      // On r1's socket he is forwarded to r2, which serves him as frank (not 401, not `local`), on his backend.
+      let init = await post(0, INITIALIZE);
+      // Until r1 has read r2's peer address from the registry (a 2 s beat), it answers 503.
+      for (let tries = 0; init.status === 503 && tries < 20; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        init = await post(0, INITIALIZE);
+      }
+      assert.equal(init.status, 200, init.text);
+      const session = init.headers.get('mcp-session-id') as string;
+      assert.match(session, /^r2\./);
+      assert.ok((await forwards(0, 'sent')) > 0);
+      const who = answerOf(await post(0, toolCall('whoami'), session)) as { result: unknown };
+      assert.equal(textOf(who.result), 'frank');
+      const again = answerOf(await post(0, toolCall('pid'), session)) as { result: unknown };
+      assert.equal(textOf(again.result), pid);
     },
   );
 

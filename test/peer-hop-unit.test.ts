@@ -4,22 +4,38 @@
 // the connection gets the client a 503 with Retry-After, and the caller hears of it. A forwarded POST
 // whose owner takes it and then dies is answered 502 "may have run", which a `connect` bridge does not
 // send again; a GET is answered 503 (a stream runs nothing). A slow owner is waited for (no headers or
-// body timer on the hop), and a forwarded stream whose client stopped reading and left is finished.
+// body timer on the hop), and a forwarded stream whose client stopped reading and left is finished. A
+// caller of the landing replica's SSH socket travels signed and is mapped by the owner as its own
+// socket's; a TCP request carries none, and a caller changed, added or taken off after signing is refused.
 
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect as connectTcp } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Duplex, PassThrough } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { Agent } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
-import { cameOverHop, forwardOverHop, tunnelOverHop, verifyHop } from '../src/cluster/peer-hop.ts';
+import {
+  CERTIFICATE_HEADER,
+  cameOverHop,
+  forwardOverHop,
+  SOCKET_CALLER_HEADER,
+  tunnelOverHop,
+  verifyHop,
+} from '../src/cluster/peer-hop.ts';
+import type { RelayConfig } from '../src/config/schema.ts';
 import { createBridge } from '../src/connect/bridge.ts';
 import { statusError } from '../src/connect/errors.ts';
+import { openSshSocket, socketCallerHeaders } from '../src/http/ssh-socket.ts';
+import { silentLogger } from '../src/log.ts';
 import { ErrorCode } from '../src/protocol/jsonrpc.ts';
-import { INITIALIZE } from './helpers/gateway.ts';
+import { INITIALIZE, rawPost } from './helpers/gateway.ts';
 import { freePort } from './helpers/ports.ts';
 import { eventually } from './helpers/wait.ts';
 import { refusedUpgrade } from './helpers/ws-client.ts';
@@ -326,5 +342,105 @@ describe('forwardOverHop', () => {
     });
     assert.equal(reply.status, 404);
     await reply.body?.cancel();
+  });
+});
+
+describe('the hop carries a caller of the SSH socket', () => {
+  let dir: string;
+  let socket: Awaited<ReturnType<typeof openSshSocket>>;
+  let owner: { server: Server; url: string };
+  /** What the owner saw of each hop: its headers, whether it verified, and the socket caller it vouched for. */
+  const seen: Array<{
+    headers: IncomingMessage['headers'];
+    signed: boolean;
+    caller: IncomingMessage['headers'] | undefined;
+  }> = [];
+  let tcpLanding: { server: Server; url: string };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-relay-hop-'));
+    owner = await httpServer((req, res) => {
+      const signed = verifyHop(req, SECRET);
+      seen.push({ headers: { ...req.headers }, signed, caller: socketCallerHeaders(req) });
+      req.resume();
+      res.writeHead(signed ? 200 : 403, { 'content-type': 'application/json' }).end('{}');
+    });
+    const forward = (req: IncomingMessage, res: ServerResponse) => {
+      void forwardOverHop(req, res, { peerUrl: owner.url, origin: 'r1', secret: SECRET, body: req });
+    };
+    const config = {
+      ssh: { mode: 'attached', socket: join(dir, 'gw.sock'), socketMode: 0o600 },
+      limits: { headersTimeout: 10_000, receiveTimeout: 10_000 },
+    } as unknown as RelayConfig;
+    socket = await openSshSocket(config, forward, silentLogger);
+    tcpLanding = await httpServer(forward);
+  });
+
+  after(async () => {
+    await socket?.close();
+    for (const server of [owner.server, tcpLanding.server]) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const socketAgent = () => new Agent({ connect: { socketPath: join(dir, 'gw.sock') } });
+  const CALLER = { 'mcp-relay-user': 'dave', 'mcp-relay-groups': 'ops,dev' };
+
+  it('signs the socket’s user and groups into the hop; the owner maps them as its own socket’s', async () => {
+    seen.length = 0;
+    const agent = socketAgent();
+    const reply = await rawPost('http://localhost/mcp/fx', INITIALIZE, CALLER, agent);
+    await agent.close();
+    assert.equal(reply.status, 200);
+    assert.equal(seen[0]?.signed, true);
+    assert.equal(seen[0]?.headers[SOCKET_CALLER_HEADER], 'dave ops,dev');
+    // The socket's own headers do not travel: only the caller this replica's socket named.
+    assert.equal(seen[0]?.headers['mcp-relay-user'], undefined);
+    assert.deepEqual(seen[0]?.caller, CALLER);
+  });
+
+  it('carries no caller for a TCP request, whatever its headers say', async () => {
+    seen.length = 0;
+    const reply = await rawPost(`${tcpLanding.url}/mcp/fx`, INITIALIZE, {
+      ...CALLER,
+      [SOCKET_CALLER_HEADER]: 'dave ops',
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(seen[0]?.signed, true);
+    assert.equal(seen[0]?.headers[SOCKET_CALLER_HEADER], undefined);
+    assert.equal(seen[0]?.caller, undefined);
+  });
+
+  it('refuses a hop whose caller was changed, added or taken off after signing', async () => {
+    seen.length = 0;
+    const agent = socketAgent();
+    await rawPost('http://localhost/mcp/fx', INITIALIZE, CALLER, agent);
+    await agent.close();
+    await rawPost(`${tcpLanding.url}/mcp/fx`, INITIALIZE);
+    const [fromSocket, fromTcp] = seen.map((hop) => hop.headers);
+    assert.ok(fromSocket && fromTcp);
+    const verify = (headers: IncomingMessage['headers']) => {
+      const req = { method: 'POST', url: '/mcp/fx', headers } as IncomingMessage;
+      return { signed: verifyHop(req, SECRET), caller: socketCallerHeaders(req) };
+    };
+    assert.deepEqual(verify(fromSocket), { signed: true, caller: CALLER });
+    assert.deepEqual(verify({ ...fromSocket, [SOCKET_CALLER_HEADER]: 'root admins' }), {
+      signed: false,
+      caller: undefined,
+    });
+    const { [SOCKET_CALLER_HEADER]: _taken, ...without } = fromSocket;
+    assert.equal(verify(without).signed, false);
+    assert.deepEqual(verify({ ...fromTcp, [SOCKET_CALLER_HEADER]: 'dave' }), {
+      signed: false,
+      caller: undefined,
+    });
+    // Nor can the caller's signed part pose as a certificate.
+    assert.equal(
+      verify({ ...without, [CERTIFICATE_HEADER]: `socket-caller ${fromSocket[SOCKET_CALLER_HEADER]}` })
+        .signed,
+      false,
+    );
   });
 });

@@ -4,8 +4,10 @@
 // way and its two connections then piped byte for byte (tunnelOverHop). The hop is signed with the
 // cluster's secret (HMAC over method, path, session, origin, time and the client certificate); the
 // original Authorization travels with it, and so does a client certificate this replica's TLS layer
-// verified (its DER, in a signed header), so the owner authenticates, applies policy, rate limits and
-// audit exactly once, mapping the certificate as if the client had presented it there.
+// verified (its DER, in a signed header), and so does the user and groups of a caller of this replica's
+// SSH attached-mode socket (in a signed header), so the owner authenticates, applies policy, rate limits
+// and audit exactly once, mapping the certificate as if the client had presented it there and the socket
+// caller as if it had come in on the owner's own socket.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -15,9 +17,11 @@ import { pipeline } from 'node:stream/promises';
 import { connect as connectTls } from 'node:tls';
 import { Agent, request } from 'undici';
 import { verifiedCertificate, vouchedPeer } from '../auth/client-cert.ts';
+import { SOCKET_GROUPS_HEADER, SOCKET_USER_HEADER, socketIdentity } from '../auth/socket-identity.ts';
 import { vouchPeer } from '../http/connection-peer.ts';
 import { type Refusal, refuseSocket, sendRefusal } from '../http/refusal.ts';
 import { sendRpcError } from '../http/replies.ts';
+import { isSocketRequest, vouchSocketCaller } from '../http/ssh-socket.ts';
 import { ErrorCode, type JsonRpcId } from '../protocol/jsonrpc.ts';
 
 export const PEER_HEADER = 'mcp-relay-peer';
@@ -26,6 +30,13 @@ export const PEER_HEADER = 'mcp-relay-peer';
  * request, and read on the peer listener only when the hop's signature, which covers it, holds.
  */
 export const CERTIFICATE_HEADER = 'mcp-relay-client-cert';
+/**
+ * The caller of the forwarding replica's SSH socket, `<user>` or `<user> <group>,<group>` (names have
+ * no spaces or commas). Set only for a request that came in on that socket, from the identity its
+ * socket headers gave; never copied from a client's request, and read on the peer listener only when
+ * the hop's signature, which covers it, holds.
+ */
+export const SOCKET_CALLER_HEADER = 'mcp-relay-socket-caller';
 /** A signature older or newer than this is refused (replay, clock skew). */
 const MAX_SKEW_MS = 30_000;
 /** Headers a forwarded request keeps (the rest are the hop's own or connection-level). */
@@ -67,9 +78,12 @@ function signature(secret: string, parts: readonly string[]): string {
 }
 
 /**
- * What the signature covers. A certificate is appended only when the hop carries one, so a hop without
- * one signs as before (replicas of the previous release still agree); neither adding the header to a
- * signed hop nor taking it off one leaves the signature valid (`time` is digits, so no part can shift).
+ * What the signature covers. A certificate is appended only when the hop carries one, and a socket
+ * caller only when it carries one (after the certificate's place, empty without one), so a hop with
+ * neither signs as before (replicas of the previous release still agree); neither adding either header
+ * to a signed hop nor taking it off one leaves the signature valid (`time` is digits and no header
+ * holds a line break, so no part can shift; the caller's part is tagged, so it cannot pose as a
+ * certificate).
  */
 function signedParts(
   method: string,
@@ -78,9 +92,27 @@ function signedParts(
   origin: string,
   time: string,
   certificate: string | undefined,
+  caller: string | undefined,
 ): string[] {
   const parts = [method, path, session, origin, time];
+  if (caller !== undefined) return [...parts, certificate ?? '', `socket-caller ${caller}`];
   return certificate === undefined ? parts : [...parts, certificate];
+}
+
+/** The socket caller of `req` as the hop carries it; undefined unless it came in on this replica's socket. */
+function socketCallerOf(req: IncomingMessage): string | undefined {
+  if (!isSocketRequest(req)) return undefined;
+  const identity = socketIdentity(req.headers);
+  if (!identity) return undefined; // refused here already (401): never forwarded
+  return identity.groups.length === 0 ? identity.user : `${identity.user} ${identity.groups.join(',')}`;
+}
+
+/** The socket headers a hop's caller stands for, as ssh-entry would have sent them; undefined if malformed. */
+function headersOfCaller(caller: string): Record<string, string> | undefined {
+  const [user = '', groups = '', ...rest] = caller.split(' ');
+  if (rest.length > 0) return undefined;
+  const headers = { [SOCKET_USER_HEADER]: user, [SOCKET_GROUPS_HEADER]: groups };
+  return socketIdentity(headers) ? headers : undefined;
 }
 
 /** Checks a request on the peer listener; marks it as forwarded when its signature holds. */
@@ -91,16 +123,21 @@ export function verifyHop(req: IncomingMessage, secret: string, now = Date.now()
   if (!/^\d+$/.test(time) || Math.abs(now - Number(time)) > MAX_SKEW_MS) return false;
   const session = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : '';
   const certificate = req.headers[CERTIFICATE_HEADER];
-  if (Array.isArray(certificate)) return false;
-  const expected = Buffer.from(
-    signature(secret, signedParts(req.method ?? '', req.url ?? '', session, origin, time, certificate)),
-  );
+  const caller = req.headers[SOCKET_CALLER_HEADER];
+  if (Array.isArray(certificate) || Array.isArray(caller)) return false;
+  const parts = signedParts(req.method ?? '', req.url ?? '', session, origin, time, certificate, caller);
+  const expected = Buffer.from(signature(secret, parts));
   const given = Buffer.from(mac);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
   if (certificate !== undefined) {
     const peer = vouchedPeer(Buffer.from(certificate, 'base64'));
     if (!peer) return false;
     vouchPeer(req, peer);
+  }
+  if (caller !== undefined) {
+    const headers = headersOfCaller(caller);
+    if (!headers) return false;
+    vouchSocketCaller(req, headers);
   }
   forwarded.add(req);
   return true;
@@ -207,7 +244,10 @@ function hopHeaders(
   // The client's own copy of the header is not among those kept: only a certificate verified here travels.
   const certificate = verifiedCertificate(req.socket)?.toString('base64');
   if (certificate !== undefined) headers[CERTIFICATE_HEADER] = certificate;
-  const parts = signedParts(req.method ?? 'GET', path, session, target.origin, time, certificate);
+  // Likewise the socket caller: named by this replica's socket, never by a header a TCP client sent.
+  const caller = socketCallerOf(req);
+  if (caller !== undefined) headers[SOCKET_CALLER_HEADER] = caller;
+  const parts = signedParts(req.method ?? 'GET', path, session, target.origin, time, certificate, caller);
   headers[PEER_HEADER] = `${target.origin} ${time} ${signature(target.secret, parts)}`;
   return headers;
 }

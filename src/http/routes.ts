@@ -13,7 +13,7 @@ import { type Refusal, sendRefusal } from './refusal.ts';
 import { type EdgeRefusal, edgeRefusal } from './refusal-log.ts';
 import { sendJson, sendRpcError } from './replies.ts';
 import type { Guard } from './request-guards.ts';
-import { isSocketRequest } from './ssh-socket.ts';
+import { socketCallerHeaders } from './ssh-socket.ts';
 
 /**
  * Whether a path is a row's: undefined when not; else the value it captured (the path itself for rows
@@ -132,9 +132,10 @@ export function routeRequests(
       else await route.handle(req, res, captured);
       return;
     }
+    const socketHeaders = socketCallerHeaders(req);
     const outcome = identify({
-      viaSocket: isSocketRequest(req),
-      headers: req.headers,
+      viaSocket: socketHeaders !== undefined,
+      headers: socketHeaders ?? req.headers,
       peer: connectionPeer(req),
       authorization: req.headers.authorization,
       server: captured,
