@@ -1,5 +1,5 @@
 // The connect bridge's SSE decoder: linear work however a large event is chunked, and the line rules
-// (CR, LF, CRLF split across chunks, BOM, unfinished final event).
+// (CR, LF, CRLF split across chunks, BOM, unfinished final event), and the bound on an event's data.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -56,5 +56,41 @@ describe('SseParser', () => {
         `chunks of ${size}`,
       );
     }
+  });
+
+  it('fails a stream whose event grows past 64 MiB of data lines without its blank line, and counts per event', async () => {
+    const line = `data: ${'x'.repeat(1_048_576)}\n`;
+    // Three events of 48 MiB each pass: the count starts again at each blank line.
+    let events = 0;
+    for await (const event of parseSse(
+      (async function* () {
+        for (let n = 0; n < 3; n++) {
+          for (let lines = 0; lines < 48; lines++) yield line;
+          yield '\n';
+        }
+      })(),
+    )) {
+      assert.equal(event.data.length, 48 * 1_048_576 + 47);
+      events++;
+    }
+    assert.equal(events, 3);
+    // Endless data lines of one event: refused once past the bound, not held until memory runs out.
+    let sent = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const _event of parseSse(
+          (async function* () {
+            // 80 MiB (an unbounded parser takes it all, then drops the unfinished event at the end).
+            for (; sent < 80; sent++) yield line;
+          })(),
+        ));
+      })(),
+      /SSE event data longer than 64 MiB/,
+    );
+    assert.equal(
+      sent,
+      63,
+      'refused at the 64th line (sent counts those before it), the one that crossed the bound',
+    );
   });
 });

@@ -12,7 +12,10 @@ export interface SseEvent {
   retry: number | undefined;
 }
 
-/** A stream that keeps growing without a line end is not SSE; stop before it eats the memory. */
+/**
+ * A stream that keeps growing without a line end, or an event that keeps growing without its blank
+ * line, is not SSE we can use; stop before it eats the memory.
+ */
 const MAX_PENDING_CHARS = 64 * 1024 * 1024;
 
 /**
@@ -107,6 +110,8 @@ export class SseParser {
 /** Accumulates the fields of one event until a blank line dispatches it. */
 class EventBuilder {
   #data: string[] = [];
+  /** The length of the data joined so far, bounded as a line is. */
+  #dataChars = 0;
   #event = '';
   #id: string | undefined;
   #retry: number | undefined;
@@ -121,6 +126,9 @@ class EventBuilder {
     if (value.startsWith(' ')) value = value.slice(1);
     switch (field) {
       case 'data':
+        // Each data line after the first adds a newline to the event's data.
+        this.#dataChars += value.length + (this.#data.length > 0 ? 1 : 0);
+        if (this.#dataChars > MAX_PENDING_CHARS) throw new Error('SSE event data longer than 64 MiB');
         this.#data.push(value);
         this.#touched = true;
         break;
@@ -150,6 +158,7 @@ class EventBuilder {
       ? { id: this.#id, event: this.#event || 'message', data: this.#data.join('\n'), retry: this.#retry }
       : undefined;
     this.#data = [];
+    this.#dataChars = 0;
     this.#event = '';
     this.#id = undefined;
     this.#retry = undefined;
