@@ -1,7 +1,7 @@
 // The WebSocket front (/ws/<server>) against a real gateway and fixture backends: the handshake's
 // refusals as HTTP statuses, one socket = one session through the same sessions, policy and limits as
-// /mcp, frame rules (text only, one message each, bounded), pings, a client that does not read, and
-// the close codes of a revoked key and of shutdown.
+// /mcp, one initialize per socket, frame rules (text only, one message each, bounded), pings, a client
+// that does not read, and the close codes of a revoked key and of shutdown.
 
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -292,6 +292,21 @@ describe('WebSocket front: sessions', () => {
     const raw = await rawSocket(wsUrlOf(gw.url, 'solo'), gw.keys.alice);
     const answer = await raw.request(1, 'tools/call', { name: 'big', arguments: { bytes: 3 * MiB } });
     assert.equal(textOf(answer.result).length, 3 * MiB);
+    raw.socket.close();
+  });
+
+  it('refuses a second initialize on the socket with -32600; the session carries on', TIMEOUT, async () => {
+    const raw = await rawSocket(wsUrlOf(gw.url, 'solo'), gw.keys.alice);
+    for (const id of [1, 2]) {
+      const again = await raw.request(id, 'initialize', {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'again', version: '1' },
+      });
+      assert.equal(again.error?.code, -32600, JSON.stringify(again));
+      assert.match(again.error?.message ?? '', /this session is already initialized/);
+    }
+    assert.deepEqual((await raw.request(3, 'ping')).result, {});
     raw.socket.close();
   });
 });

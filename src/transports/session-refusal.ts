@@ -1,6 +1,7 @@
 // Why a session could not be opened, as the HTTP refusal every front answers with: not allowed (403)
 // or over a rate limit (429), too many sessions of the user (429), no room for a backend or shutting
-// down (503); each with the Retry-After a client should honour.
+// down (503); each with the Retry-After a client should honour. And the one rule of a session's life
+// that fronts with a long-lived session (legacy SSE, WebSocket) check themselves: one initialize.
 
 import type { Refusal } from '../http/refusal.ts';
 import { ErrorCode } from '../protocol/jsonrpc.ts';
@@ -43,3 +44,9 @@ export function unavailable(message: string, retryAfterSeconds: number): Refusal
     headers: { 'retry-after': String(retryAfterSeconds) },
   };
 }
+
+/**
+ * A second `initialize` in a session that lives on one connection (legacy SSE, WebSocket): refused with
+ * InvalidRequest, as Streamable HTTP makes a new session for every initialize instead.
+ */
+export const ALREADY_INITIALIZED = 'this session is already initialized';

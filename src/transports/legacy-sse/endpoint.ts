@@ -25,7 +25,7 @@ import { Method } from '../../protocol/mcp.ts';
 import type { SessionManager } from '../../sessions/manager.ts';
 import type { Session } from '../../sessions/session.ts';
 import type { Identity } from '../../sessions/types.ts';
-import { type NoSession, sessionRefusal } from '../session-refusal.ts';
+import { ALREADY_INITIALIZED, type NoSession, sessionRefusal } from '../session-refusal.ts';
 import { accepts } from '../streamable-http/request-headers.ts';
 import { messagesUrl, sessionIdOf } from './paths.ts';
 import { SessionStream } from './session-stream.ts';
@@ -160,7 +160,7 @@ export class LegacySseEndpoint {
       if (message.method === Method.initialize) {
         // One initialize per session, as with Streamable HTTP (where an initialize makes a new session).
         if (legacy.initialized) {
-          sendRpcError(res, 400, ErrorCode.InvalidRequest, 'this session is already initialized', {
+          sendRpcError(res, 400, ErrorCode.InvalidRequest, ALREADY_INITIALIZED, {
             id: message.id,
           });
           return;

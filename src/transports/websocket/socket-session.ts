@@ -17,9 +17,11 @@ import {
   type JsonRpcResponse,
   validateMessage,
 } from '../../protocol/jsonrpc.ts';
+import { Method } from '../../protocol/mcp.ts';
 import { encodeMessage } from '../../protocol/raw-json.ts';
 import type { Session } from '../../sessions/session.ts';
 import type { MessageSink, Refusal, ReplyTarget } from '../../sessions/types.ts';
+import { ALREADY_INITIALIZED } from '../session-refusal.ts';
 
 /** Close codes (RFC 6455 §7.4.1) this front sends; 1009 (too big) is sent by `ws` itself past maxPayload. */
 export const CloseCode = {
@@ -54,6 +56,8 @@ export class SocketSession implements ReplyTarget, MessageSink {
   readonly #socket: WebSocket;
   readonly #options: SocketSessionOptions;
   #ended = false;
+  /** An initialize came: the gate admits every initialize (it was counted with the session), so one is the limit here. */
+  #initialized = false;
 
   constructor(socket: WebSocket, session: Session, options: SocketSessionOptions) {
     this.#socket = socket;
@@ -140,6 +144,13 @@ export class SocketSession implements ReplyTarget, MessageSink {
       return;
     }
     if (isRequest(message)) {
+      if (message.method === Method.initialize) {
+        if (this.#initialized) {
+          this.#error(message.id, ErrorCode.InvalidRequest, ALREADY_INITIALIZED);
+          return;
+        }
+        this.#initialized = true;
+      }
       this.session.request(message, this);
       return;
     }
