@@ -214,7 +214,10 @@ describe('mcp-relay keys (CLI)', () => {
 
     const store = await KeyStore.open(file, silentLogger);
     try {
-      assert.deepEqual(store.authenticate(key), { user: 'alice', keyId: id, groups: ['design', 'ops'] });
+      const { expiresAt, ...principal } = store.authenticate(key) ?? {};
+      assert.deepEqual(principal, { user: 'alice', keyId: id, groups: ['design', 'ops'] });
+      // The key's expiry travels with its owner (a WebSocket opened with it is closed then).
+      assert.ok(Math.abs((expiresAt ?? 0) - (Date.now() + 90 * 86_400_000)) < 60_000, String(expiresAt));
     } finally {
       store.close();
     }

@@ -1,7 +1,7 @@
 // The WebSocket front (/ws/<server>) against a real gateway and fixture backends: the handshake's
 // refusals as HTTP statuses, one socket = one session through the same sessions, policy and limits as
 // /mcp, one initialize per socket, frame rules (text only, one message each, bounded), pings, a client
-// that does not read, and the close codes of a revoked key and of shutdown.
+// that does not read, and the close codes of a revoked or expired key and of shutdown.
 
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import WebSocket from 'ws';
-import { listKeys, revokeUserKeys } from '../src/auth/key-admin.ts';
+import { createKey, listKeys, revokeUserKeys } from '../src/auth/key-admin.ts';
 import { capturingLogger } from './helpers/capturing-logger.ts';
 import { fixtureServer, startGateway, type TestGateway, textOf } from './helpers/gateway.ts';
 import { eventually } from './helpers/wait.ts';
@@ -388,6 +388,35 @@ describe('WebSocket front: limits and endings', () => {
     const closed = await transport.closed;
     assert.equal(closed.code, 1008);
     assert.match(closed.reason, /revoked/);
+  });
+
+  it('closes the socket with 1008 when its API key expires, and refuses the key after', TIMEOUT, async () => {
+    const lifetime = 5_000;
+    const { key, record } = await createKey(gw.keysFile, { user: 'dave', expiresInMs: lifetime });
+    const expires = Date.parse(record.expires as string);
+    const url = wsUrlOf(gw.url, 'a');
+    // The gateway reads the keys file again within about a second (an accepted upgrade rejects here).
+    await eventually(
+      () =>
+        refusedUpgrade(url, { authorization: `Bearer ${key}` }).then(
+          () => false,
+          () => true,
+        ),
+      'the gateway to load the new key',
+    );
+    const transport = new BearerWebSocketTransport(url, key);
+    const client = new Client({ name: 'expiring', version: '1' });
+    await client.connect(transport);
+    assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'hi');
+    const closed = await Promise.race([
+      transport.closed,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), lifetime + 5_000).unref()),
+    ]);
+    assert.ok(closed, 'the socket outlived its key');
+    assert.ok(Date.now() >= expires, 'closed before the key expired');
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /credential expired/);
+    assert.equal((await refusedUpgrade(url, { authorization: `Bearer ${key}` })).status, 401);
   });
 });
 

@@ -11,7 +11,9 @@ import type { ProtectedResource } from './protected-resource.ts';
 
 /** A store that maps an API key to its owner (the KeyStore). */
 export interface TokenVerifier {
-  authenticate(token: string): { user: string; groups: readonly string[]; keyId: string } | undefined;
+  authenticate(
+    token: string,
+  ): { user: string; groups: readonly string[]; keyId: string; expiresAt?: number } | undefined;
 }
 
 /** Verifies a JWT access token for an endpoint that accepts the given audiences (the OidcVerifier). */
@@ -78,7 +80,8 @@ export async function authenticate(request: AuthRequest, methods: AuthMethods): 
     if (found) {
       const groups = found.groups.filter(isPrincipalName);
       const credential = `key:${found.keyId}`;
-      return { ok: true, identity: { user: found.user, groups, method: 'api-key', credential } };
+      const expiry = found.expiresAt === undefined ? {} : { expiresAt: found.expiresAt };
+      return { ok: true, identity: { user: found.user, groups, method: 'api-key', credential, ...expiry } };
     }
     return challenge.invalid(
       keys ? 'the API key is unknown, revoked or expired' : 'API keys are not accepted by this gateway',

@@ -14,6 +14,8 @@ export interface KeyPrincipal {
   readonly user: string;
   readonly keyId: string;
   readonly groups: readonly string[];
+  /** When the key expires (epoch ms), when it does: a WebSocket opened with it is closed then. */
+  readonly expiresAt?: number;
 }
 
 /**
@@ -169,13 +171,15 @@ export class KeyStore {
           'API key belongs to a user name that is not accepted (only dots); it is refused until revoked',
         );
       }
+      const expiresAt = record.expires === undefined ? undefined : Date.parse(record.expires);
       const entry: Entry = {
         principal: Object.freeze({
           user: record.user,
           keyId: record.id,
           groups: Object.freeze([...record.groups]),
+          ...(expiresAt === undefined ? {} : { expiresAt }),
         }),
-        expiresAt: record.expires === undefined ? undefined : Date.parse(record.expires),
+        expiresAt,
       };
       byHash.set(record.sha256, entry);
       byId.set(record.id, entry);

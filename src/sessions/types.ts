@@ -19,8 +19,9 @@ export interface Identity {
    */
   credential: string;
   /**
-   * When the credential stops being valid (an OAuth token's `exp`), in ms since the epoch; absent when
-   * it lasts until revoked. What the credential grants beyond one request (an app's cookie) ends then.
+   * When the credential stops being valid (an OAuth token's `exp`, an API key's `expires`), in ms since
+   * the epoch; absent when it lasts until revoked. What the credential grants beyond one request (an
+   * app's cookie, a WebSocket) ends then.
    */
   expiresAt?: number;
 }

@@ -29,7 +29,7 @@ export const CloseCode = {
   goingAway: 1001,
   /** A binary frame: this front carries JSON text only. */
   unsupportedData: 1003,
-  /** The gateway ended the session by its rules: key revoked, access withdrawn, initialize refused. */
+  /** The gateway ended the session by its rules: key revoked or expired, access withdrawn, initialize refused. */
   policy: 1008,
   /** The backend could not start the session (its initialize failed). */
   internalError: 1011,
@@ -40,12 +40,23 @@ export const CloseCode = {
 /** How long a client that stopped reading gets to take its close frame before its connection is cut. */
 const CLOSE_GRACE_MS = 1_000;
 
+/** The longest delay a timer takes (2^31-1 ms, about 24.8 days); a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The session's end, and the close reason's cause, when the socket's credential expires. */
+export const CREDENTIAL_EXPIRED = 'credential expired';
+
 export interface SocketSessionOptions {
   /** What the socket may hold unsent (bytes) before the client counts as one that does not read. */
   bufferBytes: number;
   /** Whether the gateway is shutting down, for the close code of a session it ends. */
   draining(): boolean;
   log: Logger;
+  /**
+   * When the credential of the upgrade stops being accepted (epoch ms): the session ends then, as when
+   * the key is revoked, since nothing on the socket presents a credential again.
+   */
+  expiresAt?: number;
 }
 
 export class SocketSession implements ReplyTarget, MessageSink {
@@ -58,6 +69,7 @@ export class SocketSession implements ReplyTarget, MessageSink {
   #ended = false;
   /** An initialize came: the gate admits every initialize (it was counted with the session), so one is the limit here. */
   #initialized = false;
+  #expiry: NodeJS.Timeout | undefined;
 
   constructor(socket: WebSocket, session: Session, options: SocketSessionOptions) {
     this.#socket = socket;
@@ -68,6 +80,7 @@ export class SocketSession implements ReplyTarget, MessageSink {
       this.lastPong = Date.now();
     });
     socket.on('close', () => {
+      clearTimeout(this.#expiry);
       this.#ended = true;
       void session.close('WebSocket closed');
     });
@@ -75,7 +88,11 @@ export class SocketSession implements ReplyTarget, MessageSink {
     // The socket is the session's stream: unsolicited messages (and those queued so far) go out on it,
     // and the session counts as attended while it is open (the idle reaper leaves it alone).
     session.setStandalone(this);
-    session.onClose((_session, reason) => this.#sessionEnded(reason));
+    session.onClose((_session, reason) => {
+      clearTimeout(this.#expiry);
+      this.#sessionEnded(reason);
+    });
+    if (options.expiresAt !== undefined) this.#endAt(options.expiresAt);
   }
 
   get open(): boolean {
@@ -113,6 +130,18 @@ export class SocketSession implements ReplyTarget, MessageSink {
     const cut = setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS);
     cut.unref();
     this.#socket.once('close', () => clearTimeout(cut));
+  }
+
+  /** Ends the session at `deadline`, in steps of at most MAX_TIMER_MS; the timer keeps no process alive. */
+  #endAt(deadline: number): void {
+    const wait = deadline - Date.now();
+    if (wait <= 0) {
+      this.#options.log.info({ session: this.session.id }, 'WebSocket credential expired; session ended');
+      void this.session.close(CREDENTIAL_EXPIRED);
+      return;
+    }
+    this.#expiry = setTimeout(() => this.#endAt(deadline), Math.min(wait, MAX_TIMER_MS));
+    this.#expiry.unref();
   }
 
   #receive(data: Buffer, isBinary: boolean): void {
@@ -199,7 +228,7 @@ export class SocketSession implements ReplyTarget, MessageSink {
 /**
  * The close code of a session the gateway ended: going away at shutdown, an internal error when the
  * backend failed the session's initialize (Session's reason 'initialize failed'), else policy (a revoked
- * key, access withdrawn in a reload, a refused initialize).
+ * or expired credential, access withdrawn in a reload, a refused initialize).
  */
 export function closeCodeFor(reason: string, draining: boolean): number {
   if (draining) return CloseCode.goingAway;

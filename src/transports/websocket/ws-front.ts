@@ -174,10 +174,12 @@ export class WebSocketFront {
 
   #attach(ws: WebSocket, session: Session): void {
     const { config, sessions, log } = this.#options;
+    const expiresAt = acceptedUntil(session.identity, config);
     const open = new SocketSession(ws, session, {
       bufferBytes: config.limits.streamBufferBytes,
       draining: () => sessions.draining,
       log,
+      ...(expiresAt === undefined ? {} : { expiresAt }),
     });
     this.#open.add(open);
     ws.once('close', () => {
@@ -208,6 +210,17 @@ export class WebSocketFront {
     }, interval);
     this.#pinger.unref();
   }
+}
+
+/**
+ * Until when the upgrade's credential would still be accepted on a request: an API key's expiry, an
+ * OAuth token's `exp` plus the clock tolerance its check allows (so a socket never outlives what a
+ * POST with the same token could do, nor ends before it); undefined for one that does not expire.
+ */
+function acceptedUntil(identity: Identity, config: RelayConfig): number | undefined {
+  if (identity.expiresAt === undefined) return undefined;
+  const tolerance = identity.method === 'oidc' ? (config.auth.oidc?.clockTolerance ?? 0) : 0;
+  return identity.expiresAt + tolerance;
 }
 
 function pathOf(url: string | undefined): string {
