@@ -1,7 +1,8 @@
 // The WebSocket front (/ws/<server>) against a real gateway and fixture backends: the handshake's
 // refusals as HTTP statuses, one socket = one session through the same sessions, policy and limits as
-// /mcp, one initialize per socket, frame rules (text only, one message each, bounded), pings, a client
-// that does not read, and the close codes of a revoked or expired key and of shutdown.
+// /mcp, one initialize per socket, frame rules (text only, one message each, bounded), pings (only
+// answers to ours count), a client that does not read, and the close codes of a revoked or expired key
+// and of shutdown.
 
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -441,6 +442,86 @@ describe('WebSocket front: the SDK transport, pings and shutdown', () => {
     assert.ok(Date.now() - started < 5_000);
     await eventually(async () => (await health(gw)).webSocketSessions === 0, 'its session to end');
   });
+
+  it(
+    'cuts a peer whose pongs answer none of its pings (unsolicited pongs do not keep it)',
+    TIMEOUT,
+    async () => {
+      const gw = await startGateway(
+        { servers: { a: fixtureServer('well') }, sse: { keepAlive: 300 } },
+        { auth: false },
+      );
+      after(() => gw.close());
+      const socket = new WebSocket(wsUrlOf(gw.url, 'a'), 'mcp', { autoPong: false });
+      socket.on('error', () => {});
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      await new Promise((resolve, reject) => {
+        socket.once('open', resolve);
+        socket.once('error', reject);
+      });
+      // Beside it, a peer that answers our pings as ws does (echoing their payload) stays.
+      const answering = new WebSocket(wsUrlOf(gw.url, 'a'), 'mcp');
+      answering.on('error', () => {});
+      await new Promise((resolve, reject) => {
+        answering.once('open', resolve);
+        answering.once('error', reject);
+      });
+      const pongs = setInterval(() => socket.pong(Buffer.from('alive')), 100);
+      try {
+        const cut = await Promise.race([
+          closed,
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref()),
+        ]);
+        assert.equal(cut, 1006, 'cut without a close handshake within 5 s');
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        assert.equal(answering.readyState, WebSocket.OPEN, 'the answering peer was cut too');
+        assert.equal((await health(gw)).webSocketSessions, 1);
+      } finally {
+        clearInterval(pongs);
+        answering.close();
+      }
+    },
+  );
+
+  it(
+    'closes a peer that stopped reading one large result, though it keeps sending pongs',
+    TIMEOUT,
+    async () => {
+      const gw = await startGateway(
+        {
+          servers: { a: fixtureServer('well') },
+          sse: { keepAlive: 300 },
+          limits: { streamBufferBytes: 256 * 1024 },
+        },
+        { auth: false },
+      );
+      after(() => gw.close());
+      const raw = await rawSocket(wsUrlOf(gw.url, 'a'), undefined);
+      // Stop reading at the TCP level (pings included), ask for one result far above the bound and
+      // what the kernel buffers hold, and keep the socket "alive" with pongs nobody asked for.
+      raw.socket.pause();
+      const pongs = setInterval(() => raw.socket.pong(), 100);
+      try {
+        raw.socket.send(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'tools/call',
+            params: { name: 'big', arguments: { bytes: 32 * MiB } },
+          }),
+        );
+        // Nothing else is written to it after the result, so only the ping tick can notice.
+        const took = await eventually(
+          async () => (await health(gw)).webSocketSessions === 0,
+          'the gateway to drop the socket that does not read',
+        );
+        assert.ok(took < 10_000, `dropped after ${took} ms`);
+      } finally {
+        clearInterval(pongs);
+        raw.socket.terminate();
+      }
+    },
+  );
 
   it(
     "works with the SDK's WebSocketClientTransport (no auth on loopback), and shutdown closes with 1001",

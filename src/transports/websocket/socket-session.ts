@@ -3,6 +3,7 @@
 // as one text frame. The socket is both the reply of every request and the session's stream, so a
 // Session needs nothing else from this front.
 
+import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { parseJsonBody } from '../../http/json-body.ts';
 import type { Logger } from '../../log.ts';
@@ -40,6 +41,9 @@ export const CloseCode = {
 /** How long a client that stopped reading gets to take its close frame before its connection is cut. */
 const CLOSE_GRACE_MS = 1_000;
 
+/** Pings whose pong still counts (the last few: a slow reader may answer an older one first). */
+const PINGS_KEPT = 4;
+
 /** The longest delay a timer takes (2^31-1 ms, about 24.8 days); a later expiry is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -62,7 +66,11 @@ export interface SocketSessionOptions {
 export class SocketSession implements ReplyTarget, MessageSink {
   readonly session: Session;
   readonly openedAt = Date.now();
-  /** Set by each pong; a peer silent for two ping intervals is cut off (ws-front.ts). */
+  /**
+   * Set by each pong that answers one of our pings (an unsolicited pong, or one with a payload we never
+   * sent, proves nothing: a peer that does not read never sees our pings); a peer silent for two ping
+   * intervals is cut off (ws-front.ts).
+   */
   lastPong = Date.now();
   readonly #socket: WebSocket;
   readonly #options: SocketSessionOptions;
@@ -70,15 +78,17 @@ export class SocketSession implements ReplyTarget, MessageSink {
   /** An initialize came: the gate admits every initialize (it was counted with the session), so one is the limit here. */
   #initialized = false;
   #expiry: NodeJS.Timeout | undefined;
+  /** The payloads (hex) of our latest pings, oldest first. */
+  #pings: string[] = [];
+  /** What the socket held unsent at the last ping tick, for `closeIfStalled`. */
+  #heldAtTick: number | undefined;
 
   constructor(socket: WebSocket, session: Session, options: SocketSessionOptions) {
     this.#socket = socket;
     this.session = session;
     this.#options = options;
     socket.on('message', (data, isBinary) => this.#receive(data as Buffer, isBinary));
-    socket.on('pong', () => {
-      this.lastPong = Date.now();
-    });
+    socket.on('pong', (data) => this.#pong(data));
     socket.on('close', () => {
       clearTimeout(this.#expiry);
       this.#ended = true;
@@ -112,8 +122,29 @@ export class SocketSession implements ReplyTarget, MessageSink {
     this.#write(response);
   }
 
+  /** A ping with a payload of our own, so that only its answer counts as the peer being alive. */
   ping(): void {
-    if (!this.#ended) this.#socket.ping();
+    if (this.#ended) return;
+    const payload = randomBytes(8);
+    this.#pings.push(payload.toString('hex'));
+    if (this.#pings.length > PINGS_KEPT) this.#pings.shift();
+    this.#socket.ping(payload);
+  }
+
+  /**
+   * At each ping tick: a socket holding more than the bound unsent, and no less than at the previous
+   * tick, belongs to a peer that does not read; it is closed as one (1013). The check before each write
+   * alone would let a peer that stopped reading after one large message hold it for ever. Returns
+   * whether it closed the socket.
+   */
+  closeIfStalled(): boolean {
+    if (this.#ended) return false;
+    const held = this.#socket.bufferedAmount;
+    const before = this.#heldAtTick;
+    this.#heldAtTick = held;
+    if (before === undefined || held <= this.#options.bufferBytes || held < before) return false;
+    this.#notReading(held);
+    return true;
   }
 
   /** Cuts the connection without a close handshake (a peer that stopped answering pings). */
@@ -199,11 +230,7 @@ export class SocketSession implements ReplyTarget, MessageSink {
   #write(message: JsonRpcMessage): string | undefined {
     if (this.#ended) return undefined;
     if (this.#socket.bufferedAmount > this.#options.bufferBytes) {
-      this.#options.log.warn(
-        { session: this.session.id, held: this.#socket.bufferedAmount },
-        'WebSocket client does not read; connection closed (limits.streamBufferBytes)',
-      );
-      this.close(CloseCode.tryAgainLater, 'client does not read its messages (limits.streamBufferBytes)');
+      this.#notReading(this.#socket.bufferedAmount);
       return undefined;
     }
     const encoded = encodeMessage(message);
@@ -216,6 +243,22 @@ export class SocketSession implements ReplyTarget, MessageSink {
       this.#socket.send(part, { binary: false, fin: index === last });
     });
     return undefined;
+  }
+
+  #notReading(held: number): void {
+    this.#options.log.warn(
+      { session: this.session.id, held },
+      'WebSocket client does not read; connection closed (limits.streamBufferBytes)',
+    );
+    this.close(CloseCode.tryAgainLater, 'client does not read its messages (limits.streamBufferBytes)');
+  }
+
+  #pong(data: Buffer): void {
+    const answered = this.#pings.indexOf(data.toString('hex'));
+    if (answered === -1) return;
+    this.lastPong = Date.now();
+    // Older pings were sent before it: a peer that answered this one read past them.
+    this.#pings.splice(0, answered + 1);
   }
 
   /** The gateway ended the session: the socket is closed with a code that says why. */

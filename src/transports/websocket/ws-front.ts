@@ -193,8 +193,10 @@ export class WebSocketFront {
   }
 
   /**
-   * One timer for every socket, at the SSE keep-alive interval: each is pinged, and one that has not
-   * answered for two intervals is cut (its session ends with it).
+   * One timer for every socket, at the SSE keep-alive interval: each is pinged, one that has not
+   * answered our pings for two intervals is cut (its session ends with it), and one that holds more
+   * than limits.streamBufferBytes unsent, no less than at the last tick, is closed as a peer that does
+   * not read (SocketSession.closeIfStalled).
    */
   #startPings(): void {
     const interval = this.#options.config.sse.keepAlive;
@@ -205,7 +207,7 @@ export class WebSocketFront {
         if (open.lastPong < silentSince) {
           this.#options.log.info({ session: open.session.id }, 'WebSocket peer stopped answering pings; cut');
           open.terminate();
-        } else open.ping();
+        } else if (!open.closeIfStalled()) open.ping();
       }
     }, interval);
     this.#pinger.unref();
