@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { OidcVerifier } from '../src/auth/oidc.ts';
 import { buildConfig } from '../src/config/load.ts';
 import { createGateway } from '../src/gateway/create-gateway.ts';
@@ -20,7 +21,7 @@ import {
   textOf,
 } from './helpers/gateway.ts';
 import { startTestIdp, type TestIdp } from './helpers/oidc-provider.ts';
-import { connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
+import { BearerWebSocketTransport, connectOver, refusedUpgrade, wsUrlOf } from './helpers/ws-client.ts';
 
 const RECORDING_SERVER = fileURLToPath(new URL('./fixtures/recording-server.mjs', import.meta.url));
 
@@ -113,6 +114,34 @@ describe('OAuth resource server (gateway)', () => {
       scope: 'mcp mcp:admin',
     });
     assert.equal((await refusedUpgrade(wsUrlOf(gw.url, 'echo'), bearer(admin.access_token))).status, 401);
+  });
+
+  it('closes a WebSocket with 1008 when its access token expires (exp, no clock tolerance here)', async () => {
+    const ttl = idp.settings.accessTokenTTL;
+    idp.settings.accessTokenTTL = 4;
+    let tokens: Awaited<ReturnType<TestIdp['authorize']>>;
+    try {
+      tokens = await idp.authorize({ user: 'alice', resource: echo, scope: 'mcp' });
+    } finally {
+      idp.settings.accessTokenTTL = ttl;
+    }
+    const exp = (
+      JSON.parse(Buffer.from(tokens.access_token.split('.')[1] ?? '', 'base64url').toString()) as {
+        exp: number;
+      }
+    ).exp;
+    const transport = new BearerWebSocketTransport(wsUrlOf(gw.url, 'echo'), tokens.access_token);
+    const client = new Client({ name: 'expiring-token', version: '1' });
+    await client.connect(transport);
+    assert.equal(textOf(await client.callTool({ name: 'whoami', arguments: {} })), 'alice');
+    const closed = await Promise.race([
+      transport.closed,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref()),
+    ]);
+    assert.ok(closed, 'the socket outlived its token');
+    assert.ok(Date.now() >= exp * 1000, 'closed before the token expired');
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /credential expired/);
   });
 
   it('401 without a token: WWW-Authenticate names the resource metadata and the scope', async () => {
