@@ -28,21 +28,20 @@ describe('RedisLink on a frozen Redis', { skip: redisUnavailable() }, () => {
     redis.pause();
     const outcomes: Array<Promise<string>> = [];
     try {
-      const started = Date.now();
       for (let sent = 0; sent < MAX_QUEUED_COMMANDS + 50; sent++)
         outcomes.push(
           link
             .run((client) => client.ping())
             .then(
               () => 'answered',
-              (error: Error) => `${Date.now() - started < 500 ? 'at once' : 'late'}: ${error.message}`,
+              (error: Error) => error.message,
             ),
         );
       const settled = await Promise.all(outcomes);
-      const refusedAtOnce = settled.filter((outcome) => outcome.startsWith('at once'));
-      const timedOut = settled.filter((outcome) => outcome === 'late: Redis did not answer in time');
-      assert.equal(refusedAtOnce.length, 50, refusedAtOnce[0]);
-      assert.equal(timedOut.length, MAX_QUEUED_COMMANDS);
+      const count = (message: string) => settled.filter((outcome) => outcome === message).length;
+      // The queue's own refusal comes before anything is sent; the rest wait out the 1 s bound.
+      assert.equal(count('The queue is full'), 50);
+      assert.equal(count('Redis did not answer in time'), MAX_QUEUED_COMMANDS);
     } finally {
       redis.resume();
     }
