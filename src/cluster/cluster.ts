@@ -4,59 +4,31 @@
 // the cluster secret, so write access to Redis alone cannot send the hop elsewhere), and the single-owner backends
 // it holds. Ownership of a per-user or single-copy backend is one key naming `replica:epoch`, taken
 // with SET NX and taken over only from a replica whose heartbeat is gone (compare-and-set in Lua), so
-// two owners of one backend never exist; without Redis no new owner is made at all.
+// two owners of one backend never exist; without Redis no new owner is made at all. A replica that has
+// not renewed its heartbeat for a while may have been taken over without knowing it (`fenced`): it
+// places no single-owner backend on itself then. Each heartbeat also checks the owner keys it holds in
+// the same script, so a backend another replica took over is given up (`onlost`) once Redis is back.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ClusterConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RedisLink } from './redis-link.ts';
+import { CLAIM_ALIVE, CLAIM_OWNER, HEARTBEAT, RELEASE_OWNER } from './scripts.ts';
 
 /** How often the heartbeat is written, and how long it lives: a replica silent this long is dead. */
 export const HEARTBEAT_MS = 1_000;
 export const HEARTBEAT_TTL_MS = 3_000;
+/**
+ * How long after its last successful heartbeat (counted from when it was sent) a replica stops placing
+ * single-owner backends on itself: one beat before the TTL lets another replica take them over, so a
+ * placement under way is not overtaken by that.
+ */
+export const FENCE_AFTER_MS = HEARTBEAT_TTL_MS - HEARTBEAT_MS;
 /** How often the registry entry is written, and how often this replica reads the others'. */
 const REGISTRY_MS = 2_000;
 const REGISTRY_TTL_S = 60;
 /** Owner keys outlive a crash for a week at most (a restarted replica deletes its old ones first). */
 const OWNER_TTL_S = 7 * 24 * 3_600;
-
-/** The heartbeat: set when free or ours; the current holder's epoch otherwise. */
-const CLAIM_ALIVE = `
-local held = redis.call('GET', KEYS[1])
-if held == false or held == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
-end
-return held`;
-
-/**
- * An owner key: free or ours → ours; held by a replica whose heartbeat is gone or shows another epoch
- * → ours (compare-and-set); held by a live replica → that replica's `replica:epoch`.
- */
-const CLAIM_OWNER = `
-local held = redis.call('GET', KEYS[1])
-if held == false or held == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-  redis.call('SADD', KEYS[2], KEYS[1])
-  return ARGV[1]
-end
-local sep = string.find(held, ':', 1, true)
-local replica = string.sub(held, 1, sep - 1)
-local epoch = string.sub(held, sep + 1)
-if redis.call('GET', ARGV[2] .. replica) ~= epoch then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-  redis.call('SADD', KEYS[2], KEYS[1])
-  return ARGV[1]
-end
-return held`;
-
-/** Deletes an owner key only while it names this replica and epoch. */
-const RELEASE_OWNER = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-redis.call('SREM', KEYS[2], KEYS[1])
-return 1`;
 
 /** Another replica as the registry shows it. */
 export interface Member {
@@ -93,6 +65,12 @@ export interface ReplicaInfo {
   address(): string;
 }
 
+/** The backend an owner key is for: a single-copy shared server's, or a user's per-user one. */
+interface OwnedBackend {
+  server: string;
+  user?: string;
+}
+
 /** Where a single-owner backend is: here, at a live replica, or unknown because Redis is unreachable. */
 export type Ownership = { here: true } | { here: false; replica: string } | { unavailable: string };
 
@@ -104,7 +82,9 @@ export class Cluster {
   readonly #log: Logger;
   readonly #members = new Map<string, Member>();
   /** Owner keys this replica holds, and the backends they are for (released when those stop). */
-  readonly #owned = new Set<string>();
+  readonly #owned = new Map<string, OwnedBackend>();
+  /** When the last heartbeat that Redis took was sent (ms since the epoch). */
+  #beatSentAt = 0;
   #heartbeat: NodeJS.Timeout | undefined;
   #registry: NodeJS.Timeout | undefined;
   #load: ReplicaLoad = { sessions: () => 0, backends: () => 0 };
@@ -113,6 +93,11 @@ export class Cluster {
   /** Requests this replica forwarded to the owner, and received forwarded (metrics, tests). */
   forwardsSent = 0;
   forwardsReceived = 0;
+  /**
+   * Told when a heartbeat finds that another replica now holds the owner key of a backend this one
+   * runs (it was taken over while this replica could not reach Redis): that backend must stop here.
+   */
+  onlost: (server: string, user: string | undefined) => void = () => {};
 
   constructor(config: ClusterConfig, log: Logger) {
     this.#config = config;
@@ -144,8 +129,12 @@ export class Cluster {
     await this.redis.connect();
     const deadline = Date.now() + HEARTBEAT_TTL_MS + 500;
     for (;;) {
+      const sentAt = Date.now();
       const holder = await this.#claimAlive();
-      if (holder === this.epoch) break;
+      if (holder === this.epoch) {
+        this.#beatSentAt = sentAt;
+        break;
+      }
       if (Date.now() > deadline)
         throw new Error(
           `replica id ${this.replica} is in use by a live process (epoch ${holder}); give each replica its own cluster.replica`,
@@ -170,7 +159,7 @@ export class Cluster {
     clearInterval(this.#heartbeat);
     clearInterval(this.#registry);
     try {
-      await Promise.all([...this.#owned].map((key) => this.#release(key)));
+      await Promise.all([...this.#owned.keys()].map((key) => this.#release(key)));
       await this.redis.run(async (client) => {
         if ((await client.get(this.redis.key('alive', this.replica))) === this.epoch)
           await client.del([this.redis.key('alive', this.replica), this.redis.key('replica', this.replica)]);
@@ -205,6 +194,15 @@ export class Cluster {
     return member?.alive ? member.peerUrl : undefined;
   }
 
+  /**
+   * Whether this replica may have been taken over without knowing it: its heartbeat has not reached
+   * Redis for FENCE_AFTER_MS, so its `alive` key may lapse (or has) and another replica may claim the
+   * backends it owns. It places no single-owner backend on itself until a heartbeat gets through.
+   */
+  get fenced(): boolean {
+    return Date.now() - this.#beatSentAt >= FENCE_AFTER_MS;
+  }
+
   /** Whether `replica`'s heartbeat is there now (asks Redis; the cached view when it cannot). */
   async isAlive(replica: string): Promise<boolean> {
     try {
@@ -237,7 +235,7 @@ export class Cluster {
       return { unavailable: (error as Error).message };
     }
     if (holder === me) {
-      this.#owned.add(key);
+      this.#owned.set(key, user === undefined ? { server } : { server, user });
       return { here: true };
     }
     return { here: false, replica: holder.slice(0, holder.indexOf(':')) };
@@ -272,15 +270,47 @@ export class Cluster {
   }
 
   async #beat(): Promise<void> {
+    const sentAt = Date.now();
+    const owned = [...this.#owned.keys()];
+    let answer: string[];
     try {
-      const holder = await this.#claimAlive();
-      if (holder !== this.epoch)
-        this.#log.error(
-          { holder },
-          'another process holds this replica id; this one keeps serving its sessions',
-        );
+      answer = (await this.redis.run((client) =>
+        client.eval(HEARTBEAT, {
+          keys: [
+            this.redis.key('alive', this.replica),
+            this.redis.key('replica', this.replica, 'owned'),
+            ...owned,
+          ],
+          arguments: [
+            this.epoch,
+            String(HEARTBEAT_TTL_MS),
+            `${this.replica}:${this.epoch}`,
+            String(OWNER_TTL_S),
+          ],
+        }),
+      )) as string[];
     } catch {
       // Redis unreachable: established sessions go on; the heartbeat resumes when it is back.
+      return;
+    }
+    const [holder, ...lost] = answer.map(String);
+    if (holder !== this.epoch) {
+      this.#log.error(
+        { holder },
+        'another process holds this replica id; this one keeps serving its sessions',
+      );
+      return;
+    }
+    this.#beatSentAt = sentAt;
+    for (const key of lost) {
+      const backend = this.#owned.get(key);
+      // Released while the heartbeat was on its way: nothing runs here to give up.
+      if (!backend || !this.#owned.delete(key)) continue;
+      this.#log.warn(
+        { server: backend.server, user: backend.user },
+        'another replica took over a backend this one runs (Redis was out of reach); stopping it here',
+      );
+      this.onlost(backend.server, backend.user);
     }
   }
 

@@ -3,6 +3,8 @@
 // a 2026-07-28 request) of a per-user or single-copy shared server at the replica that owns that
 // backend (a WebSocket upgrade too: tunnelled there). A request that arrived elsewhere is forwarded
 // once over the peer hop; one that came over the hop is served where it landed (never forwarded again).
+// A replica whose heartbeat has not reached Redis lately (`Cluster.fenced`) places no single-owner
+// backend on itself, even one it runs.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
@@ -27,6 +29,15 @@ const OWNER_UNKNOWN: Refusal = {
   message:
     'the cluster cannot tell which replica runs this server now (Redis is unreachable); try again shortly',
   headers: { 'retry-after': '5' },
+};
+
+/** This replica's heartbeat has not reached Redis lately: another replica may own the backend by now. */
+const FENCED: Refusal = {
+  status: 503,
+  code: ErrorCode.BackendUnavailable,
+  message:
+    'this replica cannot reach Redis, so it cannot tell whether it still runs this server; try again shortly',
+  headers: { 'retry-after': '3' },
 };
 
 export class ClusterRouting {
@@ -146,7 +157,8 @@ export class ClusterRouting {
   /**
    * Where the backend of (server, user) belongs for a request that would place it: here (per-session and
    * every-replica servers, a request that came over the hop, this replica owning it), at a live owner,
-   * or nowhere yet (the refusal to answer: Redis cannot tell, or the owner has no peer address).
+   * or nowhere yet (the refusal to answer: Redis cannot tell, this replica may have been taken over, or
+   * the owner has no peer address).
    */
   async #placement(req: IncomingMessage, server: string, user: string): Promise<Placement> {
     if (cameOverHop(req)) return HERE;
@@ -164,7 +176,7 @@ export class ClusterRouting {
       this.#placed.delete(placementKey(server, owner));
       replica = await this.#ownerOf(server, owner);
     }
-    if (replica === this.#cluster.replica) return HERE;
+    if (replica === this.#cluster.replica) return this.#cluster.fenced ? { refusal: FENCED } : HERE;
     if (replica === undefined) return { refusal: OWNER_UNKNOWN };
     const peerUrl = this.#cluster.peerOf(replica);
     if (peerUrl === undefined)
@@ -185,6 +197,11 @@ export class ClusterRouting {
     this.#cluster.release(server, user);
   }
 
+  /** Another replica took the backend of (server, user) over: the cached placement here is forgotten. */
+  lost(server: string, user: string | undefined): void {
+    this.#placed.delete(placementKey(server, user));
+  }
+
   /** The replica owning the backend, claimed for this one when free; undefined when Redis cannot tell. */
   async #ownerOf(server: string, user: string | undefined): Promise<string | undefined> {
     const key = placementKey(server, user);
@@ -194,7 +211,8 @@ export class ClusterRouting {
     const ownership = await this.#cluster.own(server, user);
     this.#log.debug({ server, user, ownership }, 'placement: Redis answered');
     if ('unavailable' in ownership) {
-      // Without Redis no new owner is made; a backend already running here goes on serving.
+      // Without Redis no new owner is made; a backend already running here takes new sessions until
+      // this replica may have been taken over (#placement refuses them once it is fenced).
       if (this.#runsLocally(server, user)) return this.#cluster.replica;
       this.#log.warn({ server, err: ownership.unavailable }, 'placement refused: Redis is unreachable');
       return undefined;

@@ -217,6 +217,18 @@ export function createGateway({ config, log, env = process.env }: GatewayOptions
       });
   });
 
+  // Another replica took over a backend this one runs (while it could not reach Redis): its sessions
+  // here end (their clients re-initialize and are placed at the new owner), then the backend stops.
+  if (cluster && routing)
+    cluster.onlost = (server, user) => {
+      routing.lost(server, user);
+      void sessions.closeWhere(
+        (session) => session.server === server && (user === undefined || session.identity.user === user),
+        'its backend moved to another replica',
+      );
+      pool.evict(server, user);
+    };
+
   const endpoint = new McpEndpoint(live.view, sessions, log, routing);
   // The 2024-11-05 HTTP+SSE transport, for clients that speak nothing newer.
   const legacy = new LegacySseEndpoint(live.view, sessions, log, routing);

@@ -271,6 +271,24 @@ export class BackendPool {
     );
   }
 
+  /**
+   * Stops the shared (user undefined) or per-user backend of `server` now, sessions or not (a cluster
+   * found that another replica owns it; the caller ends those sessions first). False: none ran here.
+   */
+  evict(server: string, user: string | undefined): boolean {
+    const mode = this.#config.servers[server]?.isolation;
+    if (mode === undefined || mode === 'per-session') return false;
+    const key = instanceKey(server, mode, user ?? '', '');
+    const instance = this.#instances.get(key);
+    if (!instance) return false;
+    this.#instances.delete(key);
+    clearTimeout(instance.idleTimer);
+    this.#log.info({ server, user }, 'stopping a backend another replica owns now');
+    void instance.mux.stop();
+    this.onstopped(server, user);
+    return true;
+  }
+
   /** Stops every backend, and refuses to start new ones from now on. Idempotent. */
   async stopAll(): Promise<void> {
     this.#stopped = true;
