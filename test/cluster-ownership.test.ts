@@ -3,16 +3,19 @@
 // answers new placements of a backend it runs with 503 while r2 takes it over, and once r1 reaches Redis
 // again its heartbeat finds the owner key taken and stops its copy (its sessions get 404 and
 // re-initialize at r2). Redis restarted empty: the owner's heartbeat claims its keys again, so the
-// other replica forwards to it rather than starting a second copy.
+// other replica forwards to it rather than starting a second copy. A placement that reaches a replica
+// over the hop from a sender whose view was stale is refused there (503) when another replica owns the
+// backend, rather than started as a second copy, and is not forwarded again.
 
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createKey } from '../src/auth/key-admin.ts';
 import type { RedisLink } from '../src/cluster/redis-link.ts';
-import { type MeteredReplica, startMeteredReplica } from './helpers/cluster.ts';
+import { CLUSTER_SECRET, forwardsOf, type MeteredReplica, startMeteredReplica } from './helpers/cluster.ts';
 import { type FaultRelay, startFaultRelay } from './helpers/fault-relay.ts';
 import { answerOf, fixtureServer, INITIALIZE, rawPost, textOf } from './helpers/gateway.ts';
 import { linkTo, redisUnavailable, startRedis, type TestRedis } from './helpers/redis-server.ts';
@@ -77,6 +80,21 @@ describe('cluster: one owner per backend, even without Redis', { skip: redisUnav
       'mcp-session-id': session,
     });
     return session;
+  };
+  /**
+   * An initialize for `user` sent straight to replica `index`'s peer listener, signed as a hop from
+   * replica `origin` (as peer-hop.ts signs one: method, path, session, origin and time).
+   */
+  const initializeOverHop = (index: number, user: string, origin: string) => {
+    const path = '/mcp/mine';
+    const time = String(Date.now());
+    const mac = createHmac('sha256', CLUSTER_SECRET)
+      .update(['POST', path, '', origin, time].join('\n'))
+      .digest('base64url');
+    return rawPost(`http://127.0.0.1:${replicas[index]?.peerPort}${path}`, INITIALIZE, {
+      ...auth(user),
+      'mcp-relay-peer': `${origin} ${time} ${mac}`,
+    });
   };
   let nextId = 10;
   /** The backend's pid through `session` at replica `index` (status, pid). */
@@ -168,5 +186,27 @@ describe('cluster: one owner per backend, even without Redis', { skip: redisUnav
     assert.match(placed, /^r2\./);
     assert.equal((await pidOf(0, 'carol', placed)).pid, pid);
     assert.equal((await pidOf(1, 'carol', session)).pid, pid);
+  });
+
+  it('refuses a placement forwarded to a replica that does not own the backend', TIMEOUT, async () => {
+    const session = await open(1, 'bob');
+    assert.match(session, /^r2\./);
+    const { pid } = await pidOf(1, 'bob', session);
+    // A stale view elsewhere (r3's cache, say) sends bob's initialize to r1, which does not own his backend.
+    const received = await forwardsOf(replicas[0], 'received');
+    const sentBefore = await forwardsOf(replicas[0], 'sent');
+    const stale = await initializeOverHop(0, 'bob', 'r3');
+    assert.equal(stale.status, 503, stale.text);
+    assert.equal(stale.headers.get('retry-after'), '1');
+    assert.equal(await forwardsOf(replicas[0], 'received'), received + 1);
+    // Nor forwarded again: r1 sent nothing on.
+    assert.equal(await forwardsOf(replicas[0], 'sent'), sentBefore);
+    assert.match(String(await link.run((c) => c.get(`${PREFIX}owner:mine:bob`))), /^r2:/);
+    // The owner itself takes the same hop, and bob's one backend serves him wherever he lands.
+    const direct = await initializeOverHop(1, 'bob', 'r1');
+    assert.equal(direct.status, 200, direct.text);
+    const placed = await open(0, 'bob');
+    assert.match(placed, /^r2\./);
+    assert.equal((await pidOf(0, 'bob', placed)).pid, pid);
   });
 });

@@ -6,7 +6,9 @@
 // send again; a GET is answered 503 (a stream runs nothing). A slow owner is waited for (no headers or
 // body timer on the hop), and a forwarded stream whose client stopped reading and left is finished. A
 // caller of the landing replica's SSH socket travels signed and is mapped by the owner as its own
-// socket's; a TCP request carries none, and a caller changed, added or taken off after signing is refused.
+// socket's; a TCP request carries none, and a caller changed, added or taken off after signing is refused. An owner that
+// answers the upgrade with 503 itself (it does not own the backend) has its answer passed on unchanged,
+// and the caller hears of it.
 
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
@@ -32,6 +34,7 @@ import {
 import type { RelayConfig } from '../src/config/schema.ts';
 import { createBridge } from '../src/connect/bridge.ts';
 import { statusError } from '../src/connect/errors.ts';
+import { refuseSocket } from '../src/http/refusal.ts';
 import { openSshSocket, socketCallerHeaders } from '../src/http/ssh-socket.ts';
 import { silentLogger } from '../src/log.ts';
 import { ErrorCode } from '../src/protocol/jsonrpc.ts';
@@ -132,6 +135,33 @@ describe('tunnelOverHop', () => {
     assert.equal(refused.status, 503);
     assert.equal(refused.headers['retry-after'], '3');
     assert.match(refused.body, /placed again within seconds/);
+    assert.equal(failed, 1);
+  });
+
+  it('passes an owner’s 503 on and tells the caller, so a stale placement is forgotten', async () => {
+    const owner = await upgradeServer((req, socket) => {
+      verifyHop(req, SECRET);
+      refuseSocket(socket, {
+        status: 503,
+        code: ErrorCode.BackendUnavailable,
+        message: 'this server has just moved to another replica; try again',
+        headers: { 'retry-after': '1' },
+      });
+    });
+    let failed = 0;
+    const landing = await upgradeServer((req, socket, head) =>
+      tunnelOverHop(req, socket, head, {
+        peerUrl: owner.url,
+        origin: 'r2',
+        secret: SECRET,
+        onfailed: () => failed++,
+      }),
+    );
+    servers.push(owner.server, landing.server);
+    const refused = await refusedUpgrade(`${landing.url.replace('http', 'ws')}/ws/mine`);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.match(refused.body, /moved to another replica/);
     assert.equal(failed, 1);
   });
 });

@@ -325,7 +325,8 @@ export async function forwardOverHop(
  * Sends an upgrade request (a WebSocket handshake that places a backend) to the peer at `peerUrl`, then
  * pipes the two connections byte for byte: the owner answers the handshake (or refuses it) and serves
  * the session; this replica only carries its frames. A peer that cannot be reached gets the client a
- * 503 with Retry-After (`onfailed` hears it, so a stale placement is forgotten).
+ * 503 with Retry-After, and one that answers 503 itself (it no longer owns the backend) is passed on;
+ * `onfailed` hears either, so a stale placement is forgotten.
  */
 export function tunnelOverHop(
   req: IncomingMessage,
@@ -352,6 +353,9 @@ export function tunnelOverHop(
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (head.length > 0) upstream.write(head);
+    upstream.once('data', (chunk: Buffer) => {
+      if (/^HTTP\/1\.[01] 503 /.test(chunk.toString('latin1', 0, 13))) options.onfailed?.();
+    });
     socket.pipe(upstream);
     upstream.pipe(socket);
   });

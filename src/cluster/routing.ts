@@ -2,9 +2,10 @@
 // 2026-07-28 retry at the replica its requestState names (where its call is parked); a new session (or
 // a 2026-07-28 request) of a per-user or single-copy shared server at the replica that owns that
 // backend (a WebSocket upgrade too: tunnelled there). A request that arrived elsewhere is forwarded
-// once over the peer hop; one that came over the hop is served where it landed (never forwarded again).
-// A replica whose heartbeat has not reached Redis lately (`Cluster.fenced`) places no single-owner
-// backend on itself, even one it runs.
+// once over the peer hop; one that came over the hop is never forwarded again: a session's is served
+// where it landed, and a single-owner placement only when this replica owns that backend (the sender's
+// view may be stale), else refused with 503. A replica whose heartbeat has not reached Redis lately
+// (`Cluster.fenced`) places no single-owner backend on itself, even one it runs.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
@@ -38,6 +39,14 @@ const FENCED: Refusal = {
   message:
     'this replica cannot reach Redis, so it cannot tell whether it still runs this server; try again shortly',
   headers: { 'retry-after': '3' },
+};
+
+/** A placement forwarded here by another replica whose view was stale: the backend is owned elsewhere. */
+const OWNED_ELSEWHERE: Refusal = {
+  status: 503,
+  code: ErrorCode.BackendUnavailable,
+  message: 'this server has just moved to another replica; try again',
+  headers: { 'retry-after': '1' },
 };
 
 export class ClusterRouting {
@@ -156,12 +165,11 @@ export class ClusterRouting {
 
   /**
    * Where the backend of (server, user) belongs for a request that would place it: here (per-session and
-   * every-replica servers, a request that came over the hop, this replica owning it), at a live owner,
-   * or nowhere yet (the refusal to answer: Redis cannot tell, this replica may have been taken over, or
-   * the owner has no peer address).
+   * every-replica servers, this replica owning it), at a live owner, or nowhere yet (the refusal to
+   * answer: Redis cannot tell, this replica may have been taken over, the owner has no peer address, or
+   * a request that came over the hop belongs to yet another replica: never forwarded twice).
    */
   async #placement(req: IncomingMessage, server: string, user: string): Promise<Placement> {
-    if (cameOverHop(req)) return HERE;
     const config = this.#config().servers[server];
     if (!config || config.isolation === 'per-session') return HERE;
     if (config.isolation === 'shared' && config.placement === 'every-replica') return HERE;
@@ -178,6 +186,10 @@ export class ClusterRouting {
     }
     if (replica === this.#cluster.replica) return this.#cluster.fenced ? { refusal: FENCED } : HERE;
     if (replica === undefined) return { refusal: OWNER_UNKNOWN };
+    if (cameOverHop(req)) {
+      this.#log.info({ server, owner: replica }, 'placement forwarded here refused: another replica owns it');
+      return { refusal: OWNED_ELSEWHERE };
+    }
     const peerUrl = this.#cluster.peerOf(replica);
     if (peerUrl === undefined)
       return {
