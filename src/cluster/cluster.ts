@@ -20,10 +20,11 @@ export const HEARTBEAT_MS = 1_000;
 export const HEARTBEAT_TTL_MS = 3_000;
 /**
  * How long after its last successful heartbeat (counted from when it was sent) a replica stops placing
- * single-owner backends on itself: one beat before the TTL lets another replica take them over, so a
- * placement under way is not overtaken by that.
+ * single-owner backends on itself: the TTL, after which another replica may take them over. Not
+ * sooner: on a loaded machine a beat's answer is often late, and each late one would turn placements
+ * away (test/cluster-nginx.test.ts saw 503s with one beat less).
  */
-export const FENCE_AFTER_MS = HEARTBEAT_TTL_MS - HEARTBEAT_MS;
+export const FENCE_AFTER_MS = HEARTBEAT_TTL_MS;
 /** How often the registry entry is written, and how often this replica reads the others'. */
 const REGISTRY_MS = 2_000;
 const REGISTRY_TTL_S = 60;
@@ -274,20 +275,24 @@ export class Cluster {
     const owned = [...this.#owned.keys()];
     let answer: string[];
     try {
-      answer = (await this.redis.run((client) =>
-        client.eval(HEARTBEAT, {
-          keys: [
-            this.redis.key('alive', this.replica),
-            this.redis.key('replica', this.replica, 'owned'),
-            ...owned,
-          ],
-          arguments: [
-            this.epoch,
-            String(HEARTBEAT_TTL_MS),
-            `${this.replica}:${this.epoch}`,
-            String(OWNER_TTL_S),
-          ],
-        }),
+      // Waited for as long as the key it sets lives: a late answer still proves the key was set no
+      // earlier than `sentAt`, so it keeps this replica unfenced as a prompt one would.
+      answer = (await this.redis.run(
+        (client) =>
+          client.eval(HEARTBEAT, {
+            keys: [
+              this.redis.key('alive', this.replica),
+              this.redis.key('replica', this.replica, 'owned'),
+              ...owned,
+            ],
+            arguments: [
+              this.epoch,
+              String(HEARTBEAT_TTL_MS),
+              `${this.replica}:${this.epoch}`,
+              String(OWNER_TTL_S),
+            ],
+          }),
+        HEARTBEAT_TTL_MS,
       )) as string[];
     } catch {
       // Redis unreachable: established sessions go on; the heartbeat resumes when it is back.
@@ -301,7 +306,7 @@ export class Cluster {
       );
       return;
     }
-    this.#beatSentAt = sentAt;
+    this.#beatSentAt = Math.max(this.#beatSentAt, sentAt);
     for (const key of lost) {
       const backend = this.#owned.get(key);
       // Released while the heartbeat was on its way: nothing runs here to give up.

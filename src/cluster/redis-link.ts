@@ -64,12 +64,15 @@ export class RedisLink {
     await Promise.race([this.client.connect(), timer]);
   }
 
-  /** Runs one Redis operation, rejecting when it takes longer than the command timeout. */
-  async run<T>(operation: (client: RedisClientType) => Promise<T>): Promise<T> {
+  /** Runs one Redis operation, rejecting when it takes longer than `timeoutMs` (the command timeout). */
+  async run<T>(
+    operation: (client: RedisClientType) => Promise<T>,
+    timeoutMs = COMMAND_TIMEOUT_MS,
+  ): Promise<T> {
     if (!this.ready) throw new Error('Redis is unavailable');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error('Redis did not answer in time')), COMMAND_TIMEOUT_MS);
+      timer = setTimeout(() => reject(new Error('Redis did not answer in time')), timeoutMs);
       timer.unref();
     });
     try {
