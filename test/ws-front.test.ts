@@ -422,14 +422,13 @@ describe('WebSocket front: limits and endings', () => {
 });
 
 describe('WebSocket front: the SDK transport, pings and shutdown', () => {
-  it('cuts a peer that stops answering pings', TIMEOUT, async () => {
+  /** A gateway pinging every 300 ms, and a socket to it that answers no ping by itself. */
+  async function silentPeer() {
     const gw = await startGateway(
       { servers: { a: fixtureServer('well') }, sse: { keepAlive: 300 } },
       { auth: false },
     );
     after(() => gw.close());
-    // No initialize: a busy machine's backend start can outlast two ping intervals, and the answer
-    // would then never come. The session is the socket from its upgrade on.
     const socket = new WebSocket(wsUrlOf(gw.url, 'a'), 'mcp', { autoPong: false });
     socket.on('error', () => {});
     const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
@@ -437,6 +436,13 @@ describe('WebSocket front: the SDK transport, pings and shutdown', () => {
       socket.once('open', resolve);
       socket.once('error', reject);
     });
+    return { gw, socket, closed };
+  }
+
+  it('cuts a peer that stops answering pings', TIMEOUT, async () => {
+    // No initialize: a busy machine's backend start can outlast two ping intervals, and the answer
+    // would then never come. The session is the socket from its upgrade on.
+    const { gw, closed } = await silentPeer();
     const started = Date.now();
     assert.equal(await closed, 1006, 'cut without a close handshake');
     assert.ok(Date.now() - started < 5_000);
@@ -447,18 +453,7 @@ describe('WebSocket front: the SDK transport, pings and shutdown', () => {
     'cuts a peer whose pongs answer none of its pings (unsolicited pongs do not keep it)',
     TIMEOUT,
     async () => {
-      const gw = await startGateway(
-        { servers: { a: fixtureServer('well') }, sse: { keepAlive: 300 } },
-        { auth: false },
-      );
-      after(() => gw.close());
-      const socket = new WebSocket(wsUrlOf(gw.url, 'a'), 'mcp', { autoPong: false });
-      socket.on('error', () => {});
-      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
-      await new Promise((resolve, reject) => {
-        socket.once('open', resolve);
-        socket.once('error', reject);
-      });
+      const { gw, socket, closed } = await silentPeer();
       // Beside it, a peer that answers our pings as ws does (echoing their payload) stays.
       const answering = new WebSocket(wsUrlOf(gw.url, 'a'), 'mcp');
       answering.on('error', () => {});
