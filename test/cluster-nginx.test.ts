@@ -69,8 +69,12 @@ describe('cluster: three serve processes behind nginx', () => {
     };
   };
   let nextId = 1;
-  const open = async (url: string, user: string): Promise<string> => {
-    const init = await post(url, user, INITIALIZE);
+  const open = async (url: string, user: string, { waitOutUnavailable = false } = {}): Promise<string> => {
+    let init = await post(url, user, INITIALIZE);
+    for (let tries = 0; waitOutUnavailable && init.status === 503 && tries < 5; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      init = await post(url, user, INITIALIZE);
+    }
     assert.equal(init.status, 200, JSON.stringify(init.answer));
     assert.ok(init.session);
     await post(url, user, { jsonrpc: '2.0', method: 'notifications/initialized' }, init.session);
@@ -440,7 +444,9 @@ describe('cluster: three serve processes behind nginx', () => {
       nginx = await startNginxSite(nginxDir, short, port);
       const url = `${publicUrl}/mcp/mine`;
       const user = USERS[4] as string;
-      const session = await open(url, user);
+      // The test before SIGKILLed a replica, which may have run this user's backend: until its heartbeat
+      // expires (3 s) a placement gets 503 with Retry-After, which a client waits out, as here.
+      const session = await open(url, user, { waitOutUnavailable: true });
       const stream = await undiciFetch(url, {
         dispatcher,
         headers: {
