@@ -5,7 +5,8 @@
 // re-initialize at r2). Redis restarted empty: the owner's heartbeat claims its keys again, so the
 // other replica forwards to it rather than starting a second copy. A placement that reaches a replica
 // over the hop from a sender whose view was stale is refused there (503) when another replica owns the
-// backend, rather than started as a second copy, and is not forwarded again.
+// backend, rather than started as a second copy, and is not forwarded again. A replica whose id another
+// process took gives up its single-owner backends and places none.
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -49,7 +50,7 @@ describe('cluster: one owner per backend, even without Redis', { skip: redisUnav
     link = await linkTo(redis, PREFIX);
     dir = mkdtempSync(join(tmpdir(), 'mcp-relay-ownership-'));
     const keysFile = join(dir, 'keys.yaml');
-    for (const user of ['alice', 'bob', 'carol'])
+    for (const user of ['alice', 'bob', 'carol', 'dave'])
       keys[user] = (await createKey(keysFile, { user, groups: [] })).key;
     for (const [id, url] of [
       ['r1', `redis://127.0.0.1:${relay.port}`],
@@ -209,4 +210,23 @@ describe('cluster: one owner per backend, even without Redis', { skip: redisUnav
     assert.match(placed, /^r2\./);
     assert.equal((await pidOf(0, 'bob', placed)).pid, pid);
   });
+
+  // Last: r2 is left without its id.
+  it(
+    'gives up its single-owner backends and places none once another process holds its replica id',
+    TIMEOUT,
+    async () => {
+      const session = await open(1, 'dave');
+      assert.match(session, /^r2\./);
+      const { pid } = await pidOf(1, 'dave', session);
+      // Another process configured as r2 took the id while this one was out of reach.
+      await link.run((c) => c.set(`${PREFIX}alive:r2`, 'another-epoch', { PX: 60_000 }));
+      await eventually(() => !running(pid), "r2's copy of dave's backend to stop");
+      assert.equal((await pidOf(1, 'dave', session)).status, 404);
+      await eventually(
+        async () => (await initialize(1, 'dave')).status === 503,
+        'r2 to refuse new placements',
+      );
+    },
+  );
 });

@@ -300,14 +300,24 @@ export class Cluster {
     }
     const [holder, ...lost] = answer.map(String);
     if (holder !== this.epoch) {
+      // Another process took this id (this one was out of reach past the TTL, and two hosts are
+      // configured alike). It now owns what this id owns, so this one gives up every single-owner
+      // backend it runs and, its heartbeat not renewed, stays fenced: only per-session and
+      // every-replica sessions go on here.
       this.#log.error(
         { holder },
-        'another process holds this replica id; this one keeps serving its sessions',
+        'another process holds this replica id: this one places no single-owner backend and stops those it runs; give each replica its own cluster.replica',
       );
+      this.#giveUp([...this.#owned.keys()]);
       return;
     }
     this.#beatSentAt = Math.max(this.#beatSentAt, sentAt);
-    for (const key of lost) {
+    this.#giveUp(lost);
+  }
+
+  /** Stops running the backends of owner keys this replica no longer holds (`onlost`). */
+  #giveUp(keys: readonly string[]): void {
+    for (const key of keys) {
       const backend = this.#owned.get(key);
       // Released while the heartbeat was on its way: nothing runs here to give up.
       if (!backend || !this.#owned.delete(key)) continue;
