@@ -108,9 +108,10 @@ describe('admin page', () => {
         assert.equal(cookie?.path, '/admin/');
 
         // Sessions: alice twice (the SDK client, and the one with a hostile name), with client and address.
-        await page.waitForFunction(
-          "document.querySelectorAll('#sessions tbody tr:not(.empty)').length === 2",
-        );
+        // A locator, not waitForFunction: that evaluates its predicate with eval in the page, which the
+        // page's CSP (script-src 'self', no 'unsafe-eval') can refuse: CI saw an EvalError there.
+        await page.locator('#sessions tbody tr:not(.empty)').nth(1).waitFor();
+        assert.equal(await page.locator('#sessions tbody tr:not(.empty)').count(), 2);
         const sessions = await page.$$eval('#sessions tbody tr', (rows) =>
           rows.map((row) => [...row.querySelectorAll('td')].map((cell) => cell.textContent ?? '')),
         );

@@ -96,7 +96,10 @@ describe('day 2: seeing and operating what runs', () => {
     try {
       const page = await context.newPage();
       assert.equal((await page.goto(signIn))?.status(), 200);
-      await page.waitForFunction("document.querySelectorAll('#sessions tbody tr:not(.empty)').length === 2");
+      // A locator, not waitForFunction: that evaluates its predicate with eval in the page, which the
+      // page's CSP (script-src 'self', no 'unsafe-eval') can refuse: CI saw an EvalError there.
+      await page.locator('#sessions tbody tr:not(.empty)').nth(1).waitFor();
+      assert.equal(await page.locator('#sessions tbody tr:not(.empty)').count(), 2);
       const users = await page.$$eval('#sessions tbody tr', (rows) =>
         rows.map((row) => row.querySelector('td')?.textContent ?? ''),
       );
