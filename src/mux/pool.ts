@@ -281,11 +281,8 @@ export class BackendPool {
     const key = instanceKey(server, mode, user ?? '', '');
     const instance = this.#instances.get(key);
     if (!instance) return false;
-    this.#instances.delete(key);
-    clearTimeout(instance.idleTimer);
     this.#log.info({ server, user }, 'stopping a backend another replica owns now');
-    void instance.mux.stop();
-    this.onstopped(server, user);
+    this.#stop(key, instance);
     return true;
   }
 
@@ -352,10 +349,8 @@ export class BackendPool {
     const config = this.#config.servers[instance.mux.server];
     const stop = () => {
       if (this.#instances.get(key) !== instance || instance.mux.sessionCount > 0) return;
-      this.#instances.delete(key);
       this.#log.info({ server: instance.mux.server }, 'stopping unused backend');
-      void instance.mux.stop();
-      if (instance.session === undefined) this.onstopped(instance.mux.server, instance.user);
+      this.#stop(key, instance);
     };
     if (!config || config.isolation === 'per-session') {
       stop();
@@ -363,6 +358,14 @@ export class BackendPool {
     }
     instance.idleTimer = setTimeout(stop, config.idleTimeout);
     instance.idleTimer.unref();
+  }
+
+  /** Forgets `instance` (at `key`) and stops its process; a shared or per-user one's owner hears (onstopped). */
+  #stop(key: string, instance: Instance): void {
+    this.#instances.delete(key);
+    clearTimeout(instance.idleTimer);
+    void instance.mux.stop();
+    if (instance.session === undefined) this.onstopped(instance.mux.server, instance.user);
   }
 
   #countFor(server: string): number {
