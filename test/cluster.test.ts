@@ -20,6 +20,7 @@ import { runCliInProcess } from './helpers/cli.ts';
 import {
   forwardsOf,
   type MeteredReplica,
+  metricOf,
   replicaConfig,
   startCluster,
   startMeteredReplica,
@@ -151,16 +152,14 @@ describe('cluster: three replicas on Redis', () => {
       assert.match(progress.headers.get('content-type') ?? '', /text\/event-stream/);
       assert.equal((progress.text.match(/notifications\/progress/g) ?? []).length, 3);
       // Another user's credential with alice's session id: as unknown on every replica.
-      const metrics = await (await fetch(`http://127.0.0.1:${replicas[1]?.metricsPort}/metrics`)).text();
-      assert.match(metrics, /^mcp_relay_cluster_forwards_total\{direction="sent"\} [1-9]/m);
+      assert.ok((await forwards(1, 'sent')) >= 1);
       // Each replica reads the registry every 2 s: r3, started last, shows up in r2's view within that.
-      let alive = '';
-      for (let tries = 0; tries < 30 && alive !== '3'; tries++) {
-        const scraped = await (await fetch(`http://127.0.0.1:${replicas[1]?.metricsPort}/metrics`)).text();
-        alive = /^mcp_relay_cluster_replicas_alive (\d+)$/m.exec(scraped)?.[1] ?? '';
-        if (alive !== '3') await new Promise((resolve) => setTimeout(resolve, 200));
+      let alive = Number.NaN;
+      for (let tries = 0; tries < 30 && alive !== 3; tries++) {
+        alive = await metricOf(replicas[1], 'mcp_relay_cluster_replicas_alive');
+        if (alive !== 3) await new Promise((resolve) => setTimeout(resolve, 200));
       }
-      assert.equal(alive, '3');
+      assert.equal(alive, 3);
       const stolen = await call(at(1, 'fresh'), keys.bob as string, session, 'pid');
       assert.equal(stolen.status, 404);
       assert.ok((replicas[1]?.gateway as unknown as object) !== undefined);
@@ -459,16 +458,8 @@ describe('cluster: three replicas on Redis', () => {
     "counts an every-replica server's change notifications fanned out, in each replica's metrics",
     TIMEOUT,
     async () => {
-      const notifications = async (index: number, direction: string) => {
-        const scraped = await (
-          await fetch(`http://127.0.0.1:${replicas[index]?.metricsPort}/metrics`)
-        ).text();
-        const line = new RegExp(
-          `^mcp_relay_cluster_notifications_total\\{direction="${direction}"\\} (\\d+)$`,
-          'm',
-        );
-        return Number(line.exec(scraped)?.[1] ?? Number.NaN);
-      };
+      const notifications = (index: number, direction: string) =>
+        metricOf(replicas[index], `mcp_relay_cluster_notifications_total{direction="${direction}"}`);
       const key = keys.dave as string;
       const published = await notifications(0, 'published');
       const received = await notifications(1, 'received');
