@@ -97,6 +97,19 @@ describe('cluster: one owner per backend, even without Redis', { skip: redisUnav
       'mcp-relay-peer': `${origin} ${time} ${mac}`,
     });
   };
+  /** The session id of an initialize at replica `index` once one succeeds (placements may be refused for a while). */
+  const placedAtLast = async (index: number, user: string) => {
+    let session = '';
+    await eventually(
+      async () => {
+        const init = await initialize(index, user);
+        session = init.headers.get('mcp-session-id') ?? '';
+        return init.status === 200;
+      },
+      `a placement at r${index + 1} to succeed`,
+    );
+    return session;
+  };
   let nextId = 10;
   /** The backend's pid through `session` at replica `index` (status, pid). */
   const pidOf = async (index: number, user: string, session: string) => {
@@ -154,12 +167,7 @@ describe('cluster: one owner per backend, even without Redis', { skip: redisUnav
       await eventually(() => !running(first.pid), "r1's copy of alice's backend to stop");
       assert.equal((await pidOf(0, 'alice', established)).status, 404);
       // Her client re-initializes at r1 and reaches the one backend, at r2.
-      let again = '';
-      await eventually(async () => {
-        const init = await initialize(0, 'alice');
-        again = init.headers.get('mcp-session-id') ?? '';
-        return init.status === 200;
-      }, 'a placement at r1 to succeed');
+      const again = await placedAtLast(0, 'alice');
       assert.match(again, /^r2\./);
       assert.equal((await pidOf(0, 'alice', again)).pid, second);
       assert.match(String(await link.run((c) => c.get(`${PREFIX}owner:mine:alice`))), /^r2:/);
@@ -178,12 +186,7 @@ describe('cluster: one owner per backend, even without Redis', { skip: redisUnav
         /^r2:/.test(String(await link.run((c) => c.get(`${PREFIX}owner:mine:carol`)).catch(() => ''))),
       "r2's heartbeat to claim carol's owner key again",
     );
-    let placed = '';
-    await eventually(async () => {
-      const init = await initialize(0, 'carol');
-      placed = init.headers.get('mcp-session-id') ?? '';
-      return init.status === 200;
-    }, 'a placement at r1 to succeed');
+    const placed = await placedAtLast(0, 'carol');
     assert.match(placed, /^r2\./);
     assert.equal((await pidOf(0, 'carol', placed)).pid, pid);
     assert.equal((await pidOf(1, 'carol', session)).pid, pid);
