@@ -55,7 +55,8 @@ async function upgradeServer(
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-describe('tunnelOverHop', () => {
+/** A list of servers the enclosing suite closes (connections and all) when it ends. */
+function closedAfter(): Server[] {
   const servers: Server[] = [];
   after(async () => {
     for (const server of servers) {
@@ -63,6 +64,11 @@ describe('tunnelOverHop', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+  return servers;
+}
+
+describe('tunnelOverHop', () => {
+  const servers = closedAfter();
 
   it('sends the upgrade on signed, pipes frames both ways, and passes the owner’s close code', async () => {
     const seen: Array<{ signed: boolean; overHop: boolean; authorization: string | undefined }> = [];
@@ -199,13 +205,7 @@ async function landingFor(peerUrl: string) {
 }
 
 describe('forwardOverHop', () => {
-  const servers: Server[] = [];
-  after(async () => {
-    for (const server of servers) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+  const servers = closedAfter();
 
   it('answers a POST whose owner died after taking it "may have run" (502), which connect does not send again', async () => {
     let received = 0;
