@@ -9,11 +9,12 @@
 // places no single-owner backend on itself then. Each heartbeat also checks the owner keys it holds in
 // the same script, so a backend another replica took over is given up (`onlost`) once Redis is back.
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ClusterConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { RedisLink } from './redis-link.ts';
 import { CLAIM_ALIVE, CLAIM_OWNER, HEARTBEAT, RELEASE_OWNER } from './scripts.ts';
+import { signature, signatureHolds } from './signature.ts';
 
 /** How often the heartbeat is written, and how long it lives: a replica silent this long is dead. */
 export const HEARTBEAT_MS = 1_000;
@@ -351,7 +352,7 @@ export class Cluster {
         epoch: this.epoch,
         peerUrl: this.peerUrl,
         address,
-        signature: registrySignature(this.secret, this.replica, this.epoch, this.peerUrl, address),
+        signature: signature(this.secret, registryParts(this.replica, this.epoch, this.peerUrl, address)),
         sessions: String(this.#load.sessions()),
         backends: String(this.#load.backends()),
         configHash: this.#info.configHash,
@@ -374,24 +375,13 @@ export class Cluster {
  * What a registry entry's signature covers: the replica, its epoch, and where the others reach it (the
  * peer URL the hop goes to, with users' credentials) and where a load balancer sends clients.
  */
-function registrySignature(
-  secret: string,
-  replica: string,
-  epoch: string,
-  peerUrl: string,
-  address: string,
-): string {
-  return createHmac('sha256', secret)
-    .update(['registry', replica, epoch, peerUrl, address].join('\n'))
-    .digest('base64url');
+function registryParts(replica: string, epoch: string, peerUrl: string, address: string): string[] {
+  return ['registry', replica, epoch, peerUrl, address];
 }
 
 function signedEntry(secret: string, replica: string, entry: Record<string, string>): boolean {
-  const expected = Buffer.from(
-    registrySignature(secret, replica, entry.epoch ?? '', entry.peerUrl ?? '', entry.address ?? ''),
-  );
-  const given = Buffer.from(entry.signature ?? '');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const parts = registryParts(replica, entry.epoch ?? '', entry.peerUrl ?? '', entry.address ?? '');
+  return signatureHolds(secret, parts, entry.signature ?? '');
 }
 
 /**

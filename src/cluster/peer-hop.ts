@@ -9,7 +9,6 @@
 // and audit exactly once, mapping the certificate as if the client had presented it there and the socket
 // caller as if it had come in on the owner's own socket.
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
@@ -23,6 +22,7 @@ import { type Refusal, refuseSocket, sendRefusal } from '../http/refusal.ts';
 import { sendRpcError } from '../http/replies.ts';
 import { isSocketRequest, vouchSocketCaller } from '../http/ssh-socket.ts';
 import { ErrorCode, type JsonRpcId } from '../protocol/jsonrpc.ts';
+import { signature, signatureHolds } from './signature.ts';
 
 export const PEER_HEADER = 'mcp-relay-peer';
 /**
@@ -71,10 +71,6 @@ const forwarded = new WeakSet<IncomingMessage>();
 
 export function cameOverHop(req: IncomingMessage): boolean {
   return forwarded.has(req);
-}
-
-function signature(secret: string, parts: readonly string[]): string {
-  return createHmac('sha256', secret).update(parts.join('\n')).digest('base64url');
 }
 
 /**
@@ -126,9 +122,7 @@ export function verifyHop(req: IncomingMessage, secret: string, now = Date.now()
   const caller = req.headers[SOCKET_CALLER_HEADER];
   if (Array.isArray(certificate) || Array.isArray(caller)) return false;
   const parts = signedParts(req.method ?? '', req.url ?? '', session, origin, time, certificate, caller);
-  const expected = Buffer.from(signature(secret, parts));
-  const given = Buffer.from(mac);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
+  if (!signatureHolds(secret, parts, mac)) return false;
   if (certificate !== undefined) {
     const peer = vouchedPeer(Buffer.from(certificate, 'base64'));
     if (!peer) return false;
